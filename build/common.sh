@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Shared helpers of the build scripts: find the repository, install what is missing, fail clearly.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+# Debian's interpreter: it is the one that sees python3-numpy / python3-pytest / python3-torch.
+PY=/usr/bin/python3
+
+die() { echo "error: $*" >&2; exit 1; }
+step() { printf '\n== %s\n' "$*"; }
+
+need_dotnet() {
+    command -v dotnet >/dev/null 2>&1 || die "the .NET SDK is not installed (https://dot.net): 'dotnet' is not on PATH"
+}
+
+# apt_install PKG...: installs the Debian packages that are not installed yet.
+apt_install() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null 2>&1 || die "need root (or sudo) to install: ${missing[*]}"
+        sudo="sudo"
+    fi
+    echo "installing Debian packages: ${missing[*]}"
+    if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null; }; then
+        die "could not install ${missing[*]} with apt-get; install them by hand and run again"
+    fi
+}
+
+need_dataset() {
+    apt_install dataset-fashion-mnist
+    [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] ||
+        die "dataset-fashion-mnist is installed but /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz is missing"
+}
+
+# Builds the CLI once (Release) and sets HPCNN_CLI to the dll.
+build_cli() {
+    need_dotnet
+    HPCNN_CLI="$ROOT/src/HpCnn.Cli/bin/Release/net10.0/hpcnn.dll"
+    dotnet build "$ROOT/src/HpCnn.Cli/HpCnn.Cli.csproj" -c Release -v q -nologo >/dev/null ||
+        { dotnet build "$ROOT/src/HpCnn.Cli/HpCnn.Cli.csproj" -c Release -v q -nologo; die "building the hpcnn command failed"; }
+    export HPCNN_CLI
+}

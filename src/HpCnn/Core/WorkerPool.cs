@@ -1,0 +1,179 @@
+using System.Diagnostics;
+using System.Runtime.ExceptionServices;
+
+namespace HpCnn;
+
+/// <summary>
+/// Work that a <see cref="WorkerPool"/> runs as numbered items. Each item must write outputs no other
+/// item writes, and must compute the same values whichever worker runs it: that is what makes
+/// results bitwise identical for any thread count. The worker index only selects scratch memory.
+/// </summary>
+public abstract class ParallelJob
+{
+    public abstract void Execute(int item, int worker);
+}
+
+/// <summary>
+/// The engine's one thread pool: a fixed set of threads that spin briefly and then sleep between jobs.
+/// <see cref="Run"/> allocates nothing. A call made while the pool is busy (another thread's call, or a
+/// call from inside a job) runs inline on the caller as worker 0: no nested parallelism, no deadlock.
+/// </summary>
+public sealed class WorkerPool : IDisposable
+{
+    private static readonly object s_sharedLock = new();
+    private static WorkerPool? s_shared;
+
+    private readonly Worker[] _workers;
+    private ParallelJob? _job;
+    private int _count;
+    private int _next;
+    private int _active;
+    private long _epoch;
+    private int _busy;
+    private volatile bool _disposed;
+    private ExceptionDispatchInfo? _error;
+
+    /// <summary>How long an idle worker spins before it sleeps.</summary>
+    private static readonly long s_spinTicks = Stopwatch.Frequency / 4000; // 250 us
+
+    public WorkerPool(int threads)
+    {
+        if (threads < 1) throw new ArgumentOutOfRangeException(nameof(threads), $"thread count must be at least 1, got {threads}");
+        if (threads > 256) throw new ArgumentOutOfRangeException(nameof(threads), $"thread count must be at most 256, got {threads}");
+        ThreadCount = threads;
+        _workers = new Worker[threads - 1];
+        for (int i = 0; i < _workers.Length; i++)
+            _workers[i] = new Worker(this, i + 1);
+    }
+
+    /// <summary>Threads that run a job, the calling thread included.</summary>
+    public int ThreadCount { get; }
+
+    /// <summary>The process-wide pool (default: one thread per core).</summary>
+    public static WorkerPool Shared
+    {
+        get
+        {
+            var p = Volatile.Read(ref s_shared);
+            if (p is not null) return p;
+            lock (s_sharedLock)
+            {
+                s_shared ??= new WorkerPool(Environment.ProcessorCount);
+                return s_shared;
+            }
+        }
+    }
+
+    /// <summary>Replaces the shared pool with one of <paramref name="threads"/> threads (no-op if unchanged).</summary>
+    public static void SetSharedThreads(int threads)
+    {
+        if (threads < 1 || threads > 256)
+            throw new ArgumentOutOfRangeException(nameof(threads), $"thread count must be between 1 and 256, got {threads}");
+        lock (s_sharedLock)
+        {
+            if (s_shared is not null && s_shared.ThreadCount == threads) return;
+            var old = s_shared;
+            s_shared = new WorkerPool(threads);
+            old?.Dispose();
+        }
+    }
+
+    /// <summary>Runs items 0..count-1 of <paramref name="job"/> on the pool and returns when all are done.</summary>
+    public void Run(ParallelJob job, int count)
+    {
+        if (count <= 0) return;
+        if (count == 1 || _workers.Length == 0 || _disposed || Interlocked.CompareExchange(ref _busy, 1, 0) != 0)
+        {
+            for (int i = 0; i < count; i++) job.Execute(i, 0);
+            return;
+        }
+        try
+        {
+            _job = job;
+            _count = count;
+            _next = 0;
+            _error = null;
+            _active = _workers.Length;
+            Interlocked.Increment(ref _epoch); // publishes the fields above
+            foreach (var w in _workers)
+                if (Volatile.Read(ref w.Sleeping) != 0) w.Wake.Set();
+            Work(0);
+            var spin = new SpinWait();
+            while (Volatile.Read(ref _active) != 0) spin.SpinOnce(-1);
+            _job = null;
+            _error?.Throw();
+        }
+        finally
+        {
+            Volatile.Write(ref _busy, 0);
+        }
+    }
+
+    private void Work(int worker)
+    {
+        var job = _job!;
+        int count = _count;
+        int i;
+        while ((i = Interlocked.Increment(ref _next) - 1) < count)
+        {
+            try { job.Execute(i, worker); }
+            catch (Exception e)
+            {
+                Interlocked.CompareExchange(ref _error, ExceptionDispatchInfo.Capture(e), null);
+                Volatile.Write(ref _next, count); // stop handing out items
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        Interlocked.Increment(ref _epoch);
+        foreach (var w in _workers) w.Wake.Set();
+    }
+
+    private sealed class Worker
+    {
+        public readonly ManualResetEventSlim Wake = new(false, 0);
+        public int Sleeping;
+        private readonly WorkerPool _pool;
+        private readonly int _index;
+
+        public Worker(WorkerPool pool, int index)
+        {
+            _pool = pool;
+            _index = index;
+            var t = new Thread(Loop) { IsBackground = true, Name = $"hpcnn-worker-{index}" };
+            t.Start();
+        }
+
+        private void Loop()
+        {
+            long seen = 0;
+            while (true)
+            {
+                long start = Stopwatch.GetTimestamp();
+                long e;
+                while ((e = Volatile.Read(ref _pool._epoch)) == seen)
+                {
+                    if (Stopwatch.GetTimestamp() - start < s_spinTicks)
+                    {
+                        Thread.SpinWait(20);
+                        continue;
+                    }
+                    Wake.Reset();
+                    Volatile.Write(ref Sleeping, 1);
+                    Interlocked.MemoryBarrier();
+                    if (Volatile.Read(ref _pool._epoch) == seen) Wake.Wait();
+                    Volatile.Write(ref Sleeping, 0);
+                    start = Stopwatch.GetTimestamp();
+                }
+                seen = e;
+                if (_pool._disposed) return;
+                _pool.Work(_index);
+                Interlocked.Decrement(ref _pool._active);
+            }
+        }
+    }
+}

@@ -1,0 +1,82 @@
+using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+
+namespace HpCnn.Kernels;
+
+/// <summary>y = min(max(x, 0), cap): ReLU, capped when cap is finite (the deep-CNN tutorial's "max activation").</summary>
+public readonly struct ReluOp(float cap) : IUnaryOperator
+{
+    public float Invoke(float x) => MathF.Min(MathF.Max(x, 0f), cap);
+    public Vector256<float> Invoke(Vector256<float> x) => Vector256.Min(Vector256.Max(x, Vector256<float>.Zero), Vector256.Create(cap));
+}
+
+/// <summary>dx = dy where 0 &lt; y &lt; cap, else 0 (from the ReLU's output y).</summary>
+public readonly struct ReluGradOp(float cap) : IBinaryOperator
+{
+    public float Invoke(float y, float dy) => y > 0f && y < cap ? dy : 0f;
+    public Vector256<float> Invoke(Vector256<float> y, Vector256<float> dy) =>
+        dy & Vector256.GreaterThan(y, Vector256<float>.Zero) & Vector256.LessThan(y, Vector256.Create(cap));
+}
+
+/// <summary>y = x &gt; 0 ? x : alpha x.</summary>
+public readonly struct LeakyReluOp(float alpha) : IUnaryOperator
+{
+    public float Invoke(float x) => x > 0f ? x : alpha * x;
+    public Vector256<float> Invoke(Vector256<float> x) =>
+        Vector256.ConditionalSelect(Vector256.GreaterThan(x, Vector256<float>.Zero), x, x * alpha);
+}
+
+/// <summary>dx = y &gt; 0 ? dy : alpha dy (y has the sign of x because alpha &gt;= 0).</summary>
+public readonly struct LeakyReluGradOp(float alpha) : IBinaryOperator
+{
+    public float Invoke(float y, float dy) => y > 0f ? dy : alpha * dy;
+    public Vector256<float> Invoke(Vector256<float> y, Vector256<float> dy) =>
+        Vector256.ConditionalSelect(Vector256.GreaterThan(y, Vector256<float>.Zero), dy, dy * alpha);
+}
+
+/// <summary>dx = dy y (1 - y), from the sigmoid's output.</summary>
+public readonly struct SigmoidGradOp : IBinaryOperator
+{
+    public float Invoke(float y, float dy) => dy * y * (1f - y);
+    public Vector256<float> Invoke(Vector256<float> y, Vector256<float> dy) => dy * y * (Vector256<float>.One - y);
+}
+
+/// <summary>dx = dy (1 - y^2), from the tanh's output.</summary>
+public readonly struct TanhGradOp : IBinaryOperator
+{
+    public float Invoke(float y, float dy) => dy * (1f - y * y);
+    public Vector256<float> Invoke(Vector256<float> y, Vector256<float> dy) => dy * (Vector256<float>.One - y * y);
+}
+
+/// <summary>z = x * y (dropout masks).</summary>
+public readonly struct MultiplyOp : IBinaryOperator
+{
+    public float Invoke(float x, float y) => x * y;
+    public Vector256<float> Invoke(Vector256<float> x, Vector256<float> y) => x * y;
+}
+
+/// <summary>Activation functions and their gradients (from the activation's output), over spans.</summary>
+public static class ActivationKernels
+{
+    public static void ReluForward(ReadOnlySpan<float> x, Span<float> y, float cap = float.PositiveInfinity) =>
+        ElementwiseKernels.Map(x, y, new ReluOp(cap));
+
+    public static void ReluBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, float cap = float.PositiveInfinity) =>
+        ElementwiseKernels.Map(y, dy, dx, new ReluGradOp(cap));
+
+    public static void LeakyReluForward(ReadOnlySpan<float> x, Span<float> y, float alpha) =>
+        ElementwiseKernels.Map(x, y, new LeakyReluOp(alpha));
+
+    public static void LeakyReluBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, float alpha) =>
+        ElementwiseKernels.Map(y, dy, dx, new LeakyReluGradOp(alpha));
+
+    public static void SigmoidForward(ReadOnlySpan<float> x, Span<float> y) => TensorPrimitives.Sigmoid(x, y);
+
+    public static void SigmoidBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx) =>
+        ElementwiseKernels.Map(y, dy, dx, new SigmoidGradOp());
+
+    public static void TanhForward(ReadOnlySpan<float> x, Span<float> y) => TensorPrimitives.Tanh(x, y);
+
+    public static void TanhBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx) =>
+        ElementwiseKernels.Map(y, dy, dx, new TanhGradOp());
+}

@@ -1,0 +1,123 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace HpCnn.Kernels;
+
+public static partial class Conv2dKernels
+{
+    /// <summary>
+    /// AVX2/FMA implicit micro-kernel: tile (6 x 16, ld 16) := A strip (k x 6) x rows src[offset[kk] .. +16).
+    /// 12 accumulators; per kk one offset load, two B loads, six broadcasts.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void ImplicitKernel6x16Avx2(int k, ref float a, ref float src, ref int off, ref float tile)
+    {
+        Vector256<float> c00 = Vector256<float>.Zero, c01 = Vector256<float>.Zero;
+        Vector256<float> c10 = Vector256<float>.Zero, c11 = Vector256<float>.Zero;
+        Vector256<float> c20 = Vector256<float>.Zero, c21 = Vector256<float>.Zero;
+        Vector256<float> c30 = Vector256<float>.Zero, c31 = Vector256<float>.Zero;
+        Vector256<float> c40 = Vector256<float>.Zero, c41 = Vector256<float>.Zero;
+        Vector256<float> c50 = Vector256<float>.Zero, c51 = Vector256<float>.Zero;
+        Vector256<float> b0, b1, av;
+        for (int kk = 0; kk < k; kk++)
+        {
+            ref float b = ref Unsafe.Add(ref src, Unsafe.Add(ref off, kk));
+            b0 = Vector256.LoadUnsafe(ref b);
+            b1 = Vector256.LoadUnsafe(ref b, 8);
+            av = Vector256.Create(Unsafe.Add(ref a, 0));
+            c00 = Fma.MultiplyAdd(av, b0, c00);
+            c01 = Fma.MultiplyAdd(av, b1, c01);
+            av = Vector256.Create(Unsafe.Add(ref a, 1));
+            c10 = Fma.MultiplyAdd(av, b0, c10);
+            c11 = Fma.MultiplyAdd(av, b1, c11);
+            av = Vector256.Create(Unsafe.Add(ref a, 2));
+            c20 = Fma.MultiplyAdd(av, b0, c20);
+            c21 = Fma.MultiplyAdd(av, b1, c21);
+            av = Vector256.Create(Unsafe.Add(ref a, 3));
+            c30 = Fma.MultiplyAdd(av, b0, c30);
+            c31 = Fma.MultiplyAdd(av, b1, c31);
+            av = Vector256.Create(Unsafe.Add(ref a, 4));
+            c40 = Fma.MultiplyAdd(av, b0, c40);
+            c41 = Fma.MultiplyAdd(av, b1, c41);
+            av = Vector256.Create(Unsafe.Add(ref a, 5));
+            c50 = Fma.MultiplyAdd(av, b0, c50);
+            c51 = Fma.MultiplyAdd(av, b1, c51);
+            a = ref Unsafe.Add(ref a, 6);
+        }
+        c00.StoreUnsafe(ref tile, 0);
+        c01.StoreUnsafe(ref tile, 8);
+        c10.StoreUnsafe(ref tile, 16);
+        c11.StoreUnsafe(ref tile, 24);
+        c20.StoreUnsafe(ref tile, 32);
+        c21.StoreUnsafe(ref tile, 40);
+        c30.StoreUnsafe(ref tile, 48);
+        c31.StoreUnsafe(ref tile, 56);
+        c40.StoreUnsafe(ref tile, 64);
+        c41.StoreUnsafe(ref tile, 72);
+        c50.StoreUnsafe(ref tile, 80);
+        c51.StoreUnsafe(ref tile, 88);
+    }
+
+    /// <summary>
+    /// AVX2/FMA 4 x 3 block of shifted dot products over len (multiple of 8): 12 accumulators, per 8 values
+    /// three source loads and four A loads. Lanes are summed in a fixed order.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void ShiftedDot4x3Avx2(int len, ref float a, int lda, ref float src, ref int off, ref float dw, int lddw, bool accumulate)
+    {
+        Vector256<float> c00 = Vector256<float>.Zero, c01 = Vector256<float>.Zero, c02 = Vector256<float>.Zero;
+        Vector256<float> c10 = Vector256<float>.Zero, c11 = Vector256<float>.Zero, c12 = Vector256<float>.Zero;
+        Vector256<float> c20 = Vector256<float>.Zero, c21 = Vector256<float>.Zero, c22 = Vector256<float>.Zero;
+        Vector256<float> c30 = Vector256<float>.Zero, c31 = Vector256<float>.Zero, c32 = Vector256<float>.Zero;
+        ref float s0 = ref Unsafe.Add(ref src, off);
+        ref float s1 = ref Unsafe.Add(ref src, Unsafe.Add(ref off, 1));
+        ref float s2 = ref Unsafe.Add(ref src, Unsafe.Add(ref off, 2));
+        ref float a1 = ref Unsafe.Add(ref a, lda);
+        ref float a2 = ref Unsafe.Add(ref a, 2 * lda);
+        ref float a3 = ref Unsafe.Add(ref a, 3 * lda);
+        for (nuint t = 0; t < (nuint)len; t += 8)
+        {
+            var b0 = Vector256.LoadUnsafe(ref s0, t);
+            var b1 = Vector256.LoadUnsafe(ref s1, t);
+            var b2 = Vector256.LoadUnsafe(ref s2, t);
+            var v0 = Vector256.LoadUnsafe(ref a, t);
+            c00 = Fma.MultiplyAdd(v0, b0, c00);
+            c01 = Fma.MultiplyAdd(v0, b1, c01);
+            c02 = Fma.MultiplyAdd(v0, b2, c02);
+            var v1 = Vector256.LoadUnsafe(ref a1, t);
+            c10 = Fma.MultiplyAdd(v1, b0, c10);
+            c11 = Fma.MultiplyAdd(v1, b1, c11);
+            c12 = Fma.MultiplyAdd(v1, b2, c12);
+            var v2 = Vector256.LoadUnsafe(ref a2, t);
+            c20 = Fma.MultiplyAdd(v2, b0, c20);
+            c21 = Fma.MultiplyAdd(v2, b1, c21);
+            c22 = Fma.MultiplyAdd(v2, b2, c22);
+            var v3 = Vector256.LoadUnsafe(ref a3, t);
+            c30 = Fma.MultiplyAdd(v3, b0, c30);
+            c31 = Fma.MultiplyAdd(v3, b1, c31);
+            c32 = Fma.MultiplyAdd(v3, b2, c32);
+        }
+        Store(ref Unsafe.Add(ref dw, 0 * lddw + 0), Vector256.Sum(c00), accumulate);
+        Store(ref Unsafe.Add(ref dw, 0 * lddw + 1), Vector256.Sum(c01), accumulate);
+        Store(ref Unsafe.Add(ref dw, 0 * lddw + 2), Vector256.Sum(c02), accumulate);
+        Store(ref Unsafe.Add(ref dw, 1 * lddw + 0), Vector256.Sum(c10), accumulate);
+        Store(ref Unsafe.Add(ref dw, 1 * lddw + 1), Vector256.Sum(c11), accumulate);
+        Store(ref Unsafe.Add(ref dw, 1 * lddw + 2), Vector256.Sum(c12), accumulate);
+        Store(ref Unsafe.Add(ref dw, 2 * lddw + 0), Vector256.Sum(c20), accumulate);
+        Store(ref Unsafe.Add(ref dw, 2 * lddw + 1), Vector256.Sum(c21), accumulate);
+        Store(ref Unsafe.Add(ref dw, 2 * lddw + 2), Vector256.Sum(c22), accumulate);
+        Store(ref Unsafe.Add(ref dw, 3 * lddw + 0), Vector256.Sum(c30), accumulate);
+        Store(ref Unsafe.Add(ref dw, 3 * lddw + 1), Vector256.Sum(c31), accumulate);
+        Store(ref Unsafe.Add(ref dw, 3 * lddw + 2), Vector256.Sum(c32), accumulate);
+    }
+
+    /// <summary>AVX2/FMA dot product of two runs of len floats (len a multiple of 8).</summary>
+    internal static float DotAvx2(int len, ref float x, ref float y)
+    {
+        var acc = Vector256<float>.Zero;
+        for (nuint t = 0; t < (nuint)len; t += 8)
+            acc = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref x, t), Vector256.LoadUnsafe(ref y, t), acc);
+        return Vector256.Sum(acc);
+    }
+}

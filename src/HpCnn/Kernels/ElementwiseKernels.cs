@@ -1,0 +1,69 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace HpCnn.Kernels;
+
+/// <summary>An element-wise operator: the scalar <c>Invoke(float)</c> is the reference for the vector one.</summary>
+public interface IUnaryOperator
+{
+    float Invoke(float x);
+    Vector256<float> Invoke(Vector256<float> x);
+}
+
+/// <summary>An element-wise operator of two inputs (e.g. an activation's output and the output gradient).</summary>
+public interface IBinaryOperator
+{
+    float Invoke(float x, float y);
+    Vector256<float> Invoke(Vector256<float> x, Vector256<float> y);
+}
+
+/// <summary>One generic loop per arity that runs an operator struct over spans, handling the tail once.</summary>
+public static class ElementwiseKernels
+{
+    /// <summary>y[i] = op(x[i]). x and y may be the same span.</summary>
+    public static void Map<TOp>(ReadOnlySpan<float> x, Span<float> y, TOp op) where TOp : struct, IUnaryOperator
+    {
+        if (y.Length < x.Length) throw new ArgumentException($"destination holds {y.Length} values, source {x.Length}");
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        ref float yr = ref MemoryMarshal.GetReference(y);
+        int i = 0, n = x.Length;
+        if (Engine.UseAvx2)
+            for (; i <= n - 8; i += 8)
+                op.Invoke(Vector256.LoadUnsafe(ref xr, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);
+        for (; i < n; i++) Unsafe.Add(ref yr, i) = op.Invoke(Unsafe.Add(ref xr, i));
+    }
+
+    /// <summary>z[i] = op(x[i], y[i]). z may alias x or y.</summary>
+    public static void Map<TOp>(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> z, TOp op) where TOp : struct, IBinaryOperator
+    {
+        if (y.Length < x.Length || z.Length < x.Length) throw new ArgumentException($"operands shorter than {x.Length}");
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        ref float yr = ref MemoryMarshal.GetReference(y);
+        ref float zr = ref MemoryMarshal.GetReference(z);
+        int i = 0, n = x.Length;
+        if (Engine.UseAvx2)
+            for (; i <= n - 8; i += 8)
+                op.Invoke(Vector256.LoadUnsafe(ref xr, (nuint)i), Vector256.LoadUnsafe(ref yr, (nuint)i)).StoreUnsafe(ref zr, (nuint)i);
+        for (; i < n; i++) Unsafe.Add(ref zr, i) = op.Invoke(Unsafe.Add(ref xr, i), Unsafe.Add(ref yr, i));
+    }
+
+    /// <summary>Reference loop: the scalar operator alone (what the vector loop is tested against).</summary>
+    public static void MapScalar<TOp>(ReadOnlySpan<float> x, Span<float> y, TOp op) where TOp : struct, IUnaryOperator
+    {
+        for (int i = 0; i < x.Length; i++) y[i] = op.Invoke(x[i]);
+    }
+
+    /// <summary>Reference loop of the binary operator.</summary>
+    public static void MapScalar<TOp>(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> z, TOp op) where TOp : struct, IBinaryOperator
+    {
+        for (int i = 0; i < x.Length; i++) z[i] = op.Invoke(x[i], y[i]);
+    }
+}
+
+internal static class VectorMath
+{
+    /// <summary>dst += src.</summary>
+    public static void AddInPlace(Span<float> dst, ReadOnlySpan<float> src) =>
+        System.Numerics.Tensors.TensorPrimitives.Add(dst, src, dst);
+}

@@ -1,0 +1,161 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace HpCnn.Kernels;
+
+/// <summary>Cache blocking of the GEMM (BLIS names). Kept as data in one place, tuned by measurement.</summary>
+/// <param name="MR">rows of the register tile (micro-kernel)</param>
+/// <param name="NR">columns of the register tile</param>
+/// <param name="MC">rows of A packed per block (A block MC x KC lives in L2)</param>
+/// <param name="KC">depth of one packed block (B micro-panel KC x NR lives in L1)</param>
+/// <param name="NC">columns of B packed per block (B block KC x NC lives in L3)</param>
+public readonly record struct GemmBlocking(int MR, int NR, int MC, int KC, int NC);
+
+/// <summary>
+/// Single-precision GEMM, BLIS style: <c>C := (accumulate ? C : 0) + op(A) * op(B)</c>, then an optional
+/// epilogue (bias, clamp) on each register tile while it is still in L1.
+/// op(A) is m x k, op(B) is k x n, all matrices row-major. Transposed operands are handled by the packing,
+/// never by a transposing copy. Deterministic: the k loop order is fixed, so a thread partition of the
+/// (m, n) space never changes a result.
+/// </summary>
+public static partial class Sgemm
+{
+    public const int MR = 6;
+    public const int NR = 16;
+
+    /// <summary>The blocking used by <see cref="Multiply"/> (measured on Zen 4; see BENCHMARKS.md).</summary>
+    public static GemmBlocking Blocking { get; } = new(MR, NR, MC: 144, KC: 320, NC: 3072);
+
+    /// <summary>Floats of workspace one call of shape (m, n, k) needs.</summary>
+    public static int WorkspaceSize(int m, int n, int k)
+    {
+        var b = Blocking;
+        int mc = RoundUp(Math.Min(b.MC, Math.Max(m, 1)), MR);
+        int nc = RoundUp(Math.Min(b.NC, Math.Max(n, 1)), NR);
+        int kc = Math.Min(b.KC, Math.Max(k, 1));
+        return checked(mc * kc + nc * kc + MR * NR);
+    }
+
+    /// <summary>
+    /// C (m x n, leading dimension ldc) := (accumulate ? C : 0) + op(A) op(B), then <paramref name="epilogue"/>.
+    /// A is stored m x k (lda) or, when <paramref name="transA"/>, k x m; B is stored k x n (ldb) or,
+    /// when <paramref name="transB"/>, n x k. <paramref name="workspace"/> holds at least
+    /// <see cref="WorkspaceSize"/> floats. Allocates nothing.
+    /// </summary>
+    public static void Multiply(bool transA, bool transB, int m, int n, int k,
+        ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
+        Span<float> c, int ldc, bool accumulate, Span<float> workspace, in GemmEpilogue epilogue = default)
+    {
+        Validate(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
+        if (m == 0 || n == 0) return;
+        if (workspace.Length < WorkspaceSize(m, n, k))
+            throw new ArgumentException($"workspace holds {workspace.Length} floats, GEMM {m}x{n}x{k} needs {WorkspaceSize(m, n, k)}", nameof(workspace));
+        if (k == 0)
+        {
+            for (int i = 0; i < m; i++)
+            {
+                var row = c.Slice(i * ldc, n);
+                if (!accumulate) row.Clear();
+                if (epilogue.IsActive) epilogue.Apply(row, i, 0);
+            }
+            return;
+        }
+
+        var bl = Blocking;
+        int kcMax = Math.Min(bl.KC, k);
+        int mcMax = RoundUp(Math.Min(bl.MC, m), MR);
+        Span<float> aPack = workspace.Slice(0, mcMax * kcMax);
+        Span<float> bPack = workspace.Slice(mcMax * kcMax, RoundUp(Math.Min(bl.NC, n), NR) * kcMax);
+        Span<float> edge = workspace.Slice(mcMax * kcMax + RoundUp(Math.Min(bl.NC, n), NR) * kcMax, MR * NR);
+
+        for (int jc = 0; jc < n; jc += bl.NC)
+        {
+            int nc = Math.Min(bl.NC, n - jc);
+            for (int pc = 0; pc < k; pc += bl.KC)
+            {
+                int kc = Math.Min(bl.KC, k - pc);
+                PackB(transB, b, ldb, pc, kc, jc, nc, bPack);
+                bool acc = accumulate || pc > 0;
+                bool last = pc + kc == k;
+                for (int ic = 0; ic < m; ic += bl.MC)
+                {
+                    int mc = Math.Min(bl.MC, m - ic);
+                    PackA(transA, a, lda, ic, mc, pc, kc, aPack);
+                    MacroKernel(mc, nc, kc, aPack, bPack, c, ic * ldc + jc, ldc, acc, edge,
+                        last && epilogue.IsActive, in epilogue, ic, jc);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Runs the register tiles of one packed (mc x kc) A block against one packed (kc x nc) B block.
+    /// jr outside ir: the B micro-panel stays in L1 while A strips stream from L2.
+    /// </summary>
+    internal static void MacroKernel(int mc, int nc, int kc, ReadOnlySpan<float> aPack, ReadOnlySpan<float> bPack,
+        Span<float> c, int cOffset, int ldc, bool accumulate, Span<float> edge,
+        bool applyEpilogue, in GemmEpilogue epilogue, int row0, int col0)
+    {
+        ref float ap0 = ref MemoryMarshal.GetReference(aPack);
+        ref float bp0 = ref MemoryMarshal.GetReference(bPack);
+        for (int jr = 0; jr < nc; jr += NR)
+        {
+            int nr = Math.Min(NR, nc - jr);
+            ref float bp = ref Unsafe.Add(ref bp0, jr * kc);
+            for (int ir = 0; ir < mc; ir += MR)
+            {
+                int mr = Math.Min(MR, mc - ir);
+                ref float ap = ref Unsafe.Add(ref ap0, ir * kc);
+                int cIndex = cOffset + ir * ldc + jr;
+                if (mr == MR && nr == NR)
+                {
+                    // Bounds: the full tile's last element must be inside c.
+                    _ = c[cIndex + (MR - 1) * ldc + NR - 1];
+                    MicroKernel(kc, ref ap, ref bp, ref c[cIndex], ldc, accumulate);
+                }
+                else
+                {
+                    MicroKernel(kc, ref ap, ref bp, ref MemoryMarshal.GetReference(edge), NR, false);
+                    for (int r = 0; r < mr; r++)
+                    {
+                        var src = edge.Slice(r * NR, nr);
+                        var dst = c.Slice(cIndex + r * ldc, nr);
+                        if (accumulate) VectorMath.AddInPlace(dst, src);
+                        else src.CopyTo(dst);
+                    }
+                }
+                if (applyEpilogue)
+                    for (int r = 0; r < mr; r++)
+                        epilogue.Apply(c.Slice(cIndex + r * ldc, nr), row0 + ir + r, col0 + jr);
+            }
+        }
+    }
+
+    /// <summary>The MR x NR micro-kernel of the chosen path: C tile (ldc) := (accumulate ? C : 0) + Apanel * Bpanel.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void MicroKernel(int kc, ref float a, ref float b, ref float c, int ldc, bool accumulate)
+    {
+        if (Engine.UseAvx2) Kernel6x16Avx2(kc, ref a, ref b, ref c, ldc, accumulate);
+        else Kernel6x16Scalar(kc, ref a, ref b, ref c, ldc, accumulate);
+    }
+
+    internal static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
+
+    private static void Validate(bool transA, bool transB, int m, int n, int k, int aLen, int lda, int bLen, int ldb, int cLen, int ldc)
+    {
+        if (m < 0 || n < 0 || k < 0) throw new ArgumentException($"GEMM sizes must be non-negative, got m={m} n={n} k={k}");
+        int aRows = transA ? k : m, aCols = transA ? m : k;
+        int bRows = transB ? n : k, bCols = transB ? k : n;
+        CheckMatrix("A", aRows, aCols, lda, aLen);
+        CheckMatrix("B", bRows, bCols, ldb, bLen);
+        CheckMatrix("C", m, n, ldc, cLen);
+    }
+
+    private static void CheckMatrix(string name, int rows, int cols, int ld, int length)
+    {
+        if (rows == 0 || cols == 0) return;
+        if (ld < cols) throw new ArgumentException($"GEMM: leading dimension of {name} is {ld}, less than its {cols} columns");
+        long need = (long)(rows - 1) * ld + cols;
+        if (need > length) throw new ArgumentException($"GEMM: {name} is {rows}x{cols} (ld {ld}) and needs {need} floats, the span holds {length}");
+    }
+}

@@ -1,0 +1,164 @@
+using System.Text.Json;
+using HpCnn.Kernels;
+
+namespace HpCnn.Layers;
+
+/// <summary>Max or average pooling over each channel's plane: window, stride (default: the window) and padding.</summary>
+public abstract class Pool2D : Layer
+{
+    private protected Pool2D(int kernel, int? stride, Padding? padding) : this((kernel, kernel), stride is int s ? (s, s) : null, padding) { }
+
+    private protected Pool2D((int H, int W) kernel, (int H, int W)? stride, Padding? padding)
+    {
+        if (kernel.H <= 0 || kernel.W <= 0) throw new ArgumentOutOfRangeException(nameof(kernel), $"pooling: window must be positive, got {kernel.H}x{kernel.W}");
+        var st = stride ?? kernel;
+        if (st.H <= 0 || st.W <= 0) throw new ArgumentOutOfRangeException(nameof(stride), $"pooling: stride must be positive, got {st.H}x{st.W}");
+        Kernel = kernel;
+        Stride = st;
+        Padding = padding ?? Padding.Valid;
+    }
+
+    public (int H, int W) Kernel { get; }
+    public (int H, int W) Stride { get; }
+    public Padding Padding { get; }
+    public Pool2dShape Shape { get; private set; }
+
+    protected override Shape3 OnBuild(Shape3 input, Rng rng)
+    {
+        if (input.IsFlat && input.C > 1)
+            throw new ArgumentException($"expected an image (channels x height x width), got a flat vector of {input.C}");
+        var (pt, pl, pb, pr) = Padding.Resolve(input.H, input.W, Kernel.H, Kernel.W, Stride.H, Stride.W);
+        var s = new Pool2dShape(input.C, input.H, input.W, Kernel.H, Kernel.W, Stride.H, Stride.W, pt, pl, pb, pr);
+        s.Validate(Kind);
+        Shape = s;
+        return new Shape3(input.C, s.OutH, s.OutW);
+    }
+
+    public override long FlopsPerSample => (long)OutputShape.Size * Kernel.H * Kernel.W;
+
+    public override string Describe()
+    {
+        string stride = Stride.H == Stride.W ? $"{Stride.H}" : Dims(Stride.H, Stride.W);
+        return $"{Dims(Kernel.H, Kernel.W)}, stride {stride}{(Padding.Mode == PaddingMode.Valid ? "" : $", padding {Padding}")}";
+    }
+
+    protected override void WriteSpecFields(Utf8JsonWriter w)
+    {
+        SpecWriting.WritePair(w, "kernel", Kernel.H, Kernel.W);
+        if (Stride != Kernel) SpecWriting.WritePair(w, "stride", Stride.H, Stride.W);
+        if (Padding.Mode != PaddingMode.Valid) SpecWriting.WritePadding(w, Padding);
+    }
+
+    /// <summary>Channel groups per image a job splits the work into.</summary>
+    private protected int Groups(LayerRun run) => run.Batch >= 2 * run.Pool.ThreadCount ? 1 : Math.Min(Shape.C, 2 * run.Pool.ThreadCount);
+
+    private protected abstract class PoolJob(Pool2D layer, LayerRun run) : ParallelJob
+    {
+        public int Groups = 1;
+        protected readonly Pool2D Layer = layer;
+        protected readonly LayerRun Run = run;
+
+        public override void Execute(int item, int worker)
+        {
+            int n = item / Groups;
+            var (c0, c1) = LayerRun.Range(Layer.Shape.C, item % Groups, Groups);
+            Run1(n, c0, c1);
+        }
+
+        protected abstract void Run1(int n, int c0, int c1);
+    }
+}
+
+/// <summary>Max pooling (the first maximum of each window wins; its gradient goes there).</summary>
+public sealed class MaxPool2D : Pool2D
+{
+    public MaxPool2D(int kernel = 2, int? stride = null, Padding? padding = null) : base(kernel, stride, padding) { }
+    public MaxPool2D((int H, int W) kernel, (int H, int W)? stride = null, Padding? padding = null) : base(kernel, stride, padding) { }
+
+    public override string Kind => "maxpool2d";
+
+    internal override long StateFloats(int batch, bool training) => training ? (long)batch * OutputShape.Size : 0;
+
+    internal override void Prepare(LayerRun run) => run.Jobs = (new Fwd(this, run), new Bwd(this, run));
+
+    internal override void Forward(LayerRun run)
+    {
+        var (f, _) = ((Fwd, Bwd))run.Jobs!;
+        f.Groups = Groups(run);
+        run.Parallel(f, run.Batch * f.Groups, FlopsPerSample / f.Groups);
+    }
+
+    internal override void Backward(LayerRun run)
+    {
+        var (_, b) = ((Fwd, Bwd))run.Jobs!;
+        b.Groups = Groups(run);
+        run.Parallel(b, run.Batch * b.Groups, InputShape.Size / b.Groups);
+    }
+
+    private sealed class Fwd(MaxPool2D l, LayerRun r) : PoolJob(l, r)
+    {
+        protected override void Run1(int n, int c0, int c1)
+        {
+            int inS = Layer.InputShape.Size, outS = Layer.OutputShape.Size;
+            var idx = Run.Training ? Run.State.AsInts().Slice(n * outS, outS) : default;
+            var shape = Layer.Shape;
+            PoolKernels.MaxForward(in shape, Run.Input.Slice(n * inS, inS), Run.Output.Slice(n * outS, outS), idx, c0, c1);
+        }
+    }
+
+    private sealed class Bwd(MaxPool2D l, LayerRun r) : PoolJob(l, r)
+    {
+        protected override void Run1(int n, int c0, int c1)
+        {
+            int inS = Layer.InputShape.Size, outS = Layer.OutputShape.Size;
+            var shape = Layer.Shape;
+            PoolKernels.MaxBackward(in shape, Run.OutGrad.Slice(n * outS, outS), Run.State.AsInts().Slice(n * outS, outS),
+                Run.InGrad.Slice(n * inS, inS), c0, c1);
+        }
+    }
+}
+
+/// <summary>Average pooling (divides by the window area; padding counts as zeros, like PyTorch's default).</summary>
+public sealed class AvgPool2D : Pool2D
+{
+    public AvgPool2D(int kernel = 2, int? stride = null, Padding? padding = null) : base(kernel, stride, padding) { }
+    public AvgPool2D((int H, int W) kernel, (int H, int W)? stride = null, Padding? padding = null) : base(kernel, stride, padding) { }
+
+    public override string Kind => "avgpool2d";
+
+    internal override void Prepare(LayerRun run) => run.Jobs = (new Fwd(this, run), new Bwd(this, run));
+
+    internal override void Forward(LayerRun run)
+    {
+        var (f, _) = ((Fwd, Bwd))run.Jobs!;
+        f.Groups = Groups(run);
+        run.Parallel(f, run.Batch * f.Groups, FlopsPerSample / f.Groups);
+    }
+
+    internal override void Backward(LayerRun run)
+    {
+        var (_, b) = ((Fwd, Bwd))run.Jobs!;
+        b.Groups = Groups(run);
+        run.Parallel(b, run.Batch * b.Groups, InputShape.Size / b.Groups);
+    }
+
+    private sealed class Fwd(AvgPool2D l, LayerRun r) : PoolJob(l, r)
+    {
+        protected override void Run1(int n, int c0, int c1)
+        {
+            int inS = Layer.InputShape.Size, outS = Layer.OutputShape.Size;
+            var shape = Layer.Shape;
+            PoolKernels.AvgForward(in shape, Run.Input.Slice(n * inS, inS), Run.Output.Slice(n * outS, outS), c0, c1);
+        }
+    }
+
+    private sealed class Bwd(AvgPool2D l, LayerRun r) : PoolJob(l, r)
+    {
+        protected override void Run1(int n, int c0, int c1)
+        {
+            int inS = Layer.InputShape.Size, outS = Layer.OutputShape.Size;
+            var shape = Layer.Shape;
+            PoolKernels.AvgBackward(in shape, Run.OutGrad.Slice(n * outS, outS), Run.InGrad.Slice(n * inS, inS), c0, c1);
+        }
+    }
+}

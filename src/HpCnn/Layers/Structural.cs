@@ -1,0 +1,68 @@
+using System.Globalization;
+using System.Text.Json;
+using HpCnn.Kernels;
+
+namespace HpCnn.Layers;
+
+/// <summary>Flattens C x H x W to a vector of C*H*W (no copy: the output is the input).</summary>
+public sealed class Flatten : Layer
+{
+    public override string Kind => "flatten";
+    protected override Shape3 OnBuild(Shape3 input, Rng rng) => Shape3.Flat(input.Size);
+    public override string Describe() => "";
+    internal override bool IsView(bool training) => true;
+    internal override void Forward(LayerRun run) { }
+    internal override void Backward(LayerRun run) { }
+}
+
+/// <summary>
+/// Inverted dropout: in training each value is zeroed with probability <see cref="Rate"/> and the rest scaled
+/// by 1/(1-rate); in inference it passes values through. Masks come from a counter-based hash of the seed,
+/// the step and the position, so they do not depend on the thread count.
+/// </summary>
+public sealed class Dropout : Layer
+{
+    private ulong _seed;
+
+    public Dropout(float rate, ulong? seed = null)
+    {
+        if (!(rate >= 0 && rate < 1)) throw new ArgumentOutOfRangeException(nameof(rate), $"dropout: rate must be in [0, 1), got {rate}");
+        Rate = rate;
+        Seed = seed;
+    }
+
+    public override string Kind => "dropout";
+    public float Rate { get; }
+    public ulong? Seed { get; }
+
+    protected override Shape3 OnBuild(Shape3 input, Rng rng)
+    {
+        _seed = Seed ?? rng.NextUInt64();
+        return input;
+    }
+
+    public override string Describe() => $"rate {Rate.ToString(CultureInfo.InvariantCulture)}";
+    protected override void WriteSpecFields(Utf8JsonWriter w)
+    {
+        w.WriteNumber("rate", Rate);
+        if (Seed is ulong s) w.WriteNumber("seed", s);
+    }
+
+    internal override bool IsView(bool training) => !training;
+    internal override long StateFloats(int batch, bool training) => training ? (long)batch * InputShape.Size : 0;
+
+    internal override void Forward(LayerRun run)
+    {
+        var mask = run.State.Span;
+        ulong step = (ulong)run.Step++;
+        ulong threshold = (ulong)(Rate * (double)ulong.MaxValue);
+        float scale = 1f / (1f - Rate);
+        ulong seed = Rng.Mix(_seed, step);
+        for (int i = 0; i < mask.Length; i++)
+            mask[i] = Rng.Mix(seed, (ulong)i) >= threshold ? scale : 0f;
+        ElementwiseKernels.Map(run.Input.Span, mask, run.Output.Span, new MultiplyOp());
+    }
+
+    internal override void Backward(LayerRun run) =>
+        ElementwiseKernels.Map(run.OutGrad.Span, run.State.Span, run.InGrad.Span, new MultiplyOp());
+}

@@ -1,0 +1,152 @@
+using HpCnn.Data;
+using HpCnn.Layers;
+using HpCnn.Training;
+
+namespace HpCnn.Presets;
+
+/// <summary>A ready-made network with its training recipe and data preparation.</summary>
+public sealed class NetworkPreset
+{
+    public required string Name { get; init; }
+    public required string Description { get; init; }
+    public required Func<ulong, Sequential> Build { get; init; }
+    public required int Epochs { get; init; }
+    public required int BatchSize { get; init; }
+    public required float LearningRate { get; init; }
+    /// <summary>Turns the raw Fashion-MNIST sets (pixels in [0, 1]) into (train, validation) for this recipe.</summary>
+    public required Func<Dataset, Dataset, (Dataset Train, Dataset Validation)> PrepareData { get; init; }
+}
+
+/// <summary>
+/// The networks of the project's origin tutorials and the reference benchmark network (see ANCHORS.md).
+/// </summary>
+public static class NetworkPresets
+{
+    public static IReadOnlyList<NetworkPreset> All { get; } =
+    [
+        new()
+        {
+            Name = "reference",
+            Description = "Conv(1->32,3x3,pad 1)-ReLU-MaxPool2 -> Conv(32->64,3x3,pad 1)-ReLU-MaxPool2 -> Dense(3136->128)-ReLU -> Dense(128->10); " +
+                          "cross-entropy, SGD lr 0.01 momentum 0.9, batch 64, standardised with the train mean/std, validated on the 10,000 test images",
+            Build = Reference,
+            Epochs = 3, BatchSize = 64, LearningRate = 0.01f,
+            PrepareData = (train, test) =>
+            {
+                var std = Standardization.Fit(train, StandardizeMode.Global);
+                std.Apply(train);
+                std.Apply(test);
+                return (train, test);
+            },
+        },
+        new()
+        {
+            Name = "seed-binary",
+            Description = "the seed tutorial: trouser vs dress, one 3x3 filter ('same', no bias), ReLU, Dense(784->1, no bias), sigmoid, " +
+                          "log-loss, per-sample SGD lr 0.01; the last 1,000 matching training images validate; per-pixel standardisation",
+            Build = SeedBinary,
+            Epochs = 5, BatchSize = 1, LearningRate = 0.01f,
+            PrepareData = (train, _) => BinaryTask(train, 1, 3, 1000, StandardizeMode.PerPixel),
+        },
+        new()
+        {
+            Name = "seed-mse",
+            Description = "the second tutorial: 3 filters 5x5 (valid), sigmoid, Dense -> 1 sigmoid output, MSE, sneaker vs ankle boot " +
+                          "(the last 1,000 matching training images validate); SGD lr 0.1, batch 8",
+            Build = SeedMse,
+            Epochs = 5, BatchSize = 8, LearningRate = 0.1f,
+            PrepareData = (train, _) => BinaryTask(train, 7, 9, 1000, StandardizeMode.PerPixel),
+        },
+        new()
+        {
+            Name = "deep",
+            Description = "the deep-CNN tutorial: Conv 32 3x3 - ReLU(cap 6) - MaxPool2 - map norm -> Conv 32 3x3 - ReLU(cap 6) - MaxPool2 - map norm " +
+                          "-> Dense(128) ReLU -> Dense(10) softmax; cross-entropy, SGD lr 0.01 momentum 0.9, batch 32",
+            Build = Deep,
+            Epochs = 3, BatchSize = 32, LearningRate = 0.01f,
+            PrepareData = (train, test) =>
+            {
+                var std = Standardization.Fit(train, StandardizeMode.Global);
+                std.Apply(train);
+                std.Apply(test);
+                return (train, test);
+            },
+        },
+    ];
+
+    public static NetworkPreset Get(string name) =>
+        All.FirstOrDefault(p => p.Name == name)
+        ?? throw new ArgumentException($"unknown network preset '{name}' (known: {string.Join(", ", All.Select(p => p.Name))})");
+
+    /// <summary>The reference network of ANCHORS.md (421,642 parameters), compiled with SGD lr 0.01, momentum 0.9.</summary>
+    public static Sequential Reference(ulong seed)
+    {
+        var m = new Sequential(new Shape3(1, 28, 28), seed)
+            .Add(new Conv2D(32, 3, padding: Padding.Symmetric(1)))
+            .Add(new ReLU())
+            .Add(new MaxPool2D(2))
+            .Add(new Conv2D(64, 3, padding: Padding.Symmetric(1)))
+            .Add(new ReLU())
+            .Add(new MaxPool2D(2))
+            .Add(new Flatten())
+            .Add(new Dense(128))
+            .Add(new ReLU())
+            .Add(new Dense(10));
+        return m.Compile(LossKind.CrossEntropy, new Sgd(0.01f, momentum: 0.9f));
+    }
+
+    /// <summary>The seed tutorial's model: one 3x3 filter, ReLU, dense to one sigmoid output, log-loss.</summary>
+    public static Sequential SeedBinary(ulong seed)
+    {
+        var m = new Sequential(new Shape3(1, 28, 28), seed)
+            .Add(new Conv2D(1, 3, padding: Padding.Same, bias: false))
+            .Add(new ReLU())
+            .Add(new Flatten())
+            .Add(new Dense(1, bias: false))
+            .Add(new Sigmoid());
+        return m.Compile(LossKind.BinaryCrossEntropy, new Sgd(0.01f));
+    }
+
+    /// <summary>The second tutorial's model: 3 filters 5x5 valid, sigmoid, dense to one sigmoid output, MSE.</summary>
+    public static Sequential SeedMse(ulong seed)
+    {
+        var m = new Sequential(new Shape3(1, 28, 28), seed)
+            .Add(new Conv2D(3, 5))
+            .Add(new Sigmoid())
+            .Add(new Flatten())
+            .Add(new Dense(1))
+            .Add(new Sigmoid());
+        return m.Compile(LossKind.MeanSquaredError, new Sgd(0.1f));
+    }
+
+    /// <summary>The deep-CNN tutorial's model: two conv blocks with capped ReLU, pooling and per-map normalisation.</summary>
+    public static Sequential Deep(ulong seed)
+    {
+        var m = new Sequential(new Shape3(1, 28, 28), seed)
+            .Add(new Conv2D(32, 3, padding: Padding.Same))
+            .Add(new ReLU(cap: 6f))
+            .Add(new MaxPool2D(2))
+            .Add(new FeatureMapNorm())
+            .Add(new Conv2D(32, 3, padding: Padding.Same))
+            .Add(new ReLU(cap: 6f))
+            .Add(new MaxPool2D(2))
+            .Add(new FeatureMapNorm())
+            .Add(new Flatten())
+            .Add(new Dense(128))
+            .Add(new ReLU())
+            .Add(new Dense(10))
+            .Add(new Softmax());
+        return m.Compile(LossKind.CrossEntropy, new Sgd(0.01f, momentum: 0.9f));
+    }
+
+    /// <summary>Two classes of a dataset relabelled 0/1, the last <paramref name="holdout"/> as validation, standardised on the training part.</summary>
+    public static (Dataset Train, Dataset Validation) BinaryTask(Dataset data, int negative, int positive, int holdout, StandardizeMode mode)
+    {
+        var pair = data.FilterClasses(negative, positive);
+        var (train, val) = pair.SplitLast(holdout);
+        var std = Standardization.Fit(train, mode);
+        std.Apply(train);
+        std.Apply(val);
+        return (train, val);
+    }
+}

@@ -1,0 +1,226 @@
+using HpCnn.Kernels;
+using HpCnn.Layers;
+
+namespace HpCnn.Training;
+
+/// <summary>
+/// Everything one (model, batch capacity, mode) needs, planned once: activation and gradient buffers, per-layer
+/// state, per-worker scratch, all carved from one pinned arena; every layer's jobs. Running a batch of up to
+/// <see cref="Capacity"/> images allocates nothing. A plan is used by one thread at a time; concurrent
+/// inference uses one plan per caller (see <see cref="Sequential"/>).
+/// </summary>
+internal sealed class ExecutionPlan
+{
+    private readonly PlanArena _arena = new();
+    private readonly int _layerCount;
+
+    public ExecutionPlan(Sequential model, int capacity, bool training, bool fuse = true)
+    {
+        if (capacity < 1) throw new ArgumentOutOfRangeException(nameof(capacity), $"batch size must be at least 1, got {capacity}");
+        if (model.Layers.Count == 0) throw new InvalidOperationException("the model has no layers");
+        Model = model;
+        Capacity = capacity;
+        Training = training;
+        Pool = WorkerPool.Shared;
+        var layers = model.Layers;
+        int n = _layerCount = layers.Count;
+        StructureVersion = model.StructureVersion;
+
+        Runs = new LayerRun[n];
+        for (int i = 0; i < n; i++) Runs[i] = new LayerRun(layers[i], capacity, training, Pool);
+
+        // Fusion: a ReLU right after a convolution or dense layer runs in that layer's epilogue.
+        if (fuse)
+            for (int i = 0; i + 1 < n; i++)
+                if (layers[i].CanFuseClamp && layers[i + 1] is ReLU relu && !Runs[i].ForwardFused)
+                {
+                    Runs[i].FusedLow = 0f;
+                    Runs[i].FusedHigh = relu.CapValue;
+                    Runs[i + 1].ForwardFused = true;
+                }
+
+        // Which backward work is needed: parameter gradients of trainable, unfrozen layers; input gradients
+        // of any layer with such a layer before it.
+        bool anyTrainableBefore = false;
+        for (int i = 0; i < n; i++)
+        {
+            var r = Runs[i];
+            r.NeedInputGrad = training && anyTrainableBefore;
+            r.NeedParamGrad = training && !layers[i].Frozen && layers[i].Parameters.Any(p => p.Trainable);
+            anyTrainableBefore |= r.NeedParamGrad;
+        }
+
+        // Activation buffers: index i is the input of layer i; views and fused layers share their input's buffer.
+        var actHandle = new int[n + 1];
+        var actAlias = new int[n + 1]; // index of the buffer's owner
+        actHandle[0] = _arena.Reserve((long)capacity * model.InputShape.Size);
+        actAlias[0] = 0;
+        for (int i = 0; i < n; i++)
+        {
+            bool alias = Runs[i].ForwardFused || layers[i].IsView(training);
+            actAlias[i + 1] = alias ? actAlias[i] : i + 1;
+            if (!alias) actHandle[i + 1] = _arena.Reserve((long)capacity * layers[i].OutputShape.Size);
+        }
+        var gradHandle = new int[n + 1];
+        Array.Fill(gradHandle, -1);
+        if (training)
+            for (int i = 1; i <= n; i++)
+            {
+                int owner = actAlias[i];
+                if (gradHandle[owner] < 0) gradHandle[owner] = _arena.Reserve((long)capacity * ShapeAt(owner).Size);
+            }
+        var stateHandle = new int[n];
+        for (int i = 0; i < n; i++) stateHandle[i] = _arena.Reserve(layers[i].StateFloats(capacity, training));
+        long scratch = 0;
+        for (int i = 0; i < n; i++) scratch = Math.Max(scratch, layers[i].ScratchFloats(capacity, training));
+        var scratchHandle = new int[Pool.ThreadCount];
+        for (int t = 0; t < scratchHandle.Length; t++) scratchHandle[t] = _arena.Reserve(scratch);
+        Classes = model.OutputShape.Size;
+        int probsHandle = _arena.Reserve((long)capacity * Classes);
+        _arena.Allocate();
+
+        Acts = new Buffer[n + 1];
+        Grads = new Buffer[n + 1];
+        for (int i = 0; i <= n; i++)
+        {
+            int owner = actAlias[i];
+            int size = capacity * ShapeAt(owner).Size;
+            Acts[i] = _arena.Get(actHandle[owner], size);
+            if (gradHandle[owner] >= 0) Grads[i] = _arena.Get(gradHandle[owner], size);
+        }
+        var scratchBuffers = new Buffer[scratchHandle.Length];
+        for (int t = 0; t < scratchBuffers.Length; t++) scratchBuffers[t] = _arena.Get(scratchHandle[t], (int)scratch);
+        for (int i = 0; i < n; i++)
+        {
+            var r = Runs[i];
+            r.Input = Acts[i];
+            r.Output = Acts[i + 1];
+            r.InGrad = Grads[i];
+            r.OutGrad = Grads[i + 1];
+            r.State = _arena.Get(stateHandle[i], (int)layers[i].StateFloats(capacity, training));
+            r.Scratch = scratchBuffers;
+            layers[i].Prepare(r);
+        }
+        Probs = _arena.Get(probsHandle, capacity * Classes);
+        Labels = new int[capacity];
+        Batch = capacity;
+
+        if (training)
+        {
+            // Optimizer work: runs of at most 32K values of every trainable, unfrozen parameter.
+            var segs = new List<(Parameter, int, int)>();
+            for (int i = 0; i < n; i++)
+                if (Runs[i].NeedParamGrad)
+                    foreach (var p in layers[i].Parameters.Where(p => p.Trainable))
+                        for (int s = 0; s < p.Count; s += 32768) segs.Add((p, s, Math.Min(32768, p.Count - s)));
+            OptimizerSegments = segs.ToArray();
+            UpdateJob = new OptimizerJob(this);
+        }
+        else
+        {
+            OptimizerSegments = [];
+        }
+        ArenaBytes = _arena.ReservedFloats * 4;
+
+        Shape3 ShapeAt(int index) => index == 0 ? model.InputShape : layers[index - 1].OutputShape;
+    }
+
+    public Sequential Model { get; }
+    public int Capacity { get; }
+    public bool Training { get; }
+    public WorkerPool Pool { get; }
+    public LayerRun[] Runs { get; }
+    /// <summary>Acts[i] is the input of layer i; Acts[n] the model output. Capacity-sized.</summary>
+    public Buffer[] Acts { get; }
+    /// <summary>Grads[i] = d loss / d Acts[i] (training plans).</summary>
+    public Buffer[] Grads { get; }
+    /// <summary>Output probabilities (or raw outputs for MSE), Batch x Classes.</summary>
+    public Buffer Probs { get; }
+    public int[] Labels { get; }
+    public int Classes { get; }
+    public int Batch { get; private set; }
+    public long StructureVersion { get; }
+    public long ArenaBytes { get; }
+    internal (Parameter Param, int Start, int Count)[] OptimizerSegments { get; }
+    private OptimizerJob? UpdateJob { get; }
+
+    /// <summary>True while this plan still matches the model (same frozen layers, same pool).</summary>
+    public bool IsCurrent => StructureVersion == Model.StructureVersion && ReferenceEquals(Pool, WorkerPool.Shared);
+
+    public void SetBatch(int batch)
+    {
+        if (batch < 1 || batch > Capacity) throw new ArgumentOutOfRangeException(nameof(batch), $"batch of {batch} for a plan of capacity {Capacity}");
+        Batch = batch;
+        foreach (var r in Runs) r.Batch = batch;
+    }
+
+    /// <summary>The input of the current batch (Batch x input size).</summary>
+    public Span<float> Input => Acts[0].Slice(0, Batch * Model.InputShape.Size);
+
+    /// <summary>The model output of the current batch.</summary>
+    public Span<float> Output => Acts[_layerCount].Slice(0, Batch * Classes);
+
+    public void Forward()
+    {
+        foreach (var r in Runs)
+        {
+            if (r.ForwardFused || r.Layer.IsView(Training)) continue;
+            r.Layer.Forward(r);
+        }
+    }
+
+    /// <summary>Forward through layers [0, last] only.</summary>
+    public void ForwardThrough(int last)
+    {
+        for (int i = 0; i <= last; i++)
+        {
+            var r = Runs[i];
+            if (r.ForwardFused || r.Layer.IsView(Training)) continue;
+            r.Layer.Forward(r);
+        }
+    }
+
+    /// <summary>Backward from layer <paramref name="from"/> down; Grads[from + 1] must hold the loss gradient.</summary>
+    public void Backward(int from)
+    {
+        for (int i = from; i >= 0; i--)
+        {
+            var r = Runs[i];
+            if (!r.RunBackward || r.Layer.IsView(Training)) continue;
+            r.Layer.Backward(r);
+        }
+    }
+
+    /// <summary>Applies one optimizer step to every trainable, unfrozen parameter.</summary>
+    public void UpdateParameters(Optimizer optimizer, float lr)
+    {
+        optimizer.BeginStep();
+        var job = UpdateJob!;
+        job.Optimizer = optimizer;
+        job.LearningRate = lr;
+        var segs = OptimizerSegments;
+        if (segs.Length == 0) return;
+        long total = 0;
+        for (int i = 0; i < segs.Length; i++) total += segs[i].Count;
+        if (Pool.ThreadCount == 1 || total < 100_000) for (int i = 0; i < segs.Length; i++) job.Execute(i, 0);
+        else Pool.Run(job, segs.Length);
+        for (int i = 0; i < Runs.Length; i++)
+        {
+            if (!Runs[i].NeedParamGrad) continue;
+            var ps = Runs[i].Layer.Parameters;
+            for (int j = 0; j < ps.Count; j++) if (ps[j].Trainable) ps[j].MarkChanged();
+        }
+    }
+
+    private sealed class OptimizerJob(ExecutionPlan plan) : ParallelJob
+    {
+        public Optimizer? Optimizer;
+        public float LearningRate;
+
+        public override void Execute(int item, int worker)
+        {
+            var (p, s, c) = plan.OptimizerSegments[item];
+            Optimizer!.Update(p, s, c, LearningRate);
+        }
+    }
+}

@@ -1,0 +1,95 @@
+using HpCnn.Data;
+
+namespace HpCnn.Training;
+
+/// <summary>What one epoch of training measured.</summary>
+/// <param name="Epoch">1-based epoch number within this Fit call.</param>
+/// <param name="TrainLoss">mean of the batch losses over the epoch</param>
+/// <param name="TrainAccuracy">accuracy of the training predictions made during the epoch (weights moving)</param>
+/// <param name="ValLoss">validation loss after the epoch (null without validation data)</param>
+/// <param name="ValAccuracy">validation accuracy after the epoch</param>
+/// <param name="Seconds">wall time of the training loop of the epoch (validation excluded)</param>
+/// <param name="SamplesPerSecond">training samples / Seconds</param>
+/// <param name="LearningRate">learning rate used during the epoch</param>
+/// <param name="ValidationSeconds">wall time of the validation pass</param>
+public sealed record EpochMetrics(int Epoch, double TrainLoss, double TrainAccuracy, double? ValLoss, double? ValAccuracy,
+    double Seconds, double SamplesPerSecond, float LearningRate, double ValidationSeconds);
+
+/// <summary>Progress inside an epoch, reported after every batch.</summary>
+public readonly record struct BatchProgress(int Epoch, int Epochs, int Batch, int Batches, int SamplesDone, int Samples,
+    double RunningLoss, double RunningAccuracy, double ElapsedSeconds);
+
+/// <summary>The metrics of every completed epoch, and why training stopped.</summary>
+public sealed class TrainingHistory
+{
+    public List<EpochMetrics> Epochs { get; } = [];
+    /// <summary>Null when every requested epoch ran; otherwise "early stopping", "cancelled" or "stopped by callback".</summary>
+    public string? StopReason { get; internal set; }
+    /// <summary>Epoch (1-based) whose weights the model holds when early stopping restored the best ones.</summary>
+    public int? RestoredEpoch { get; internal set; }
+}
+
+/// <summary>Stops training when the monitored validation metric has not improved for <see cref="Patience"/> epochs.</summary>
+public sealed record EarlyStopping(int Patience = 3, double MinDelta = 0, bool MonitorAccuracy = false, bool RestoreBestWeights = true);
+
+/// <summary>Options of <see cref="Sequential.Fit"/>; the defaults are Keras'.</summary>
+public sealed class FitOptions
+{
+    public int Epochs { get; set; } = 1;
+    public int BatchSize { get; set; } = 32;
+    public bool Shuffle { get; set; } = true;
+    /// <summary>Validation data, checked after every epoch.</summary>
+    public Dataset? Validation { get; set; }
+    /// <summary>When no validation set is given: the fraction of the training data (taken from the end) held out.</summary>
+    public double ValidationSplit { get; set; }
+    /// <summary>Seed of the shuffling (default: the model seed).</summary>
+    public ulong? Seed { get; set; }
+    /// <summary>Threads (default: leave the engine setting).</summary>
+    public int? Threads { get; set; }
+    public EarlyStopping? EarlyStopping { get; set; }
+    /// <summary>Called after every epoch.</summary>
+    public Action<EpochMetrics>? OnEpochEnd { get; set; }
+    /// <summary>Called after every batch; return false to stop training after this batch.</summary>
+    public Func<BatchProgress, bool>? OnBatchEnd { get; set; }
+    /// <summary>Stops training cleanly after the current batch.</summary>
+    public CancellationToken Cancellation { get; set; }
+    /// <summary>Batch size of the validation passes.</summary>
+    public int EvaluationBatchSize { get; set; } = 256;
+}
+
+/// <summary>Loss, accuracy and confusion matrix of a model on a dataset.</summary>
+public sealed class Evaluation
+{
+    internal Evaluation(double loss, int correct, int count, int[,] confusion)
+    {
+        Loss = loss; Correct = correct; Count = count; Confusion = confusion;
+    }
+
+    public double Loss { get; }
+    public int Correct { get; }
+    public int Count { get; }
+    public double Accuracy => Count == 0 ? 0 : (double)Correct / Count;
+    /// <summary>Confusion[true, predicted] counts.</summary>
+    public int[,] Confusion { get; }
+
+    /// <summary>Accuracy per true class (NaN for a class with no samples).</summary>
+    public double[] PerClassAccuracy()
+    {
+        int k = Confusion.GetLength(0);
+        var acc = new double[k];
+        for (int c = 0; c < k; c++)
+        {
+            long total = 0;
+            for (int p = 0; p < k; p++) total += Confusion[c, p];
+            acc[c] = total == 0 ? double.NaN : (double)Confusion[c, c] / total;
+        }
+        return acc;
+    }
+}
+
+/// <summary>Predicted class probabilities (Count x Classes) and the most likely class of each sample.</summary>
+public sealed record Prediction(float[] Probabilities, int[] Classes, int ClassCount)
+{
+    public int Count => Classes.Length;
+    public ReadOnlySpan<float> ProbabilitiesOf(int sample) => Probabilities.AsSpan(sample * ClassCount, ClassCount);
+}
