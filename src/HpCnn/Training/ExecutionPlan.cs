@@ -14,7 +14,8 @@ internal sealed class ExecutionPlan
     private readonly PlanArena _arena = new();
     private readonly int _layerCount;
 
-    public ExecutionPlan(Sequential model, int capacity, bool training, bool fuse = true)
+    /// <param name="inputGradient">also compute d loss / d model input into Grads[0] (gradient checks, saliency)</param>
+    public ExecutionPlan(Sequential model, int capacity, bool training, bool fuse = true, bool inputGradient = false)
     {
         if (capacity < 1) throw new ArgumentOutOfRangeException(nameof(capacity), $"batch size must be at least 1, got {capacity}");
         if (model.Layers.Count == 0) throw new InvalidOperationException("the model has no layers");
@@ -41,7 +42,7 @@ internal sealed class ExecutionPlan
 
         // Which backward work is needed: parameter gradients of trainable, unfrozen layers; input gradients
         // of any layer with such a layer before it.
-        bool anyTrainableBefore = false;
+        bool anyTrainableBefore = training && inputGradient;
         for (int i = 0; i < n; i++)
         {
             var r = Runs[i];
@@ -64,7 +65,7 @@ internal sealed class ExecutionPlan
         var gradHandle = new int[n + 1];
         Array.Fill(gradHandle, -1);
         if (training)
-            for (int i = 1; i <= n; i++)
+            for (int i = inputGradient ? 0 : 1; i <= n; i++)
             {
                 int owner = actAlias[i];
                 if (gradHandle[owner] < 0) gradHandle[owner] = _arena.Reserve((long)capacity * ShapeAt(owner).Size);
