@@ -14,6 +14,10 @@ internal sealed class ExecutionPlan
     private readonly PlanArena _arena = new();
     private readonly int _layerCount;
 
+    /// <param name="model">the model whose layers run</param>
+    /// <param name="capacity">largest batch the plan runs</param>
+    /// <param name="training">training mode (gradients, batch statistics, dropout) or inference</param>
+    /// <param name="fuse">run a ReLU inside the epilogue of the convolution or dense layer before it</param>
     /// <param name="inputGradient">also compute d loss / d model input into Grads[0] (gradient checks, saliency)</param>
     public ExecutionPlan(Sequential model, int capacity, bool training, bool fuse = true, bool inputGradient = false)
     {
