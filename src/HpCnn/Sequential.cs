@@ -39,6 +39,19 @@ public sealed class Sequential
     /// <summary>Epochs trained so far (drives learning-rate schedules; kept in the model file).</summary>
     public int EpochsTrained { get; internal set; }
 
+    /// <summary>
+    /// Parameter values that may still be created (model files set it to what they hold, so a hostile
+    /// architecture is refused before anything large is allocated).
+    /// </summary>
+    internal long ParameterBudget { get; set; } = long.MaxValue;
+
+    internal void ChargeParameters(long count, string what)
+    {
+        if (count > ParameterBudget)
+            throw new InvalidDataException($"{what} needs {count} values, but only {Math.Max(0, ParameterBudget)} are available (the file holds fewer parameters than its architecture)");
+        if (ParameterBudget != long.MaxValue) ParameterBudget -= count;
+    }
+
     internal long StructureVersion => Interlocked.Read(ref _structureVersion);
     internal void BumpStructureVersion() => Interlocked.Increment(ref _structureVersion);
 
@@ -273,13 +286,25 @@ public sealed class Sequential
         return history;
     }
 
-    private float[][] SnapshotWeights() => _layers.SelectMany(l => l.Parameters).Select(p => (float[])p.Value.Clone()).ToArray();
+    /// <summary>A copy of every parameter's values, in model order (layers, then each layer's parameters).</summary>
+    public float[][] CopyParameterValues() => _layers.SelectMany(l => l.Parameters).Select(p => (float[])p.Value.Clone()).ToArray();
 
-    private void RestoreWeights(float[][] weights)
+    /// <summary>Sets every parameter from arrays in the order of <see cref="CopyParameterValues"/>.</summary>
+    public void SetParameterValues(IReadOnlyList<float[]> values)
     {
-        int i = 0;
-        foreach (var p in _layers.SelectMany(l => l.Parameters)) p.Set(weights[i++]);
+        var ps = _layers.SelectMany(l => l.Parameters).ToList();
+        if (values.Count != ps.Count) throw new ArgumentException($"expected {ps.Count} parameter arrays, got {values.Count}");
+        for (int i = 0; i < ps.Count; i++) ps[i].Set(values[i]);
     }
+
+    private float[][] SnapshotWeights() => CopyParameterValues();
+    private void RestoreWeights(float[][] weights) => SetParameterValues(weights);
+
+    /// <summary>Saves the model (architecture, weights, optimizer state, epochs trained) to <paramref name="path"/>, atomically.</summary>
+    public void Save(string path, IReadOnlyList<float[]>? initialWeights = null) => IO.ModelFile.Save(this, path, initialWeights);
+
+    /// <summary>Loads a model saved by <see cref="Save"/>.</summary>
+    public static Sequential Load(string path) => IO.ModelFile.Load(path).Model;
 
     private void CheckDataset(Dataset d, string what)
     {

@@ -52,6 +52,7 @@ public abstract class Layer
     {
         if (IsBuilt) throw new InvalidOperationException($"this {Kind} layer already belongs to a model (layer {Index}); create a new layer object");
         Index = index;
+        Owner = owner;
         try
         {
             OutputShape = OnBuild(input, Rng.For(seed, (ulong)index + 1));
@@ -60,12 +61,12 @@ public abstract class Layer
         catch (ArgumentException e)
         {
             Index = -1;
+            Owner = null;
             _parameters.Clear();
             throw new ArgumentException(e.Message.StartsWith("layer ") ? e.Message : $"layer {index} ({Kind}): {e.Message}", e);
         }
         InputShape = input;
         IsBuilt = true;
-        Owner = owner;
     }
 
     /// <summary>Validates the input shape, creates and initialises parameters, returns the output shape.</summary>
@@ -73,6 +74,10 @@ public abstract class Layer
 
     protected Parameter AddParameter(string name, int[] shape, bool trainable = true)
     {
+        long count = 1;
+        foreach (int d in shape) count *= d;
+        if (count > int.MaxValue / 2) throw new ArgumentException($"{name} would hold {count} values, too many");
+        Owner?.ChargeParameters(count, $"layer {Index} ({Kind}) {name}");
         var p = new Parameter(name, shape, trainable);
         _parameters.Add(p);
         return p;

@@ -1,0 +1,334 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Text;
+using HpCnn.Layers;
+
+namespace HpCnn.IO;
+
+/// <summary>A model read from a file, with what the file carried besides the weights.</summary>
+/// <param name="Model">the network, its weights, loss, optimizer (with state) and epochs trained</param>
+/// <param name="InitialWeights">the weights before training, one array per parameter in model order (null if not saved)</param>
+/// <param name="Epochs">training defaults from the spec</param>
+/// <param name="BatchSize">training defaults from the spec</param>
+public sealed record LoadedModel(Sequential Model, float[][]? InitialWeights, int? Epochs, int? BatchSize);
+
+/// <summary>
+/// The HpCnn model file (docs/model-format.md). Little-endian:
+/// <code>
+/// "HPCNNMDL" (8 bytes)  u32 format version
+/// chunks: 4-byte tag, u32 payload length, payload
+///   SPEC  UTF-8 JSON network spec (architecture, seed, loss, optimizer, schedule)
+///   STAT  u32 epochs trained, u64 optimizer steps
+///   PARM  u32 tensor count; per tensor: u32 layer index, u8 name length, name, u8 rank, rank x u32 dims, f32 values
+///   OPTM  optimizer state: u32 count; per entry: u32 tensor ordinal (PARM order), u8 slot (1, 2), f32 values
+///   INIT  initial weights, laid out as PARM (optional)
+///   END   (empty)
+/// u32 CRC-32 of every byte before it
+/// </code>
+/// Tags whose first letter is lower case are optional and skipped by readers that do not know them; an unknown
+/// upper-case tag is an error. Readers check the checksum first, then every length against the bytes present,
+/// so a truncated, corrupted or hostile file gives a clear error, never a crash or a huge allocation.
+/// </summary>
+public static class ModelFile
+{
+    public static ReadOnlySpan<byte> Magic => "HPCNNMDL"u8;
+    public const uint FormatVersion = 1;
+    /// <summary>Largest file accepted.</summary>
+    public const long MaxFileBytes = int.MaxValue - 64;
+    private const int MaxNameBytes = 64, MaxRank = 8;
+
+    /// <summary>Writes the model (atomically: a temporary file renamed over <paramref name="path"/>).</summary>
+    public static void Save(Sequential model, string path, IReadOnlyList<float[]>? initialWeights = null)
+    {
+        var bytes = ToBytes(model, initialWeights);
+        string full = Path.GetFullPath(path);
+        string? dir = Path.GetDirectoryName(full);
+        if (dir is not null && !Directory.Exists(dir)) throw new DirectoryNotFoundException($"cannot save the model: folder {dir} does not exist");
+        string tmp = full + ".tmp-" + Environment.ProcessId;
+        try
+        {
+            File.WriteAllBytes(tmp, bytes);
+            File.Move(tmp, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(tmp)) File.Delete(tmp);
+        }
+    }
+
+    /// <summary>The file's bytes for <paramref name="model"/>.</summary>
+    public static byte[] ToBytes(Sequential model, IReadOnlyList<float[]>? initialWeights = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var tensors = model.Layers.SelectMany(l => l.Parameters.Select(p => (Layer: l, Param: p))).ToList();
+        if (initialWeights is not null)
+        {
+            if (initialWeights.Count != tensors.Count)
+                throw new ArgumentException($"initial weights: {initialWeights.Count} arrays for {tensors.Count} parameters");
+            for (int i = 0; i < tensors.Count; i++)
+                if (initialWeights[i].Length != tensors[i].Param.Count)
+                    throw new ArgumentException($"initial weights: array {i} holds {initialWeights[i].Length} values, {tensors[i].Layer.Label} {tensors[i].Param.Name} has {tensors[i].Param.Count}");
+        }
+        var ms = new MemoryStream();
+        var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true);
+        w.Write(Magic);
+        w.Write(FormatVersion);
+
+        WriteChunk(w, "SPEC", b => b.Write(Encoding.UTF8.GetBytes(NetworkSpec.ToJson(model, indented: false))));
+        WriteChunk(w, "STAT", b => { b.Write((uint)model.EpochsTrained); b.Write((ulong)(model.Optimizer?.Steps ?? 0)); });
+        WriteChunk(w, "PARM", b => WriteTensors(b, tensors, i => tensors[i].Param.Value));
+        var state = new List<(int Ordinal, byte Slot, float[] Values)>();
+        for (int i = 0; i < tensors.Count; i++)
+        {
+            if (tensors[i].Param.Moment1 is { } m1) state.Add((i, 1, m1));
+            if (tensors[i].Param.Moment2 is { } m2) state.Add((i, 2, m2));
+        }
+        if (state.Count > 0)
+            WriteChunk(w, "OPTM", b =>
+            {
+                b.Write((uint)state.Count);
+                foreach (var (ord, slot, values) in state) { b.Write((uint)ord); b.Write(slot); WriteFloats(b, values); }
+            });
+        if (initialWeights is not null) WriteChunk(w, "INIT", b => WriteTensors(b, tensors, i => initialWeights[i]));
+        WriteChunk(w, "END ", _ => { });
+        w.Flush();
+        uint crc = Crc32.Compute(ms.GetBuffer().AsSpan(0, (int)ms.Length));
+        w.Write(crc);
+        w.Flush();
+        return ms.ToArray();
+    }
+
+    private static void WriteChunk(BinaryWriter w, string tag, Action<BinaryWriter> body)
+    {
+        var ms = new MemoryStream();
+        using (var b = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true)) body(b);
+        w.Write(Encoding.ASCII.GetBytes(tag));
+        w.Write((uint)ms.Length);
+        w.Write(ms.GetBuffer(), 0, (int)ms.Length);
+    }
+
+    private static void WriteTensors(BinaryWriter b, List<(Layer Layer, Parameter Param)> tensors, Func<int, float[]> values)
+    {
+        b.Write((uint)tensors.Count);
+        for (int i = 0; i < tensors.Count; i++)
+        {
+            var (layer, p) = tensors[i];
+            b.Write((uint)layer.Index);
+            var name = Encoding.UTF8.GetBytes(p.Name);
+            b.Write((byte)name.Length);
+            b.Write(name);
+            b.Write((byte)p.Shape.Length);
+            foreach (int d in p.Shape) b.Write((uint)d);
+            WriteFloats(b, values(i));
+        }
+    }
+
+    private static void WriteFloats(BinaryWriter b, float[] values)
+    {
+        if (BitConverter.IsLittleEndian) b.Write(MemoryMarshal.AsBytes(values.AsSpan()));
+        else foreach (float v in values) b.Write(v);
+    }
+
+    /// <summary>Reads a model file.</summary>
+    public static LoadedModel Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"model file not found: {path}", path);
+        long len = new FileInfo(path).Length;
+        if (len > MaxFileBytes) throw new InvalidDataException($"{path}: {len} bytes is larger than a model file can be");
+        return Read(File.ReadAllBytes(path), path);
+    }
+
+    /// <summary>Reads a model from the bytes of a file; <paramref name="name"/> is used in messages.</summary>
+    public static LoadedModel Read(ReadOnlySpan<byte> data, string name = "model file")
+    {
+        try
+        {
+            return ReadCore(data, name);
+        }
+        catch (FormatException e)
+        {
+            throw new InvalidDataException($"{name}: {e.Message}", e);
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"{name}: {e.Message}", e);
+        }
+    }
+
+    private static LoadedModel ReadCore(ReadOnlySpan<byte> data, string name)
+    {
+        if (data.Length < 8 || !data[..8].SequenceEqual(Magic))
+            throw new InvalidDataException($"{name}: not an HpCnn model file (it does not start with \"HPCNNMDL\")");
+        if (data.Length < 8 + 4 + 4) throw new InvalidDataException($"{name}: truncated ({data.Length} bytes)");
+        uint version = BinaryPrimitives.ReadUInt32LittleEndian(data[8..]);
+        if (version == 0 || version > FormatVersion)
+            throw new InvalidDataException($"{name}: model format version {version} is not supported (this HpCnn {Engine.Version} reads versions 1 to {FormatVersion}; a newer HpCnn wrote it)");
+        uint stored = BinaryPrimitives.ReadUInt32LittleEndian(data[^4..]);
+        uint actual = Crc32.Compute(data[..^4]);
+        if (stored != actual)
+            throw new InvalidDataException($"{name}: checksum mismatch (stored 0x{stored:X8}, computed 0x{actual:X8}): the file is corrupted or truncated");
+
+        var body = data[12..^4];
+        string? spec = null;
+        int pos = 0, parmStart = -1, parmLen = 0, initStart = -1, initLen = 0, optmStart = -1, optmLen = 0;
+        uint epochs = 0;
+        ulong steps = 0;
+        bool end = false, sawStat = false;
+        var seen = new HashSet<string>();
+        while (!end)
+        {
+            if (body.Length - pos < 8) throw new InvalidDataException($"{name}: truncated chunk header at byte {12 + pos}");
+            string tag = Encoding.ASCII.GetString(body.Slice(pos, 4));
+            uint length = BinaryPrimitives.ReadUInt32LittleEndian(body[(pos + 4)..]);
+            pos += 8;
+            if (length > body.Length - pos) throw new InvalidDataException($"{name}: chunk '{tag}' claims {length} bytes, only {body.Length - pos} remain");
+            var payload = body.Slice(pos, (int)length);
+            int payloadStart = pos;
+            pos += (int)length;
+            if (!seen.Add(tag)) throw new InvalidDataException($"{name}: chunk '{tag}' appears twice");
+            switch (tag)
+            {
+                case "SPEC":
+                    try { spec = new UTF8Encoding(false, true).GetString(payload); }
+                    catch (ArgumentException) { throw new InvalidDataException($"{name}: the SPEC chunk is not valid UTF-8"); }
+                    break;
+                case "STAT":
+                    if (length != 12) throw new InvalidDataException($"{name}: STAT chunk has {length} bytes, expected 12");
+                    epochs = BinaryPrimitives.ReadUInt32LittleEndian(payload);
+                    steps = BinaryPrimitives.ReadUInt64LittleEndian(payload[4..]);
+                    if (epochs > 100_000_000) throw new InvalidDataException($"{name}: {epochs} epochs trained is not plausible");
+                    sawStat = true;
+                    break;
+                case "PARM": parmStart = payloadStart; parmLen = (int)length; break;
+                case "INIT": initStart = payloadStart; initLen = (int)length; break;
+                case "OPTM": optmStart = payloadStart; optmLen = (int)length; break;
+                case "END ":
+                    if (length != 0) throw new InvalidDataException($"{name}: END chunk must be empty");
+                    end = true;
+                    break;
+                default:
+                    if (tag.Length == 4 && tag[0] is >= 'a' and <= 'z') break; // optional chunk of a later version
+                    throw new InvalidDataException($"{name}: unknown chunk '{Printable(tag)}' (a newer HpCnn may have written it)");
+            }
+        }
+        if (pos != body.Length) throw new InvalidDataException($"{name}: {body.Length - pos} bytes after the END chunk");
+        if (spec is null) throw new InvalidDataException($"{name}: the SPEC chunk (network architecture) is missing");
+        if (parmStart < 0) throw new InvalidDataException($"{name}: the PARM chunk (weights) is missing");
+        if (!sawStat) throw new InvalidDataException($"{name}: the STAT chunk is missing");
+
+        // The architecture may only create as many values as the file holds.
+        long budget = parmLen / 4;
+        NetworkDefinition def;
+        try
+        {
+            def = NetworkSpec.Parse(spec, budget);
+        }
+        catch (FormatException e)
+        {
+            throw new InvalidDataException($"{name}: bad network spec: {e.Message}", e);
+        }
+        var model = def.Model;
+        var tensors = model.Layers.SelectMany(l => l.Parameters.Select(p => (Layer: l, Param: p))).ToList();
+        ReadTensors(body.Slice(parmStart, parmLen), tensors, name, "PARM", (i, values) => values.CopyTo(tensors[i].Param.Value));
+        foreach (var t in tensors) t.Param.MarkChanged();
+        float[][]? init = null;
+        if (initStart >= 0)
+        {
+            var arrays = new float[tensors.Count][];
+            ReadTensors(body.Slice(initStart, initLen), tensors, name, "INIT", (i, values) => arrays[i] = values.ToArray());
+            init = arrays;
+        }
+        if (optmStart >= 0) ReadOptimizerState(body.Slice(optmStart, optmLen), tensors, name);
+        model.EpochsTrained = (int)epochs;
+        if (model.Optimizer is not null) model.Optimizer.Steps = (long)steps;
+        return new LoadedModel(model, init, def.Epochs, def.BatchSize);
+    }
+
+    private static void ReadTensors(ReadOnlySpan<byte> p, List<(Layer Layer, Parameter Param)> tensors, string name, string chunk,
+        SpanAction assign)
+    {
+        var r = new SpanReader(p, $"{name}: {chunk} chunk");
+        uint count = r.U32();
+        if (count != tensors.Count)
+            throw new InvalidDataException($"{name}: {chunk} holds {count} tensors, the architecture has {tensors.Count} parameters");
+        Span<int> dims = stackalloc int[MaxRank];
+        for (int i = 0; i < tensors.Count; i++)
+        {
+            var (layer, param) = tensors[i];
+            uint layerIndex = r.U32();
+            int nameLen = r.U8();
+            if (nameLen > MaxNameBytes) throw new InvalidDataException($"{name}: {chunk} tensor {i}: name of {nameLen} bytes is too long");
+            string pname = Encoding.UTF8.GetString(r.Bytes(nameLen));
+            if (layerIndex != layer.Index || pname != param.Name)
+                throw new InvalidDataException($"{name}: {chunk} tensor {i} is layer {layerIndex} '{Printable(pname)}', expected {layer.Label} '{param.Name}'");
+            int rank = r.U8();
+            if (rank != param.Shape.Length)
+                throw new InvalidDataException($"{name}: {chunk} {layer.Label} {param.Name} has {rank} dimensions, expected {param.Shape.Length}");
+            for (int d = 0; d < rank; d++)
+            {
+                uint v = r.U32();
+                if (v != param.Shape[d])
+                    throw new InvalidDataException($"{name}: {chunk} {layer.Label} {param.Name} is {DimsText(r, d, v)}, expected {param.ShapeText}");
+                dims[d] = (int)v;
+            }
+            assign(i, r.Floats(param.Count));
+        }
+        if (!r.AtEnd) throw new InvalidDataException($"{name}: {chunk} chunk has {r.Remaining} unexpected trailing bytes");
+    }
+
+    private static string DimsText(SpanReader r, int d, uint v) => $"dimension {d} = {v}";
+
+    private delegate void SpanAction(int index, ReadOnlySpan<float> values);
+
+    private static void ReadOptimizerState(ReadOnlySpan<byte> p, List<(Layer Layer, Parameter Param)> tensors, string name)
+    {
+        var r = new SpanReader(p, $"{name}: OPTM chunk");
+        uint count = r.U32();
+        if (count > 2L * tensors.Count) throw new InvalidDataException($"{name}: OPTM holds {count} entries, at most {2 * tensors.Count} fit this model");
+        for (uint i = 0; i < count; i++)
+        {
+            uint ord = r.U32();
+            if (ord >= tensors.Count) throw new InvalidDataException($"{name}: OPTM entry {i} names tensor {ord}, the model has {tensors.Count}");
+            int slot = r.U8();
+            if (slot is not (1 or 2)) throw new InvalidDataException($"{name}: OPTM entry {i} has slot {slot} (expected 1 or 2)");
+            var param = tensors[(int)ord].Param;
+            if (!param.Trainable) throw new InvalidDataException($"{name}: OPTM entry {i} is for {param.Name}, which is not trainable");
+            var values = r.Floats(param.Count).ToArray();
+            if (slot == 1) param.Moment1 = values; else param.Moment2 = values;
+        }
+        if (!r.AtEnd) throw new InvalidDataException($"{name}: OPTM chunk has {r.Remaining} unexpected trailing bytes");
+    }
+
+    private static string Printable(string s) => new(s.Select(c => c is >= ' ' and <= '~' ? c : '?').ToArray());
+
+    /// <summary>Bounds-checked little-endian reads over a span.</summary>
+    private ref struct SpanReader(ReadOnlySpan<byte> data, string what)
+    {
+        private readonly ReadOnlySpan<byte> _data = data;
+        private int _pos;
+
+        public readonly bool AtEnd => _pos == _data.Length;
+        public readonly int Remaining => _data.Length - _pos;
+
+        private ReadOnlySpan<byte> Take(long n)
+        {
+            if (n < 0 || n > _data.Length - _pos) throw new InvalidDataException($"{what} is truncated (needs {n} more bytes at offset {_pos}, {_data.Length - _pos} left)");
+            var s = _data.Slice(_pos, (int)n);
+            _pos += (int)n;
+            return s;
+        }
+
+        public uint U32() => BinaryPrimitives.ReadUInt32LittleEndian(Take(4));
+        public byte U8() => Take(1)[0];
+        public ReadOnlySpan<byte> Bytes(int n) => Take(n);
+
+        public ReadOnlySpan<float> Floats(int count)
+        {
+            var bytes = Take(4L * count);
+            if (BitConverter.IsLittleEndian) return MemoryMarshal.Cast<byte, float>(bytes);
+            var f = new float[count];
+            for (int i = 0; i < count; i++) f[i] = BinaryPrimitives.ReadSingleLittleEndian(bytes[(4 * i)..]);
+            return f;
+        }
+    }
+}
