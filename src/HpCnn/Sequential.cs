@@ -259,6 +259,11 @@ public sealed class Sequential
                 history.Epochs.Add(m);
                 o.OnEpochEnd?.Invoke(m);
                 if (stop) break;
+                if (o.Cancellation.IsCancellationRequested)
+                {
+                    history.StopReason = "cancelled";
+                    break;
+                }
 
                 if (o.EarlyStopping is { } es && validation is not null)
                 {

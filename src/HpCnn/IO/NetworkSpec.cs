@@ -122,6 +122,20 @@ public static class NetworkSpec
         }
     }
 
+    /// <summary>One layer from a JSON object of the spec format (not yet added to a model).</summary>
+    public static Layer ParseLayer(string json)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = true, MaxDepth = 8 });
+            return ReadLayer(new Node(doc.RootElement, "layer"));
+        }
+        catch (JsonException e)
+        {
+            throw new FormatException($"layer: not valid JSON: {e.Message}", e);
+        }
+    }
+
     private static string StripLayerPrefix(string m)
     {
         // Layer messages start with "layer N (kind): "; the spec names the layer itself.

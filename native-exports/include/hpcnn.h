@@ -1,0 +1,279 @@
+/*
+ * hpcnn.h - the C interface of libhpcnn, HpCnn's CPU engine for small convolutional networks.
+ *
+ * Conventions (they hold for every function below unless its comment says otherwise):
+ *
+ * - Status: fallible functions return an hpcnn_status; HPCNN_OK (0) is success. On failure nothing the
+ *   function was asked to produce is written, and hpcnn_last_error() returns a message saying what was
+ *   wrong and where, e.g. "layer 2 (conv2d): expected input with 32 channels, got 3x32x32".
+ *   No function terminates the process, and no error ever escapes as anything but a status.
+ * - Handles: hpcnn_model, hpcnn_dataset and hpcnn_fit_options are opaque. Each *_create / *_load
+ *   function gives the caller one handle, which the caller owns and gives back with the matching
+ *   *_release function. Release functions accept NULL and ignore a handle released already.
+ *   Passing any other pointer as a handle returns HPCNN_INVALID_ARGUMENT.
+ * - Strings in: NUL-terminated UTF-8, owned by the caller, read during the call only.
+ *   Strings out: "const char*" results are owned by the library (lifetime stated per function);
+ *   "char**" results are allocated by the library and must be freed with hpcnn_free().
+ * - Tensors in and out are caller-owned float32 buffers in NCHW order (batch, channels, height, width),
+ *   passed with their element count; the count is checked against what the call needs
+ *   (HPCNN_INVALID_ARGUMENT with the expected size otherwise). The library never keeps a caller pointer
+ *   after a call returns, except the callbacks and user pointer of a fit options object, which are used
+ *   during hpcnn_fit only.
+ * - Threads: hpcnn_predict, hpcnn_evaluate and hpcnn_forward_layer may run on one model from many threads
+ *   at once (weights are only read; each call uses its own workspace). Training, loading weights,
+ *   adding layers, freezing or releasing a model must not overlap with any other call on that model.
+ * - ABI: functions are only ever added. HPCNN_ABI_VERSION grows when they are; check
+ *   hpcnn_abi_version() >= the version you compiled against.
+ */
+#ifndef HPCNN_H
+#define HPCNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HPCNN_ABI_VERSION 1
+
+typedef enum hpcnn_status {
+    HPCNN_OK = 0,
+    HPCNN_INVALID_ARGUMENT = 1, /* a bad value, NULL, unknown handle, wrong buffer size, shape mismatch */
+    HPCNN_INVALID_STATE = 2,    /* the call does not fit the object's state (e.g. fit before compile) */
+    HPCNN_IO_ERROR = 3,         /* a file could not be found, read or written */
+    HPCNN_INVALID_FILE = 4,     /* a file's content is corrupt, truncated or unsupported */
+    HPCNN_OUT_OF_MEMORY = 5,
+    HPCNN_NUMERIC_ERROR = 6,    /* training diverged (the loss became NaN or infinite) */
+    HPCNN_INTERNAL = 99         /* a bug: please report the message */
+} hpcnn_status;
+
+typedef struct hpcnn_model hpcnn_model;
+typedef struct hpcnn_dataset hpcnn_dataset;
+typedef struct hpcnn_fit_options hpcnn_fit_options;
+
+/* Padding modes of hpcnn_add_conv2d / hpcnn_add_maxpool2d / hpcnn_add_avgpool2d. */
+#define HPCNN_PADDING_VALID 0    /* no padding; the pad_* arguments must be 0 */
+#define HPCNN_PADDING_SAME 1     /* output = ceil(input / stride); extra row/column at bottom/right */
+#define HPCNN_PADDING_EXPLICIT 2 /* pad_top, pad_left, pad_bottom, pad_right zeros */
+
+/* Losses of hpcnn_model_compile_*. */
+#define HPCNN_LOSS_CROSS_ENTROPY 0        /* softmax cross-entropy, >= 2 outputs, labels 0..C-1 */
+#define HPCNN_LOSS_BINARY_CROSS_ENTROPY 1 /* log-loss on one (sigmoid) output, labels 0/1 */
+#define HPCNN_LOSS_MSE 2                  /* mean squared error vs the one-hot label (or the 0/1 label for one output) */
+
+/* Standardisation modes of hpcnn_dataset_standardize. */
+#define HPCNN_STANDARDIZE_GLOBAL 0    /* one mean and std over all pixels */
+#define HPCNN_STANDARDIZE_PER_PIXEL 1 /* a mean and std per pixel position */
+
+/* ---------------------------------------------------------------- library */
+
+/* The ABI version of the loaded library (HPCNN_ABI_VERSION it was built with). Never fails. */
+uint32_t hpcnn_abi_version(void);
+
+/* The library version, e.g. "0.1.0". Static string owned by the library. Never fails. */
+const char* hpcnn_version(void);
+
+/* The kernel path in use: "avx2-fma" (AVX2 + FMA3 vector kernels) or "scalar" (portable fallback).
+   Static string owned by the library. Never fails. */
+const char* hpcnn_kernel_path(void);
+
+/* The message of the last failed call on the calling thread ("" if none). Owned by the library; valid
+   until the next failing call on the same thread. Never fails. */
+const char* hpcnn_last_error(void);
+
+/* Frees memory the library returned through a char** (NULL is ignored). */
+void hpcnn_free(void* pointer);
+
+/* Threads used by training and inference (default: one per core). Errors: INVALID_ARGUMENT (n < 1 or > 256). */
+hpcnn_status hpcnn_set_threads(int32_t n);
+int32_t hpcnn_get_threads(void);
+
+/* ---------------------------------------------------------------- models */
+
+/* An empty model for inputs of channels x height x width; weights are drawn from seed.
+   *out receives a model the caller releases with hpcnn_model_release.
+   Errors: INVALID_ARGUMENT (non-positive or too large dimensions, out NULL). */
+hpcnn_status hpcnn_model_create(int32_t channels, int32_t height, int32_t width, uint64_t seed, hpcnn_model** out);
+
+/* A model (and, if given, its loss and optimizer) from a JSON network spec (README: "Network spec files").
+   Errors: INVALID_ARGUMENT (bad JSON or spec; the message names the field). */
+hpcnn_status hpcnn_model_from_spec(const char* json, hpcnn_model** out);
+
+/* Loads a model file written by hpcnn_model_save (or the hpcnn command). Weights, optimizer state and epochs
+   trained are restored, so training can resume. Errors: IO_ERROR (missing/unreadable), INVALID_FILE (corrupt,
+   truncated, wrong version, checksum mismatch, hostile sizes). */
+hpcnn_status hpcnn_model_load(const char* path, hpcnn_model** out);
+
+/* Saves the model atomically (a temporary file renamed over path). Errors: IO_ERROR, INVALID_ARGUMENT. */
+hpcnn_status hpcnn_model_save(hpcnn_model* model, const char* path);
+
+/* Releases a model (NULL and already-released handles are ignored). */
+void hpcnn_model_release(hpcnn_model* model);
+
+/* The model's JSON spec (architecture, seed, loss, optimizer). *out_json is freed with hpcnn_free. */
+hpcnn_status hpcnn_model_spec(hpcnn_model* model, char** out_json);
+
+/* A text table of the layers: output shapes, parameters, FLOPs. *out_text is freed with hpcnn_free. */
+hpcnn_status hpcnn_model_summary(hpcnn_model* model, char** out_text);
+
+/* Number of layers; input shape (channels, height, width); output size per sample; trainable parameters. */
+hpcnn_status hpcnn_model_layer_count(hpcnn_model* model, int32_t* out_count);
+hpcnn_status hpcnn_model_input_shape(hpcnn_model* model, int32_t* out_c, int32_t* out_h, int32_t* out_w);
+hpcnn_status hpcnn_model_output_size(hpcnn_model* model, int32_t* out_size);
+hpcnn_status hpcnn_model_parameter_count(hpcnn_model* model, int64_t* out_count);
+/* Epochs trained so far (kept in the model file). */
+hpcnn_status hpcnn_model_epochs_trained(hpcnn_model* model, int32_t* out_epochs);
+
+/* ---------------------------------------------------------------- building a network
+ * Each call appends one layer and checks it against the current output shape: a layer that does not fit
+ * returns INVALID_ARGUMENT with a message naming it ("layer 3 (dense): expected a flat input ...").
+ * Convolution and dense weights use PyTorch's default initialisation from the model seed. */
+
+/* Convolution: filters of kernel_h x kernel_w over all input channels; bias if bias != 0.
+   padding_mode is HPCNN_PADDING_*; pad_* are used with HPCNN_PADDING_EXPLICIT and must be 0 otherwise. */
+hpcnn_status hpcnn_add_conv2d(hpcnn_model* model, int32_t filters, int32_t kernel_h, int32_t kernel_w,
+                              int32_t stride_h, int32_t stride_w, int32_t padding_mode,
+                              int32_t pad_top, int32_t pad_left, int32_t pad_bottom, int32_t pad_right, int32_t bias);
+/* Max / average pooling over kernel_h x kernel_w windows (stride 0 means: equal to the window). */
+hpcnn_status hpcnn_add_maxpool2d(hpcnn_model* model, int32_t kernel_h, int32_t kernel_w, int32_t stride_h, int32_t stride_w,
+                                 int32_t padding_mode, int32_t pad_top, int32_t pad_left, int32_t pad_bottom, int32_t pad_right);
+hpcnn_status hpcnn_add_avgpool2d(hpcnn_model* model, int32_t kernel_h, int32_t kernel_w, int32_t stride_h, int32_t stride_w,
+                                 int32_t padding_mode, int32_t pad_top, int32_t pad_left, int32_t pad_bottom, int32_t pad_right);
+/* ReLU; cap > 0 limits the output to [0, cap] (cap <= 0 means uncapped). */
+hpcnn_status hpcnn_add_relu(hpcnn_model* model, float cap);
+hpcnn_status hpcnn_add_leaky_relu(hpcnn_model* model, float alpha);
+hpcnn_status hpcnn_add_sigmoid(hpcnn_model* model);
+hpcnn_status hpcnn_add_tanh(hpcnn_model* model);
+hpcnn_status hpcnn_add_softmax(hpcnn_model* model);
+hpcnn_status hpcnn_add_flatten(hpcnn_model* model);
+/* Dense (fully connected) layer of units outputs; needs a flat input (add a flatten layer first). */
+hpcnn_status hpcnn_add_dense(hpcnn_model* model, int32_t units, int32_t bias);
+/* Per-feature-map normalisation (zero mean, unit std per plane); epsilon <= 0 means 1e-5. */
+hpcnn_status hpcnn_add_feature_map_norm(hpcnn_model* model, float epsilon);
+/* Batch normalisation per channel (train/eval modes); epsilon <= 0 means 1e-5, momentum < 0 means 0.1. */
+hpcnn_status hpcnn_add_batchnorm2d(hpcnn_model* model, float epsilon, float momentum);
+/* Inverted dropout of rate in [0, 1), masks seeded by seed; off in inference. */
+hpcnn_status hpcnn_add_dropout(hpcnn_model* model, float rate, uint64_t seed);
+/* Any layer from one JSON object of the spec format, e.g. {"type":"conv2d","filters":8,"kernel":[3,5],"init":"he"}. */
+hpcnn_status hpcnn_add_layer_json(hpcnn_model* model, const char* json);
+
+/* Sets the loss (HPCNN_LOSS_*) and an SGD optimizer (PyTorch semantics) / an Adam optimizer.
+   Errors: INVALID_ARGUMENT (loss does not fit the output: cross-entropy needs >= 2 outputs, binary 1). */
+hpcnn_status hpcnn_model_compile_sgd(hpcnn_model* model, int32_t loss, float learning_rate, float momentum,
+                                     int32_t nesterov, float weight_decay);
+hpcnn_status hpcnn_model_compile_adam(hpcnn_model* model, int32_t loss, float learning_rate, float beta1, float beta2,
+                                      float epsilon, float weight_decay);
+/* Changes the optimizer's base learning rate. Errors: INVALID_STATE (not compiled). */
+hpcnn_status hpcnn_model_set_learning_rate(hpcnn_model* model, float learning_rate);
+/* Learning-rate schedules, applied per epoch: step (multiply by gamma every step_size epochs) or cosine
+   (anneal to min_factor x the base rate over epochs). Errors: INVALID_STATE (not compiled). */
+hpcnn_status hpcnn_model_set_step_schedule(hpcnn_model* model, int32_t step_size, float gamma);
+hpcnn_status hpcnn_model_set_cosine_schedule(hpcnn_model* model, int32_t epochs, float min_factor);
+
+/* ---------------------------------------------------------------- layers and parameters */
+
+/* Layer kind ("conv2d", "relu", ...): static string owned by the library. */
+hpcnn_status hpcnn_layer_kind(hpcnn_model* model, int32_t layer, const char** out_kind);
+/* Output shape of a layer for one sample (a flat vector of F is F x 1 x 1). */
+hpcnn_status hpcnn_layer_output_shape(hpcnn_model* model, int32_t layer, int32_t* out_c, int32_t* out_h, int32_t* out_w);
+/* Number of parameter tensors of a layer (conv2d/dense: weight[, bias]; batchnorm2d: gamma, beta,
+   running_mean, running_var; others: 0). */
+hpcnn_status hpcnn_layer_param_count(hpcnn_model* model, int32_t layer, int32_t* out_count);
+/* Name, rank, dimensions (out_dims holds up to 8) and element count of parameter tensor `index` of a layer.
+   *out_name is owned by the model and valid until it is released. Conv weights are filters x in_channels x kh x kw,
+   dense weights units x in_features. */
+hpcnn_status hpcnn_layer_param_info(hpcnn_model* model, int32_t layer, int32_t index, const char** out_name,
+                                    int32_t* out_rank, int32_t* out_dims, int64_t* out_count);
+/* Copies a parameter's values out / in (count must equal the tensor's element count). Setting values lets
+   hand-made filters be loaded. Errors: INVALID_ARGUMENT (unknown layer or name, wrong count). */
+hpcnn_status hpcnn_get_param(hpcnn_model* model, int32_t layer, const char* name, float* out_values, int64_t count);
+hpcnn_status hpcnn_set_param(hpcnn_model* model, int32_t layer, const char* name, const float* values, int64_t count);
+/* Freezes (frozen != 0) or unfreezes a layer: a frozen layer's parameters do not change in training. */
+hpcnn_status hpcnn_set_frozen(hpcnn_model* model, int32_t layer, int32_t frozen);
+hpcnn_status hpcnn_is_frozen(hpcnn_model* model, int32_t layer, int32_t* out_frozen);
+
+/* ---------------------------------------------------------------- running */
+
+/* Class probabilities of n images (input: n x C x H x W floats) into out (n x output size floats).
+   Softmax / sigmoid is applied when the model outputs logits for a cross-entropy loss; an MSE or
+   uncompiled model gives its raw outputs. Thread-safe. */
+hpcnn_status hpcnn_predict(hpcnn_model* model, const float* input, int64_t n, float* out, int64_t out_count);
+/* The predicted class of each of n images into out_classes (n int32). Thread-safe. */
+hpcnn_status hpcnn_predict_classes(hpcnn_model* model, const float* input, int64_t n, int32_t* out_classes);
+/* The output of layer `layer` (feature maps; taken before any fused ReLU) for n images into out
+   (n x that layer's output size floats), in inference mode. Thread-safe. */
+hpcnn_status hpcnn_forward_layer(hpcnn_model* model, int32_t layer, const float* input, int64_t n, float* out, int64_t out_count);
+
+/* ---------------------------------------------------------------- datasets */
+
+/* A dataset from caller memory (copied): n images of c x h x w floats and n labels in [0, classes). */
+hpcnn_status hpcnn_dataset_create(const float* images, const int32_t* labels, int64_t n, int32_t c, int32_t h, int32_t w,
+                                  int32_t classes, hpcnn_dataset** out);
+/* Loads IDX image and label files (raw or gzip); pixels are scaled to [0, 1]; classes <= 0 means max label + 1.
+   Errors: IO_ERROR (missing), INVALID_FILE (bad magic, truncated, counts differ; the message names the file). */
+hpcnn_status hpcnn_dataset_load_idx(const char* images_path, const char* labels_path, int32_t classes, hpcnn_dataset** out);
+/* Fashion-MNIST's training (train != 0) or test set from directory (NULL: /usr/share/datasets/fashion-mnist,
+   the Debian package dataset-fashion-mnist). */
+hpcnn_status hpcnn_dataset_load_fashion_mnist(const char* directory, int32_t train, hpcnn_dataset** out);
+void hpcnn_dataset_release(hpcnn_dataset* dataset);
+/* Count, image shape and class count. */
+hpcnn_status hpcnn_dataset_info(hpcnn_dataset* dataset, int64_t* out_n, int32_t* out_c, int32_t* out_h, int32_t* out_w,
+                                int32_t* out_classes);
+/* Copies the images (n x c x h x w floats) / labels (n int32) out; count must match. */
+hpcnn_status hpcnn_dataset_get_images(hpcnn_dataset* dataset, float* out, int64_t count);
+hpcnn_status hpcnn_dataset_get_labels(hpcnn_dataset* dataset, int32_t* out, int64_t count);
+/* Keeps only the classes listed (relabelled 0..k-1 in the order given) into a new dataset. */
+hpcnn_status hpcnn_dataset_filter_classes(hpcnn_dataset* dataset, const int32_t* classes, int32_t k, hpcnn_dataset** out);
+/* Splits off the last `count` images: *out_first gets the rest, *out_last the last count. */
+hpcnn_status hpcnn_dataset_split_last(hpcnn_dataset* dataset, int64_t count, hpcnn_dataset** out_first, hpcnn_dataset** out_last);
+/* Standardises `fit_on` in place with its own statistics (HPCNN_STANDARDIZE_*), and `also` (may be NULL) with
+   the same statistics (train statistics applied to validation/test data). */
+hpcnn_status hpcnn_dataset_standardize(hpcnn_dataset* fit_on, hpcnn_dataset* also, int32_t mode);
+
+/* ---------------------------------------------------------------- training */
+
+/* Called after every epoch; return non-zero to stop training. val_loss / val_accuracy are NaN without
+   validation data. */
+typedef int32_t (*hpcnn_epoch_callback)(void* user, int32_t epoch, int32_t epochs, double train_loss, double train_accuracy,
+                                        double val_loss, double val_accuracy, double seconds, double samples_per_second);
+/* Called after every batch; return non-zero to stop training after this batch. */
+typedef int32_t (*hpcnn_batch_callback)(void* user, int32_t epoch, int32_t epochs, int32_t batch, int32_t batches,
+                                        double running_loss, double running_accuracy);
+
+/* Options of hpcnn_fit. Defaults: 1 epoch, batch size 32, shuffle on, seed = the model seed, threads unchanged,
+   no validation, no callbacks, no early stopping. Setters return INVALID_ARGUMENT for out-of-range values. */
+hpcnn_status hpcnn_fit_options_create(hpcnn_fit_options** out);
+void hpcnn_fit_options_release(hpcnn_fit_options* options);
+hpcnn_status hpcnn_fit_options_set_epochs(hpcnn_fit_options* options, int32_t epochs);
+hpcnn_status hpcnn_fit_options_set_batch_size(hpcnn_fit_options* options, int32_t batch_size);
+hpcnn_status hpcnn_fit_options_set_shuffle(hpcnn_fit_options* options, int32_t shuffle);
+hpcnn_status hpcnn_fit_options_set_seed(hpcnn_fit_options* options, uint64_t seed);
+hpcnn_status hpcnn_fit_options_set_threads(hpcnn_fit_options* options, int32_t threads);
+/* Validation data checked after every epoch (the options keep a reference; release the dataset after hpcnn_fit). */
+hpcnn_status hpcnn_fit_options_set_validation(hpcnn_fit_options* options, hpcnn_dataset* validation);
+/* Holds out the last fraction (0 < f < 1) of the training data when no validation set is given. */
+hpcnn_status hpcnn_fit_options_set_validation_split(hpcnn_fit_options* options, double fraction);
+/* Stop when validation loss (monitor_accuracy != 0: accuracy) has not improved by min_delta for patience epochs;
+   restore_best != 0 puts back the best epoch's weights. */
+hpcnn_status hpcnn_fit_options_set_early_stopping(hpcnn_fit_options* options, int32_t patience, double min_delta,
+                                                  int32_t monitor_accuracy, int32_t restore_best);
+hpcnn_status hpcnn_fit_options_set_callbacks(hpcnn_fit_options* options, hpcnn_epoch_callback on_epoch,
+                                             hpcnn_batch_callback on_batch, void* user);
+
+/* Trains the model (compile it first). options may be NULL (defaults). *out_epochs (may be NULL) receives the
+   epochs completed; a callback asking to stop is not an error. Errors: INVALID_STATE (not compiled),
+   INVALID_ARGUMENT (data does not fit the model, labels out of range), NUMERIC_ERROR (loss diverged). */
+hpcnn_status hpcnn_fit(hpcnn_model* model, hpcnn_dataset* train, const hpcnn_fit_options* options, int32_t* out_epochs);
+
+/* Mean loss and accuracy on a dataset (inference mode). batch_size <= 0 means 256. Thread-safe. */
+hpcnn_status hpcnn_evaluate(hpcnn_model* model, hpcnn_dataset* data, int32_t batch_size, double* out_loss, double* out_accuracy);
+
+/* One training step on a batch from caller memory: n images and n labels. *out_loss (may be NULL) gets the loss. */
+hpcnn_status hpcnn_train_batch(hpcnn_model* model, const float* images, const int32_t* labels, int64_t n, double* out_loss);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HPCNN_H */
