@@ -41,7 +41,7 @@ need_dataset() {
 # Builds the CLI once (Release) and sets HPCNN_CLI to the dll.
 build_cli() {
     need_dotnet
-    HPCNN_CLI="$ROOT/src/HpCnn.Cli/bin/Release/net10.0/hpcnn.dll"
+    HPCNN_CLI="$ROOT/src/HpCnn.Cli/bin/Release/net10.0/HpCnn.Cli.dll"
     dotnet build "$ROOT/src/HpCnn.Cli/HpCnn.Cli.csproj" -c Release -v q -nologo >/dev/null ||
         { dotnet build "$ROOT/src/HpCnn.Cli/HpCnn.Cli.csproj" -c Release -v q -nologo; die "building the hpcnn command failed"; }
     export HPCNN_CLI

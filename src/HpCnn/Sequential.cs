@@ -36,6 +36,32 @@ public sealed class Sequential
     public IReadOnlyList<Layer> Layers => _layers;
     public LossKind? Loss { get; private set; }
     public Optimizer? Optimizer { get; private set; }
+    /// <summary>
+    /// Free-form JSON object saved with the model (the hpcnn command keeps preprocessing statistics, the class
+    /// subset and the training history here). Null for none; must be a JSON object when set.
+    /// </summary>
+    public string? Metadata
+    {
+        get => _metadata;
+        set
+        {
+            if (value is not null)
+            {
+                try
+                {
+                    using var doc = System.Text.Json.JsonDocument.Parse(value);
+                    if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object) throw new ArgumentException("metadata must be a JSON object");
+                }
+                catch (System.Text.Json.JsonException e)
+                {
+                    throw new ArgumentException($"metadata is not valid JSON: {e.Message}", e);
+                }
+            }
+            _metadata = value;
+        }
+    }
+    private string? _metadata;
+
     /// <summary>Epochs trained so far (drives learning-rate schedules; kept in the model file).</summary>
     public int EpochsTrained { get; internal set; }
 

@@ -183,6 +183,18 @@ public sealed class Standardization
         return new Standardization(mode, meanF, stdF);
     }
 
+    /// <summary>Statistics given by value (as saved with a model): one mean/std (global) or one per pixel.</summary>
+    public static Standardization Create(StandardizeMode mode, float[] mean, float[] std)
+    {
+        if (mean.Length != std.Length || mean.Length == 0) throw new ArgumentException($"standardization: {mean.Length} means and {std.Length} deviations");
+        if (mode == StandardizeMode.Global && mean.Length != 1) throw new ArgumentException("standardization: global mode takes one mean and one deviation");
+        foreach (float s in std)
+            if (!(s > 0) || !float.IsFinite(s)) throw new ArgumentException($"standardization: deviations must be positive and finite, got {s}");
+        foreach (float m in mean)
+            if (!float.IsFinite(m)) throw new ArgumentException($"standardization: means must be finite, got {m}");
+        return new Standardization(mode, (float[])mean.Clone(), (float[])std.Clone());
+    }
+
     /// <summary>Global statistics given by value (e.g. Fashion-MNIST's mean 0.2860, std 0.3530).</summary>
     public static Standardization FromValues(float mean, float std)
     {

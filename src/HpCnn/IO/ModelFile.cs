@@ -22,6 +22,7 @@ public sealed record LoadedModel(Sequential Model, float[][]? InitialWeights, in
 ///   PARM  u32 tensor count; per tensor: u32 layer index, u8 name length, name, u8 rank, rank x u32 dims, f32 values
 ///   OPTM  optimizer state: u32 count; per entry: u32 tensor ordinal (PARM order), u8 slot (1, 2), f32 values
 ///   INIT  initial weights, laid out as PARM (optional)
+///   meta  UTF-8 JSON object: application metadata, e.g. preprocessing and training history (optional)
 ///   END   (empty)
 /// u32 CRC-32 of every byte before it
 /// </code>
@@ -90,6 +91,7 @@ public static class ModelFile
                 foreach (var (ord, slot, values) in state) { b.Write((uint)ord); b.Write(slot); WriteFloats(b, values); }
             });
         if (initialWeights is not null) WriteChunk(w, "INIT", b => WriteTensors(b, tensors, i => initialWeights[i]));
+        if (model.Metadata is { } meta) WriteChunk(w, "meta", b => b.Write(Encoding.UTF8.GetBytes(meta)));
         WriteChunk(w, "END ", _ => { });
         w.Flush();
         uint crc = Crc32.Compute(ms.GetBuffer().AsSpan(0, (int)ms.Length));
@@ -169,7 +171,7 @@ public static class ModelFile
             throw new InvalidDataException($"{name}: checksum mismatch (stored 0x{stored:X8}, computed 0x{actual:X8}): the file is corrupted or truncated");
 
         var body = data[12..^4];
-        string? spec = null;
+        string? spec = null, meta = null;
         int pos = 0, parmStart = -1, parmLen = 0, initStart = -1, initLen = 0, optmStart = -1, optmLen = 0;
         uint epochs = 0;
         ulong steps = 0;
@@ -198,6 +200,10 @@ public static class ModelFile
                     steps = BinaryPrimitives.ReadUInt64LittleEndian(payload[4..]);
                     if (epochs > 100_000_000) throw new InvalidDataException($"{name}: {epochs} epochs trained is not plausible");
                     sawStat = true;
+                    break;
+                case "meta":
+                    try { meta = new UTF8Encoding(false, true).GetString(payload); }
+                    catch (ArgumentException) { throw new InvalidDataException($"{name}: the meta chunk is not valid UTF-8"); }
                     break;
                 case "PARM": parmStart = payloadStart; parmLen = (int)length; break;
                 case "INIT": initStart = payloadStart; initLen = (int)length; break;
@@ -240,6 +246,11 @@ public static class ModelFile
         }
         if (optmStart >= 0) ReadOptimizerState(body.Slice(optmStart, optmLen), tensors, name);
         model.EpochsTrained = (int)epochs;
+        if (meta is not null)
+        {
+            try { model.Metadata = meta; }
+            catch (ArgumentException e) { throw new InvalidDataException($"{name}: the meta chunk is not a JSON object ({e.Message})", e); }
+        }
         if (model.Optimizer is not null) model.Optimizer.Steps = (long)steps;
         return new LoadedModel(model, init, def.Epochs, def.BatchSize);
     }

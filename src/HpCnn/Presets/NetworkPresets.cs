@@ -13,8 +13,34 @@ public sealed class NetworkPreset
     public required int Epochs { get; init; }
     public required int BatchSize { get; init; }
     public required float LearningRate { get; init; }
-    /// <summary>Turns the raw Fashion-MNIST sets (pixels in [0, 1]) into (train, validation) for this recipe.</summary>
-    public required Func<Dataset, Dataset, (Dataset Train, Dataset Validation)> PrepareData { get; init; }
+    /// <summary>How the raw Fashion-MNIST sets become this recipe's training and validation data.</summary>
+    public required DataRecipe Data { get; init; }
+}
+
+/// <summary>Prepared data: the sets and the preprocessing that made them (saved with a model, reapplied at evaluation).</summary>
+public sealed record PreparedData(Dataset Train, Dataset Validation, Standardization Standardization, int[]? Classes);
+
+/// <summary>
+/// A data recipe: keep some classes (relabelled 0..k-1), validate on the last <see cref="HoldoutLast"/> training images
+/// or (null) on the test set, standardise with statistics of the training part.
+/// </summary>
+public sealed record DataRecipe(int[]? Classes, int? HoldoutLast, StandardizeMode Standardize)
+{
+    public PreparedData Prepare(Dataset train, Dataset test)
+    {
+        if (Classes is { } keep)
+        {
+            train = train.FilterClasses(keep);
+            test = test.FilterClasses(keep);
+        }
+        Dataset val;
+        if (HoldoutLast is int h) (train, val) = train.SplitLast(h);
+        else val = test;
+        var std = Standardization.Fit(train, Standardize);
+        std.Apply(train);
+        std.Apply(val);
+        return new PreparedData(train, val, std, Classes);
+    }
 }
 
 /// <summary>
@@ -31,13 +57,7 @@ public static class NetworkPresets
                           "cross-entropy, SGD lr 0.01 momentum 0.9, batch 64, standardised with the train mean/std, validated on the 10,000 test images",
             Build = Reference,
             Epochs = 3, BatchSize = 64, LearningRate = 0.01f,
-            PrepareData = (train, test) =>
-            {
-                var std = Standardization.Fit(train, StandardizeMode.Global);
-                std.Apply(train);
-                std.Apply(test);
-                return (train, test);
-            },
+            Data = new DataRecipe(null, null, StandardizeMode.Global),
         },
         new()
         {
@@ -46,7 +66,7 @@ public static class NetworkPresets
                           "log-loss, per-sample SGD lr 0.01; the last 1,000 matching training images validate; per-pixel standardisation",
             Build = SeedBinary,
             Epochs = 5, BatchSize = 1, LearningRate = 0.01f,
-            PrepareData = (train, _) => BinaryTask(train, 1, 3, 1000, StandardizeMode.PerPixel),
+            Data = new DataRecipe([1, 3], 1000, StandardizeMode.PerPixel),
         },
         new()
         {
@@ -55,7 +75,7 @@ public static class NetworkPresets
                           "(the last 1,000 matching training images validate); SGD lr 0.1, batch 8",
             Build = SeedMse,
             Epochs = 5, BatchSize = 8, LearningRate = 0.1f,
-            PrepareData = (train, _) => BinaryTask(train, 7, 9, 1000, StandardizeMode.PerPixel),
+            Data = new DataRecipe([7, 9], 1000, StandardizeMode.PerPixel),
         },
         new()
         {
@@ -64,13 +84,7 @@ public static class NetworkPresets
                           "-> Dense(128) ReLU -> Dense(10) softmax; cross-entropy, SGD lr 0.01 momentum 0.9, batch 32",
             Build = Deep,
             Epochs = 3, BatchSize = 32, LearningRate = 0.01f,
-            PrepareData = (train, test) =>
-            {
-                var std = Standardization.Fit(train, StandardizeMode.Global);
-                std.Apply(train);
-                std.Apply(test);
-                return (train, test);
-            },
+            Data = new DataRecipe(null, null, StandardizeMode.Global),
         },
     ];
 
@@ -137,16 +151,5 @@ public static class NetworkPresets
             .Add(new Dense(10))
             .Add(new Softmax());
         return m.Compile(LossKind.CrossEntropy, new Sgd(0.01f, momentum: 0.9f));
-    }
-
-    /// <summary>Two classes of a dataset relabelled 0/1, the last <paramref name="holdout"/> as validation, standardised on the training part.</summary>
-    public static (Dataset Train, Dataset Validation) BinaryTask(Dataset data, int negative, int positive, int holdout, StandardizeMode mode)
-    {
-        var pair = data.FilterClasses(negative, positive);
-        var (train, val) = pair.SplitLast(holdout);
-        var std = Standardization.Fit(train, mode);
-        std.Apply(train);
-        std.Apply(val);
-        return (train, val);
     }
 }

@@ -1,0 +1,120 @@
+using System.CommandLine;
+using HpCnn.Data;
+using HpCnn.IO;
+using HpCnn.Presets;
+using Spectre.Console;
+
+namespace HpCnn.Cli;
+
+/// <summary>A failure to report to the user as a message and an exit code (no stack trace).</summary>
+internal sealed class CliException(string message, int exitCode = ExitCodes.Failure) : Exception(message)
+{
+    public int ExitCode { get; } = exitCode;
+}
+
+internal static class ExitCodes
+{
+    public const int Ok = 0, Failure = 1, Usage = 2, Interrupted = 130;
+}
+
+/// <summary>Options several commands share, and the data/model loading they share.</summary>
+internal static class Shared
+{
+    public static Option<string?> DataDir() => new("--data-dir")
+    {
+        Description = $"Folder with the Fashion-MNIST IDX files (default {FashionMnist.DefaultDirectory}, from `apt-get install dataset-fashion-mnist`)",
+        HelpName = "DIR",
+    };
+
+    public static Option<int?> Threads() => new("--threads")
+    {
+        Description = "Threads to use (default: all cores)",
+        HelpName = "N",
+    };
+
+    public static void ApplyThreads(int? threads)
+    {
+        if (threads is int t)
+        {
+            if (t < 1 || t > 256) throw new CliException($"--threads must be between 1 and 256, got {t}", ExitCodes.Usage);
+            Engine.Threads = t;
+        }
+    }
+
+    /// <summary>Fashion-MNIST from the Debian package's folder or --data-dir, with a message saying how to get it.</summary>
+    public static (Dataset Train, Dataset Test) LoadFashionMnist(string? dataDir)
+    {
+        string dir = dataDir ?? FashionMnist.DefaultDirectory;
+        if (!Directory.Exists(dir))
+            throw new CliException(dataDir is null
+                ? $"Fashion-MNIST is not installed ({dir} does not exist).\n  Install it:   sudo apt-get install dataset-fashion-mnist\n  or point --data-dir at a folder with the four IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz)."
+                : $"--data-dir {dir} does not exist.");
+        try
+        {
+            return FashionMnist.Load(dir);
+        }
+        catch (FileNotFoundException e)
+        {
+            throw new CliException(e.Message);
+        }
+    }
+
+    /// <summary>Loads a model file with a message for the usual failures.</summary>
+    public static LoadedModel LoadModel(string path)
+    {
+        if (!File.Exists(path)) throw new CliException($"model file not found: {path} (train one with `hpcnn train --net reference --out {path}`)");
+        return ModelFile.Load(path);
+    }
+
+    /// <summary>Applies a model's saved preprocessing (class subset, standardisation) to raw data (a copy).</summary>
+    public static Dataset Prepare(Dataset raw, ModelMetadata meta)
+    {
+        var d = meta.Classes is { } keep ? raw.FilterClasses(keep) : raw.Slice(0, raw.Count);
+        meta.Standardization?.Apply(d);
+        return d;
+    }
+
+    /// <summary>A network preset by name, or a spec file: returns the model and its data recipe.</summary>
+    public static (Sequential Model, DataRecipe Recipe, int Epochs, int BatchSize, string Name) ResolveNetwork(string net, ulong seed)
+    {
+        var preset = NetworkPresets.All.FirstOrDefault(p => p.Name == net);
+        if (preset is not null) return (preset.Build(seed), preset.Data, preset.Epochs, preset.BatchSize, preset.Name);
+        if (!File.Exists(net))
+        {
+            string known = string.Join(", ", NetworkPresets.All.Select(p => p.Name));
+            throw new CliException($"--net {net}: not a preset ({known}) and no such spec file", ExitCodes.Usage);
+        }
+        NetworkDefinition def;
+        try
+        {
+            def = NetworkSpec.Load(net);
+        }
+        catch (FormatException e)
+        {
+            throw new CliException($"network spec {e.Message}", ExitCodes.Usage);
+        }
+        var model = def.Model;
+        if (model.Loss is null)
+        {
+            var loss = model.OutputShape.Size == 1 ? Training.LossKind.BinaryCrossEntropy : Training.LossKind.CrossEntropy;
+            model.Compile(loss, new Training.Sgd(0.01f, momentum: 0.9f));
+        }
+        // With seed given on the command line, rebuild with it unless the spec fixes its own.
+        return (model, new DataRecipe(null, null, StandardizeMode.Global), def.Epochs ?? 3, def.BatchSize ?? 64, Path.GetFileName(net));
+    }
+
+    public static int[]? ParseClasses(string? text)
+    {
+        if (string.IsNullOrWhiteSpace(text)) return null;
+        try
+        {
+            return text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray();
+        }
+        catch (FormatException)
+        {
+            throw new CliException($"--classes takes class numbers separated by commas (e.g. 1,3), got '{text}'", ExitCodes.Usage);
+        }
+    }
+
+    public static string Escape(string s) => Markup.Escape(s);
+}

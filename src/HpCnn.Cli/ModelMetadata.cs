@@ -1,0 +1,126 @@
+using System.Text;
+using System.Text.Json;
+using HpCnn.Data;
+using HpCnn.Training;
+
+namespace HpCnn.Cli;
+
+/// <summary>
+/// What the hpcnn command keeps in a model file's metadata: the preprocessing to reapply (class subset, standardisation),
+/// class names, where the data came from and the training history (for the curves).
+/// </summary>
+internal sealed class ModelMetadata
+{
+    public string Dataset { get; set; } = "fashion-mnist";
+    public string? Network { get; set; }
+    public int[]? Classes { get; set; }
+    public List<string> ClassNames { get; set; } = [];
+    public Standardization? Standardization { get; set; }
+    public List<EpochMetrics> History { get; set; } = [];
+
+    public string ToJson()
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms))
+        {
+            w.WriteStartObject();
+            w.WriteString("dataset", Dataset);
+            if (Network is not null) w.WriteString("network", Network);
+            if (Classes is not null)
+            {
+                w.WriteStartArray("classes");
+                foreach (int c in Classes) w.WriteNumberValue(c);
+                w.WriteEndArray();
+            }
+            w.WriteStartArray("class_names");
+            foreach (var n in ClassNames) w.WriteStringValue(n);
+            w.WriteEndArray();
+            if (Standardization is { } s)
+            {
+                w.WriteStartObject("standardization");
+                w.WriteString("mode", s.Mode == StandardizeMode.Global ? "global" : "per_pixel");
+                w.WriteStartArray("mean");
+                foreach (float v in s.Mean) w.WriteNumberValue(v);
+                w.WriteEndArray();
+                w.WriteStartArray("std");
+                foreach (float v in s.Std) w.WriteNumberValue(v);
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            w.WriteStartArray("history");
+            foreach (var e in History) MetricsJson.WriteEpoch(w, e);
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(ms.ToArray());
+    }
+
+    public static ModelMetadata FromModel(Sequential model)
+    {
+        var m = new ModelMetadata();
+        if (model.Metadata is null) return m;
+        using var doc = JsonDocument.Parse(model.Metadata);
+        var r = doc.RootElement;
+        if (r.TryGetProperty("dataset", out var d) && d.ValueKind == JsonValueKind.String) m.Dataset = d.GetString()!;
+        if (r.TryGetProperty("network", out var n) && n.ValueKind == JsonValueKind.String) m.Network = n.GetString();
+        if (r.TryGetProperty("classes", out var c) && c.ValueKind == JsonValueKind.Array) m.Classes = c.EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        if (r.TryGetProperty("class_names", out var cn) && cn.ValueKind == JsonValueKind.Array) m.ClassNames = cn.EnumerateArray().Select(e => e.GetString() ?? "").ToList();
+        if (r.TryGetProperty("standardization", out var s) && s.ValueKind == JsonValueKind.Object)
+        {
+            var mode = s.GetProperty("mode").GetString() == "per_pixel" ? StandardizeMode.PerPixel : StandardizeMode.Global;
+            m.Standardization = HpCnn.Data.Standardization.Create(mode,
+                s.GetProperty("mean").EnumerateArray().Select(e => e.GetSingle()).ToArray(),
+                s.GetProperty("std").EnumerateArray().Select(e => e.GetSingle()).ToArray());
+        }
+        if (r.TryGetProperty("history", out var h) && h.ValueKind == JsonValueKind.Array)
+            m.History = h.EnumerateArray().Select(MetricsJson.ReadEpoch).ToList();
+        return m;
+    }
+
+    /// <summary>The name of class <paramref name="label"/> (its number when unknown).</summary>
+    public string ClassName(int label) => label >= 0 && label < ClassNames.Count ? ClassNames[label] : label.ToString();
+}
+
+/// <summary>The --metrics-json format: {"epochs": [{"epoch": 1, "train_loss": ..., ...}]}.</summary>
+internal static class MetricsJson
+{
+    public static void WriteEpoch(Utf8JsonWriter w, EpochMetrics e)
+    {
+        w.WriteStartObject();
+        w.WriteNumber("epoch", e.Epoch);
+        w.WriteNumber("train_loss", e.TrainLoss);
+        w.WriteNumber("train_accuracy", e.TrainAccuracy);
+        if (e.ValLoss is double vl) w.WriteNumber("val_loss", vl); else w.WriteNull("val_loss");
+        if (e.ValAccuracy is double va) w.WriteNumber("val_accuracy", va); else w.WriteNull("val_accuracy");
+        w.WriteNumber("seconds", e.Seconds);
+        w.WriteNumber("samples_per_second", e.SamplesPerSecond);
+        w.WriteNumber("learning_rate", e.LearningRate);
+        w.WriteNumber("validation_seconds", e.ValidationSeconds);
+        w.WriteEndObject();
+    }
+
+    public static EpochMetrics ReadEpoch(JsonElement e)
+    {
+        double D(string n) => e.TryGetProperty(n, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : double.NaN;
+        double? N(string n) => e.TryGetProperty(n, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
+        return new EpochMetrics((int)D("epoch"), D("train_loss"), D("train_accuracy"), N("val_loss"), N("val_accuracy"),
+            D("seconds"), D("samples_per_second"), (float)D("learning_rate"), D("validation_seconds"));
+    }
+
+    public static void Write(string path, IEnumerable<EpochMetrics> epochs, string? stopReason)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteStartArray("epochs");
+            foreach (var e in epochs) WriteEpoch(w, e);
+            w.WriteEndArray();
+            if (stopReason is not null) w.WriteString("stop_reason", stopReason);
+            w.WriteEndObject();
+        }
+        string tmp = path + ".tmp";
+        File.WriteAllBytes(tmp, ms.ToArray());
+        File.Move(tmp, path, overwrite: true);
+    }
+}

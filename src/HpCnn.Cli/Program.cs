@@ -1,0 +1,40 @@
+using System.CommandLine;
+using HpCnn.Cli;
+using Spectre.Console;
+
+var root = new RootCommand("hpcnn: train, evaluate, inspect and visualise small convolutional networks on the CPU (HpCnn engine)")
+{
+    TrainCommand.Create(),
+    EvalCommand.Create(),
+    PredictCommand.Create(),
+    InspectCommand.Create(),
+    VisualizeCommand.Create(),
+    BenchCommand.Create(),
+};
+var parse = root.Parse(args);
+if (parse.Errors.Count > 0)
+{
+    foreach (var e in parse.Errors) Console.Error.WriteLine($"error: {e.Message}");
+    Console.Error.WriteLine($"run `hpcnn {(parse.CommandResult.Command == root ? "" : parse.CommandResult.Command.Name + " ")}--help` for usage");
+    return ExitCodes.Usage;
+}
+try
+{
+    return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+}
+catch (CliException e)
+{
+    AnsiConsole.Console.Profile.Out.Writer.Flush();
+    Console.Error.WriteLine($"error: {e.Message}");
+    return e.ExitCode;
+}
+catch (Exception e) when (e is ArgumentException or FormatException or InvalidDataException or IOException or InvalidOperationException or ArithmeticException or UnauthorizedAccessException)
+{
+    Console.Error.WriteLine($"error: {e.Message}");
+    return ExitCodes.Failure;
+}
+catch (Exception e)
+{
+    Console.Error.WriteLine($"internal error (please report): {e}");
+    return 70;
+}

@@ -1,0 +1,217 @@
+using System.CommandLine;
+using System.Globalization;
+using HpCnn.Data;
+using HpCnn.IO;
+using HpCnn.Training;
+using Spectre.Console;
+using Spectre.Console.Rendering;
+
+namespace HpCnn.Cli;
+
+/// <summary>hpcnn train: trains a preset or a spec-file network on Fashion-MNIST with live progress.</summary>
+internal static class TrainCommand
+{
+    public static Command Create()
+    {
+        var net = new Option<string>("--net") { Description = "Network: a preset (reference, seed-binary, seed-mse, deep) or a JSON spec file", HelpName = "NAME|FILE", Required = true };
+        var epochs = new Option<int?>("--epochs") { Description = "Epochs (default: the preset's)", HelpName = "N" };
+        var batch = new Option<int?>("--batch-size") { Description = "Mini-batch size (default: the preset's; 1 = per-sample SGD)", HelpName = "N" };
+        var lr = new Option<float?>("--lr") { Description = "Learning rate (default: the preset's)", HelpName = "X" };
+        var seed = new Option<ulong>("--seed") { Description = "Seed of the initial weights and the shuffling", DefaultValueFactory = _ => 42, HelpName = "N" };
+        var metrics = new Option<string?>("--metrics-json") { Description = "Write per-epoch metrics to this JSON file", HelpName = "FILE" };
+        var output = new Option<string?>("--out") { Description = "Save the trained model (and its initial weights) to this file", HelpName = "MODEL" };
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "No progress display; print only the final result" };
+        var limit = new Option<int?>("--limit") { Description = "Use only the first N training images (quick runs)", HelpName = "N" };
+        var classes = new Option<string?>("--classes") { Description = "Train on these classes only, e.g. 1,3 (relabelled 0..k-1)", HelpName = "LIST" };
+        var dataDir = Shared.DataDir();
+        var threads = Shared.Threads();
+        var cmd = new Command("train", "Train a network on Fashion-MNIST")
+        {
+            net, epochs, batch, lr, seed, metrics, output, quiet, limit, classes, dataDir, threads,
+        };
+        cmd.SetAction(r => Run(new Args(r.GetValue(net)!, r.GetValue(epochs), r.GetValue(batch), r.GetValue(lr), r.GetValue(seed),
+            r.GetValue(metrics), r.GetValue(output), r.GetValue(quiet), r.GetValue(limit), Shared.ParseClasses(r.GetValue(classes)),
+            r.GetValue(dataDir), r.GetValue(threads))));
+        return cmd;
+    }
+
+    private sealed record Args(string Net, int? Epochs, int? BatchSize, float? Lr, ulong Seed, string? MetricsJson, string? Out,
+        bool Quiet, int? Limit, int[]? Classes, string? DataDir, int? Threads);
+
+    private static int Run(Args a)
+    {
+        Shared.ApplyThreads(a.Threads);
+        if (a.Epochs is < 1) throw new CliException($"--epochs must be at least 1, got {a.Epochs}", ExitCodes.Usage);
+        if (a.BatchSize is < 1) throw new CliException($"--batch-size must be at least 1, got {a.BatchSize}", ExitCodes.Usage);
+        if (a.Lr is float l && !(l > 0)) throw new CliException($"--lr must be positive, got {l}", ExitCodes.Usage);
+        if (a.Limit is < 1) throw new CliException($"--limit must be at least 1, got {a.Limit}", ExitCodes.Usage);
+        if (a.Out is { } o && Path.GetDirectoryName(Path.GetFullPath(o)) is { } od && !Directory.Exists(od))
+            throw new CliException($"--out: folder {od} does not exist", ExitCodes.Usage);
+
+        var (model, recipe, defEpochs, defBatch, name) = Shared.ResolveNetwork(a.Net, a.Seed);
+        if (a.Classes is not null) recipe = recipe with { Classes = a.Classes };
+        if (a.Lr is float lr) model.Optimizer!.LearningRate = lr;
+        int epochs = a.Epochs ?? defEpochs, batch = a.BatchSize ?? defBatch;
+
+        var (rawTrain, rawTest) = Shared.LoadFashionMnist(a.DataDir);
+        if (model.InputShape != rawTrain.Shape)
+            throw new CliException($"network {name} takes {model.InputShape} inputs, Fashion-MNIST images are {rawTrain.Shape}");
+        if (a.Limit is int lim) rawTrain = rawTrain.Take(lim);
+        var data = recipe.Prepare(rawTrain, rawTest);
+        if (data.Train.ClassCount > model.ClassCount)
+            throw new CliException($"network {name} scores {model.ClassCount} classes, the data has {data.Train.ClassCount} (use --classes to pick {model.ClassCount})");
+
+        var meta = new ModelMetadata
+        {
+            Network = name,
+            Classes = data.Classes,
+            ClassNames = Enumerable.Range(0, data.Train.ClassCount).Select(data.Train.ClassName).ToList(),
+            Standardization = data.Standardization,
+        };
+        var initial = model.CopyParameterValues();
+
+        bool interactive = !a.Quiet && AnsiConsole.Profile.Capabilities.Interactive;
+        if (!a.Quiet)
+        {
+            AnsiConsole.MarkupLine($"[bold]{Shared.Escape(name)}[/]: {model.ParameterCount:N0} parameters, {model.FlopsPerSample / 1e6:F2} MFLOP/image; " +
+                $"{data.Train.Count:N0} training / {data.Validation.Count:N0} validation images; {epochs} epoch(s), batch {batch}, " +
+                $"{Shared.Escape(model.Optimizer!.Describe())}; kernels {Engine.PathName}, {Engine.Threads} thread(s)");
+        }
+
+        using var cts = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            if (cts.IsCancellationRequested) return; // a second Ctrl+C ends the process
+            e.Cancel = true;
+            cts.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        var history = new List<EpochMetrics>();
+        TrainingHistory result;
+        try
+        {
+            var fit = new FitOptions
+            {
+                Epochs = epochs,
+                BatchSize = batch,
+                Validation = data.Validation,
+                Seed = a.Seed,
+                Cancellation = cts.Token,
+            };
+            fit.OnEpochEnd = m =>
+            {
+                history.Add(m);
+                meta.History.Add(m);
+                if (a.MetricsJson is not null) MetricsJson.Write(a.MetricsJson, history, null);
+            };
+            result = interactive ? TrainWithProgress(model, data.Train, fit, epochs)
+                : a.Quiet ? model.Fit(data.Train, fit)
+                : TrainPlain(model, data.Train, fit);
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+
+        if (a.MetricsJson is not null) MetricsJson.Write(a.MetricsJson, history, result.StopReason);
+        if (a.Out is not null)
+        {
+            model.Metadata = meta.ToJson();
+            model.Save(a.Out, initial);
+        }
+        if (!a.Quiet && history.Count > 0) AnsiConsole.Write(EpochTable(history));
+        var last = history.LastOrDefault();
+        string final = last is null ? "no epoch completed"
+            : string.Create(CultureInfo.InvariantCulture, $"after {history.Count} epoch(s): validation accuracy {last.ValAccuracy:F4}, loss {last.ValLoss:F4}; {history.Average(h => h.SamplesPerSecond):N0} samples/s");
+        if (result.StopReason is not null) final += $" (stopped: {result.StopReason})";
+        Console.WriteLine(final);
+        if (a.Out is not null) Console.WriteLine($"saved {a.Out}");
+        return cts.IsCancellationRequested ? ExitCodes.Interrupted : ExitCodes.Ok;
+    }
+
+    /// <summary>Spectre live display: one progress bar per epoch; a finished bar keeps the epoch's metrics.</summary>
+    private static TrainingHistory TrainWithProgress(Sequential model, Dataset train, FitOptions fit, int epochs)
+    {
+        TrainingHistory? result = null;
+        AnsiConsole.Progress()
+            .AutoClear(false)
+            .HideCompleted(false)
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new BatchesColumn(),
+                new PercentageColumn(), new RemainingTimeColumn(), new ElapsedTimeColumn())
+            .Start(ctx =>
+            {
+                ProgressTask? task = null;
+                int taskEpoch = 0;
+                var onEpoch = fit.OnEpochEnd;
+                fit.OnBatchEnd = p =>
+                {
+                    if (task is null || taskEpoch != p.Epoch)
+                    {
+                        task = ctx.AddTask($"epoch {p.Epoch}/{epochs}", maxValue: p.Batches);
+                        taskEpoch = p.Epoch;
+                    }
+                    // Redraw at most ~100 times an epoch: the description is rebuilt, which allocates.
+                    if (p.Batch == p.Batches || p.Batch % Math.Max(1, p.Batches / 100) == 0)
+                    {
+                        task.Value = p.Batch;
+                        task.Description = string.Create(CultureInfo.InvariantCulture,
+                            $"epoch {p.Epoch}/{epochs}  loss {p.RunningLoss:F4}  acc {p.RunningAccuracy:F3}  {p.SamplesDone / Math.Max(p.ElapsedSeconds, 1e-9):N0}/s");
+                    }
+                    return true;
+                };
+                fit.OnEpochEnd = m =>
+                {
+                    onEpoch?.Invoke(m);
+                    if (task is not null)
+                    {
+                        task.Description = string.Create(CultureInfo.InvariantCulture,
+                            $"epoch {m.Epoch}/{epochs}  loss {m.TrainLoss:F4}  val_loss {m.ValLoss:F4}  [green]val_acc {m.ValAccuracy:F4}[/]  {m.SamplesPerSecond:N0}/s");
+                        task.StopTask();
+                    }
+                };
+                result = model.Fit(train, fit);
+            });
+        return result!;
+    }
+
+    /// <summary>Plain lines for logs and pipes: a line every 10% of an epoch and one per epoch.</summary>
+    private static TrainingHistory TrainPlain(Sequential model, Dataset train, FitOptions fit)
+    {
+        var onEpoch = fit.OnEpochEnd;
+        fit.OnBatchEnd = p =>
+        {
+            int step = Math.Max(1, p.Batches / 10);
+            if (p.Batch % step == 0 && p.Batch != p.Batches)
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  epoch {p.Epoch}/{p.Epochs}  batch {p.Batch}/{p.Batches}  loss {p.RunningLoss:F4}  acc {p.RunningAccuracy:F3}  {p.SamplesDone / Math.Max(p.ElapsedSeconds, 1e-9):N0} samples/s"));
+            return true;
+        };
+        fit.OnEpochEnd = m =>
+        {
+            onEpoch?.Invoke(m);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"epoch {m.Epoch}: train_loss {m.TrainLoss:F4}  train_acc {m.TrainAccuracy:F4}  val_loss {m.ValLoss:F4}  val_acc {m.ValAccuracy:F4}  {m.Seconds:F2} s  {m.SamplesPerSecond:N0} samples/s"));
+        };
+        return model.Fit(train, fit);
+    }
+
+    public static Table EpochTable(IReadOnlyList<EpochMetrics> history)
+    {
+        var t = new Table().Border(TableBorder.Rounded)
+            .AddColumns("epoch", "train loss", "train acc", "val loss", "val acc", "seconds", "samples/s");
+        foreach (var c in t.Columns.Skip(1)) c.RightAligned();
+        foreach (var m in history)
+            t.AddRow(m.Epoch.ToString(CultureInfo.InvariantCulture), F(m.TrainLoss), F(m.TrainAccuracy), F(m.ValLoss), F(m.ValAccuracy),
+                m.Seconds.ToString("F2", CultureInfo.InvariantCulture), m.SamplesPerSecond.ToString("N0", CultureInfo.InvariantCulture));
+        return t;
+
+        static string F(double? v) => v is double d ? d.ToString("F4", CultureInfo.InvariantCulture) : "-";
+    }
+
+    /// <summary>"412/938 batches".</summary>
+    private sealed class BatchesColumn : ProgressColumn
+    {
+        public override IRenderable Render(RenderOptions options, ProgressTask task, TimeSpan deltaTime) =>
+            new Markup($"{task.Value:F0}/{task.MaxValue:F0}");
+    }
+}
