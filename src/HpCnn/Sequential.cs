@@ -162,6 +162,7 @@ public sealed class Sequential
 
     private double Step(ExecutionPlan plan, float lr, out int correct)
     {
+        plan.SetStep(Optimizer!.Steps);
         plan.Forward();
         double loss = ComputeLoss(plan, withGrad: true, out correct);
         plan.Backward(FusedHead ? _layers.Count - 2 : _layers.Count - 1);

@@ -183,11 +183,11 @@ public static class ModelFile
             string tag = Encoding.ASCII.GetString(body.Slice(pos, 4));
             uint length = BinaryPrimitives.ReadUInt32LittleEndian(body[(pos + 4)..]);
             pos += 8;
-            if (length > body.Length - pos) throw new InvalidDataException($"{name}: chunk '{tag}' claims {length} bytes, only {body.Length - pos} remain");
+            if (length > body.Length - pos) throw new InvalidDataException($"{name}: chunk '{Printable(tag)}' claims {length} bytes, only {body.Length - pos} remain");
             var payload = body.Slice(pos, (int)length);
             int payloadStart = pos;
             pos += (int)length;
-            if (!seen.Add(tag)) throw new InvalidDataException($"{name}: chunk '{tag}' appears twice");
+            if (!seen.Add(tag)) throw new InvalidDataException($"{name}: chunk '{Printable(tag)}' appears twice");
             switch (tag)
             {
                 case "SPEC":

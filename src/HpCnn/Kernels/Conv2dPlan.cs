@@ -44,7 +44,7 @@ public sealed class Conv2dPlan
         var s = shape;
         Algorithm = force ?? Choose(s);
         if (Algorithm == Conv2dAlgorithm.ImplicitPadded && (s.StrideH != 1 || s.StrideW != 1))
-            throw new ArgumentException($"conv2d: the implicit algorithm needs stride 1, got {s.StrideH}x{s.StrideW}");
+            throw new ArgumentException($"the implicit convolution algorithm needs stride 1, got {s.StrideH}x{s.StrideW}");
 
         if (Algorithm == Conv2dAlgorithm.ImplicitPadded)
         {

@@ -25,18 +25,18 @@ public readonly record struct Conv2dShape(
     /// <summary>Throws with a message that names the problem when the geometry is not valid.</summary>
     public void Validate()
     {
-        if (InC <= 0 || InH <= 0 || InW <= 0) throw new ArgumentException($"conv2d: input must be positive in every dimension, got {InC}x{InH}x{InW}");
-        if (OutC <= 0) throw new ArgumentException($"conv2d: output channels must be positive, got {OutC}");
-        if (KH <= 0 || KW <= 0) throw new ArgumentException($"conv2d: kernel must be positive, got {KH}x{KW}");
-        if (StrideH <= 0 || StrideW <= 0) throw new ArgumentException($"conv2d: stride must be positive, got {StrideH}x{StrideW}");
+        if (InC <= 0 || InH <= 0 || InW <= 0) throw new ArgumentException($"input must be positive in every dimension, got {InC}x{InH}x{InW}");
+        if (OutC <= 0) throw new ArgumentException($"output channels must be positive, got {OutC}");
+        if (KH <= 0 || KW <= 0) throw new ArgumentException($"kernel must be positive, got {KH}x{KW}");
+        if (StrideH <= 0 || StrideW <= 0) throw new ArgumentException($"stride must be positive, got {StrideH}x{StrideW}");
         if (PadTop < 0 || PadLeft < 0 || PadBottom < 0 || PadRight < 0)
-            throw new ArgumentException($"conv2d: padding must be non-negative, got top {PadTop}, left {PadLeft}, bottom {PadBottom}, right {PadRight}");
+            throw new ArgumentException($"padding must be non-negative, got top {PadTop}, left {PadLeft}, bottom {PadBottom}, right {PadRight}");
         if (PadTop >= KH || PadBottom >= KH || PadLeft >= KW || PadRight >= KW)
-            throw new ArgumentException($"conv2d: padding ({PadTop},{PadLeft},{PadBottom},{PadRight}) must be smaller than the {KH}x{KW} kernel on each side");
+            throw new ArgumentException($"padding ({PadTop},{PadLeft},{PadBottom},{PadRight}) must be smaller than the {KH}x{KW} kernel on each side");
         if (InH + PadTop + PadBottom < KH || InW + PadLeft + PadRight < KW)
-            throw new ArgumentException($"conv2d: a {KH}x{KW} kernel does not fit the {InH}x{InW} input with padding ({PadTop},{PadLeft},{PadBottom},{PadRight})");
+            throw new ArgumentException($"a {KH}x{KW} kernel does not fit the {InH}x{InW} input with padding ({PadTop},{PadLeft},{PadBottom},{PadRight})");
         if ((long)K * OutPlane > int.MaxValue / 4 || (long)OutC * OutPlane > int.MaxValue / 4)
-            throw new ArgumentException($"conv2d: {this} is too large");
+            throw new ArgumentException($"{this} is too large");
     }
 
     public override string ToString() =>

@@ -17,14 +17,14 @@ public readonly record struct Pool2dShape(int C, int InH, int InW, int KH, int K
     /// <summary>The common 2x2, stride 2, unpadded case that has a vector path.</summary>
     public bool IsTwoByTwo => KH == 2 && KW == 2 && StrideH == 2 && StrideW == 2 && PadTop == 0 && PadLeft == 0 && PadBottom == 0 && PadRight == 0;
 
-    public void Validate(string what)
+    public void Validate()
     {
         if (KH <= 0 || KW <= 0 || StrideH <= 0 || StrideW <= 0)
-            throw new ArgumentException($"{what}: kernel and stride must be positive, got kernel {KH}x{KW}, stride {StrideH}x{StrideW}");
+            throw new ArgumentException($"kernel and stride must be positive, got kernel {KH}x{KW}, stride {StrideH}x{StrideW}");
         if (PadTop < 0 || PadLeft < 0 || PadBottom < 0 || PadRight < 0 || PadTop >= KH || PadBottom >= KH || PadLeft >= KW || PadRight >= KW)
-            throw new ArgumentException($"{what}: padding ({PadTop},{PadLeft},{PadBottom},{PadRight}) must be non-negative and smaller than the {KH}x{KW} window");
+            throw new ArgumentException($"padding ({PadTop},{PadLeft},{PadBottom},{PadRight}) must be non-negative and smaller than the {KH}x{KW} window");
         if (InH + PadTop + PadBottom < KH || InW + PadLeft + PadRight < KW)
-            throw new ArgumentException($"{what}: a {KH}x{KW} window does not fit the {InH}x{InW} input");
+            throw new ArgumentException($"a {KH}x{KW} window does not fit the {InH}x{InW} input");
     }
 }
 

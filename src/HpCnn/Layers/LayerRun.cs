@@ -31,7 +31,7 @@ public sealed class LayerRun
     internal float FusedLow = float.NegativeInfinity, FusedHigh = float.PositiveInfinity;
     /// <summary>This layer's forward was done by the previous layer's epilogue (its output is its input).</summary>
     internal bool ForwardFused;
-    /// <summary>Incremented on each training forward (seeds dropout masks).</summary>
+    /// <summary>Training steps the model took before this batch (the optimizer's count, saved in model files): seeds dropout masks.</summary>
     internal long Step;
     internal object? Jobs;
 

@@ -29,7 +29,7 @@ public abstract class Pool2D : Layer
             throw new ArgumentException($"expected an image (channels x height x width), got a flat vector of {input.C}");
         var (pt, pl, pb, pr) = Padding.Resolve(input.H, input.W, Kernel.H, Kernel.W, Stride.H, Stride.W);
         var s = new Pool2dShape(input.C, input.H, input.W, Kernel.H, Kernel.W, Stride.H, Stride.W, pt, pl, pb, pr);
-        s.Validate(Kind);
+        s.Validate();
         Shape = s;
         return new Shape3(input.C, s.OutH, s.OutW);
     }

@@ -53,16 +53,19 @@ public sealed class Dropout : Layer
 
     internal override void Forward(LayerRun run)
     {
-        var mask = run.State.Span;
-        ulong step = (ulong)run.Step++;
+        var mask = run.State.Slice(0, run.Batch * InputShape.Size);
+        ulong step = (ulong)run.Step;
         ulong threshold = (ulong)(Rate * (double)ulong.MaxValue);
         float scale = 1f / (1f - Rate);
         ulong seed = Rng.Mix(_seed, step);
         for (int i = 0; i < mask.Length; i++)
             mask[i] = Rng.Mix(seed, (ulong)i) >= threshold ? scale : 0f;
-        ElementwiseKernels.Map(run.Input.Span, mask, run.Output.Span, new MultiplyOp());
+        ElementwiseKernels.Map(run.Input.Slice(0, mask.Length), mask, run.Output.Span, new MultiplyOp());
     }
 
-    internal override void Backward(LayerRun run) =>
-        ElementwiseKernels.Map(run.OutGrad.Span, run.State.Span, run.InGrad.Span, new MultiplyOp());
+    internal override void Backward(LayerRun run)
+    {
+        int n = run.Batch * InputShape.Size;
+        ElementwiseKernels.Map(run.OutGrad.Slice(0, n), run.State.Slice(0, n), run.InGrad.Span, new MultiplyOp());
+    }
 }

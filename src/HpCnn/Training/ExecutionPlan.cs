@@ -152,6 +152,12 @@ internal sealed class ExecutionPlan
     /// <summary>True while this plan still matches the model (same frozen layers, same pool).</summary>
     public bool IsCurrent => StructureVersion == Model.StructureVersion && ReferenceEquals(Pool, WorkerPool.Shared);
 
+    /// <summary>Tells every layer how many training steps came before this batch (dropout masks depend on it).</summary>
+    public void SetStep(long step)
+    {
+        foreach (var r in Runs) r.Step = step;
+    }
+
     public void SetBatch(int batch)
     {
         if (batch < 1 || batch > Capacity) throw new ArgumentOutOfRangeException(nameof(batch), $"batch of {batch} for a plan of capacity {Capacity}");
