@@ -1,0 +1,59 @@
+"""The project's origin: the seed tutorial's per-sample NumPy loop (trouser vs dress, one 3x3 filter, ReLU,
+dense 784 -> 1, sigmoid, log-loss, SGD lr 0.01). Prints the seconds of one epoch and the validation accuracy
+as JSON. It is the baseline of the "seed-binary >= 100x faster" target."""
+import json
+import sys
+import time
+
+import numpy as np
+
+import fashion_mnist
+
+try:
+    from scipy.signal import correlate2d
+except ImportError:  # numpy-only fallback: 'same' cross-correlation as 9 shifted multiply-adds
+    def correlate2d(img, k, mode="same"):
+        p = np.pad(img, 1)
+        out = np.zeros_like(img)
+        for dy in range(3):
+            for dx in range(3):
+                out += k[dy, dx] * p[dy:dy + img.shape[0], dx:dx + img.shape[1]]
+        return out
+
+
+def main():
+    epochs = int(sys.argv[sys.argv.index("--epochs") + 1]) if "--epochs" in sys.argv else 1
+    (x, y), _ = fashion_mnist.load()
+    keep = (y == 1) | (y == 3)
+    x = x[keep][:, 0].astype(np.float64)
+    y = (y[keep] == 3).astype(np.float64)
+    xtr, ytr, xva, yva = x[:-1000], y[:-1000], x[-1000:], y[-1000:]
+    mu, sd = xtr.mean(0), xtr.std(0) + 1e-8
+    xtr, xva = (xtr - mu) / sd, (xva - mu) / sd
+    rng = np.random.default_rng(0)
+    k = rng.normal(0, 0.1, (3, 3))
+    w = rng.normal(0, 0.01, 784)
+    lr = 0.01
+    times = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        for i in rng.permutation(len(xtr)):
+            img = xtr[i]
+            z = correlate2d(img, k, mode="same")
+            a = np.maximum(z, 0)
+            s = a.ravel() @ w
+            p = 1 / (1 + np.exp(-s))
+            ds = p - ytr[i]
+            dw = ds * a.ravel()
+            da = (ds * w).reshape(28, 28) * (z > 0)
+            dk = correlate2d(np.pad(img, 1), da, mode="valid")
+            w -= lr * dw
+            k -= lr * dk
+        times.append(time.perf_counter() - start)
+    z = np.stack([np.maximum(correlate2d(im, k, mode="same"), 0).ravel() for im in xva])
+    acc = float(((1 / (1 + np.exp(-(z @ w))) >= 0.5) == (yva == 1)).mean())
+    print(json.dumps({"numpy_seed_epoch_s": min(times), "numpy_seed_val_accuracy": acc}))
+
+
+if __name__ == "__main__":
+    main()

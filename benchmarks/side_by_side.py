@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""HpCnn and PyTorch 1.13 (tuned as ANCHORS.md says) on the same workloads, in one run, with the ratios the
+"Speed" issue sets targets on. Usage (from the repository root):
+
+    /usr/bin/python3 benchmarks/side_by_side.py [--quick] [--threads 1,2] [--json out.json]
+
+--quick times a tenth of an epoch and extrapolates (for smoke runs); the full run takes a few minutes.
+Targets are checked and printed; nothing is loosened. Needs python3-torch, python3-numpy, the dataset.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+RUNNER = os.path.join(HERE, "HpCnn.Benchmarks", "bin", "Release", "net10.0", "HpCnn.Benchmarks.dll")
+
+
+def run_json(cmd, env=None):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env, cwd=HERE)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def tuned_env(threads):
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               MALLOC_MMAP_THRESHOLD_="4294967296", MALLOC_TRIM_THRESHOLD_="4294967296")
+    return env
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    threads = [int(t) for t in args.threads.split(",")]
+    subprocess.run(["dotnet", "build", os.path.join(HERE, "HpCnn.Benchmarks"), "-c", "Release", "-v", "q", "-nologo"],
+                   check=True, stdout=subprocess.DEVNULL)
+    quick = ["--quick"] if args.quick else []
+    results = {}
+    for t in threads:
+        print(f"-- {t} thread(s): PyTorch ...", file=sys.stderr, flush=True)
+        results[f"torch_{t}"] = run_json([sys.executable, "pytorch_workloads.py", "--threads", str(t)] + quick, tuned_env(t))
+        print(f"-- {t} thread(s): HpCnn ...", file=sys.stderr, flush=True)
+        results[f"hpcnn_{t}"] = run_json(["dotnet", RUNNER, "side-by-side", "--threads", str(t)] + quick)
+    print("-- NumPy tutorial loop ...", file=sys.stderr, flush=True)
+    results["numpy"] = run_json([sys.executable, "numpy_tutorial.py"], tuned_env(1))
+
+    rows = []
+
+    def ratio(name, h, p, target, lower_is_better=True):
+        r = h / p
+        ok = r <= target if lower_is_better else r >= target
+        rows.append((name, h, p, r, ("<= " if lower_is_better else ">= ") + f"{target:g}", "met" if ok else "MISSED"))
+
+    for t in threads:
+        h, p = results[f"hpcnn_{t}"], results[f"torch_{t}"]
+        ratio(f"reference epoch, {t}T (s)", h["reference_epoch_s"], p["reference_epoch_s"], 0.45 if t == 2 else 0.55)
+        ratio(f"inference batch 1, {t}T (s)", h["inference_batch1_s"], p["inference_batch1_s"], 0.4)
+        ratio(f"inference batch 256, {t}T (images/s)", 256 / h["inference_batch256_s"], 256 / p["inference_batch256_s"], 2.5, False)
+        for c in "ABC":
+            ratio(f"conv {c} forward, {t}T (s)", h[f"conv{c}_forward_s"], p[f"conv{c}_forward_s"], 1.0)
+            ratio(f"conv {c} backward, {t}T (s)", h[f"conv{c}_backward_s"], p[f"conv{c}_backward_s"], 1.0)
+    n = results["numpy"]
+    best = min(results[f"hpcnn_{t}"]["seed_binary_epoch_s"] for t in threads)
+    ratio("seed-binary epoch vs NumPy loop (speed-up)", n["numpy_seed_epoch_s"] / best, 1.0, 100, False)
+
+    print(f"\n{'workload':44} {'HpCnn':>12} {'PyTorch':>12} {'ratio':>8}  {'target':>8}")
+    for name, h, p, r, target, status in rows:
+        print(f"{name:44} {h:12.5g} {p:12.5g} {r:8.3f}  {target:>8}  {status}")
+    for t in threads:
+        print(f"test accuracy after 1 epoch, {t}T: HpCnn {results[f'hpcnn_{t}']['reference_test_accuracy']:.4f}, "
+              f"PyTorch {results[f'torch_{t}']['reference_test_accuracy']:.4f}")
+    print(f"seed-binary: HpCnn {best * 1000:.1f} ms/epoch (val acc {results[f'hpcnn_{threads[-1]}']['seed_binary_val_accuracy']:.4f}), "
+          f"NumPy loop {n['numpy_seed_epoch_s']:.2f} s/epoch (val acc {n['numpy_seed_val_accuracy']:.4f})")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"results": results, "rows": rows}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
