@@ -75,58 +75,73 @@ public static class PoolKernels
             }
     }
 
-    private static void MaxPlane2x2Avx2(in Pool2dShape s, ReadOnlySpan<float> inP, Span<float> outP, Span<int> idxP, bool keep)
+    /// <summary>
+    /// 2x2 stride-2 max pooling of one plane, 8 outputs per step: the four window values come from
+    /// deinterleaving 16 inputs of each of the two rows; row tails use masked loads and stores, so nothing
+    /// outside the plane is read or written. Ties go to the first maximum in row-major window order.
+    /// </summary>
+    private static unsafe void MaxPlane2x2Avx2(in Pool2dShape s, ReadOnlySpan<float> inP, Span<float> outP, Span<int> idxP, bool keep)
     {
         int w = s.InW, ow = s.OutW;
-        ref float ir = ref MemoryMarshal.GetReference(inP);
-        ref float or = ref MemoryMarshal.GetReference(outP);
-        ref int xr = ref MemoryMarshal.GetReference(idxP);
         var lane2 = Vector256.Create(0, 2, 4, 6, 8, 10, 12, 14);
-        for (int oy = 0; oy < s.OutH; oy++)
+        fixed (float* ip = inP, op = outP)
+        fixed (int* xp = idxP)
         {
-            ref float r0 = ref Unsafe.Add(ref ir, 2 * oy * w);
-            ref float r1 = ref Unsafe.Add(ref r0, w);
-            int ox = 0;
-            for (; ox <= ow - 8; ox += 8)
+            for (int oy = 0; oy < s.OutH; oy++)
             {
-                // 16 inputs of each row -> even/odd columns of 8 windows.
-                var a0 = Vector256.LoadUnsafe(ref r0, (nuint)(2 * ox));
-                var a1 = Vector256.LoadUnsafe(ref r0, (nuint)(2 * ox + 8));
-                var b0 = Vector256.LoadUnsafe(ref r1, (nuint)(2 * ox));
-                var b1 = Vector256.LoadUnsafe(ref r1, (nuint)(2 * ox + 8));
-                var tlE = Deinterleave(a0, a1, even: true);
-                var trO = Deinterleave(a0, a1, even: false);
-                var blE = Deinterleave(b0, b1, even: true);
-                var brO = Deinterleave(b0, b1, even: false);
-                var m = Vector256.Max(Vector256.Max(tlE, trO), Vector256.Max(blE, brO));
-                m.StoreUnsafe(ref or, (nuint)(oy * ow + ox));
-                if (keep)
+                float* r0 = ip + 2 * oy * w;
+                float* r1 = r0 + w;
+                for (int ox = 0; ox < ow; ox += 8)
                 {
-                    // First maximum in window order top-left, top-right, bottom-left, bottom-right.
-                    var baseIdx = Vector256.Create(2 * oy * w + 2 * ox) + lane2;
-                    var idx = baseIdx + Vector256.Create(w + 1);
-                    idx = Vector256.ConditionalSelect(Vector256.Equals(blE, m).AsInt32(), baseIdx + Vector256.Create(w), idx);
-                    idx = Vector256.ConditionalSelect(Vector256.Equals(trO, m).AsInt32(), baseIdx + Vector256<int>.One, idx);
-                    idx = Vector256.ConditionalSelect(Vector256.Equals(tlE, m).AsInt32(), baseIdx, idx);
-                    idx.StoreUnsafe(ref xr, (nuint)(oy * ow + ox));
-                }
-            }
-            if (ox < ow)
-            {
-                // Scalar tail of this row.
-                for (; ox < ow; ox++)
-                {
-                    int i0 = 2 * oy * w + 2 * ox;
-                    float best = inP[i0]; int bi = i0;
-                    if (inP[i0 + 1] > best) { best = inP[i0 + 1]; bi = i0 + 1; }
-                    if (inP[i0 + w] > best) { best = inP[i0 + w]; bi = i0 + w; }
-                    if (inP[i0 + w + 1] > best) { best = inP[i0 + w + 1]; bi = i0 + w + 1; }
-                    outP[oy * ow + ox] = best;
-                    if (keep) idxP[oy * ow + ox] = bi;
+                    int n = Math.Min(8, ow - ox);
+                    Vector256<float> a0, a1, b0, b1;
+                    if (n == 8)
+                    {
+                        a0 = Avx.LoadVector256(r0 + 2 * ox); a1 = Avx.LoadVector256(r0 + 2 * ox + 8);
+                        b0 = Avx.LoadVector256(r1 + 2 * ox); b1 = Avx.LoadVector256(r1 + 2 * ox + 8);
+                    }
+                    else
+                    {
+                        // 2n inputs of each row remain: lanes past them are masked off (not read).
+                        var m0 = Mask(Math.Min(8, 2 * n)).AsSingle();
+                        var m1 = Mask(Math.Max(0, 2 * n - 8)).AsSingle();
+                        a0 = Avx.MaskLoad(r0 + 2 * ox, m0); a1 = Avx.MaskLoad(r0 + 2 * ox + 8, m1);
+                        b0 = Avx.MaskLoad(r1 + 2 * ox, m0); b1 = Avx.MaskLoad(r1 + 2 * ox + 8, m1);
+                    }
+                    var tl = Deinterleave(a0, a1, even: true);
+                    var tr = Deinterleave(a0, a1, even: false);
+                    var bl = Deinterleave(b0, b1, even: true);
+                    var br = Deinterleave(b0, b1, even: false);
+                    var m = Vector256.Max(Vector256.Max(tl, tr), Vector256.Max(bl, br));
+                    Vector256<int> idx = default;
+                    if (keep)
+                    {
+                        var baseIdx = Vector256.Create(2 * oy * w + 2 * ox) + lane2;
+                        idx = baseIdx + Vector256.Create(w + 1);
+                        idx = Vector256.ConditionalSelect(Vector256.Equals(bl, m).AsInt32(), baseIdx + Vector256.Create(w), idx);
+                        idx = Vector256.ConditionalSelect(Vector256.Equals(tr, m).AsInt32(), baseIdx + Vector256<int>.One, idx);
+                        idx = Vector256.ConditionalSelect(Vector256.Equals(tl, m).AsInt32(), baseIdx, idx);
+                    }
+                    float* o = op + oy * ow + ox;
+                    if (n == 8)
+                    {
+                        Avx.Store(o, m);
+                        if (keep) Avx.Store(xp + oy * ow + ox, idx);
+                    }
+                    else
+                    {
+                        var mo = Mask(n);
+                        Avx.MaskStore(o, mo.AsSingle(), m);
+                        if (keep) Avx2.MaskStore(xp + oy * ow + ox, mo, idx);
+                    }
                 }
             }
         }
     }
+
+    /// <summary>A lane mask with the first <paramref name="n"/> of 8 lanes set.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Mask(int n) => Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(n));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Deinterleave(Vector256<float> lo, Vector256<float> hi, bool even)
@@ -136,18 +151,97 @@ public static class PoolKernels
         return Avx2.Permute4x64(sh.AsDouble(), 0b11_01_10_00).AsSingle();
     }
 
-    /// <summary>Max-pool backward of planes [c0, c1): inGrad is overwritten (zero except at each window's winner).</summary>
-    public static void MaxBackward(in Pool2dShape s, ReadOnlySpan<float> outGrad, ReadOnlySpan<int> argmax, Span<float> inGrad, int c0, int c1)
+    /// <summary>The inverse of two deinterleaves: (even, odd) lanes back to 16 consecutive values (lo, hi).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<float> Lo, Vector256<float> Hi) Interleave(Vector256<float> even, Vector256<float> odd)
     {
+        var u0 = Avx.UnpackLow(even, odd);   // e0 o0 e1 o1 | e4 o4 e5 o5
+        var u1 = Avx.UnpackHigh(even, odd);  // e2 o2 e3 o3 | e6 o6 e7 o7
+        return (Avx.Permute2x128(u0, u1, 0x20), Avx.Permute2x128(u0, u1, 0x31));
+    }
+
+    /// <summary>
+    /// Max-pool backward of planes [c0, c1): inGrad is overwritten (zero except at each window's winner).
+    /// With <paramref name="pooled"/> given, the gradient of a ReLU (capped at <paramref name="cap"/>) that came
+    /// before the pooling is applied too: a window passes its gradient only where its maximum is in (0, cap).
+    /// </summary>
+    public static void MaxBackward(in Pool2dShape s, ReadOnlySpan<float> outGrad, ReadOnlySpan<int> argmax, Span<float> inGrad, int c0, int c1,
+        ReadOnlySpan<float> pooled, float cap = float.PositiveInfinity)
+    {
+        bool relu = !pooled.IsEmpty;
         for (int c = c0; c < c1; c++)
         {
             var g = inGrad.Slice(c * s.InPlane, s.InPlane);
-            g.Clear();
             var dy = outGrad.Slice(c * s.OutPlane, s.OutPlane);
             var idx = argmax.Slice(c * s.OutPlane, s.OutPlane);
-            for (int i = 0; i < dy.Length; i++) g[idx[i]] += dy[i];
+            var y = relu ? pooled.Slice(c * s.OutPlane, s.OutPlane) : default;
+            if (s.IsTwoByTwo && Engine.UseAvx2)
+            {
+                MaxBackward2x2Avx2(s, dy, idx, g, y, relu, cap);
+                continue;
+            }
+            g.Clear();
+            for (int i = 0; i < dy.Length; i++)
+                if (!relu || (y[i] > 0f && y[i] < cap)) g[idx[i]] += dy[i];
         }
     }
+
+    /// <summary>2x2 stride-2 backward: every window writes its four gradients (winner gets dy, others 0); rows and columns no window covers are zeroed.</summary>
+    private static unsafe void MaxBackward2x2Avx2(in Pool2dShape s, ReadOnlySpan<float> dy, ReadOnlySpan<int> idx, Span<float> g,
+        ReadOnlySpan<float> pooled, bool relu, float cap)
+    {
+        int w = s.InW, ow = s.OutW;
+        var lane2 = Vector256.Create(0, 2, 4, 6, 8, 10, 12, 14);
+        var vcap = Vector256.Create(cap);
+        fixed (float* dyp = dy, gp = g, yp = pooled)
+        fixed (int* xp = idx)
+        {
+            for (int oy = 0; oy < s.OutH; oy++)
+            {
+                float* g0 = gp + 2 * oy * w;
+                float* g1 = g0 + w;
+                for (int ox = 0; ox < ow; ox += 8)
+                {
+                    int n = Math.Min(8, ow - ox);
+                    var mo = Mask(n);
+                    var d = n == 8 ? Avx.LoadVector256(dyp + oy * ow + ox) : Avx.MaskLoad(dyp + oy * ow + ox, mo.AsSingle());
+                    var code = (n == 8 ? Avx.LoadVector256(xp + oy * ow + ox) : Avx2.MaskLoad(xp + oy * ow + ox, mo))
+                               - (Vector256.Create(2 * oy * w + 2 * ox) + lane2);
+                    if (relu)
+                    {
+                        var y = n == 8 ? Avx.LoadVector256(yp + oy * ow + ox) : Avx.MaskLoad(yp + oy * ow + ox, mo.AsSingle());
+                        d &= Vector256.GreaterThan(y, Vector256<float>.Zero) & Vector256.LessThan(y, vcap);
+                    }
+                    var tl = d & Vector256.Equals(code, Vector256<int>.Zero).AsSingle();
+                    var tr = d & Vector256.Equals(code, Vector256<int>.One).AsSingle();
+                    var bl = d & Vector256.Equals(code, Vector256.Create(w)).AsSingle();
+                    var br = d & Vector256.Equals(code, Vector256.Create(w + 1)).AsSingle();
+                    var (t0, t1) = Interleave(tl, tr);
+                    var (b0, b1) = Interleave(bl, br);
+                    if (n == 8)
+                    {
+                        Avx.Store(g0 + 2 * ox, t0); Avx.Store(g0 + 2 * ox + 8, t1);
+                        Avx.Store(g1 + 2 * ox, b0); Avx.Store(g1 + 2 * ox + 8, b1);
+                    }
+                    else
+                    {
+                        var m0 = Mask(Math.Min(8, 2 * n)).AsSingle();
+                        var m1 = Mask(Math.Max(0, 2 * n - 8)).AsSingle();
+                        Avx.MaskStore(g0 + 2 * ox, m0, t0); Avx.MaskStore(g0 + 2 * ox + 8, m1, t1);
+                        Avx.MaskStore(g1 + 2 * ox, m0, b0); Avx.MaskStore(g1 + 2 * ox + 8, m1, b1);
+                    }
+                }
+                // An odd width leaves the last column outside every window.
+                if ((w & 1) != 0) { g0[w - 1] = 0f; g1[w - 1] = 0f; }
+            }
+            // An odd height leaves the last row outside every window.
+            for (int y = 2 * s.OutH; y < s.InH; y++) new Span<float>(gp + y * w, w).Clear();
+        }
+    }
+
+    /// <summary>Max-pool backward of planes [c0, c1): inGrad is overwritten (zero except at each window's winner).</summary>
+    public static void MaxBackward(in Pool2dShape s, ReadOnlySpan<float> outGrad, ReadOnlySpan<int> argmax, Span<float> inGrad, int c0, int c1) =>
+        MaxBackward(s, outGrad, argmax, inGrad, c0, c1, default);
 
     /// <summary>Average pooling of planes [c0, c1) (divisor KH x KW).</summary>
     public static void AvgForward(in Pool2dShape s, ReadOnlySpan<float> input, Span<float> output, int c0, int c1)

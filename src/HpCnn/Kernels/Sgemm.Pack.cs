@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace HpCnn.Kernels;
 
@@ -30,6 +31,16 @@ public static partial class Sgemm
                     for (; r < mr; r++) Unsafe.Add(ref o, r) = Unsafe.Add(ref src, r);
                     for (; r < MR; r++) Unsafe.Add(ref o, r) = 0f;
                 }
+            }
+            else if (mr == MR && Engine.UseAvx2)
+            {
+                // A stored m x k: 8 k at a time, the 6 rows transposed in registers.
+                int kk = 0;
+                for (; kk + 8 <= kc; kk += 8)
+                    TransposeRows6(ref Unsafe.Add(ref s, (i0 + ir) * lda + p0 + kk), lda, ref Unsafe.Add(ref strip, kk * MR));
+                for (; kk < kc; kk++)
+                    for (int r = 0; r < MR; r++)
+                        Unsafe.Add(ref strip, kk * MR + r) = Unsafe.Add(ref s, (i0 + ir + r) * lda + p0 + kk);
             }
             else
             {
@@ -84,6 +95,21 @@ public static partial class Sgemm
                     }
                 }
             }
+            else if (nr == NR && Engine.UseAvx2)
+            {
+                // B stored n x k: 8 k at a time, two 8x8 register transposes give 8 rows of 16.
+                int kk = 0;
+                for (; kk + 8 <= kc; kk += 8)
+                {
+                    ref float src = ref Unsafe.Add(ref s, (j0 + jr) * ldb + p0 + kk);
+                    ref float o = ref Unsafe.Add(ref strip, kk * NR);
+                    Transpose8x8(ref src, ldb, ref o, NR);
+                    Transpose8x8(ref Unsafe.Add(ref src, 8 * ldb), ldb, ref Unsafe.Add(ref o, 8), NR);
+                }
+                for (; kk < kc; kk++)
+                    for (int j = 0; j < NR; j++)
+                        Unsafe.Add(ref strip, kk * NR + j) = Unsafe.Add(ref s, (j0 + jr + j) * ldb + p0 + kk);
+            }
             else
             {
                 // B stored n x k: column j of op(B) is row j of storage, contiguous in k.
@@ -101,5 +127,62 @@ public static partial class Sgemm
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Transposes an 8x8 block: 8 rows of 8 floats at src (stride ldSrc) become 8 rows at dst (stride ldDst),
+    /// row k of the result holding element k of every source row.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Transpose8x8(ref float src, int ldSrc, ref float dst, int ldDst)
+    {
+        var r0 = Vector256.LoadUnsafe(ref src); var r1 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, ldSrc));
+        var r2 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 2 * ldSrc)); var r3 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 3 * ldSrc));
+        var r4 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 4 * ldSrc)); var r5 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 5 * ldSrc));
+        var r6 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 6 * ldSrc)); var r7 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 7 * ldSrc));
+        Transpose(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
+        r0.StoreUnsafe(ref dst); r1.StoreUnsafe(ref Unsafe.Add(ref dst, ldDst));
+        r2.StoreUnsafe(ref Unsafe.Add(ref dst, 2 * ldDst)); r3.StoreUnsafe(ref Unsafe.Add(ref dst, 3 * ldDst));
+        r4.StoreUnsafe(ref Unsafe.Add(ref dst, 4 * ldDst)); r5.StoreUnsafe(ref Unsafe.Add(ref dst, 5 * ldDst));
+        r6.StoreUnsafe(ref Unsafe.Add(ref dst, 6 * ldDst)); r7.StoreUnsafe(ref Unsafe.Add(ref dst, 7 * ldDst));
+    }
+
+    /// <summary>
+    /// Packs 6 rows x 8 k (rows at src, stride lda) into 8 groups of 6 at dst: a register transpose, each group
+    /// written with a 6-lane masked store so nothing past the 48 floats is touched.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void TransposeRows6(ref float src, int lda, ref float dst)
+    {
+        var r0 = Vector256.LoadUnsafe(ref src); var r1 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, lda));
+        var r2 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 2 * lda)); var r3 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 3 * lda));
+        var r4 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 4 * lda)); var r5 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 5 * lda));
+        var r6 = Vector256<float>.Zero; var r7 = Vector256<float>.Zero;
+        Transpose(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
+        var m = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(MR)).AsSingle();
+        fixed (float* d = &dst)
+        {
+            Avx.MaskStore(d, m, r0); Avx.MaskStore(d + 6, m, r1); Avx.MaskStore(d + 12, m, r2); Avx.MaskStore(d + 18, m, r3);
+            Avx.MaskStore(d + 24, m, r4); Avx.MaskStore(d + 30, m, r5); Avx.MaskStore(d + 36, m, r6); Avx.MaskStore(d + 42, m, r7);
+        }
+    }
+
+    /// <summary>In-register 8x8 transpose (unpack, shuffle, 128-bit lane permute).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose(ref Vector256<float> r0, ref Vector256<float> r1, ref Vector256<float> r2, ref Vector256<float> r3,
+        ref Vector256<float> r4, ref Vector256<float> r5, ref Vector256<float> r6, ref Vector256<float> r7)
+    {
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        r0 = Avx.Permute2x128(u0, u4, 0x20); r1 = Avx.Permute2x128(u1, u5, 0x20);
+        r2 = Avx.Permute2x128(u2, u6, 0x20); r3 = Avx.Permute2x128(u3, u7, 0x20);
+        r4 = Avx.Permute2x128(u0, u4, 0x31); r5 = Avx.Permute2x128(u1, u5, 0x31);
+        r6 = Avx.Permute2x128(u2, u6, 0x31); r7 = Avx.Permute2x128(u3, u7, 0x31);
     }
 }

@@ -31,6 +31,10 @@ public sealed class LayerRun
     internal float FusedLow = float.NegativeInfinity, FusedHigh = float.PositiveInfinity;
     /// <summary>This layer's forward was done by the previous layer's epilogue (its output is its input).</summary>
     internal bool ForwardFused;
+    /// <summary>This layer's backward is done by the next layer's backward (a fused ReLU before a max-pool).</summary>
+    internal bool BackwardFused;
+    /// <summary>A max-pool that also applies the gradient of the ReLU before it, capped here (NaN: no ReLU).</summary>
+    internal float ReluMaskCap = float.NaN;
     /// <summary>Training steps the model took before this batch (the optimizer's count, saved in model files): seeds dropout masks.</summary>
     internal long Step;
     internal object? Jobs;

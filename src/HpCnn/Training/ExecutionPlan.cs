@@ -44,6 +44,16 @@ internal sealed class ExecutionPlan
                     Runs[i + 1].ForwardFused = true;
                 }
 
+        // A fused ReLU followed by a 2x2 max-pool: the pool's backward applies the ReLU's mask (the pooled value is the
+        // ReLU's output at the winner), saving a pass over the largest activation.
+        if (fuse && training)
+            for (int i = 1; i + 1 < n; i++)
+                if (Runs[i].ForwardFused && layers[i] is ReLU relu && layers[i + 1] is MaxPool2D)
+                {
+                    Runs[i].BackwardFused = true;
+                    Runs[i + 1].ReluMaskCap = relu.CapValue;
+                }
+
         // Which backward work is needed: parameter gradients of trainable, unfrozen layers; input gradients
         // of any layer with such a layer before it.
         bool anyTrainableBefore = training && inputGradient;
@@ -197,7 +207,7 @@ internal sealed class ExecutionPlan
         for (int i = from; i >= 0; i--)
         {
             var r = Runs[i];
-            if (!r.RunBackward || r.Layer.IsView(Training)) continue;
+            if (!r.RunBackward || r.BackwardFused || r.Layer.IsView(Training)) continue;
             r.Layer.Backward(r);
         }
     }

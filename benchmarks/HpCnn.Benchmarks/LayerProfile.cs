@@ -1,0 +1,74 @@
+using System.Diagnostics;
+using System.Globalization;
+using HpCnn.Training;
+
+namespace HpCnn.Benchmarks;
+
+/// <summary>
+/// Where a training step's time goes: runs the reference network's steps layer by layer with a stopwatch around
+/// each forward and backward, the loss and the optimizer. Usage: profile [--threads N] [--batch N] [--steps N].
+/// </summary>
+internal static class LayerProfile
+{
+    public static int Run(string[] args)
+    {
+        int batch = 64, steps = 200;
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (args[i] == "--threads") Engine.Threads = int.Parse(args[++i], CultureInfo.InvariantCulture);
+            else if (args[i] == "--batch") batch = int.Parse(args[++i], CultureInfo.InvariantCulture);
+            else if (args[i] == "--steps") steps = int.Parse(args[++i], CultureInfo.InvariantCulture);
+        }
+        var rig = new Workloads.ReferenceRig(batch);
+        var model = rig.Model;
+        for (int i = 0; i < 20; i++) rig.TrainStep();
+        var plan = new ExecutionPlan(model, batch, training: true);
+        plan.SetBatch(batch);
+        rig.Images.CopyTo(plan.Input);
+        rig.Labels.CopyTo(plan.Labels);
+        int n = model.Layers.Count;
+        var fwd = new double[n];
+        var bwd = new double[n];
+        double loss = 0, update = 0, total = 0;
+        var opt = model.Optimizer!;
+        for (int s = 0; s < steps + 10; s++)
+        {
+            bool record = s >= 10;
+            long t0 = Stopwatch.GetTimestamp();
+            for (int i = 0; i < n; i++)
+            {
+                var r = plan.Runs[i];
+                long a = Stopwatch.GetTimestamp();
+                if (!r.ForwardFused && !r.Layer.IsView(true)) r.Layer.Forward(r);
+                if (record) fwd[i] += Stopwatch.GetElapsedTime(a).TotalSeconds;
+            }
+            long b = Stopwatch.GetTimestamp();
+            var logits = plan.Acts[n].Slice(0, batch * 10);
+            Kernels.LossKernels.SoftmaxCrossEntropy(logits, plan.Labels, plan.Probs.Span, plan.Grads[n].Span, batch, 10);
+            if (record) loss += Stopwatch.GetElapsedTime(b).TotalSeconds;
+            for (int i = n - 1; i >= 0; i--)
+            {
+                var r = plan.Runs[i];
+                long a = Stopwatch.GetTimestamp();
+                if (r.RunBackward && !r.Layer.IsView(true)) r.Layer.Backward(r);
+                if (record) bwd[i] += Stopwatch.GetElapsedTime(a).TotalSeconds;
+            }
+            long c = Stopwatch.GetTimestamp();
+            plan.UpdateParameters(opt, 0.01f);
+            if (record) update += Stopwatch.GetElapsedTime(c).TotalSeconds;
+            if (record) total += Stopwatch.GetElapsedTime(t0).TotalSeconds;
+        }
+        Console.WriteLine($"{Engine.Describe()}; batch {batch}, {steps} steps; {total / steps * 1000:F3} ms/step = {total / steps * 60000 / batch:F2} s/epoch");
+        Console.WriteLine($"{"layer",-14} {"fwd ms",9} {"bwd ms",9} {"fwd GF/s",9} {"bwd GF/s",9}");
+        for (int i = 0; i < n; i++)
+        {
+            var l = model.Layers[i];
+            double f = fwd[i] / steps, bk = bwd[i] / steps;
+            double flops = l.FlopsPerSample * (double)batch;
+            double bflops = l is Layers.Conv2D or Layers.Dense ? flops * (i == 0 ? 1 : 2) : 0;
+            Console.WriteLine($"{i,2} {l.Kind,-11} {f * 1000,9:F3} {bk * 1000,9:F3} {(f > 0 && flops > 1e7 ? flops / f / 1e9 : 0),9:F1} {(bk > 0 && bflops > 0 ? bflops / bk / 1e9 : 0),9:F1}");
+        }
+        Console.WriteLine($"loss {loss / steps * 1000:F3} ms, optimizer {update / steps * 1000:F3} ms");
+        return 0;
+    }
+}
