@@ -9,6 +9,8 @@ public enum Conv2dAlgorithm
     ImplicitPadded,
     /// <summary>Any stride: im2col in panel-sized tiles feeding <see cref="Sgemm"/>, col2im for the input gradient.</summary>
     Im2colTiled,
+    /// <summary>3x3, stride 1, enough channels: Winograd F(2x2, 3x3), 16 GEMMs over tiles of a group of images (2.25x fewer multiplies).</summary>
+    Winograd2x2,
 }
 
 /// <summary>
@@ -36,6 +38,8 @@ public sealed class Conv2dPlan
     private readonly int _qLen;
     // Im2col tiles: _tilePixels output pixels per tile, _tiles tiles per image.
     private readonly int _tilePixels, _tiles;
+    // Winograd: forward tiles _th x _tw per image on padded planes _hq x _wq; backward-data the same on the input side.
+    private readonly int _th, _tw, _hq, _wq, _bth, _btw, _bhq, _bwq, _group;
 
     public Conv2dPlan(in Conv2dShape shape, Conv2dAlgorithm? force = null)
     {
@@ -45,6 +49,8 @@ public sealed class Conv2dPlan
         Algorithm = force ?? Choose(s);
         if (Algorithm == Conv2dAlgorithm.ImplicitPadded && (s.StrideH != 1 || s.StrideW != 1))
             throw new ArgumentException($"the implicit convolution algorithm needs stride 1, got {s.StrideH}x{s.StrideW}");
+        if (Algorithm == Conv2dAlgorithm.Winograd2x2 && !WinogradFits(s))
+            throw new ArgumentException($"the Winograd algorithm needs a 3x3 kernel and stride 1, got {s.KH}x{s.KW} stride {s.StrideH}x{s.StrideW}");
 
         if (Algorithm == Conv2dAlgorithm.ImplicitPadded)
         {
@@ -67,6 +73,15 @@ public sealed class Conv2dPlan
             _bwdStrips = Conv2dKernels.ImplicitStrips(s.InH, s.InW, _bwp);
             _qLen = Sgemm.RoundUp(s.OutH * _wp, 8);
         }
+        else if (Algorithm == Conv2dAlgorithm.Winograd2x2)
+        {
+            _th = (s.OutH + 1) / 2; _tw = (s.OutW + 1) / 2;
+            _hq = 2 * _th + 2; _wq = 2 * _tw + 2;
+            _bth = (s.InH + 1) / 2; _btw = (s.InW + 1) / 2;
+            _bhq = 2 * _bth + 2; _bwq = 2 * _btw + 2;
+            // Enough images per call that each of the 16 GEMMs has about 200 tile columns.
+            _group = Math.Clamp((192 + _th * _tw - 1) / (_th * _tw), 1, 8);
+        }
         else
         {
             _tilePixels = Math.Max(Sgemm.NR, Math.Min(s.OutPlane, MaxTileFloats / Math.Max(1, s.K) / Sgemm.NR * Sgemm.NR));
@@ -78,6 +93,7 @@ public sealed class Conv2dPlan
     /// <summary>Implicit when the stride is 1 and padding columns waste at most 40% of the work; im2col otherwise.</summary>
     public static Conv2dAlgorithm Choose(in Conv2dShape s)
     {
+        if (WinogradFits(s) && s.InC >= 8 && s.OutC >= 8 && Engine.UseAvx2) return Conv2dAlgorithm.Winograd2x2;
         if (s.StrideH != 1 || s.StrideW != 1) return Conv2dAlgorithm.Im2colTiled;
         int wp = s.InW + s.PadLeft + s.PadRight;
         int bwp = s.OutW + 2 * (s.KW - 1) - s.PadLeft - s.PadRight;
@@ -85,40 +101,78 @@ public sealed class Conv2dPlan
         return lowWaste ? Conv2dAlgorithm.ImplicitPadded : Conv2dAlgorithm.Im2colTiled;
     }
 
+    private static bool WinogradFits(in Conv2dShape s) => s.KH == 3 && s.KW == 3 && s.StrideH == 1 && s.StrideW == 1;
+
+    /// <summary>Images one call of Forward / BackwardData / BackwardWeights should get (Winograd batches tiles of several).</summary>
+    public int ImagesPerCall => Algorithm == Conv2dAlgorithm.Winograd2x2 ? _group : 1;
+
     /// <summary>Parts one image's forward can be split into (16-wide strips or im2col tiles).</summary>
-    public int ForwardParts => Algorithm == Conv2dAlgorithm.ImplicitPadded ? _fwdStrips : _tiles;
+    public int ForwardParts => Algorithm switch
+    {
+        Conv2dAlgorithm.ImplicitPadded => _fwdStrips,
+        Conv2dAlgorithm.Winograd2x2 => Math.Max(1, Shape.OutC / 16),
+        _ => _tiles,
+    };
 
     /// <summary>Floats of packed forward weights (0 when the algorithm reads the weights as they are).</summary>
-    public int PackedWeightsSize => Algorithm == Conv2dAlgorithm.ImplicitPadded ? Sgemm.RoundUp(Shape.OutC, MR) * Shape.K : 0;
+    public int PackedWeightsSize => Algorithm switch
+    {
+        Conv2dAlgorithm.ImplicitPadded => Sgemm.RoundUp(Shape.OutC, MR) * Shape.K,
+        Conv2dAlgorithm.Winograd2x2 => 16 * Shape.OutC * Shape.InC,
+        _ => 0,
+    };
 
     /// <summary>Floats of packed backward-data weights (rotated, channels swapped).</summary>
-    public int PackedWeightsTSize => Algorithm == Conv2dAlgorithm.ImplicitPadded ? Sgemm.RoundUp(Shape.InC, MR) * Shape.OutC * Shape.KH * Shape.KW : 0;
+    public int PackedWeightsTSize => Algorithm switch
+    {
+        Conv2dAlgorithm.ImplicitPadded => Sgemm.RoundUp(Shape.InC, MR) * Shape.OutC * Shape.KH * Shape.KW,
+        Conv2dAlgorithm.Winograd2x2 => 16 * Shape.OutC * Shape.InC,
+        _ => 0,
+    };
 
-    /// <summary>Per-worker scratch floats for <see cref="Forward"/>.</summary>
-    public int ForwardScratch => Algorithm == Conv2dAlgorithm.ImplicitPadded
-        ? Shape.InC * _hp * _wp + Slack
-        : Shape.K * _tilePixels + Sgemm.WorkspaceSize(Shape.OutC, _tilePixels, Shape.K);
+    /// <summary>Per-worker scratch floats for Forward.</summary>
+    public int ForwardScratch => Algorithm switch
+    {
+        Conv2dAlgorithm.ImplicitPadded => Shape.InC * _hp * _wp + Slack,
+        Conv2dAlgorithm.Winograd2x2 => WinogradScratch(Shape.InC, Shape.OutC, _hq, _wq, _th * _tw),
+        _ => Shape.K * _tilePixels + Sgemm.WorkspaceSize(Shape.OutC, _tilePixels, Shape.K),
+    };
 
-    /// <summary>Per-worker scratch floats for <see cref="BackwardData"/>.</summary>
-    public int BackwardDataScratch => Algorithm == Conv2dAlgorithm.ImplicitPadded
-        ? Shape.OutC * _bhp * _bwp + Slack
-        : Shape.K * _tilePixels + Sgemm.WorkspaceSize(Shape.K, _tilePixels, Shape.OutC);
+    // Padded planes of a group, V (16 x inC x T), M (16 x outC x T), GEMM workspace.
+    private int WinogradScratch(int inC, int outC, int hq, int wq, int tiles)
+    {
+        int t = _group * tiles;
+        return _group * inC * hq * wq + Slack + 16 * inC * t + 16 * outC * t + Sgemm.WorkspaceSize(outC, t, inC) + Sgemm.WorkspaceSize(outC, inC, t);
+    }
 
-    /// <summary>Per-worker scratch floats for <see cref="BackwardWeights"/>.</summary>
-    public int BackwardWeightsScratch => Algorithm == Conv2dAlgorithm.ImplicitPadded
-        ? Shape.InC * _hp * _wp + Slack + Shape.OutC * _qLen
-        : Shape.K * _tilePixels + Sgemm.WorkspaceSize(Shape.OutC, Shape.K, _tilePixels);
+    /// <summary>Per-worker scratch floats for BackwardData.</summary>
+    public int BackwardDataScratch => Algorithm switch
+    {
+        Conv2dAlgorithm.ImplicitPadded => Shape.OutC * _bhp * _bwp + Slack,
+        Conv2dAlgorithm.Winograd2x2 => WinogradScratch(Shape.OutC, Shape.InC, _bhq, _bwq, _bth * _btw),
+        _ => Shape.K * _tilePixels + Sgemm.WorkspaceSize(Shape.K, _tilePixels, Shape.OutC),
+    };
 
-    /// <summary>Packs the weights (OutC x K) for <see cref="Forward"/>; once per weight update.</summary>
+    /// <summary>Per-worker scratch floats for BackwardWeights.</summary>
+    public int BackwardWeightsScratch => Algorithm switch
+    {
+        Conv2dAlgorithm.ImplicitPadded => Shape.InC * _hp * _wp + Slack + Shape.OutC * _qLen,
+        Conv2dAlgorithm.Winograd2x2 => WinogradScratch(Shape.InC, Shape.OutC, _hq, _wq, _th * _tw) + 16 * Shape.OutC * Shape.InC,
+        _ => Shape.K * _tilePixels + Sgemm.WorkspaceSize(Shape.OutC, Shape.K, _tilePixels),
+    };
+
+    /// <summary>Packs the weights (OutC x K) for Forward; once per weight update.</summary>
     public void PackWeights(ReadOnlySpan<float> weights, Span<float> packed)
     {
+        if (Algorithm == Conv2dAlgorithm.Winograd2x2) { Conv2dKernels.WinogradWeights(weights, Shape.OutC, Shape.InC, false, packed); return; }
         if (Algorithm != Conv2dAlgorithm.ImplicitPadded) return;
         Sgemm.PackA(false, weights, Shape.K, 0, Shape.OutC, 0, Shape.K, packed);
     }
 
-    /// <summary>Packs the rotated, channel-swapped weights (InC x OutC*KH*KW) for <see cref="BackwardData"/>.</summary>
+    /// <summary>Packs the rotated, channel-swapped weights (InC x OutC*KH*KW) for BackwardData.</summary>
     public void PackWeightsTransposed(ReadOnlySpan<float> weights, Span<float> packed)
     {
+        if (Algorithm == Conv2dAlgorithm.Winograd2x2) { Conv2dKernels.WinogradWeights(weights, Shape.OutC, Shape.InC, true, packed); return; }
         if (Algorithm != Conv2dAlgorithm.ImplicitPadded) return;
         var s = Shape;
         int kk = s.OutC * s.KH * s.KW;
@@ -136,6 +190,117 @@ public sealed class Conv2dPlan
                                 : 0f;
                         }
         }
+    }
+
+    /// <summary>
+    /// Forward of <paramref name="count"/> consecutive images (part <paramref name="part"/> of <paramref name="parts"/>:
+    /// the parts split output pixels, or output channels for Winograd). Call with <see cref="ImagesPerCall"/> images
+    /// where possible. Same arguments as the one-image overload otherwise.
+    /// </summary>
+    public void Forward(ReadOnlySpan<float> images, int count, ReadOnlySpan<float> weights, ReadOnlySpan<float> packedWeights,
+        Span<float> outputs, in GemmEpilogue epilogue, Span<float> scratch, int part = 0, int parts = 1)
+    {
+        var s = Shape;
+        if (Algorithm == Conv2dAlgorithm.Winograd2x2)
+        {
+            var (c0, c1) = Split(s.OutC, part, parts);
+            if (c0 < c1)
+                WinogradConvolve(images, count, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, _hq, _wq, _th, _tw,
+                    packedWeights, s.OutC, c0, c1, outputs, s.OutH, s.OutW, in epilogue, scratch);
+            return;
+        }
+        for (int n = 0; n < count; n++)
+            Forward(images.Slice(n * s.InSize, s.InSize), weights, packedWeights, outputs.Slice(n * s.OutSize, s.OutSize),
+                in epilogue, scratch, part, parts);
+    }
+
+    /// <summary>Input gradients of <paramref name="count"/> consecutive images (overwritten).</summary>
+    public void BackwardData(ReadOnlySpan<float> outGrads, int count, ReadOnlySpan<float> weights, ReadOnlySpan<float> packedWeightsT,
+        Span<float> inGrads, Span<float> scratch)
+    {
+        var s = Shape;
+        if (Algorithm == Conv2dAlgorithm.Winograd2x2)
+        {
+            WinogradConvolve(outGrads, count, s.OutC, s.OutH, s.OutW, 2 - s.PadTop, 2 - s.PadLeft, _bhq, _bwq, _bth, _btw,
+                packedWeightsT, s.InC, 0, s.InC, inGrads, s.InH, s.InW, default, scratch);
+            return;
+        }
+        for (int n = 0; n < count; n++)
+            BackwardData(outGrads.Slice(n * s.OutSize, s.OutSize), weights, packedWeightsT, inGrads.Slice(n * s.InSize, s.InSize), scratch);
+    }
+
+    /// <summary>Weight and bias gradients of <paramref name="count"/> consecutive images, overwritten or (accumulate) added.</summary>
+    public void BackwardWeights(ReadOnlySpan<float> images, ReadOnlySpan<float> outGrads, int count, Span<float> weightGrad,
+        Span<float> biasGrad, bool accumulate, Span<float> scratch)
+    {
+        var s = Shape;
+        if (Algorithm != Conv2dAlgorithm.Winograd2x2)
+        {
+            for (int n = 0; n < count; n++)
+                BackwardWeights(images.Slice(n * s.InSize, s.InSize), outGrads.Slice(n * s.OutSize, s.OutSize), weightGrad, biasGrad,
+                    accumulate || n > 0, scratch);
+            return;
+        }
+        if (!biasGrad.IsEmpty)
+            for (int oc = 0; oc < s.OutC; oc++)
+            {
+                float sum = 0;
+                for (int n = 0; n < count; n++) sum += TensorPrimitives.Sum(outGrads.Slice(n * s.OutSize + oc * s.OutPlane, s.OutPlane));
+                biasGrad[oc] = accumulate ? biasGrad[oc] + sum : sum;
+            }
+        int t1 = _th * _tw, t = count * t1;
+        var v = WinogradInputs(images, count, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, _hq, _wq, _th, _tw, scratch, out var rest);
+        var mg = rest.Slice(0, 16 * s.OutC * t);
+        for (int n = 0; n < count; n++)
+            for (int oc = 0; oc < s.OutC; oc++)
+                Conv2dKernels.WinogradGradient(outGrads.Slice(n * s.OutSize + oc * s.OutPlane, s.OutPlane), s.OutH, s.OutW, _th, _tw,
+                    mg.Slice(oc * t), s.OutC * t, n * t1);
+        var du = rest.Slice(16 * s.OutC * t, 16 * s.OutC * s.InC);
+        var ws = rest.Slice(16 * s.OutC * t + 16 * s.OutC * s.InC);
+        for (int xi = 0; xi < 16; xi++)
+            // dU[xi] (OutC x InC) = Mg[xi] (OutC x T) * V[xi]^T (T x InC)
+            Sgemm.Multiply(false, true, s.OutC, s.InC, t, mg.Slice(xi * s.OutC * t, s.OutC * t), t, v.Slice(xi * s.InC * t, s.InC * t), t,
+                du.Slice(xi * s.OutC * s.InC, s.OutC * s.InC), s.InC, false, ws);
+        Conv2dKernels.WinogradWeightGradient(du, s.OutC, s.InC, weightGrad, accumulate);
+    }
+
+    /// <summary>Pads a group of images and transforms them: returns V (16 x c x T) and the scratch after it.</summary>
+    private static Span<float> WinogradInputs(ReadOnlySpan<float> src, int count, int c, int h, int w, int pt, int pl,
+        int hq, int wq, int th, int tw, Span<float> scratch, out Span<float> rest)
+    {
+        int planeQ = hq * wq, t1 = th * tw, t = count * t1;
+        var padded = scratch.Slice(0, count * c * planeQ + Slack);
+        for (int n = 0; n < count; n++)
+            Conv2dKernels.PadPlanes(src.Slice(n * c * h * w, c * h * w), c, h, w, pt, pl, hq - h - pt, wq - w - pl, padded.Slice(n * c * planeQ));
+        padded.Slice(count * c * planeQ).Clear();
+        var v = scratch.Slice(padded.Length, 16 * c * t);
+        for (int n = 0; n < count; n++)
+            for (int ch = 0; ch < c; ch++)
+                Conv2dKernels.WinogradInput(padded.Slice((n * c + ch) * planeQ), wq, th, tw, v.Slice(ch * t), c * t, n * t1);
+        rest = scratch.Slice(padded.Length + v.Length);
+        return v;
+    }
+
+    /// <summary>A Winograd convolution of a group of images: transform, 16 GEMMs (rows [r0, r1) of U), inverse transform.</summary>
+    private static void WinogradConvolve(ReadOnlySpan<float> src, int count, int srcC, int srcH, int srcW, int pt, int pl,
+        int hq, int wq, int th, int tw, ReadOnlySpan<float> u, int dstC, int r0, int r1, Span<float> dst, int dstH, int dstW,
+        in GemmEpilogue epilogue, Span<float> scratch)
+    {
+        int t1 = th * tw, t = count * t1, rows = r1 - r0;
+        var v = WinogradInputs(src, count, srcC, srcH, srcW, pt, pl, hq, wq, th, tw, scratch, out var rest);
+        var m = rest.Slice(0, 16 * rows * t);
+        var ws = rest.Slice(m.Length);
+        for (int xi = 0; xi < 16; xi++)
+            Sgemm.Multiply(false, false, rows, t, srcC, u.Slice(xi * dstC * srcC + r0 * srcC, rows * srcC), srcC,
+                v.Slice(xi * srcC * t, srcC * t), t, m.Slice(xi * rows * t, rows * t), t, false, ws);
+        for (int n = 0; n < count; n++)
+            for (int oc = r0; oc < r1; oc++)
+            {
+                float bias = epilogue.Bias == BiasMode.PerRow ? epilogue.BiasValues![epilogue.BiasOffset + oc] : 0f;
+                float lo = epilogue.IsActive ? epilogue.Low : float.NegativeInfinity, hi = epilogue.IsActive ? epilogue.High : float.PositiveInfinity;
+                Conv2dKernels.WinogradOutput(m.Slice((oc - r0) * t), rows * t, n * t1, th, tw,
+                    dst.Slice((n * dstC + oc) * dstH * dstW, dstH * dstW), dstH, dstW, bias, lo, hi);
+            }
     }
 
     /// <summary>

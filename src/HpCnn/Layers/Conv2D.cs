@@ -141,9 +141,12 @@ public sealed class Conv2D : Layer
             jobs.PackedVersion = _weight.Version;
         }
         var f = jobs.Forward;
-        // Small batches split each image's pixels too, so both cores work on a single image.
-        f.Parts = Math.Min(_plan!.ForwardParts, Math.Max(1, (2 * run.Pool.ThreadCount + run.Batch - 1) / run.Batch));
-        run.Parallel(f, run.Batch * f.Parts, Shape.ForwardFlops / f.Parts);
+        // Items are groups of images (Winograd batches tiles of several); small batches also split each group,
+        // so both cores work on a single image.
+        f.Group = _plan!.ImagesPerCall;
+        f.Groups = (run.Batch + f.Group - 1) / f.Group;
+        f.Parts = Math.Min(_plan.ForwardParts, Math.Max(1, (2 * run.Pool.ThreadCount + f.Groups - 1) / f.Groups));
+        run.Parallel(f, f.Groups * f.Parts, Shape.ForwardFlops * f.Group / f.Parts);
     }
 
     internal override void Backward(LayerRun run)
@@ -162,15 +165,16 @@ public sealed class Conv2D : Layer
 
     private sealed class ForwardJob(Conv2D layer, LayerRun run) : ParallelJob
     {
-        public int Parts = 1;
+        public int Parts = 1, Group = 1, Groups = 1;
 
         public override void Execute(int item, int worker)
         {
-            int n = item / Parts, part = item % Parts;
+            int g = item / Parts, part = item % Parts;
+            int n0 = g * Group, count = Math.Min(Group, run.Batch - n0);
             var s = layer.Shape;
             var epi = new GemmEpilogue(layer.HasBias ? BiasMode.PerRow : BiasMode.None, layer._bias?.Value, 0, run.FusedLow, run.FusedHigh);
-            layer._plan!.Forward(run.Input.Slice(n * s.InSize, s.InSize), layer._weight!.Value, layer.PackedWeights(run).Span,
-                run.Output.Slice(n * s.OutSize, s.OutSize), in epi, run.Scratch[worker].Span, part, Parts);
+            layer._plan!.Forward(run.Input.Slice(n0 * s.InSize, count * s.InSize), count, layer._weight!.Value, layer.PackedWeights(run).Span,
+                run.Output.Slice(n0 * s.OutSize, count * s.OutSize), in epi, run.Scratch[worker].Span, part, Parts);
         }
     }
 
@@ -197,14 +201,16 @@ public sealed class Conv2D : Layer
                     db = layer.HasBias ? run.State.Slice(baseOff + s.WeightCount, s.OutC) : default;
                 }
             }
-            for (int n = n0; n < n1; n++)
+            int group = layer._plan!.ImagesPerCall;
+            for (int n = n0; n < n1; n += group)
             {
-                var dy = run.OutGrad.Slice(n * s.OutSize, s.OutSize);
+                int count = Math.Min(group, n1 - n);
+                var dy = run.OutGrad.Slice(n * s.OutSize, count * s.OutSize);
                 if (run.NeedInputGrad)
-                    layer._plan!.BackwardData(dy, layer._weight!.Value, layer.PackedWeightsT(run).Span,
-                        run.InGrad.Slice(n * s.InSize, s.InSize), scratch);
+                    layer._plan.BackwardData(dy, count, layer._weight!.Value, layer.PackedWeightsT(run).Span,
+                        run.InGrad.Slice(n * s.InSize, count * s.InSize), scratch);
                 if (run.NeedParamGrad)
-                    layer._plan!.BackwardWeights(run.Input.Slice(n * s.InSize, s.InSize), dy, dw, db, n > n0, scratch);
+                    layer._plan.BackwardWeights(run.Input.Slice(n * s.InSize, count * s.InSize), dy, count, dw, db, n > n0, scratch);
             }
         }
     }
