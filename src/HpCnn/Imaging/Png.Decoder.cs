@@ -87,7 +87,7 @@ public static partial class Png
                 throw Bad($"truncated: chunk {chunk} at offset {pos} declares {length} data bytes, only {Math.Max(0, left - 12)} remain (plus its 4-byte CRC)");
             var body = data.Slice(pos + 8, (int)length);
             uint stored = BinaryPrimitives.ReadUInt32BigEndian(data[(pos + 8 + (int)length)..]);
-            uint computed = Crc32.Compute(data.Slice(pos + 4, 4 + (int)length));
+            uint computed = HpCnn.IO.Crc32.Compute(data.Slice(pos + 4, 4 + (int)length));
             if (stored != computed)
                 throw Bad($"CRC mismatch in chunk {chunk} at offset {pos} (stored 0x{stored:X8}, computed 0x{computed:X8}): the file is corrupt");
             uint type = BinaryPrimitives.ReadUInt32BigEndian(typeBytes);

@@ -97,7 +97,7 @@ public static partial class Png
         for (int i = 0; i < 4; i++) head[4 + i] = (byte)type[i];
         output.Write(head);
         output.Write(data);
-        uint crc = Crc32.Finish(Crc32.Update(Crc32.Update(Crc32.Start, head[4..]), data));
+        uint crc = HpCnn.IO.Crc32.Append(HpCnn.IO.Crc32.Compute(head[4..]), data);
         Span<byte> tail = stackalloc byte[4];
         BinaryPrimitives.WriteUInt32BigEndian(tail, crc);
         output.Write(tail);

@@ -21,13 +21,13 @@ public class PngErrorTests
     [Test]
     public void Crc32MatchesKnownValues()
     {
-        Assert.That(Crc32.Compute("123456789"u8), Is.EqualTo(0xCBF43926u), "the CRC-32/ISO-HDLC check value");
-        Assert.That(Crc32.Compute("IEND"u8), Is.EqualTo(0xAE426082u), "the CRC every PNG ends with");
-        Assert.That(Crc32.Compute([]), Is.EqualTo(0u));
+        Assert.That(HpCnn.IO.Crc32.Compute("123456789"u8), Is.EqualTo(0xCBF43926u), "the CRC-32/ISO-HDLC check value");
+        Assert.That(HpCnn.IO.Crc32.Compute("IEND"u8), Is.EqualTo(0xAE426082u), "the CRC every PNG ends with");
+        Assert.That(HpCnn.IO.Crc32.Compute([]), Is.EqualTo(0u));
         var rng = new Random(3);
         var data = new byte[1000];
         rng.NextBytes(data);
-        Assert.That(Crc32.Compute(data), Is.EqualTo(PngBuilder.Crc(data)));
+        Assert.That(HpCnn.IO.Crc32.Compute(data), Is.EqualTo(PngBuilder.Crc(data)));
     }
 
     [Test]
