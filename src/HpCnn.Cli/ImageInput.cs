@@ -1,0 +1,83 @@
+using HpCnn.Data;
+using HpCnn.Imaging;
+
+namespace HpCnn.Cli;
+
+/// <summary>Turns PNG files or IDX entries into model inputs (raw [0, 1] pixels, before standardisation).</summary>
+internal static class ImageInput
+{
+    public sealed record Loaded(string Name, float[] Pixels, int? TrueLabel, string? Note);
+
+    /// <summary>
+    /// A PNG as C x H x W floats in [0, 1] for a model input of <paramref name="shape"/>. Sizes that differ are resized
+    /// (or rejected with <paramref name="noResize"/>); a light background is inverted to Fashion-MNIST's light-on-dark
+    /// unless <paramref name="invert"/> says otherwise ("auto", "yes", "no").
+    /// </summary>
+    public static Loaded FromPng(string path, Shape3 shape, bool noResize, string invert)
+    {
+        if (!File.Exists(path)) throw new CliException($"image not found: {path}");
+        if (shape.C != 1 && shape.C != 3) throw new CliException($"the model takes {shape.C}-channel images; PNG input works for 1 (gray) or 3 (RGB) channels");
+        PngImage img;
+        try { img = Png.Read(path); }
+        catch (InvalidDataException e) { throw new CliException(e.Message); }
+        var planes = img.ToPlanes(shape.C);
+        var notes = new List<string>();
+        if (img.Height != shape.H || img.Width != shape.W)
+        {
+            if (noResize)
+                throw new CliException($"{path} is {img.Width}x{img.Height}, the model takes {shape.W}x{shape.H} images (drop --no-resize to resize it)");
+            double aspect = (double)img.Width / img.Height / ((double)shape.W / shape.H);
+            var resized = new float[shape.Size];
+            Resample.Bilinear(planes, shape.C, img.Height, img.Width, resized, shape.H, shape.W);
+            planes = resized;
+            notes.Add($"resized from {img.Width}x{img.Height} to {shape.W}x{shape.H}{(aspect > 1.25 || aspect < 0.8 ? " (aspect ratio changed)" : "")}");
+        }
+        bool doInvert = invert switch
+        {
+            "yes" => true,
+            "no" => false,
+            "auto" => BorderMean(planes, shape) > 0.5,
+            _ => throw new CliException($"--invert takes auto, yes or no, got '{invert}'", ExitCodes.Usage),
+        };
+        if (doInvert)
+        {
+            for (int i = 0; i < planes.Length; i++) planes[i] = 1f - planes[i];
+            notes.Add(invert == "auto" ? "inverted (light background; the model was trained on light-on-dark images; --invert no to keep)" : "inverted");
+        }
+        return new Loaded(Path.GetFileName(path), planes, null, notes.Count > 0 ? string.Join("; ", notes) : null);
+    }
+
+    private static double BorderMean(float[] planes, Shape3 s)
+    {
+        double sum = 0;
+        int n = 0;
+        for (int c = 0; c < s.C; c++)
+            for (int y = 0; y < s.H; y++)
+                for (int x = 0; x < s.W; x++)
+                    if (y == 0 || x == 0 || y == s.H - 1 || x == s.W - 1) { sum += planes[(c * s.H + y) * s.W + x]; n++; }
+        return sum / Math.Max(1, n);
+    }
+
+    /// <summary>Image <paramref name="index"/> of an IDX image file, with its label when the matching label file is beside it.</summary>
+    public static Loaded FromIdx(string path, int index, Shape3 shape)
+    {
+        IdxTensor t;
+        try { t = Idx.Read(path); }
+        catch (FileNotFoundException) { throw new CliException($"IDX file not found: {path}"); }
+        if (t.Dimensions.Length < 3) throw new CliException($"{path} is not an image file ({t.Dimensions.Length} dimension(s))");
+        int size = t.Data.Length / t.Count;
+        var s = t.Dimensions.Length == 3 ? new Shape3(1, t.Dimensions[1], t.Dimensions[2]) : new Shape3(t.Dimensions[1], t.Dimensions[2], t.Dimensions[3]);
+        if (s != shape) throw new CliException($"{path} holds {s} images, the model takes {shape}");
+        if (index < 0 || index >= t.Count) throw new CliException($"--index {index} is outside the {t.Count} images of {path} (0..{t.Count - 1})");
+        var px = new float[size];
+        for (int i = 0; i < size; i++) px[i] = t.Data[index * size + i] / 255f;
+        int? label = null;
+        string labels = path.Replace("images-idx3", "labels-idx1");
+        if (labels != path && File.Exists(labels))
+        {
+            var l = Idx.Read(labels, 1);
+            if (l.Count == t.Count) label = l.Data[index];
+        }
+        return new Loaded($"{Path.GetFileName(path)}[{index}]", px, label, null);
+    }
+}
