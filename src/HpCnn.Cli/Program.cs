@@ -11,6 +11,9 @@ var root = new RootCommand("hpcnn: train, evaluate, inspect and visualise small 
     VisualizeCommand.Create(),
     BenchCommand.Create(),
 };
+// Redirected output (logs, pipes, tests) gets wide tables instead of Spectre's 80-column default.
+if (Console.IsOutputRedirected)
+    AnsiConsole.Profile.Width = int.TryParse(Environment.GetEnvironmentVariable("COLUMNS"), out int cols) && cols >= 40 ? cols : 160;
 var parse = root.Parse(args);
 if (parse.Errors.Count > 0)
 {

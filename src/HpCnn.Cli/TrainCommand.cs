@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using HpCnn.Data;
 using HpCnn.IO;
+using HpCnn.Presets;
 using HpCnn.Training;
 using Spectre.Console;
 using Spectre.Console.Rendering;
@@ -21,7 +22,7 @@ internal static class TrainCommand
         var metrics = new Option<string?>("--metrics-json") { Description = "Write per-epoch metrics to this JSON file", HelpName = "FILE" };
         var output = new Option<string?>("--out") { Description = "Save the trained model (and its initial weights) to this file", HelpName = "MODEL" };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "No progress display; print only the final result" };
-        var limit = new Option<int?>("--limit") { Description = "Use only the first N training images (quick runs)", HelpName = "N" };
+        var limit = new Option<int?>("--limit") { Description = "Use only the first N training images of the task (quick runs)", HelpName = "N" };
         var classes = new Option<string?>("--classes") { Description = "Train on these classes only, e.g. 1,3 (relabelled 0..k-1)", HelpName = "LIST" };
         var dataDir = Shared.DataDir();
         var threads = Shared.Threads();
@@ -56,8 +57,9 @@ internal static class TrainCommand
         var (rawTrain, rawTest) = Shared.LoadFashionMnist(a.DataDir);
         if (model.InputShape != rawTrain.Shape)
             throw new CliException($"network {name} takes {model.InputShape} inputs, Fashion-MNIST images are {rawTrain.Shape}");
-        if (a.Limit is int lim) rawTrain = rawTrain.Take(lim);
-        var data = recipe.Prepare(rawTrain, rawTest);
+        PreparedData data;
+        try { data = recipe.Prepare(rawTrain, rawTest, a.Limit); }
+        catch (ArgumentException e) { throw new CliException($"--limit: {e.Message}", ExitCodes.Usage); }
         if (data.Train.ClassCount > model.ClassCount)
             throw new CliException($"network {name} scores {model.ClassCount} classes, the data has {data.Train.ClassCount} (use --classes to pick {model.ClassCount})");
 

@@ -26,12 +26,21 @@ public sealed record PreparedData(Dataset Train, Dataset Validation, Standardiza
 /// </summary>
 public sealed record DataRecipe(int[]? Classes, int? HoldoutLast, StandardizeMode Standardize)
 {
-    public PreparedData Prepare(Dataset train, Dataset test)
+    /// <param name="train">raw training set</param>
+    /// <param name="test">raw test set</param>
+    /// <param name="limit">keep only the first <paramref name="limit"/> training images of the task (after the class filter, before the holdout)</param>
+    public PreparedData Prepare(Dataset train, Dataset test, int? limit = null)
     {
         if (Classes is { } keep)
         {
             train = train.FilterClasses(keep);
             test = test.FilterClasses(keep);
+        }
+        if (limit is int n)
+        {
+            if (HoldoutLast is int hl && n <= hl)
+                throw new ArgumentException($"a limit of {n} training images leaves nothing to train on beside the {hl} held out for validation (use more than {hl})");
+            train = train.Take(n);
         }
         Dataset val;
         if (HoldoutLast is int h) (train, val) = train.SplitLast(h);
