@@ -245,7 +245,10 @@ class Sequential:
 
     Images passed to the methods are float32-convertible arrays shaped (N, C, H, W), or (N, H, W) for a
     one-channel model; a single image (C, H, W) — or (H, W) for one channel — gives a result without the batch
-    axis. A C-contiguous float32 array is passed to the library without a copy. Labels are integer arrays (N,).
+    axis (so ``x[0]`` of an (N, 1, 28, 28) array is one image; an (N, H, W) array with N = 1 is read as that one
+    image too: pass (1, 1, H, W) to keep the batch axis). Pixel values are used as given (scale uint8 images to
+    [0, 1] yourself). A C-contiguous float32 array is passed to the library without a copy. Labels are integer
+    arrays (N,).
 
     Threads: predict, predict_classes, evaluate and layer_output may be called on one model from several Python
     threads at once (the library only reads the weights, and ctypes releases the GIL during the call, so they run
@@ -273,6 +276,7 @@ class Sequential:
     def _init_handle(self, handle):
         self._owned = OwnedHandle(handle, lib.hpcnn_model_release)
         self.stop_training = False
+        self._structure = None
 
     @classmethod
     def _from_handle(cls, handle):
@@ -356,6 +360,7 @@ class Sequential:
             text = layer
         else:
             raise TypeError(f"add: expected an hpcnn.layers object, a spec dict or a JSON string, got {layer!r}")
+        self._structure = None
         check(lib.hpcnn_add_layer_json(self._h, text.encode("utf-8")))
         return self
 
@@ -385,19 +390,34 @@ class Sequential:
 
     # ---------------------------------------------------------------- description
 
+    def _layout(self):
+        """(input shape, output size, [(kind, output shape) per layer]), read from the library once and again after
+        add(): the only call that changes them. Every library call re-acquires the GIL on return, which costs
+        milliseconds when several threads predict at once, so predict must not ask again each time."""
+        if self._structure is None:
+            h = self._h
+            c, hh, w, n, size = c_int32(), c_int32(), c_int32(), c_int32(), c_int32()
+            check(lib.hpcnn_model_input_shape(h, byref(c), byref(hh), byref(w)))
+            check(lib.hpcnn_model_output_size(h, byref(size)))
+            check(lib.hpcnn_model_layer_count(h, byref(n)))
+            layers = []
+            for i in range(n.value):
+                kind, lc, lh, lw = c_char_p(), c_int32(), c_int32(), c_int32()
+                check(lib.hpcnn_layer_kind(h, i, byref(kind)))
+                check(lib.hpcnn_layer_output_shape(h, i, byref(lc), byref(lh), byref(lw)))
+                layers.append((kind.value.decode("utf-8"), (lc.value, lh.value, lw.value)))
+            self._structure = ((c.value, hh.value, w.value), size.value, layers)
+        return self._structure
+
     @property
     def input_shape(self):
         """(channels, height, width) of one input image."""
-        c, h, w = c_int32(), c_int32(), c_int32()
-        check(lib.hpcnn_model_input_shape(self._h, byref(c), byref(h), byref(w)))
-        return c.value, h.value, w.value
+        return self._layout()[0]
 
     @property
     def output_size(self):
         """Number of outputs per image (classes, or 1 for a binary sigmoid model)."""
-        n = c_int32()
-        check(lib.hpcnn_model_output_size(self._h, byref(n)))
-        return n.value
+        return self._layout()[1]
 
     @property
     def epochs_trained(self):
@@ -413,9 +433,7 @@ class Sequential:
         return n.value
 
     def __len__(self):
-        n = c_int32()
-        check(lib.hpcnn_model_layer_count(self._h, byref(n)))
-        return n.value
+        return len(self._layout()[2])
 
     def _layer_index(self, i):
         n = len(self)
@@ -433,20 +451,13 @@ class Sequential:
             infos.append((name.value.decode("utf-8"), tuple(dims[:rank.value])))
         return infos
 
-    def _kind(self, i):
-        kind = c_char_p()
-        check(lib.hpcnn_layer_kind(self._h, i, byref(kind)))
-        return kind.value.decode("utf-8")
-
     def layer(self, i):
         """:class:`LayerInfo` of layer i (negative indices count from the end)."""
         i = self._layer_index(i)
-        kind = self._kind(i)
-        c, h, w = c_int32(), c_int32(), c_int32()
-        check(lib.hpcnn_layer_output_shape(self._h, i, byref(c), byref(h), byref(w)))
         frozen = c_int32()
-        check(lib.hpcnn_is_frozen(self._h, i, byref(frozen)))
-        return LayerInfo(i, kind, (c.value, h.value, w.value), dict(self._param_infos(i)), bool(frozen.value))
+        check(lib.hpcnn_is_frozen(self._h, i, byref(frozen)))  # first: it reports an index out of range
+        kind, shape = self._layout()[2][i]
+        return LayerInfo(i, kind, shape, dict(self._param_infos(i)), bool(frozen.value))
 
     @property
     def layers(self):
@@ -538,10 +549,10 @@ class Sequential:
         c, h, w = self.input_shape
         a = np.asarray(x)
         single = False
-        if a.ndim == 3 and c == 1 and a.shape[1:] == (h, w):
-            a = a.reshape(a.shape[0], 1, h, w)
-        elif a.ndim == 3 and a.shape == (c, h, w):
+        if a.ndim == 3 and a.shape == (c, h, w):
             a, single = a.reshape(1, c, h, w), True
+        elif a.ndim == 3 and c == 1 and a.shape[1:] == (h, w):
+            a = a.reshape(a.shape[0], 1, h, w)
         elif a.ndim == 2 and c == 1 and a.shape == (h, w):
             a, single = a.reshape(1, 1, h, w), True
         if a.ndim != 4 or a.shape[1:] != (c, h, w) or a.shape[0] == 0:
@@ -714,10 +725,10 @@ class Sequential:
         i = self._layer_index(i)
         images, single = self._images(x)
         n = images.shape[0]
-        info = self.layer(i)
-        flat = any(self._kind(j) in ("flatten", "dense") for j in range(i + 1))
-        shape = (n, info.output_shape[0]) if flat else (n,) + info.output_shape
-        out = np.empty(shape, dtype=np.float32)
+        layers = self._layout()[2]
+        shape = layers[i][1] if 0 <= i < len(layers) else (0, 0, 0)  # the library reports a bad index
+        flat = any(kind in ("flatten", "dense") for kind, _ in layers[:i + 1])
+        out = np.empty((n, shape[0]) if flat else (n,) + shape, dtype=np.float32)
         check(lib.hpcnn_forward_layer(self._h, i, images, n, out, out.size))
         return out[0] if single else out
 
