@@ -44,6 +44,8 @@ static void test_library_basics(void) {
     CHECK(threads >= 1, "threads %d", threads);
     CHECK_FAILS(hpcnn_set_threads(0), HPCNN_INVALID_ARGUMENT, "between 1 and 256");
     CHECK_FAILS(hpcnn_set_threads(257), HPCNN_INVALID_ARGUMENT, "257");
+    /* messages speak C: no C# parameter names appended */
+    CHECK(strstr(hpcnn_last_error(), "(Parameter") == NULL, "message: %s", hpcnn_last_error());
     CHECK(hpcnn_get_threads() == threads, "a refused count changed the threads");
     /* the message is per thread: a fresh thread has none */
     const char* other = NULL;
