@@ -96,3 +96,17 @@ def test_every_exception_class_matches_its_status_and_builtin():
     for status in (1, 2, 3, 4, 5, 6, 99):
         err = e.error_for_status(status, "msg")
         assert isinstance(err, e.HpcnnError) and err.status == status and str(err) == "msg"
+
+
+def test_every_function_of_the_header_is_declared():
+    # A function of hpcnn.h without a ctypes declaration would be called with guessed (int) types.
+    from hpcnn import _native
+    header = os.path.join(PACKAGE_DIR, "..", "include", "hpcnn.h")
+    with open(header) as f:
+        text = f.read()
+    declared = set(re.findall(r"^[a-z_][a-z0-9_ *]*?\b(hpcnn_[a-z0-9_]+)\(", text, re.MULTILINE))
+    assert len(declared) > 60
+    assert declared == set(_native._SIGNATURES)
+    for name in declared:
+        fn = getattr(_native.lib, name)
+        assert fn.argtypes is not None, name
