@@ -1,6 +1,5 @@
 """The model: :class:`Sequential`, a stack of layers trained and run by libhpcnn."""
 
-import ctypes
 import json
 import math
 import os
