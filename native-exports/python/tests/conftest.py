@@ -41,3 +41,10 @@ def seed_model(seed=42):
                               L.Sigmoid()], input_shape=(1, 28, 28), seed=seed)
     model.compile(loss="binary_cross_entropy", optimizer=hpcnn.optimizers.SGD(lr=0.01))
     return model
+
+
+def reference_layers():
+    """The reference network of the benchmarks (ANCHORS.md): 421,642 parameters."""
+    L = hpcnn.layers
+    return [L.Conv2D(32, 3, padding=1), L.ReLU(), L.MaxPool2D(2), L.Conv2D(64, 3, padding=1), L.ReLU(), L.MaxPool2D(2),
+            L.Flatten(), L.Dense(128), L.ReLU(), L.Dense(10)]

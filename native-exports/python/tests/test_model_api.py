@@ -8,11 +8,8 @@ import pytest
 
 import hpcnn
 from hpcnn import layers as L
+from conftest import reference_layers
 
-
-def reference_layers():
-    return [L.Conv2D(32, 3, padding=1), L.ReLU(), L.MaxPool2D(2), L.Conv2D(64, 3, padding=1), L.ReLU(), L.MaxPool2D(2),
-            L.Flatten(), L.Dense(128), L.ReLU(), L.Dense(10)]
 
 
 def test_layer_info_of_the_reference_network():

@@ -6,16 +6,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 import hpcnn
-from hpcnn import layers as L
+from conftest import reference_layers
 
 
 def reference_net():
-    """The reference network of the benchmarks (421,642 parameters), untrained: inference does not care."""
-    model = hpcnn.Sequential([
-        L.Conv2D(32, 3, padding=1), L.ReLU(), L.MaxPool2D(2),
-        L.Conv2D(64, 3, padding=1), L.ReLU(), L.MaxPool2D(2),
-        L.Flatten(), L.Dense(128), L.ReLU(), L.Dense(10),
-    ], input_shape=(1, 28, 28), seed=11)
+    """The reference network, untrained: inference does not care."""
+    model = hpcnn.Sequential(reference_layers(), input_shape=(1, 28, 28), seed=11)
     model.compile("cross_entropy", hpcnn.optimizers.SGD(lr=0.01, momentum=0.9))
     return model
 
