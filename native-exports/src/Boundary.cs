@@ -26,10 +26,22 @@ internal static unsafe class Status
             InvalidOperationException => InvalidState,
             _ => Internal,
         };
-        string message = e.Message;
+        string message = e is ArgumentException ae ? WithoutParameterSuffix(ae) : e.Message;
         if (code == Internal) message = $"internal error ({e.GetType().Name}): {e.Message}";
         SetError(message);
         return code;
+    }
+
+    /// <summary>
+    /// The message without the " (Parameter 'name')" that .NET appends: our messages already name the argument
+    /// in C terms, and the C# parameter name ("index", "LearningRate") means nothing to a C caller.
+    /// </summary>
+    private static string WithoutParameterSuffix(ArgumentException e)
+    {
+        string message = e.Message;
+        string suffix = $" (Parameter '{e.ParamName}')";
+        int at = string.IsNullOrEmpty(e.ParamName) ? -1 : message.IndexOf(suffix, StringComparison.Ordinal);
+        return at < 0 ? message : message.Remove(at, suffix.Length);
     }
 
     public static void SetError(string message)

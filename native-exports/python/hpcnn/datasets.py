@@ -1,0 +1,133 @@
+"""Data helpers: IDX files, Fashion-MNIST, class filtering and standardisation, as numpy arrays.
+
+Images come back as float32 arrays of shape (N, C, H, W) with pixels scaled to [0, 1]; labels as int32 arrays
+of shape (N,).
+
+Example (the seed tutorial's data: trousers vs dresses, the last 1,000 held out, per-pixel standardisation)::
+
+    (x, y), _ = hpcnn.datasets.fashion_mnist()
+    x, y = hpcnn.datasets.filter_classes(x, y, [1, 3])      # trouser -> 0, dress -> 1, file order kept
+    x_train, y_train, x_val, y_val = x[:-1000], y[:-1000], x[-1000:], y[-1000:]
+    x_train, x_val = hpcnn.datasets.standardize(x_train, x_val, per_pixel=True)
+"""
+
+import ctypes
+
+import numpy as np
+
+from ._native import OwnedHandle, check, encode_path, lib
+
+__all__ = ["load_idx", "fashion_mnist", "filter_classes", "standardize", "FASHION_MNIST_CLASSES", "FASHION_MNIST_DIRECTORY"]
+
+#: Fashion-MNIST's class names, by label.
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+#: Where Debian's dataset-fashion-mnist package puts the files (the default of :func:`fashion_mnist`).
+FASHION_MNIST_DIRECTORY = "/usr/share/datasets/fashion-mnist"
+
+
+class NativeDataset(OwnedHandle):
+    """Owns one hpcnn_dataset handle (internal; released by :meth:`close` or at garbage collection)."""
+
+    def __init__(self, handle):
+        super().__init__(handle, lib.hpcnn_dataset_release)
+
+    @classmethod
+    def from_arrays(cls, images, labels, classes):
+        """A library dataset copied from (N, C, H, W) float32 images and (N,) int32 labels."""
+        n, c, h, w = images.shape
+        out = ctypes.c_void_p()
+        check(lib.hpcnn_dataset_create(images, labels, n, c, h, w, classes, ctypes.byref(out)))
+        return cls(out)
+
+    def arrays(self):
+        """(images (N, C, H, W) float32, labels (N,) int32), copied out of the library."""
+        n, c, h, w, classes = ctypes.c_int64(), ctypes.c_int32(), ctypes.c_int32(), ctypes.c_int32(), ctypes.c_int32()
+        check(lib.hpcnn_dataset_info(self.value, ctypes.byref(n), ctypes.byref(c), ctypes.byref(h), ctypes.byref(w),
+                                     ctypes.byref(classes)))
+        images = np.empty((n.value, c.value, h.value, w.value), dtype=np.float32)
+        labels = np.empty(n.value, dtype=np.int32)
+        check(lib.hpcnn_dataset_get_images(self.value, images, images.size))
+        check(lib.hpcnn_dataset_get_labels(self.value, labels, labels.size))
+        return images, labels
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def load_idx(images_path, labels_path, classes=None):
+    """Loads an IDX image file and its IDX label file (raw or gzip-compressed), as MNIST ships them.
+
+    Args:
+        images_path, labels_path: paths (str or os.PathLike).
+        classes: number of classes; None means the largest label + 1.
+    Returns:
+        (images, labels): float32 (N, 1, H, W) in [0, 1] and int32 (N,).
+    Raises:
+        HpcnnIOError (an OSError) for a missing or unreadable file; InvalidFileError for a bad magic number,
+        a truncated file or counts that differ (the message names the file).
+    """
+    out = ctypes.c_void_p()
+    check(lib.hpcnn_dataset_load_idx(encode_path(images_path), encode_path(labels_path), int(classes or 0), ctypes.byref(out)))
+    with NativeDataset(out) as d:
+        return d.arrays()
+
+
+def fashion_mnist(directory=None):
+    """Fashion-MNIST (60,000 training and 10,000 test images of 1 x 28 x 28, 10 classes).
+
+    Args:
+        directory: the folder holding train-images-idx3-ubyte(.gz) etc.; None means
+            /usr/share/datasets/fashion-mnist (Debian package dataset-fashion-mnist).
+    Returns:
+        ((x_train, y_train), (x_test, y_test)): float32 images (N, 1, 28, 28) in [0, 1], int32 labels (N,).
+        Class names are in :data:`FASHION_MNIST_CLASSES`.
+    """
+    d = None if directory is None else encode_path(directory)
+    result = []
+    for train in (1, 0):
+        out = ctypes.c_void_p()
+        check(lib.hpcnn_dataset_load_fashion_mnist(d, train, ctypes.byref(out)))
+        with NativeDataset(out) as ds:
+            result.append(ds.arrays())
+    return tuple(result[0]), tuple(result[1])
+
+
+def filter_classes(images, labels, classes):
+    """Keeps the images of the listed classes, relabelled 0..k-1 in the order given, in their original order.
+
+    ``filter_classes(x, y, [1, 3])`` keeps trousers (label 1 -> 0) and dresses (3 -> 1).
+    Returns (images, labels) as new arrays (labels int32).
+    """
+    labels = np.asarray(labels)
+    classes = [int(c) for c in classes]
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"filter_classes: a class is named twice in {classes}")
+    mapping = np.full(max(int(labels.max()), max(classes)) + 1, -1, dtype=np.int32)
+    mapping[classes] = np.arange(len(classes), dtype=np.int32)
+    keep = mapping[labels] >= 0
+    return np.ascontiguousarray(np.asarray(images)[keep]), mapping[labels[keep]]
+
+
+def standardize(train, *others, per_pixel=True):
+    """Standardises images with the statistics of ``train``: (x - mean) / std.
+
+    Args:
+        train: training images (N, ...); the mean and standard deviation are computed on them.
+        others: more arrays (validation, test) standardised with the same training statistics.
+        per_pixel: one mean and std per pixel position (default, the seed tutorial's choice) or, if False, one
+            over all pixels. A pixel position with no spread gets std 1 (as the library's hpcnn_dataset_standardize).
+    Returns:
+        The standardised float32 arrays, in the order given (a single array if no others were given).
+    """
+    train = np.asarray(train, dtype=np.float32)
+    data = train.astype(np.float64)
+    if per_pixel:
+        mean, std = data.mean(axis=0), data.std(axis=0)
+    else:
+        mean, std = data.mean(), data.std()
+    std = np.where(std * std > 1e-12, std, 1.0)
+    results = [((np.asarray(a, dtype=np.float64) - mean) / std).astype(np.float32) for a in (train,) + others]
+    return results[0] if not others else tuple(results)

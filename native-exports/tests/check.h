@@ -1,0 +1,61 @@
+/*
+ * check.h - the C tests' assertions: each failed check prints where and why and is counted; a test program
+ * returns check_summary(), non-zero if any check failed.
+ */
+#ifndef HPCNN_TEST_CHECK_H
+#define HPCNN_TEST_CHECK_H
+
+#include <stdio.h>
+#include <string.h>
+
+#include "hpcnn.h"
+
+static int check_failures_ = 0;
+static int checks_ = 0;
+
+#define CHECK(cond, ...)                                                   \
+    do {                                                                   \
+        checks_++;                                                         \
+        if (!(cond)) {                                                     \
+            check_failures_++;                                             \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                  \
+            fputc('\n', stderr);                                           \
+        }                                                                  \
+    } while (0)
+
+/* A call that must succeed. */
+#define CHECK_OK(call)                                                                       \
+    do {                                                                                     \
+        hpcnn_status s_ = (call);                                                            \
+        CHECK(s_ == HPCNN_OK, "%s returned %d: %s", #call, (int)s_, hpcnn_last_error());     \
+    } while (0)
+
+static inline const char* check_text_(const char* s) { return s ? s : ""; }
+
+/* True if the message mentions fragment (a NULL fragment asks for nothing). */
+static inline int check_mentions_(const char* message, const char* fragment) {
+    return fragment == NULL || (message != NULL && strstr(message, fragment) != NULL);
+}
+
+/* A call that must fail with `expected`, leave a message, and (if `fragment` is not NULL) mention it. */
+#define CHECK_FAILS(call, expected, fragment)                                                                   \
+    do {                                                                                                        \
+        hpcnn_status s_ = (call);                                                                               \
+        const char* m_ = hpcnn_last_error();                                                                    \
+        CHECK(s_ == (expected), "%s returned %d, expected %d (message: %s)", #call, (int)s_, (int)(expected), m_); \
+        CHECK(m_ != NULL && m_[0] != '\0', "%s left no message", #call);                                        \
+        CHECK(check_mentions_(m_, (fragment)), "%s: message \"%s\" does not mention \"%s\"", #call, m_,          \
+              check_text_(fragment));                                                                   \
+    } while (0)
+
+static int check_summary(const char* name) {
+    if (check_failures_ == 0) {
+        printf("%s: %d checks passed\n", name, checks_);
+        return 0;
+    }
+    printf("%s: %d of %d checks FAILED\n", name, check_failures_, checks_);
+    return 1;
+}
+
+#endif
