@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
-# Builds everything and runs every test: the NUnit suite (AVX2 path, then the no-AVX2 and no-intrinsics
-# fallbacks in child processes), the native library's C tests, and the Python tests.
+# Builds everything and runs every test:
+#   1. the engine's NUnit suite on the default kernel path, then again in child processes with
+#      DOTNET_EnableAVX2=0 (scalar fallback) and DOTNET_EnableHWIntrinsic=0 (no intrinsics at all);
+#   2. the hpcnn command end to end (NUnit, runs the built command as a process);
+#   3. libhpcnn.so (NativeAOT) from C and Python: build/test-native.sh.
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 need_dotnet
 need_dataset
+start=$SECONDS
 
 step "build (Release)"
-dotnet build HpCnn.sln -c Release -nologo -v q
+dotnet build HpCnn.sln -c Release -nologo -v q || die "the build failed"
 
 run_suite() {
-    local label="$1"; shift
-    step "NUnit suite: $label"
-    env "$@" dotnet test tests/HpCnn.Tests/HpCnn.Tests.csproj -c Release --no-build -nologo \
-        --logger "console;verbosity=minimal"
+    local project="$1" label="$2"; shift 2
+    step "$label"
+    env "$@" dotnet test "$project" -c Release --no-build -nologo --logger "console;verbosity=minimal" ||
+        die "tests failed: $label"
 }
-run_suite "default kernel path"
-run_suite "DOTNET_EnableAVX2=0 (scalar fallback)" DOTNET_EnableAVX2=0
-run_suite "DOTNET_EnableHWIntrinsic=0 (no intrinsics)" DOTNET_EnableHWIntrinsic=0
+run_suite tests/HpCnn.Tests/HpCnn.Tests.csproj "engine tests: default kernel path"
+run_suite tests/HpCnn.Tests/HpCnn.Tests.csproj "engine tests: DOTNET_EnableAVX2=0 (scalar fallback)" DOTNET_EnableAVX2=0
+run_suite tests/HpCnn.Tests/HpCnn.Tests.csproj "engine tests: DOTNET_EnableHWIntrinsic=0 (no intrinsics)" DOTNET_EnableHWIntrinsic=0
+run_suite tests/HpCnn.Cli.Tests/HpCnn.Cli.Tests.csproj "hpcnn command end to end"
+
+"$ROOT/build/test-native.sh"
 
 echo
-echo "all tests passed"
+echo "all tests passed ($(( SECONDS - start )) s)"
