@@ -20,7 +20,7 @@ public sealed class Sequential
     private readonly List<Layer> _layers = [];
     private readonly object _trainLock = new();
     private ExecutionPlan? _trainPlan;
-    private readonly ConcurrentDictionary<int, ConcurrentBag<ExecutionPlan>> _inferencePlans = new();
+    private readonly ConcurrentDictionary<(int Capacity, bool Fuse), ConcurrentBag<ExecutionPlan>> _inferencePlans = new();
     private long _structureVersion;
 
     public Sequential(Shape3 inputShape, ulong seed = 42)
@@ -364,18 +364,18 @@ public sealed class Sequential
 
     // ------------------------------------------------------------------ inference
 
+    /// <summary>An inference plan for this caller alone (plans are pooled per capacity; concurrent callers get different ones).</summary>
     private ExecutionPlan RentInference(int capacity, bool fuse = true)
     {
-        if (!fuse) return new ExecutionPlan(this, capacity, training: false, fuse: false);
-        var bag = _inferencePlans.GetOrAdd(capacity, _ => new ConcurrentBag<ExecutionPlan>());
+        var bag = _inferencePlans.GetOrAdd((capacity, fuse), _ => new ConcurrentBag<ExecutionPlan>());
         while (bag.TryTake(out var p))
             if (p.IsCurrent) return p;
-        return new ExecutionPlan(this, capacity, training: false);
+        return new ExecutionPlan(this, capacity, training: false, fuse: fuse);
     }
 
     private void ReturnInference(ExecutionPlan plan)
     {
-        if (plan.IsCurrent && _inferencePlans.TryGetValue(plan.Capacity, out var bag)) bag.Add(plan);
+        if (plan.IsCurrent && _inferencePlans.TryGetValue((plan.Capacity, plan.Fused), out var bag)) bag.Add(plan);
     }
 
     /// <summary>Loss, accuracy and confusion matrix on <paramref name="data"/> (inference mode).</summary>
@@ -489,14 +489,21 @@ public sealed class Sequential
         int count = images.Length / size;
         var result = new float[(long)count * layer.OutputShape.Size];
         var plan = RentInference(Math.Min(count, 64), fuse: false);
-        for (int start = 0; start < count; start += plan.Capacity)
+        try
         {
-            int b = Math.Min(plan.Capacity, count - start);
-            plan.SetBatch(b);
-            images.Slice(start * size, b * size).CopyTo(plan.Input);
-            plan.ForwardThrough(layerIndex);
-            int os = layer.OutputShape.Size;
-            plan.Acts[layerIndex + 1].Slice(0, b * os).CopyTo(result.AsSpan(start * os, b * os));
+            for (int start = 0; start < count; start += plan.Capacity)
+            {
+                int b = Math.Min(plan.Capacity, count - start);
+                plan.SetBatch(b);
+                images.Slice(start * size, b * size).CopyTo(plan.Input);
+                plan.ForwardThrough(layerIndex);
+                int os = layer.OutputShape.Size;
+                plan.Acts[layerIndex + 1].Slice(0, b * os).CopyTo(result.AsSpan(start * os, b * os));
+            }
+        }
+        finally
+        {
+            ReturnInference(plan);
         }
         return result;
     }

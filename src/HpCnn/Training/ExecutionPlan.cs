@@ -24,6 +24,7 @@ internal sealed class ExecutionPlan
         if (capacity < 1) throw new ArgumentOutOfRangeException(nameof(capacity), $"batch size must be at least 1, got {capacity}");
         if (model.Layers.Count == 0) throw new InvalidOperationException("the model has no layers");
         Model = model;
+        Fused = fuse;
         Capacity = capacity;
         Training = training;
         Pool = WorkerPool.Shared;
@@ -141,6 +142,8 @@ internal sealed class ExecutionPlan
     }
 
     public Sequential Model { get; }
+    /// <summary>Whether ReLUs run in the epilogue of the layer before them.</summary>
+    public bool Fused { get; }
     public int Capacity { get; }
     public bool Training { get; }
     public WorkerPool Pool { get; }
