@@ -311,6 +311,8 @@ public sealed class Conv2dPlan
     public void Forward(ReadOnlySpan<float> image, ReadOnlySpan<float> weights, ReadOnlySpan<float> packedWeights,
         Span<float> output, in GemmEpilogue epilogue, Span<float> scratch, int part = 0, int parts = 1)
     {
+        // Winograd works on groups of images: one image is a group of one.
+        if (Algorithm == Conv2dAlgorithm.Winograd2x2) { Forward(image, 1, weights, packedWeights, output, in epilogue, scratch, part, parts); return; }
         var s = Shape;
         if (Algorithm == Conv2dAlgorithm.ImplicitPadded)
         {
@@ -341,6 +343,7 @@ public sealed class Conv2dPlan
     public void BackwardData(ReadOnlySpan<float> outGrad, ReadOnlySpan<float> weights, ReadOnlySpan<float> packedWeightsT,
         Span<float> inGrad, Span<float> scratch)
     {
+        if (Algorithm == Conv2dAlgorithm.Winograd2x2) { BackwardData(outGrad, 1, weights, packedWeightsT, inGrad, scratch); return; }
         var s = Shape;
         if (Algorithm == Conv2dAlgorithm.ImplicitPadded)
         {
@@ -374,6 +377,7 @@ public sealed class Conv2dPlan
     public void BackwardWeights(ReadOnlySpan<float> image, ReadOnlySpan<float> outGrad, Span<float> weightGrad,
         Span<float> biasGrad, bool accumulate, Span<float> scratch)
     {
+        if (Algorithm == Conv2dAlgorithm.Winograd2x2) { BackwardWeights(image, outGrad, 1, weightGrad, biasGrad, accumulate, scratch); return; }
         var s = Shape;
         if (!biasGrad.IsEmpty)
             for (int oc = 0; oc < s.OutC; oc++)
