@@ -1,0 +1,385 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
+using HpCnn.Kernels;
+
+namespace HpCnn.Tests.Kernels;
+
+/// <summary>
+/// Sgemm.Multiply against Sgemm.Reference and against a double-precision triple loop written here.
+/// Inputs carry NaN markers in their row gaps and after their last element (a read there poisons the result);
+/// outputs carry markers in their row gaps and after their last row (bit-compared: never written).
+/// </summary>
+public class SgemmTests
+{
+    private static readonly int[] SmallSizes = [0, 1, 5, 7, 17];
+
+    /// <summary>What one Multiply call should produce, in double, and the magnitude of each sum for the tolerance.</summary>
+    private sealed record Oracle(double[] Expected, double[] Scale, int Terms);
+
+    private static Oracle Naive(bool transA, bool transB, int m, int n, int k, StridedMatrix a, StridedMatrix b,
+        double[]? c0, in GemmEpilogue epi)
+    {
+        var e = new double[m * n];
+        var s = new double[m * n];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double sum = 0, mag = 0;
+                for (int p = 0; p < k; p++)
+                {
+                    double av = transA ? a[p, i] : a[i, p];
+                    double bv = transB ? b[j, p] : b[p, j];
+                    sum += av * bv;
+                    mag += Math.Abs(av * bv);
+                }
+                if (c0 is not null) { sum += c0[i * n + j]; mag += Math.Abs(c0[i * n + j]); }
+                if (epi.Bias == BiasMode.PerRow) { sum += epi.BiasValues![epi.BiasOffset + i]; mag += Math.Abs(epi.BiasValues[epi.BiasOffset + i]); }
+                if (epi.Bias == BiasMode.PerColumn) { sum += epi.BiasValues![epi.BiasOffset + j]; mag += Math.Abs(epi.BiasValues[epi.BiasOffset + j]); }
+                if (epi.IsActive) sum = Math.Min(Math.Max(sum, epi.Low), epi.High);
+                e[i * n + j] = sum;
+                s[i * n + j] = mag;
+            }
+        return new Oracle(e, s, k + 2);
+    }
+
+    /// <summary>Runs Multiply (and, without an epilogue, Reference) for one case and checks values and sentinels.</summary>
+    private static void CheckCase(Random rng, bool transA, bool transB, int m, int n, int k, int padA, int padB, int padC,
+        bool accumulate, GemmEpilogue epi = default, float range = 1f)
+    {
+        string name = $"GEMM {(transA ? "T" : "N")}{(transB ? "T" : "N")} m={m} n={n} k={k} pads=({padA},{padB},{padC}) acc={accumulate} bias={epi.Bias} clamp=[{epi.Low},{epi.High}]";
+        int aRows = transA ? k : m, aCols = transA ? m : k;
+        int bRows = transB ? n : k, bCols = transB ? k : n;
+        var a = StridedMatrix.Random(rng, aRows, aCols, aCols + padA, -range, range);
+        var b = StridedMatrix.Random(rng, bRows, bCols, bCols + padB, -range, range);
+        int ldc = n + padC;
+        var c = new StridedMatrix(m, n, ldc);
+        var cRef = new StridedMatrix(m, n, ldc);
+        double[]? c0 = null;
+        if (accumulate)
+        {
+            c0 = new double[m * n];
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                {
+                    float v = (float)(rng.NextDouble() * 2 - 1) * range;
+                    c[i, j] = v; cRef[i, j] = v; c0[i * n + j] = v;
+                }
+        }
+        else
+        {
+            // Plain NaN where C is overwritten: an element that is read (beta != 0) or never written shows up.
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++) { c[i, j] = float.NaN; cRef[i, j] = float.NaN; }
+        }
+
+        int wsSize = Sgemm.WorkspaceSize(m, n, k);
+        var ws = Sentinel.Buffer(wsSize); // starts as NaN markers: the kernel may not rely on a zeroed workspace
+
+        Sgemm.Multiply(transA, transB, m, n, k, a.Span, a.Ld, b.Span, b.Ld, c.Span, ldc, accumulate, ws.AsSpan(0, wsSize), in epi);
+
+        var oracle = Naive(transA, transB, m, n, k, a, b, c0, in epi);
+        var got = new float[m * n];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) got[i * n + j] = c[i, j];
+        var tol = new double[m * n];
+        for (int i = 0; i < tol.Length; i++) tol[i] = Close.SumTolerance(oracle.Terms, oracle.Scale[i]);
+        Close.All(got, oracle.Expected, tol, name, idx => $"row {idx / Math.Max(n, 1)}, column {idx % Math.Max(n, 1)}");
+        c.AssertPaddingUntouched(name + " (C gaps and guard)");
+        Sentinel.AssertTail(ws, wsSize, name + " (workspace guard)");
+
+        if (!epi.IsActive)
+        {
+            Sgemm.Reference(transA, transB, m, n, k, a.Span, a.Ld, b.Span, b.Ld, cRef.Span, ldc, accumulate);
+            var gotRef = new float[m * n];
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++) gotRef[i * n + j] = cRef[i, j];
+            // The reference accumulates in double: it must agree with the oracle to float rounding.
+            Close.All(gotRef, oracle.Expected, 2e-7, 1e-7, name + " (Sgemm.Reference vs oracle)");
+            // And the optimised result must agree with the reference.
+            var refD = Close.ToDouble(gotRef);
+            Close.All(got, refD, tol, name + " (Multiply vs Sgemm.Reference)");
+            cRef.AssertPaddingUntouched(name + " (Reference C gaps)");
+        }
+    }
+
+    [Test]
+    public void SmallShapesMatchReference([Values] bool transA, [Values] bool transB, [Values] bool accumulate)
+    {
+        var rng = new Random(1000 + (transA ? 1 : 0) + (transB ? 2 : 0) + (accumulate ? 4 : 0));
+        foreach (int m in SmallSizes)
+            foreach (int n in SmallSizes)
+                foreach (int k in SmallSizes)
+                {
+                    CheckCase(rng, transA, transB, m, n, k, 0, 0, 0, accumulate);
+                    CheckCase(rng, transA, transB, m, n, k, 3, 1, 5, accumulate);
+                }
+    }
+
+    [Test]
+    public void EdgeTilesAroundTheRegisterTile([Values] bool transA, [Values] bool transB)
+    {
+        // Every m in 1..13 against n around NR: full tiles, partial rows, partial columns, both.
+        var rng = new Random(77);
+        foreach (int m in new[] { 1, 2, 5, 6, 7, 11, 12, 13 })
+            foreach (int n in new[] { 1, 15, 16, 17, 31, 32, 33 })
+                CheckCase(rng, transA, transB, m, n, 9, 2, 0, 4, accumulate: (m + n) % 2 == 0);
+    }
+
+    private static IEnumerable<TestCaseData> LargeShapes()
+    {
+        var b = Sgemm.Blocking;
+        // Not multiples of the block sizes; each crosses at least one of MC, KC, NC.
+        yield return new TestCaseData(255, 17, 33).SetArgDisplayNames("255x17x33");
+        yield return new TestCaseData(7, 255, 255).SetArgDisplayNames("7x255x255");
+        yield return new TestCaseData(b.MC + 7, 41, b.KC + 13).SetArgDisplayNames("MC+7 x 41 x KC+13");
+        yield return new TestCaseData(2 * b.MC + 1, 19, 2 * b.KC + 5).SetArgDisplayNames("2MC+1 x 19 x 2KC+5");
+        yield return new TestCaseData(13, b.NC + 29, 9).SetArgDisplayNames("13 x NC+29 x 9");
+    }
+
+    [TestCaseSource(nameof(LargeShapes))]
+    public void LargeShapesCrossTheBlocking(int m, int n, int k)
+    {
+        var rng = new Random(m * 31 + n * 7 + k);
+        foreach (bool transA in new[] { false, true })
+            foreach (bool transB in new[] { false, true })
+                CheckCase(rng, transA, transB, m, n, k, 3, 5, 2, accumulate: transA != transB);
+    }
+
+    [Test]
+    public void AllThreeBlockBoundariesAtOnceWithEpilogue()
+    {
+        var b = Sgemm.Blocking;
+        int m = b.MC + 5, n = b.NC + 19, k = b.KC + 3;
+        var rng = new Random(4242);
+        var bias = TestData.Uniform(rng, m + 4, -2f, 2f);
+        CheckCase(rng, false, false, m, n, k, 1, 0, 3, accumulate: true, new GemmEpilogue(BiasMode.PerRow, bias, 4, 0f, 6f), range: 0.5f);
+    }
+
+    private static IEnumerable<TestCaseData> Epilogues()
+    {
+        var rng = new Random(5);
+        float[] rowBias = TestData.Uniform(rng, 64, -3f, 3f), colBias = TestData.Uniform(rng, 3200, -3f, 3f);
+        yield return new TestCaseData(new GemmEpilogue(BiasMode.PerRow, rowBias, 0, float.NegativeInfinity, float.PositiveInfinity)).SetArgDisplayNames("row bias");
+        yield return new TestCaseData(new GemmEpilogue(BiasMode.PerRow, rowBias, 5, float.NegativeInfinity, float.PositiveInfinity)).SetArgDisplayNames("row bias, offset 5");
+        yield return new TestCaseData(new GemmEpilogue(BiasMode.PerColumn, colBias, 0, float.NegativeInfinity, float.PositiveInfinity)).SetArgDisplayNames("column bias");
+        yield return new TestCaseData(new GemmEpilogue(BiasMode.PerColumn, colBias, 3, float.NegativeInfinity, float.PositiveInfinity)).SetArgDisplayNames("column bias, offset 3");
+        yield return new TestCaseData(GemmEpilogue.Clamp(0f, float.PositiveInfinity)).SetArgDisplayNames("relu");
+        yield return new TestCaseData(GemmEpilogue.Clamp(0f, 6f)).SetArgDisplayNames("relu6");
+        yield return new TestCaseData(new GemmEpilogue(BiasMode.PerRow, rowBias, 7, 0f, float.PositiveInfinity)).SetArgDisplayNames("row bias offset 7 + relu");
+        yield return new TestCaseData(new GemmEpilogue(BiasMode.PerColumn, colBias, 11, 0f, 6f)).SetArgDisplayNames("column bias offset 11 + relu6");
+        yield return new TestCaseData(new GemmEpilogue(BiasMode.PerRow, rowBias, 1, -1.5f, 2.5f)).SetArgDisplayNames("row bias + [-1.5, 2.5]");
+    }
+
+    [TestCaseSource(nameof(Epilogues))]
+    public void EpilogueMatchesBiasThenClamp(GemmEpilogue epi)
+    {
+        Assert.That(epi.IsActive, Is.True);
+        var rng = new Random(99);
+        // Inputs in [-2, 2]: sums reach well past 6 and below 0, so both clamp bounds bite.
+        foreach (bool transA in new[] { false, true })
+            foreach (bool transB in new[] { false, true })
+                foreach (var (m, n, k) in new[] { (1, 1, 1), (5, 7, 17), (7, 17, 5), (17, 33, 12), (13, 5, 0), (6, 16, 3) })
+                    foreach (bool acc in new[] { false, true })
+                        CheckCase(rng, transA, transB, m, n, k, 2, 1, 3, acc, epi, range: 2f);
+    }
+
+    [Test]
+    public void EpilogueRunsOnceWhenKSpansSeveralBlocks()
+    {
+        // If the bias were added after every KC block it would be counted twice or three times.
+        var rng = new Random(8);
+        int k = 2 * Sgemm.Blocking.KC + 7;
+        var bias = TestData.Uniform(rng, 40, 5f, 10f);
+        CheckCase(rng, false, false, 9, 21, k, 0, 0, 0, accumulate: false, new GemmEpilogue(BiasMode.PerRow, bias, 2, float.NegativeInfinity, float.PositiveInfinity));
+        CheckCase(rng, true, true, 9, 21, k, 0, 0, 0, accumulate: true, new GemmEpilogue(BiasMode.PerColumn, bias, 1, float.NegativeInfinity, float.PositiveInfinity));
+    }
+
+    [Test]
+    public void KZeroClearsOrKeepsC([Values] bool accumulate)
+    {
+        var rng = new Random(3);
+        CheckCase(rng, false, false, 7, 17, 0, 0, 0, 2, accumulate);
+        CheckCase(rng, true, true, 17, 5, 0, 1, 1, 0, accumulate);
+    }
+
+    [Test]
+    public void IsInvariantToThePartitionOfC()
+    {
+        // Computing C in two column halves (as a thread partition would) gives the same bits as one call.
+        var rng = new Random(21);
+        int m = 23, n = 45, k = 350, split = 16;
+        var a = TestData.Uniform(rng, m * k);
+        var b = TestData.Uniform(rng, k * n);
+        var whole = new float[m * n];
+        var parts = new float[m * n];
+        var ws = new float[Sgemm.WorkspaceSize(m, n, k)];
+        Sgemm.Multiply(false, false, m, n, k, a, k, b, n, whole, n, false, ws);
+        Sgemm.Multiply(false, false, m, split, k, a, k, b, n, parts, n, false, ws);
+        Sgemm.Multiply(false, false, m, n - split, k, a, k, b.AsSpan(split), n, parts.AsSpan(split), n, false, ws);
+        Assert.That(parts, Is.EqualTo(whole).AsCollection, "column partition changed the bits of C");
+    }
+
+    [Test]
+    public void TooSmallWorkspaceThrowsWithTheSizes()
+    {
+        int m = 7, n = 17, k = 5;
+        var a = new float[m * k];
+        var b = new float[k * n];
+        var c = new float[m * n];
+        int need = Sgemm.WorkspaceSize(m, n, k);
+        var ws = new float[need - 1];
+        var ex = Assert.Throws<ArgumentException>(() => Sgemm.Multiply(false, false, m, n, k, a, k, b, n, c, n, false, ws));
+        Assert.That(ex!.Message, Does.Contain("workspace").And.Contain(need.ToString()).And.Contain((need - 1).ToString()));
+        Assert.That(ex.ParamName, Is.EqualTo("workspace"));
+    }
+
+    [Test]
+    public void TooShortOperandsThrowNamingTheOperand()
+    {
+        int m = 5, n = 7, k = 3;
+        var ws = new float[Sgemm.WorkspaceSize(m, n, k)];
+        float[] a = new float[m * k], b = new float[k * n], c = new float[m * n];
+
+        var ex = Assert.Throws<ArgumentException>(() => Sgemm.Multiply(false, false, m, n, k, a.AsSpan(1), k, b, n, c, n, false, ws));
+        Assert.That(ex!.Message, Does.Contain("A is 5x3").And.Contain("needs 15").And.Contain("holds 14"));
+        ex = Assert.Throws<ArgumentException>(() => Sgemm.Multiply(false, true, m, n, k, a, k, b.AsSpan(1), k, c, n, false, ws));
+        Assert.That(ex!.Message, Does.Contain("B is 7x3").And.Contain("holds 20"));
+        ex = Assert.Throws<ArgumentException>(() => Sgemm.Multiply(false, false, m, n, k, a, k, b, n, c.AsSpan(0, m * n - 1), n, false, ws));
+        Assert.That(ex!.Message, Does.Contain("C is 5x7"));
+        // A leading dimension larger than the columns needs (rows-1)*ld + cols floats.
+        ex = Assert.Throws<ArgumentException>(() => Sgemm.Multiply(false, false, m, n, k, a, k + 1, b, n, c, n, false, ws));
+        Assert.That(ex!.Message, Does.Contain("A is 5x3 (ld 4)").And.Contain("needs 19"));
+        ex = Assert.Throws<ArgumentException>(() => Sgemm.Multiply(false, false, m, n, k, a, k, b, n - 1, c, n, false, ws));
+        Assert.That(ex!.Message, Does.Contain("leading dimension of B").And.Contain("6"));
+        ex = Assert.Throws<ArgumentException>(() => Sgemm.Multiply(false, false, -1, n, k, a, k, b, n, c, n, false, ws));
+        Assert.That(ex!.Message, Does.Contain("m=-1"));
+        // The reference validates the same way.
+        Assert.Throws<ArgumentException>(() => Sgemm.Reference(false, false, m, n, k, a.AsSpan(1), k, b, n, c, n, false));
+        // Nothing was written by the failed calls.
+        Assert.That(c, Is.All.EqualTo(0f));
+    }
+
+    [Test]
+    public void WorkspaceSizeIsMonotoneAndCoversTheBlocks()
+    {
+        var b = Sgemm.Blocking;
+        Assert.That(b.MR, Is.EqualTo(Sgemm.MR));
+        Assert.That(b.NR, Is.EqualTo(Sgemm.NR));
+        Assert.That(b.MC % b.MR, Is.Zero, "MC must be a whole number of register tiles");
+        Assert.That(b.NC % b.NR, Is.Zero, "NC must be a whole number of register tiles");
+        int previous = 0;
+        foreach (int s in new[] { 1, 5, 17, 255, 1000, 5000 })
+        {
+            int w = Sgemm.WorkspaceSize(s, s, s);
+            Assert.That(w, Is.GreaterThanOrEqualTo(previous));
+            previous = w;
+        }
+        Assert.That(Sgemm.WorkspaceSize(10_000, 10_000, 10_000), Is.EqualTo(Sgemm.WorkspaceSize(b.MC, b.NC, b.KC)));
+    }
+
+    // ---- packing and micro-kernels, against the documented layouts ----
+
+    [Test]
+    public void PackAMatchesTheStripLayout([Values] bool transA)
+    {
+        var rng = new Random(12);
+        foreach (var (mc, kc, i0, p0) in new[] { (1, 1, 0, 0), (5, 3, 2, 1), (6, 4, 0, 2), (7, 5, 3, 0), (13, 2, 1, 3) })
+        {
+            int m = i0 + mc + 2, k = p0 + kc + 1;
+            int rows = transA ? k : m, cols = transA ? m : k;
+            var a = StridedMatrix.Random(rng, rows, cols, cols + 2);
+            int strips = (mc + Sgemm.MR - 1) / Sgemm.MR;
+            var dst = Sentinel.Buffer(strips * Sgemm.MR * kc);
+            Sgemm.PackA(transA, a.Span, a.Ld, i0, mc, p0, kc, dst);
+            for (int s = 0; s < strips; s++)
+                for (int kk = 0; kk < kc; kk++)
+                    for (int r = 0; r < Sgemm.MR; r++)
+                    {
+                        int i = s * Sgemm.MR + r;
+                        float expected = i < mc ? (transA ? a[p0 + kk, i0 + i] : a[i0 + i, p0 + kk]) : 0f;
+                        Assert.That(dst[s * kc * Sgemm.MR + kk * Sgemm.MR + r], Is.EqualTo(expected),
+                            $"mc={mc} kc={kc} strip {s} k {kk} row {r}");
+                    }
+            Sentinel.AssertTail(dst, strips * Sgemm.MR * kc, $"PackA mc={mc} kc={kc}");
+        }
+    }
+
+    [Test]
+    public void PackBMatchesTheStripLayout([Values] bool transB)
+    {
+        var rng = new Random(13);
+        foreach (var (nc, kc, j0, p0) in new[] { (1, 1, 0, 0), (15, 3, 2, 1), (16, 4, 0, 2), (17, 5, 3, 0), (40, 2, 1, 3) })
+        {
+            int n = j0 + nc + 2, k = p0 + kc + 1;
+            int rows = transB ? n : k, cols = transB ? k : n;
+            var b = StridedMatrix.Random(rng, rows, cols, cols + 3);
+            int strips = (nc + Sgemm.NR - 1) / Sgemm.NR;
+            var dst = Sentinel.Buffer(strips * Sgemm.NR * kc);
+            Sgemm.PackB(transB, b.Span, b.Ld, p0, kc, j0, nc, dst);
+            for (int s = 0; s < strips; s++)
+                for (int kk = 0; kk < kc; kk++)
+                    for (int jj = 0; jj < Sgemm.NR; jj++)
+                    {
+                        int j = s * Sgemm.NR + jj;
+                        float expected = j < nc ? (transB ? b[j0 + j, p0 + kk] : b[p0 + kk, j0 + j]) : 0f;
+                        Assert.That(dst[s * kc * Sgemm.NR + kk * Sgemm.NR + jj], Is.EqualTo(expected),
+                            $"nc={nc} kc={kc} strip {s} k {kk} column {jj}");
+                    }
+            Sentinel.AssertTail(dst, strips * Sgemm.NR * kc, $"PackB nc={nc} kc={kc}");
+        }
+    }
+
+    private delegate void MicroKernelFn(int kc, ref float a, ref float b, ref float c, int ldc, bool accumulate);
+
+    private static void CheckMicroKernel(MicroKernelFn kernel, string name)
+    {
+        const int MR = Sgemm.MR, NR = Sgemm.NR;
+        var rng = new Random(31);
+        foreach (int kc in new[] { 0, 1, 2, 3, 4, 7, 8, 33 })
+            foreach (int ldc in new[] { NR, NR + 5 })
+                foreach (bool acc in new[] { false, true })
+                {
+                    var ap = TestData.Uniform(rng, Math.Max(kc, 1) * MR);
+                    var bp = TestData.Uniform(rng, Math.Max(kc, 1) * NR);
+                    var c = new StridedMatrix(MR, NR, ldc);
+                    var c0 = new double[MR * NR];
+                    for (int i = 0; i < MR; i++)
+                        for (int j = 0; j < NR; j++)
+                        {
+                            float v = acc ? (float)rng.NextDouble() : float.NaN;
+                            c[i, j] = v;
+                            c0[i * NR + j] = acc ? v : 0;
+                        }
+                    kernel(kc, ref ap[0], ref bp[0], ref MemoryMarshal.GetReference(c.Span), ldc, acc);
+                    var expected = new double[MR * NR];
+                    var scale = new double[MR * NR];
+                    var got = new float[MR * NR];
+                    for (int i = 0; i < MR; i++)
+                        for (int j = 0; j < NR; j++)
+                        {
+                            double s = c0[i * NR + j], mag = Math.Abs(s);
+                            for (int p = 0; p < kc; p++) { s += (double)ap[p * MR + i] * bp[p * NR + j]; mag += Math.Abs((double)ap[p * MR + i] * bp[p * NR + j]); }
+                            expected[i * NR + j] = s;
+                            scale[i * NR + j] = mag;
+                            got[i * NR + j] = c[i, j];
+                        }
+                    var tol = scale.Select(x => Close.SumTolerance(kc + 1, x)).ToArray();
+                    string what = $"{name} kc={kc} ldc={ldc} acc={acc}";
+                    Close.All(got, expected, tol, what);
+                    c.AssertPaddingUntouched(what);
+                }
+    }
+
+    [Test]
+    public void ScalarMicroKernelMatchesThePanelContract() => CheckMicroKernel(Sgemm.Kernel6x16Scalar, "scalar 6x16");
+
+    [Test]
+    public void DispatchedMicroKernelMatchesThePanelContract() => CheckMicroKernel(Sgemm.MicroKernel, $"{Engine.PathName} 6x16");
+
+    [Test]
+    public void Avx2MicroKernelMatchesThePanelContract()
+    {
+        if (!(Avx2.IsSupported && Fma.IsSupported)) Assert.Ignore("AVX2/FMA not available in this process");
+        CheckMicroKernel(Sgemm.Kernel6x16Avx2, "avx2 6x16");
+    }
+}
