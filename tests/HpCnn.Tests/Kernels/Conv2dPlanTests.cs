@@ -1,0 +1,304 @@
+using HpCnn.Kernels;
+
+namespace HpCnn.Tests.Kernels;
+
+/// <summary>
+/// Conv2dPlan (each algorithm forced, and the automatic choice) against Conv2dKernels.ReferenceForward /
+/// ReferenceBackward. Scratch, packed weights and outputs are given exactly the sizes the plan asks for, inside
+/// arrays whose tail holds sentinels, and scratch starts full of NaN markers (nothing may rely on it being zero).
+/// Tolerances scale with the reference run on absolute values (the magnitude of each sum).
+/// </summary>
+public class Conv2dPlanTests
+{
+    private static IEnumerable<TestCaseData> Shapes()
+    {
+        static TestCaseData Case(string name, Conv2dShape s) => new TestCaseData(s).SetArgDisplayNames(name);
+        // The reference network.
+        yield return Case("1x28x28->32 3x3 pad 1", new Conv2dShape(1, 28, 28, 32, 3, 3, 1, 1, 1, 1, 1, 1));
+        yield return Case("32x14x14->64 3x3 pad 1", new Conv2dShape(32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1));
+        // Non-square kernels and images, asymmetric padding.
+        yield return Case("3x9x11->5 3x2 pad (1,0,2,1)", new Conv2dShape(3, 9, 11, 5, 3, 2, 1, 1, 1, 0, 2, 1));
+        yield return Case("2x7x13->4 1x5 pad (0,2,0,1)", new Conv2dShape(2, 7, 13, 4, 1, 5, 1, 1, 0, 2, 0, 1));
+        yield return Case("3x5x37->6 3x3 pad (0,1,1,0)", new Conv2dShape(3, 5, 37, 6, 3, 3, 1, 1, 0, 1, 1, 0));
+        yield return Case("7x6x9->13 2x3 pad (1,2,0,0)", new Conv2dShape(7, 6, 9, 13, 2, 3, 1, 1, 1, 2, 0, 0));
+        yield return Case("1x17x17->7 3x3 valid", new Conv2dShape(1, 17, 17, 7, 3, 3));
+        // 1x1 kernels and a kernel as large as the image.
+        yield return Case("4x10x8->7 1x1", new Conv2dShape(4, 10, 8, 7, 1, 1));
+        yield return Case("1x5x5->1 5x5", new Conv2dShape(1, 5, 5, 1, 5, 5));
+        // Deep enough that the im2col path needs several tiles, the last one partial.
+        yield return Case("40x9x10->5 5x5 pad 2", new Conv2dShape(40, 9, 10, 5, 5, 5, 1, 1, 2, 2, 2, 2));
+        // Strided (im2col only).
+        yield return Case("3x15x17->5 3x3 stride 2 pad (1,1,0,1)", new Conv2dShape(3, 15, 17, 5, 3, 3, 2, 2, 1, 1, 0, 1));
+        yield return Case("2x11x10->3 3x2 stride 2x1 pad (0,1,2,0)", new Conv2dShape(2, 11, 10, 3, 3, 2, 2, 1, 0, 1, 2, 0));
+        yield return Case("2x8x20->4 2x4 stride 1x3 pad (1,0,0,3)", new Conv2dShape(2, 8, 20, 4, 2, 4, 1, 3, 1, 0, 0, 3));
+        yield return Case("1x28x28->8 5x5 stride 2 pad 2", new Conv2dShape(1, 28, 28, 8, 5, 5, 2, 2, 2, 2, 2, 2));
+    }
+
+    /// <summary>A seed fixed by the shape alone (GetHashCode of strings is randomised per process).</summary>
+    private static int Seed(in Conv2dShape s) =>
+        s.InC * 7919 + s.InH * 613 + s.InW * 97 + s.OutC * 31 + s.KH * 7 + s.KW + s.StrideH * 3 + s.StrideW * 13 + s.PadTop * 5 + s.PadRight * 11;
+
+    private static bool StrideOne(in Conv2dShape s) => s.StrideH == 1 && s.StrideW == 1;
+
+    /// <summary>The algorithms a shape is run with: every forced one that applies, then the automatic choice (null).</summary>
+    private static IEnumerable<Conv2dAlgorithm?> Algorithms(Conv2dShape s)
+    {
+        if (StrideOne(s)) yield return Conv2dAlgorithm.ImplicitPadded;
+        yield return Conv2dAlgorithm.Im2colTiled;
+        yield return null;
+    }
+
+    private static Conv2dPlan MakePlan(in Conv2dShape s, Conv2dAlgorithm? force)
+    {
+        var plan = new Conv2dPlan(s, force);
+        if (force is Conv2dAlgorithm f) Assert.That(plan.Algorithm, Is.EqualTo(f));
+        else Assert.That(plan.Algorithm, Is.EqualTo(Conv2dPlan.Choose(s)));
+        Assert.That(plan.Shape, Is.EqualTo(s));
+        return plan;
+    }
+
+    private static string Name(Conv2dPlan plan, Conv2dAlgorithm? force) => $"{plan.Shape} [{plan.Algorithm}{(force is null ? ", automatic" : "")}]";
+
+    private static float[] PackedWeights(Conv2dPlan plan, float[] weights, bool transposed)
+    {
+        int size = transposed ? plan.PackedWeightsTSize : plan.PackedWeightsSize;
+        var packed = Sentinel.Buffer(size);
+        if (transposed) plan.PackWeightsTransposed(weights.AsSpan(0, plan.Shape.WeightCount), packed.AsSpan(0, size));
+        else plan.PackWeights(weights.AsSpan(0, plan.Shape.WeightCount), packed.AsSpan(0, size));
+        Sentinel.AssertTail(packed, size, $"packed weights{(transposed ? " (transposed)" : "")}");
+        return packed;
+    }
+
+    private sealed class Data
+    {
+        public required float[] Image, Weights, Bias, OutGrad; // each followed by NaN markers (a read past the end poisons the result)
+    }
+
+    private static Data MakeData(in Conv2dShape s, int seed)
+    {
+        var rng = new Random(seed);
+        return new Data
+        {
+            Image = Sentinel.Wrap(TestData.Uniform(rng, s.InSize, -1.5f, 1.5f)),
+            Weights = Sentinel.Wrap(TestData.Uniform(rng, s.WeightCount, -1f, 1f)),
+            Bias = TestData.Uniform(rng, s.OutC + 5, -2f, 2f),
+            OutGrad = Sentinel.Wrap(TestData.Uniform(rng, s.OutSize, -1f, 1f)),
+        };
+    }
+
+    private static (double[] Expected, double[] Scale) ReferenceForward(in Conv2dShape s, Data d, int biasOffset, bool bias, float low, float high)
+    {
+        var y = new float[s.OutSize];
+        var mag = new float[s.OutSize];
+        var biasSpan = bias ? d.Bias.AsSpan(biasOffset, s.OutC) : default;
+        Conv2dKernels.ReferenceForward(s, 1, d.Image.AsSpan(0, s.InSize), d.Weights.AsSpan(0, s.WeightCount), biasSpan, y);
+        Conv2dKernels.ReferenceForward(s, 1, TestData.Abs(d.Image.AsSpan(0, s.InSize)), TestData.Abs(d.Weights.AsSpan(0, s.WeightCount)),
+            bias ? TestData.Abs(biasSpan) : default, mag);
+        var e = new double[y.Length];
+        for (int i = 0; i < e.Length; i++) e[i] = Math.Min(Math.Max((double)y[i], low), high);
+        return (e, Close.ToDouble(mag));
+    }
+
+    private static double[] Tolerance(double[] scale, int terms) => scale.Select(x => Close.SumTolerance(terms, x) + 1e-7 * x).ToArray();
+
+    private static Func<int, string> OutIndex(Conv2dShape s) => i => $"channel {i / s.OutPlane}, y {i % s.OutPlane / s.OutW}, x {i % s.OutW}";
+    private static Func<int, string> InIndex(Conv2dShape s) => i => $"channel {i / (s.InH * s.InW)}, y {i % (s.InH * s.InW) / s.InW}, x {i % s.InW}";
+
+    [TestCaseSource(nameof(Shapes))]
+    public void ForwardMatchesReference(Conv2dShape s)
+    {
+        var d = MakeData(s, Seed(s));
+        var epilogues = new (string Name, bool Bias, int Offset, float Low, float High)[]
+        {
+            ("plain", false, 0, float.NegativeInfinity, float.PositiveInfinity),
+            ("bias", true, 0, float.NegativeInfinity, float.PositiveInfinity),
+            ("bias offset 3 + relu", true, 3, 0f, float.PositiveInfinity),
+            ("bias offset 5 + relu6", true, 5, 0f, 6f),
+            ("relu6 only", false, 0, 0f, 6f),
+            ("bias offset 1 + [-0.5, 0.5]", true, 1, -0.5f, 0.5f),
+        };
+        foreach (var force in Algorithms(s))
+        {
+            var plan = MakePlan(s, force);
+            var packed = PackedWeights(plan, d.Weights, transposed: false);
+            var scratch = Sentinel.Buffer(plan.ForwardScratch);
+            foreach (var ep in epilogues)
+            {
+                var epi = new GemmEpilogue(ep.Bias ? BiasMode.PerRow : BiasMode.None, ep.Bias ? d.Bias : null, ep.Offset, ep.Low, ep.High);
+                var output = Sentinel.Buffer(s.OutSize);
+                plan.Forward(d.Image.AsSpan(0, s.InSize), d.Weights.AsSpan(0, s.WeightCount), packed.AsSpan(0, plan.PackedWeightsSize),
+                    output.AsSpan(0, s.OutSize), in epi, scratch.AsSpan(0, plan.ForwardScratch));
+                string what = $"forward {Name(plan, force)} epilogue {ep.Name}";
+                var (expected, scale) = ReferenceForward(s, d, ep.Offset, ep.Bias, ep.Low, ep.High);
+                Close.All(output.AsSpan(0, s.OutSize), expected, Tolerance(scale, s.K + 1), what, OutIndex(s));
+                Sentinel.AssertTail(output, s.OutSize, what + " (output)");
+                Sentinel.AssertTail(scratch, plan.ForwardScratch, what + " (scratch)");
+            }
+        }
+    }
+
+    [TestCaseSource(nameof(Shapes))]
+    public void ForwardPartsCoverTheOutputExactlyOnce(Conv2dShape s)
+    {
+        var d = MakeData(s, Seed(s) + 1);
+        var (expected, scale) = ReferenceForward(s, d, 2, true, 0f, float.PositiveInfinity);
+        var tol = Tolerance(scale, s.K + 1);
+        foreach (var force in Algorithms(s))
+        {
+            var plan = MakePlan(s, force);
+            Assert.That(plan.ForwardParts, Is.GreaterThanOrEqualTo(1));
+            var packed = PackedWeights(plan, d.Weights, transposed: false);
+            var scratch = Sentinel.Buffer(plan.ForwardScratch);
+            var epi = new GemmEpilogue(BiasMode.PerRow, d.Bias, 2, 0f, float.PositiveInfinity);
+            foreach (int parts in new[] { 1, 2, 3, plan.ForwardParts, plan.ForwardParts + 3 }.Distinct())
+            {
+                var writes = new int[s.OutSize];
+                var combined = new float[s.OutSize];
+                // Parts run in reverse order, each on a fresh output: each must write only its own pixels.
+                for (int part = parts - 1; part >= 0; part--)
+                {
+                    var output = Sentinel.Buffer(s.OutSize);
+                    plan.Forward(d.Image.AsSpan(0, s.InSize), d.Weights.AsSpan(0, s.WeightCount), packed.AsSpan(0, plan.PackedWeightsSize),
+                        output.AsSpan(0, s.OutSize), in epi, scratch.AsSpan(0, plan.ForwardScratch), part, parts);
+                    for (int i = 0; i < s.OutSize; i++)
+                        if (!Sentinel.IsMarker(output[i])) { writes[i]++; combined[i] = output[i]; }
+                    Sentinel.AssertTail(output, s.OutSize, $"forward part {part}/{parts} (output)");
+                    Sentinel.AssertTail(scratch, plan.ForwardScratch, $"forward part {part}/{parts} (scratch)");
+                }
+                string what = $"forward {Name(plan, force)} in {parts} parts";
+                int notOnce = Array.FindIndex(writes, w => w != 1);
+                Assert.That(notOnce, Is.EqualTo(-1),
+                    () => $"{what}: output {notOnce} ({OutIndex(s)(notOnce)}) written {writes[notOnce]} times");
+                Close.All(combined, expected, tol, what, OutIndex(s));
+            }
+        }
+    }
+
+    [TestCaseSource(nameof(Shapes))]
+    public void BackwardDataMatchesReference(Conv2dShape s)
+    {
+        var d = MakeData(s, Seed(s) + 2);
+        var expected = new float[s.InSize];
+        var mag = new float[s.InSize];
+        Conv2dKernels.ReferenceBackward(s, 1, d.Image.AsSpan(0, s.InSize), d.Weights.AsSpan(0, s.WeightCount), d.OutGrad.AsSpan(0, s.OutSize),
+            expected, default, default);
+        Conv2dKernels.ReferenceBackward(s, 1, TestData.Abs(d.Image.AsSpan(0, s.InSize)), TestData.Abs(d.Weights.AsSpan(0, s.WeightCount)),
+            TestData.Abs(d.OutGrad.AsSpan(0, s.OutSize)), mag, default, default);
+        var tol = Tolerance(Close.ToDouble(mag), s.OutC * s.KH * s.KW);
+        foreach (var force in Algorithms(s))
+        {
+            var plan = MakePlan(s, force);
+            var packedT = PackedWeights(plan, d.Weights, transposed: true);
+            var scratch = Sentinel.Buffer(plan.BackwardDataScratch);
+            // Twice with the same scratch: the second call sees the first one's leftovers.
+            for (int run = 0; run < 2; run++)
+            {
+                var inGrad = Sentinel.Buffer(s.InSize); // payload starts as markers: it must be overwritten, never added to
+                plan.BackwardData(d.OutGrad.AsSpan(0, s.OutSize), d.Weights.AsSpan(0, s.WeightCount), packedT.AsSpan(0, plan.PackedWeightsTSize),
+                    inGrad.AsSpan(0, s.InSize), scratch.AsSpan(0, plan.BackwardDataScratch));
+                string what = $"backward data {Name(plan, force)} run {run}";
+                Close.All(inGrad.AsSpan(0, s.InSize), Close.ToDouble(expected), tol, what, InIndex(s));
+                Sentinel.AssertTail(inGrad, s.InSize, what + " (input gradient)");
+                Sentinel.AssertTail(scratch, plan.BackwardDataScratch, what + " (scratch)");
+            }
+        }
+    }
+
+    [TestCaseSource(nameof(Shapes))]
+    public void BackwardWeightsMatchesReference(Conv2dShape s)
+    {
+        var d = MakeData(s, Seed(s) + 3);
+        var dW = new float[s.WeightCount];
+        var dB = new float[s.OutC];
+        var magW = new float[s.WeightCount];
+        var magB = new float[s.OutC];
+        Conv2dKernels.ReferenceBackward(s, 1, d.Image.AsSpan(0, s.InSize), d.Weights.AsSpan(0, s.WeightCount), d.OutGrad.AsSpan(0, s.OutSize),
+            default, dW, dB);
+        Conv2dKernels.ReferenceBackward(s, 1, TestData.Abs(d.Image.AsSpan(0, s.InSize)), TestData.Abs(d.Weights.AsSpan(0, s.WeightCount)),
+            TestData.Abs(d.OutGrad.AsSpan(0, s.OutSize)), default, magW, magB);
+        var rng = new Random(17);
+        var initialW = TestData.Uniform(rng, s.WeightCount, -3f, 3f);
+        var initialB = TestData.Uniform(rng, s.OutC, -3f, 3f);
+
+        foreach (var force in Algorithms(s))
+        {
+            var plan = MakePlan(s, force);
+            var scratch = Sentinel.Buffer(plan.BackwardWeightsScratch);
+            foreach (bool accumulate in new[] { false, true })
+                foreach (bool withBias in new[] { true, false })
+                {
+                    var wGrad = Sentinel.Buffer(s.WeightCount);
+                    var bGrad = Sentinel.Buffer(s.OutC);
+                    if (accumulate) initialW.CopyTo(wGrad, 0);
+                    if (accumulate && withBias) initialB.CopyTo(bGrad, 0);
+                    plan.BackwardWeights(d.Image.AsSpan(0, s.InSize), d.OutGrad.AsSpan(0, s.OutSize), wGrad.AsSpan(0, s.WeightCount),
+                        withBias ? bGrad.AsSpan(0, s.OutC) : default, accumulate, scratch.AsSpan(0, plan.BackwardWeightsScratch));
+                    string what = $"backward weights {Name(plan, force)} accumulate={accumulate} bias={withBias}";
+
+                    var eW = new double[s.WeightCount];
+                    var sW = new double[s.WeightCount];
+                    for (int i = 0; i < eW.Length; i++)
+                    {
+                        eW[i] = dW[i] + (accumulate ? initialW[i] : 0);
+                        sW[i] = magW[i] + (accumulate ? Math.Abs(initialW[i]) : 0);
+                    }
+                    Close.All(wGrad.AsSpan(0, s.WeightCount), eW, Tolerance(sW, s.OutPlane + 1), what + " (weight gradient)",
+                        i => $"out channel {i / s.K}, in channel {i % s.K / (s.KH * s.KW)}, ky {i % (s.KH * s.KW) / s.KW}, kx {i % s.KW}");
+                    Sentinel.AssertTail(wGrad, s.WeightCount, what + " (weight gradient)");
+
+                    if (withBias)
+                    {
+                        var eB = new double[s.OutC];
+                        var sB = new double[s.OutC];
+                        for (int i = 0; i < eB.Length; i++)
+                        {
+                            eB[i] = dB[i] + (accumulate ? initialB[i] : 0);
+                            sB[i] = magB[i] + (accumulate ? Math.Abs(initialB[i]) : 0);
+                        }
+                        Close.All(bGrad.AsSpan(0, s.OutC), eB, Tolerance(sB, s.OutPlane + 1), what + " (bias gradient)");
+                        Sentinel.AssertTail(bGrad, s.OutC, what + " (bias gradient)");
+                    }
+                    else
+                    {
+                        Sentinel.AssertTail(bGrad, 0, what + " (empty bias gradient must not be written)");
+                    }
+                    Sentinel.AssertTail(scratch, plan.BackwardWeightsScratch, what + " (scratch)");
+                }
+        }
+    }
+
+    [Test]
+    public void ImplicitAlgorithmRejectsStrides()
+    {
+        var s = new Conv2dShape(3, 15, 17, 5, 3, 3, 2, 2, 1, 1, 0, 1);
+        var ex = Assert.Throws<ArgumentException>(() => new Conv2dPlan(s, Conv2dAlgorithm.ImplicitPadded));
+        Assert.That(ex!.Message, Does.Contain("stride 1").And.Contain("2x2"));
+        Assert.That(Conv2dPlan.Choose(s), Is.EqualTo(Conv2dAlgorithm.Im2colTiled));
+        Assert.That(Conv2dPlan.Choose(s with { StrideH = 1 }), Is.EqualTo(Conv2dAlgorithm.Im2colTiled));
+    }
+
+    [Test]
+    public void AutomaticChoiceForTheReferenceNetwork()
+    {
+        // conv1 (one input channel): implicit; padding columns waste 2 of 30, well under the 40% limit.
+        Assert.That(Conv2dPlan.Choose(new Conv2dShape(1, 28, 28, 32, 3, 3, 1, 1, 1, 1, 1, 1)), Is.EqualTo(Conv2dAlgorithm.ImplicitPadded));
+        // conv2 (3x3, stride 1, 8+ channels each way): Winograd where the AVX2 kernels run, else implicit.
+        Assert.That(Conv2dPlan.Choose(new Conv2dShape(32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1)),
+            Is.EqualTo(Engine.Path == KernelPath.Avx2Fma ? Conv2dAlgorithm.Winograd2x2 : Conv2dAlgorithm.ImplicitPadded));
+        // A 5x5 kernel on a 5-wide image leaves one valid column of 5 (80% waste).
+        Assert.That(Conv2dPlan.Choose(new Conv2dShape(1, 5, 5, 1, 5, 5)), Is.EqualTo(Conv2dAlgorithm.Im2colTiled));
+    }
+
+    [Test]
+    public void InvalidShapesThrowNamingTheProblem()
+    {
+        Assert.That(() => new Conv2dPlan(new Conv2dShape(1, 5, 5, 1, 3, 3, 1, 1, 3, 0, 0, 0)),
+            Throws.ArgumentException.With.Message.Contains("smaller than the 3x3 kernel"));
+        Assert.That(() => new Conv2dPlan(new Conv2dShape(1, 2, 5, 1, 3, 3)),
+            Throws.ArgumentException.With.Message.Contains("does not fit"));
+        Assert.That(() => new Conv2dPlan(new Conv2dShape(0, 5, 5, 1, 3, 3)),
+            Throws.ArgumentException.With.Message.Contains("0x5x5"));
+        Assert.That(() => new Conv2dPlan(new Conv2dShape(1, 5, 5, 1, 3, 3, 0, 1)),
+            Throws.ArgumentException.With.Message.Contains("stride"));
+    }
+}
