@@ -21,16 +21,24 @@ public class SgemmTests
     {
         var e = new double[m * n];
         var s = new double[m * n];
+        // op(A) by rows and op(B) by columns, contiguous in p (keeps the large cases fast).
+        var opA = new double[m * k];
+        var opBt = new double[n * k];
+        for (int i = 0; i < m; i++)
+            for (int p = 0; p < k; p++) opA[i * k + p] = transA ? a[p, i] : a[i, p];
+        for (int j = 0; j < n; j++)
+            for (int p = 0; p < k; p++) opBt[j * k + p] = transB ? b[j, p] : b[p, j];
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++)
             {
                 double sum = 0, mag = 0;
-                for (int p = 0; p < k; p++)
+                var ar = opA.AsSpan(i * k, k);
+                var bc = opBt.AsSpan(j * k, k);
+                for (int p = 0; p < ar.Length; p++)
                 {
-                    double av = transA ? a[p, i] : a[i, p];
-                    double bv = transB ? b[j, p] : b[p, j];
-                    sum += av * bv;
-                    mag += Math.Abs(av * bv);
+                    double t = ar[p] * bc[p];
+                    sum += t;
+                    mag += Math.Abs(t);
                 }
                 if (c0 is not null) { sum += c0[i * n + j]; mag += Math.Abs(c0[i * n + j]); }
                 if (epi.Bias == BiasMode.PerRow) { sum += epi.BiasValues![epi.BiasOffset + i]; mag += Math.Abs(epi.BiasValues[epi.BiasOffset + i]); }
