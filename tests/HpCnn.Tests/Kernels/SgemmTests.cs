@@ -337,6 +337,70 @@ public class SgemmTests
         }
     }
 
+    [Test]
+    public void PackingByRegisterTransposesMatchesTheStripLayout([Values] bool transposed)
+    {
+        // kc >= 8 with whole MR / NR strips takes the 8-wide register-transpose paths (non-transposed A, transposed B);
+        // kc % 8 != 0 adds their scalar tails, a partial last strip the plain path. Destinations are exactly the packed
+        // size, followed by sentinels: the 6-lane masked stores must stay inside.
+        var rng = new Random(14);
+        foreach (var (rows, kc, i0, p0) in new[] { (6, 8, 0, 0), (6, 9, 1, 3), (12, 16, 0, 1), (13, 17, 2, 0), (18, 40, 0, 5), (7, 23, 0, 0) })
+        {
+            int m = i0 + rows + 1, k = p0 + kc + 2;
+            var a = transposed ? StridedMatrix.Random(rng, k, m, m + 3) : StridedMatrix.Random(rng, m, k, k + 3);
+            int strips = (rows + Sgemm.MR - 1) / Sgemm.MR;
+            var dst = Sentinel.Buffer(strips * Sgemm.MR * kc);
+            Sgemm.PackA(transposed, a.Span, a.Ld, i0, rows, p0, kc, dst.AsSpan(0, strips * Sgemm.MR * kc));
+            for (int s = 0; s < strips; s++)
+                for (int kk = 0; kk < kc; kk++)
+                    for (int r = 0; r < Sgemm.MR; r++)
+                    {
+                        int i = s * Sgemm.MR + r;
+                        float expected = i < rows ? (transposed ? a[p0 + kk, i0 + i] : a[i0 + i, p0 + kk]) : 0f;
+                        if (dst[s * kc * Sgemm.MR + kk * Sgemm.MR + r] != expected)
+                            Assert.Fail($"PackA trans={transposed} mc={rows} kc={kc}: strip {s}, k {kk}, row {r} is {dst[s * kc * Sgemm.MR + kk * Sgemm.MR + r]}, expected {expected}");
+                    }
+            Sentinel.AssertTail(dst, strips * Sgemm.MR * kc, $"PackA trans={transposed} mc={rows} kc={kc}");
+        }
+        foreach (var (cols, kc, j0, p0) in new[] { (16, 8, 0, 0), (16, 9, 1, 3), (32, 16, 0, 1), (33, 17, 2, 0), (48, 40, 0, 5), (15, 23, 0, 0) })
+        {
+            int n = j0 + cols + 1, k = p0 + kc + 2;
+            var b = transposed ? StridedMatrix.Random(rng, n, k, k + 3) : StridedMatrix.Random(rng, k, n, n + 3);
+            int strips = (cols + Sgemm.NR - 1) / Sgemm.NR;
+            var dst = Sentinel.Buffer(strips * Sgemm.NR * kc);
+            Sgemm.PackB(transposed, b.Span, b.Ld, p0, kc, j0, cols, dst.AsSpan(0, strips * Sgemm.NR * kc));
+            for (int s = 0; s < strips; s++)
+                for (int kk = 0; kk < kc; kk++)
+                    for (int jj = 0; jj < Sgemm.NR; jj++)
+                    {
+                        int j = s * Sgemm.NR + jj;
+                        float expected = j < cols ? (transposed ? b[j0 + j, p0 + kk] : b[p0 + kk, j0 + j]) : 0f;
+                        if (dst[s * kc * Sgemm.NR + kk * Sgemm.NR + jj] != expected)
+                            Assert.Fail($"PackB trans={transposed} nc={cols} kc={kc}: strip {s}, k {kk}, column {jj} is {dst[s * kc * Sgemm.NR + kk * Sgemm.NR + jj]}, expected {expected}");
+                    }
+            Sentinel.AssertTail(dst, strips * Sgemm.NR * kc, $"PackB trans={transposed} nc={cols} kc={kc}");
+        }
+    }
+
+    [Test]
+    public void Transpose8x8MatchesItsDefinition()
+    {
+        if (!Avx2.IsSupported) Assert.Ignore("AVX2 not available in this process");
+        var rng = new Random(15);
+        foreach (var (ldSrc, ldDst) in new[] { (8, 8), (11, 16), (8, 13) })
+        {
+            var src = new StridedMatrix(8, 8, ldSrc);
+            for (int i = 0; i < 8; i++)
+                for (int j = 0; j < 8; j++) src[i, j] = (float)rng.NextDouble();
+            var dst = new StridedMatrix(8, 8, ldDst);
+            Sgemm.Transpose8x8(ref src[0, 0], ldSrc, ref dst[0, 0], ldDst);
+            for (int i = 0; i < 8; i++)
+                for (int j = 0; j < 8; j++)
+                    Assert.That(dst[i, j], Is.EqualTo(src[j, i]), $"ld ({ldSrc}, {ldDst}): element ({i}, {j})");
+            dst.AssertPaddingUntouched($"transpose ld ({ldSrc}, {ldDst})");
+        }
+    }
+
     private delegate void MicroKernelFn(int kc, ref float a, ref float b, ref float c, int ldc, bool accumulate);
 
     private static void CheckMicroKernel(MicroKernelFn kernel, string name)
