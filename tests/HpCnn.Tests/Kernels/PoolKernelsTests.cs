@@ -159,6 +159,65 @@ public class PoolKernelsTests
     }
 
     [TestCaseSource(nameof(Shapes))]
+    public void MaxBackwardWithAFusedReluMaskPassesOnlyInsideTheOpenInterval(Pool2dShape s)
+    {
+        // A ReLU (capped or not) before the pooling: its gradient is 1 where the pooled value is in (0, cap), else 0.
+        var rng = new Random(s.InH * 53 + s.InW + 3);
+        foreach (float cap in new[] { float.PositiveInfinity, 6f, 0.5f })
+        {
+            string what = $"max pool backward with relu mask, cap {cap}, {s}";
+            // Planes by kind: (c+1) % 3 == 1 inside (0, cap) or at 0, 2 wide (above the cap, exactly 0 and exactly the
+            // cap too), 0 all negative.
+            var x = new float[s.C * s.InPlane];
+            float top = float.IsInfinity(cap) ? 8f : cap;
+            float[] special = [0f, -0f, float.IsInfinity(cap) ? 7f : cap, -0.25f];
+            for (int i = 0; i < x.Length; i++)
+            {
+                int kind = (i / s.InPlane + 1) % 3;
+                double u = rng.NextDouble();
+                x[i] = kind switch
+                {
+                    0 => (float)(-0.1 - u * top),
+                    1 when rng.Next(4) == 0 => special[rng.Next(2)],
+                    2 when rng.Next(4) == 0 => special[rng.Next(special.Length)],
+                    1 => (float)((u * 1.4 - 0.5) * top),
+                    _ => (float)((u * 4 - 2) * top),
+                };
+            }
+            var pooled = new float[s.C * s.OutPlane];
+            var argmax = new int[s.C * s.OutPlane];
+            PoolKernels.MaxForward(s, x, pooled, argmax, 0, s.C);
+            var (_, eIdx) = NaiveMax(s, x);
+            Assert.That(argmax, Is.EqualTo(eIdx).AsCollection, what + " (argmax)");
+            var dy = TestData.Uniform(rng, s.C * s.OutPlane);
+
+            var expected = new double[s.C * s.InPlane];
+            var scale = new double[s.C * s.InPlane];
+            int passed = 0, blocked = 0;
+            for (int c = 0; c < s.C; c++)
+                for (int o = 0; o < s.OutPlane; o++)
+                {
+                    float y = pooled[c * s.OutPlane + o];
+                    if (!(y > 0 && y < cap)) { blocked++; continue; }
+                    passed++;
+                    expected[c * s.InPlane + eIdx[c * s.OutPlane + o]] += dy[c * s.OutPlane + o];
+                    scale[c * s.InPlane + eIdx[c * s.OutPlane + o]] += Math.Abs(dy[c * s.OutPlane + o]);
+                }
+            if (s.C >= 3)
+            {
+                Assert.That(passed, Is.Positive, what + ": test data lets some gradient through");
+                Assert.That(blocked, Is.Positive, what + ": test data blocks some gradient");
+            }
+
+            var inGrad = Sentinel.Buffer(s.C * s.InPlane);
+            PoolKernels.MaxBackward(s, Sentinel.Wrap(dy).AsSpan(0, dy.Length), argmax, inGrad.AsSpan(0, s.C * s.InPlane), 0, s.C,
+                Sentinel.Wrap(pooled).AsSpan(0, pooled.Length), cap);
+            Close.All(inGrad.AsSpan(0, s.C * s.InPlane), expected, scale, 1e-6, 0, what);
+            Sentinel.AssertTail(inGrad, s.C * s.InPlane, what);
+        }
+    }
+
+    [TestCaseSource(nameof(Shapes))]
     public void AvgForwardAndBackwardMatchNaive(Pool2dShape s)
     {
         var rng = new Random(s.InH * 17 + s.InW + 2);
@@ -212,6 +271,8 @@ public class PoolKernelsTests
             PoolKernels.MaxBackward(s, dy, eIdx, maxGrad, 1, 3);
             var avgGrad = Sentinel.Buffer(s.C * s.InPlane);
             PoolKernels.AvgBackward(s, dy, avgGrad, 1, 3);
+            var maskedGrad = Sentinel.Buffer(s.C * s.InPlane);
+            PoolKernels.MaxBackward(s, dy, eIdx, maskedGrad, 1, 3, eOut, 0.5f);
             for (int i = 0; i < s.C * s.OutPlane; i++)
             {
                 bool inside = i / s.OutPlane is 1 or 2;
@@ -229,6 +290,7 @@ public class PoolKernelsTests
                 bool inside = i / s.InPlane is 1 or 2;
                 Assert.That(Sentinel.IsMarker(maxGrad[i]), Is.EqualTo(!inside), $"{s} max input gradient {i}");
                 Assert.That(Sentinel.IsMarker(avgGrad[i]), Is.EqualTo(!inside), $"{s} avg input gradient {i}");
+                Assert.That(Sentinel.IsMarker(maskedGrad[i]), Is.EqualTo(!inside), $"{s} relu-masked max input gradient {i}");
             }
         }
     }
