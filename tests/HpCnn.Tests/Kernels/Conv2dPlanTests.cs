@@ -22,6 +22,10 @@ public class Conv2dPlanTests
         yield return Case("3x5x37->6 3x3 pad (0,1,1,0)", new Conv2dShape(3, 5, 37, 6, 3, 3, 1, 1, 0, 1, 1, 0));
         yield return Case("7x6x9->13 2x3 pad (1,2,0,0)", new Conv2dShape(7, 6, 9, 13, 2, 3, 1, 1, 1, 2, 0, 0));
         yield return Case("1x17x17->7 3x3 valid", new Conv2dShape(1, 17, 17, 7, 3, 3));
+        // 3x3 stride 1 with 8+ channels (Winograd is the automatic choice on AVX2): odd output sizes, asymmetric
+        // padding, and rows of more than 8 tiles (the 8-lane transforms plus a partial group).
+        yield return Case("9x7x11->10 3x3 pad (1,0,2,1)", new Conv2dShape(9, 7, 11, 10, 3, 3, 1, 1, 1, 0, 2, 1));
+        yield return Case("8x6x37->17 3x3 pad 1", new Conv2dShape(8, 6, 37, 17, 3, 3, 1, 1, 1, 1, 1, 1));
         // 1x1 kernels and a kernel as large as the image.
         yield return Case("4x10x8->7 1x1", new Conv2dShape(4, 10, 8, 7, 1, 1));
         yield return Case("1x5x5->1 5x5", new Conv2dShape(1, 5, 5, 1, 5, 5));
@@ -40,11 +44,14 @@ public class Conv2dPlanTests
 
     private static bool StrideOne(in Conv2dShape s) => s.StrideH == 1 && s.StrideW == 1;
 
+    private static bool WinogradFits(in Conv2dShape s) => StrideOne(s) && s.KH == 3 && s.KW == 3;
+
     /// <summary>The algorithms a shape is run with: every forced one that applies, then the automatic choice (null).</summary>
     private static IEnumerable<Conv2dAlgorithm?> Algorithms(Conv2dShape s)
     {
         if (StrideOne(s)) yield return Conv2dAlgorithm.ImplicitPadded;
         yield return Conv2dAlgorithm.Im2colTiled;
+        if (WinogradFits(s)) yield return Conv2dAlgorithm.Winograd2x2;
         yield return null;
     }
 
@@ -275,6 +282,118 @@ public class Conv2dPlanTests
         Assert.That(ex!.Message, Does.Contain("stride 1").And.Contain("2x2"));
         Assert.That(Conv2dPlan.Choose(s), Is.EqualTo(Conv2dAlgorithm.Im2colTiled));
         Assert.That(Conv2dPlan.Choose(s with { StrideH = 1 }), Is.EqualTo(Conv2dAlgorithm.Im2colTiled));
+    }
+
+    [Test]
+    public void WinogradRejectsOtherKernelsAndStrides()
+    {
+        Assert.That(() => new Conv2dPlan(new Conv2dShape(8, 9, 9, 8, 5, 5, 1, 1, 2, 2, 2, 2), Conv2dAlgorithm.Winograd2x2),
+            Throws.ArgumentException.With.Message.Contains("3x3").And.Message.Contains("5x5"));
+        Assert.That(() => new Conv2dPlan(new Conv2dShape(8, 9, 9, 8, 3, 3, 2, 2, 1, 1, 1, 1), Conv2dAlgorithm.Winograd2x2),
+            Throws.ArgumentException.With.Message.Contains("stride 2x2"));
+        Assert.That(Conv2dPlan.Choose(new Conv2dShape(8, 9, 9, 8, 3, 3, 2, 2, 1, 1, 1, 1)), Is.EqualTo(Conv2dAlgorithm.Im2colTiled));
+    }
+
+    /// <summary>Image counts a group call is made with: Winograd plans get at most <see cref="Conv2dPlan.ImagesPerCall"/> (the scratch holds that many).</summary>
+    private static int[] GroupCounts(Conv2dPlan plan) => plan.Algorithm == Conv2dAlgorithm.Winograd2x2
+        ? new[] { 1, 2, plan.ImagesPerCall }.Where(c => c <= plan.ImagesPerCall).Distinct().ToArray()
+        : [1, 3];
+
+    [TestCaseSource(nameof(Shapes))]
+    public void GroupCallsMatchTheBatchedReference(Conv2dShape s)
+    {
+        const int maxImages = 8;
+        var rng = new Random(Seed(s) + 4);
+        var images = TestData.Uniform(rng, maxImages * s.InSize, -1.5f, 1.5f);
+        var weights = Sentinel.Wrap(TestData.Uniform(rng, s.WeightCount));
+        var bias = TestData.Uniform(rng, s.OutC + 2, -2f, 2f);
+        var outGrads = TestData.Uniform(rng, maxImages * s.OutSize);
+        var initialW = TestData.Uniform(rng, s.WeightCount, -3f, 3f);
+        var initialB = TestData.Uniform(rng, s.OutC, -3f, 3f);
+        var w = weights.AsSpan(0, s.WeightCount);
+
+        foreach (var force in Algorithms(s))
+        {
+            var plan = MakePlan(s, force);
+            Assert.That(plan.ImagesPerCall, Is.InRange(1, maxImages));
+            var packed = PackedWeights(plan, weights, transposed: false);
+            var packedT = PackedWeights(plan, weights, transposed: true);
+            foreach (int count in GroupCounts(plan))
+            {
+                string name = $"{Name(plan, force)}, {count} images";
+                var x = images.AsSpan(0, count * s.InSize);
+                var dy = outGrads.AsSpan(0, count * s.OutSize);
+
+                // Forward with bias offset 2 and relu6, in parts (channels for Winograd, pixels otherwise): each output once.
+                var y = new float[count * s.OutSize];
+                var yMag = new float[count * s.OutSize];
+                Conv2dKernels.ReferenceForward(s, count, x, w, bias.AsSpan(2, s.OutC), y);
+                Conv2dKernels.ReferenceForward(s, count, TestData.Abs(x), TestData.Abs(w), TestData.Abs(bias.AsSpan(2, s.OutC)), yMag);
+                var eY = y.Select(v => Math.Min(Math.Max((double)v, 0), 6)).ToArray();
+                var epi = new GemmEpilogue(BiasMode.PerRow, bias, 2, 0f, 6f);
+                var fwdScratch = Sentinel.Buffer(plan.ForwardScratch);
+                foreach (int parts in new[] { 1, plan.ForwardParts, plan.ForwardParts + 1 }.Distinct())
+                {
+                    var writes = new int[count * s.OutSize];
+                    var combined = new float[count * s.OutSize];
+                    for (int part = 0; part < parts; part++)
+                    {
+                        var output = Sentinel.Buffer(count * s.OutSize);
+                        plan.Forward(Sentinel.Wrap(x).AsSpan(0, x.Length), count, w, packed.AsSpan(0, plan.PackedWeightsSize),
+                            output.AsSpan(0, count * s.OutSize), in epi, fwdScratch.AsSpan(0, plan.ForwardScratch), part, parts);
+                        for (int i = 0; i < combined.Length; i++)
+                            if (!Sentinel.IsMarker(output[i])) { writes[i]++; combined[i] = output[i]; }
+                        Sentinel.AssertTail(output, count * s.OutSize, $"group forward {name} part {part}/{parts} (output)");
+                        Sentinel.AssertTail(fwdScratch, plan.ForwardScratch, $"group forward {name} part {part}/{parts} (scratch)");
+                    }
+                    int notOnce = Array.FindIndex(writes, c => c != 1);
+                    Assert.That(notOnce, Is.EqualTo(-1), () => $"group forward {name} in {parts} parts: output {notOnce} written {writes[notOnce]} times");
+                    Close.All(combined, eY, Tolerance(Close.ToDouble(yMag), s.K + 1), $"group forward {name} in {parts} parts",
+                        i => $"image {i / s.OutSize}, {OutIndex(s)(i % s.OutSize)}");
+                }
+
+                // Backward data.
+                var dx = new float[count * s.InSize];
+                var dxMag = new float[count * s.InSize];
+                Conv2dKernels.ReferenceBackward(s, count, x, w, dy, dx, default, default);
+                Conv2dKernels.ReferenceBackward(s, count, TestData.Abs(x), TestData.Abs(w), TestData.Abs(dy), dxMag, default, default);
+                var bdScratch = Sentinel.Buffer(plan.BackwardDataScratch);
+                var inGrads = Sentinel.Buffer(count * s.InSize);
+                plan.BackwardData(Sentinel.Wrap(dy).AsSpan(0, dy.Length), count, w, packedT.AsSpan(0, plan.PackedWeightsTSize),
+                    inGrads.AsSpan(0, count * s.InSize), bdScratch.AsSpan(0, plan.BackwardDataScratch));
+                Close.All(inGrads.AsSpan(0, count * s.InSize), Close.ToDouble(dx), Tolerance(Close.ToDouble(dxMag), s.OutC * 9 + 1),
+                    $"group backward data {name}", i => $"image {i / s.InSize}, {InIndex(s)(i % s.InSize)}");
+                Sentinel.AssertTail(inGrads, count * s.InSize, $"group backward data {name}");
+                Sentinel.AssertTail(bdScratch, plan.BackwardDataScratch, $"group backward data {name} (scratch)");
+
+                // Backward weights: the sum over the group, overwritten or added.
+                var dW = new float[s.WeightCount];
+                var dB = new float[s.OutC];
+                var magW = new float[s.WeightCount];
+                var magB = new float[s.OutC];
+                Conv2dKernels.ReferenceBackward(s, count, x, w, dy, default, dW, dB);
+                Conv2dKernels.ReferenceBackward(s, count, TestData.Abs(x), TestData.Abs(w), TestData.Abs(dy), default, magW, magB);
+                var bwScratch = Sentinel.Buffer(plan.BackwardWeightsScratch);
+                foreach (bool accumulate in new[] { false, true })
+                {
+                    var wGrad = Sentinel.Buffer(s.WeightCount);
+                    var bGrad = Sentinel.Buffer(s.OutC);
+                    if (accumulate) { initialW.CopyTo(wGrad, 0); initialB.CopyTo(bGrad, 0); }
+                    plan.BackwardWeights(Sentinel.Wrap(x).AsSpan(0, x.Length), Sentinel.Wrap(dy).AsSpan(0, dy.Length), count,
+                        wGrad.AsSpan(0, s.WeightCount), bGrad.AsSpan(0, s.OutC), accumulate, bwScratch.AsSpan(0, plan.BackwardWeightsScratch));
+                    string what = $"group backward weights {name} accumulate={accumulate}";
+                    var eW = dW.Select((v, i) => v + (accumulate ? (double)initialW[i] : 0)).ToArray();
+                    var sW = magW.Select((v, i) => v + (accumulate ? Math.Abs((double)initialW[i]) : 0)).ToArray();
+                    var eB = dB.Select((v, i) => v + (accumulate ? (double)initialB[i] : 0)).ToArray();
+                    var sB = magB.Select((v, i) => v + (accumulate ? Math.Abs((double)initialB[i]) : 0)).ToArray();
+                    Close.All(wGrad.AsSpan(0, s.WeightCount), eW, Tolerance(sW, count * s.OutPlane + 1), what + " (weight gradient)");
+                    Close.All(bGrad.AsSpan(0, s.OutC), eB, Tolerance(sB, count * s.OutPlane + 1), what + " (bias gradient)");
+                    Sentinel.AssertTail(wGrad, s.WeightCount, what + " (weight gradient)");
+                    Sentinel.AssertTail(bGrad, s.OutC, what + " (bias gradient)");
+                    Sentinel.AssertTail(bwScratch, plan.BackwardWeightsScratch, what + " (scratch)");
+                }
+            }
+        }
     }
 
     [Test]
