@@ -9,6 +9,8 @@ public enum Conv2dAlgorithm
     ImplicitPadded,
     /// <summary>Any stride: im2col in panel-sized tiles feeding <see cref="Sgemm"/>, col2im for the input gradient.</summary>
     Im2colTiled,
+    /// <summary>Stride 1, few input channels: direct register-blocked convolution forward (implicit GEMM backward).</summary>
+    DirectSmall,
     /// <summary>3x3, stride 1, enough channels: Winograd F(2x2, 3x3), 16 GEMMs over tiles of a group of images (2.25x fewer multiplies).</summary>
     Winograd2x2,
 }
@@ -52,8 +54,10 @@ public sealed class Conv2dPlan
         if (Algorithm == Conv2dAlgorithm.Winograd2x2 && !WinogradFits(s))
             throw new ArgumentException($"the Winograd algorithm needs a 3x3 kernel and stride 1, got {s.KH}x{s.KW} stride {s.StrideH}x{s.StrideW}");
 
-        if (Algorithm == Conv2dAlgorithm.ImplicitPadded)
+        if (Algorithm is Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall)
         {
+            if (s.StrideH != 1 || s.StrideW != 1)
+                throw new ArgumentException($"the {Algorithm} convolution algorithm needs stride 1, got {s.StrideH}x{s.StrideW}");
             _hp = s.InH + s.PadTop + s.PadBottom;
             _wp = s.InW + s.PadLeft + s.PadRight;
             _fwdOffsets = new int[s.K];
@@ -95,6 +99,7 @@ public sealed class Conv2dPlan
     {
         if (WinogradFits(s) && s.InC >= 8 && s.OutC >= 8 && Engine.UseAvx2) return Conv2dAlgorithm.Winograd2x2;
         if (s.StrideH != 1 || s.StrideW != 1) return Conv2dAlgorithm.Im2colTiled;
+        if (s.InC <= 4 && s.KW <= 7 && Engine.UseAvx2) return Conv2dAlgorithm.DirectSmall;
         int wp = s.InW + s.PadLeft + s.PadRight;
         int bwp = s.OutW + 2 * (s.KW - 1) - s.PadLeft - s.PadRight;
         bool lowWaste = s.OutW * 5 >= wp * 3 && s.InW * 5 >= bwp * 3;
@@ -110,6 +115,7 @@ public sealed class Conv2dPlan
     public int ForwardParts => Algorithm switch
     {
         Conv2dAlgorithm.ImplicitPadded => _fwdStrips,
+        Conv2dAlgorithm.DirectSmall => 1,
         Conv2dAlgorithm.Winograd2x2 => Math.Max(1, Shape.OutC / 16),
         _ => _tiles,
     };
@@ -118,6 +124,7 @@ public sealed class Conv2dPlan
     public int PackedWeightsSize => Algorithm switch
     {
         Conv2dAlgorithm.ImplicitPadded => Sgemm.RoundUp(Shape.OutC, MR) * Shape.K,
+        Conv2dAlgorithm.DirectSmall => 0,
         Conv2dAlgorithm.Winograd2x2 => 16 * Shape.OutC * Shape.InC,
         _ => 0,
     };
@@ -125,7 +132,7 @@ public sealed class Conv2dPlan
     /// <summary>Floats of packed backward-data weights (rotated, channels swapped).</summary>
     public int PackedWeightsTSize => Algorithm switch
     {
-        Conv2dAlgorithm.ImplicitPadded => Sgemm.RoundUp(Shape.InC, MR) * Shape.OutC * Shape.KH * Shape.KW,
+        Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall => Sgemm.RoundUp(Shape.InC, MR) * Shape.OutC * Shape.KH * Shape.KW,
         Conv2dAlgorithm.Winograd2x2 => 16 * Shape.OutC * Shape.InC,
         _ => 0,
     };
@@ -133,7 +140,7 @@ public sealed class Conv2dPlan
     /// <summary>Per-worker scratch floats for Forward.</summary>
     public int ForwardScratch => Algorithm switch
     {
-        Conv2dAlgorithm.ImplicitPadded => Shape.InC * _hp * _wp + Slack,
+        Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall => Shape.InC * _hp * _wp + Slack,
         Conv2dAlgorithm.Winograd2x2 => WinogradScratch(Shape.InC, Shape.OutC, _hq, _wq, _th * _tw),
         _ => Shape.K * _tilePixels + Sgemm.WorkspaceSize(Shape.OutC, _tilePixels, Shape.K),
     };
@@ -148,7 +155,7 @@ public sealed class Conv2dPlan
     /// <summary>Per-worker scratch floats for BackwardData.</summary>
     public int BackwardDataScratch => Algorithm switch
     {
-        Conv2dAlgorithm.ImplicitPadded => Shape.OutC * _bhp * _bwp + Slack,
+        Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall => Shape.OutC * _bhp * _bwp + Slack,
         Conv2dAlgorithm.Winograd2x2 => WinogradScratch(Shape.OutC, Shape.InC, _bhq, _bwq, _bth * _btw),
         _ => Shape.K * _tilePixels + Sgemm.WorkspaceSize(Shape.K, _tilePixels, Shape.OutC),
     };
@@ -156,7 +163,7 @@ public sealed class Conv2dPlan
     /// <summary>Per-worker scratch floats for BackwardWeights.</summary>
     public int BackwardWeightsScratch => Algorithm switch
     {
-        Conv2dAlgorithm.ImplicitPadded => Shape.InC * _hp * _wp + Slack + Shape.OutC * _qLen,
+        Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall => Shape.InC * _hp * _wp + Slack + Shape.OutC * _qLen,
         Conv2dAlgorithm.Winograd2x2 => WinogradScratch(Shape.InC, Shape.OutC, _hq, _wq, _th * _tw) + 16 * Shape.OutC * Shape.InC,
         _ => Shape.K * _tilePixels + Sgemm.WorkspaceSize(Shape.OutC, Shape.K, _tilePixels),
     };
@@ -173,7 +180,7 @@ public sealed class Conv2dPlan
     public void PackWeightsTransposed(ReadOnlySpan<float> weights, Span<float> packed)
     {
         if (Algorithm == Conv2dAlgorithm.Winograd2x2) { Conv2dKernels.WinogradWeights(weights, Shape.OutC, Shape.InC, true, packed); return; }
-        if (Algorithm != Conv2dAlgorithm.ImplicitPadded) return;
+        if (Algorithm is not (Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall)) return;
         var s = Shape;
         int kk = s.OutC * s.KH * s.KW;
         for (int i0 = 0; i0 < s.InC; i0 += MR)
@@ -314,7 +321,14 @@ public sealed class Conv2dPlan
         // Winograd works on groups of images: one image is a group of one.
         if (Algorithm == Conv2dAlgorithm.Winograd2x2) { Forward(image, 1, weights, packedWeights, output, in epilogue, scratch, part, parts); return; }
         var s = Shape;
-        if (Algorithm == Conv2dAlgorithm.ImplicitPadded)
+        if (Algorithm == Conv2dAlgorithm.DirectSmall)
+        {
+            var padded = scratch.Slice(0, s.InC * _hp * _wp + Slack);
+            Conv2dKernels.PadPlanes(image, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, s.PadBottom, s.PadRight, padded);
+            padded.Slice(s.InC * _hp * _wp).Clear();
+            if (part == 0) Conv2dKernels.DirectForward(padded, s.InC, _hp, _wp, weights, s.OutC, s.KH, s.KW, output, in epilogue);
+        }
+        else if (Algorithm == Conv2dAlgorithm.ImplicitPadded)
         {
             var padded = scratch.Slice(0, s.InC * _hp * _wp + Slack);
             Conv2dKernels.PadPlanes(image, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, s.PadBottom, s.PadRight, padded);
@@ -345,7 +359,7 @@ public sealed class Conv2dPlan
     {
         if (Algorithm == Conv2dAlgorithm.Winograd2x2) { BackwardData(outGrad, 1, weights, packedWeightsT, inGrad, scratch); return; }
         var s = Shape;
-        if (Algorithm == Conv2dAlgorithm.ImplicitPadded)
+        if (Algorithm is Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall)
         {
             var padded = scratch.Slice(0, s.OutC * _bhp * _bwp + Slack);
             Conv2dKernels.PadPlanes(outGrad, s.OutC, s.OutH, s.OutW,
@@ -386,7 +400,7 @@ public sealed class Conv2dPlan
                 biasGrad[oc] = accumulate ? biasGrad[oc] + sum : sum;
             }
 
-        if (Algorithm == Conv2dAlgorithm.ImplicitPadded)
+        if (Algorithm is Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall)
         {
             int padSize = s.InC * _hp * _wp + Slack;
             var padded = scratch.Slice(0, padSize);

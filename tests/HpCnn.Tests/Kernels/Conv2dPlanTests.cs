@@ -50,6 +50,7 @@ public class Conv2dPlanTests
     private static IEnumerable<Conv2dAlgorithm?> Algorithms(Conv2dShape s)
     {
         if (StrideOne(s)) yield return Conv2dAlgorithm.ImplicitPadded;
+        if (StrideOne(s)) yield return Conv2dAlgorithm.DirectSmall;
         yield return Conv2dAlgorithm.Im2colTiled;
         if (WinogradFits(s)) yield return Conv2dAlgorithm.Winograd2x2;
         yield return null;
@@ -399,13 +400,18 @@ public class Conv2dPlanTests
     [Test]
     public void AutomaticChoiceForTheReferenceNetwork()
     {
-        // conv1 (one input channel): implicit; padding columns waste 2 of 30, well under the 40% limit.
-        Assert.That(Conv2dPlan.Choose(new Conv2dShape(1, 28, 28, 32, 3, 3, 1, 1, 1, 1, 1, 1)), Is.EqualTo(Conv2dAlgorithm.ImplicitPadded));
+        bool avx2 = Engine.Path == KernelPath.Avx2Fma;
+        // conv1 (one input channel): the direct kernel where the AVX2 kernels run; else implicit (padding columns
+        // waste 2 of 30, well under the 40% limit).
+        Assert.That(Conv2dPlan.Choose(new Conv2dShape(1, 28, 28, 32, 3, 3, 1, 1, 1, 1, 1, 1)),
+            Is.EqualTo(avx2 ? Conv2dAlgorithm.DirectSmall : Conv2dAlgorithm.ImplicitPadded));
         // conv2 (3x3, stride 1, 8+ channels each way): Winograd where the AVX2 kernels run, else implicit.
         Assert.That(Conv2dPlan.Choose(new Conv2dShape(32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1)),
             Is.EqualTo(Engine.Path == KernelPath.Avx2Fma ? Conv2dAlgorithm.Winograd2x2 : Conv2dAlgorithm.ImplicitPadded));
-        // A 5x5 kernel on a 5-wide image leaves one valid column of 5 (80% waste).
-        Assert.That(Conv2dPlan.Choose(new Conv2dShape(1, 5, 5, 1, 5, 5)), Is.EqualTo(Conv2dAlgorithm.Im2colTiled));
+        // A 5x5 kernel on a 5-wide image leaves one valid column of 5 (80% waste) for the implicit GEMM: im2col,
+        // unless the direct kernel (no padding columns) runs.
+        Assert.That(Conv2dPlan.Choose(new Conv2dShape(1, 5, 5, 1, 5, 5)), Is.EqualTo(avx2 ? Conv2dAlgorithm.DirectSmall : Conv2dAlgorithm.Im2colTiled));
+        Assert.That(Conv2dPlan.Choose(new Conv2dShape(8, 5, 5, 1, 5, 5)), Is.EqualTo(Conv2dAlgorithm.Im2colTiled));
     }
 
     [Test]

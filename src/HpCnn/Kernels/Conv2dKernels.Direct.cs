@@ -1,0 +1,110 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace HpCnn.Kernels;
+
+// Direct convolution for few input channels (a first layer on gray or RGB images), stride 1, on zero-padded
+// planes. With K = InC x KH x KW of 9 or 27, a GEMM formulation spends its time on packing and tile edges; here a
+// register block of 4 output channels x 2 rows x 8 columns (8 accumulators) walks the kernel taps: per tap two
+// input loads and four weight broadcasts feed eight FMAs. Bias and clamp are applied in registers.
+public static partial class Conv2dKernels
+{
+    /// <summary>
+    /// out[oc][y][x] = epilogue(sum over (ic, ky, kx) w[oc][ic][ky][kx] * padded[ic][y + ky][x + kx]) for one image.
+    /// <paramref name="padded"/> holds inC planes of hp x wp (ho = hp - kh + 1, wo = wp - kw + 1 outputs) and must be
+    /// readable 16 floats past its last plane.
+    /// </summary>
+    public static void DirectForward(ReadOnlySpan<float> padded, int inC, int hp, int wp, ReadOnlySpan<float> weights, int outC, int kh, int kw,
+        Span<float> output, in GemmEpilogue epilogue)
+    {
+        int ho = hp - kh + 1, wo = wp - kw + 1;
+        if (padded.Length < inC * hp * wp + 16) throw new ArgumentException("direct convolution: padded planes lack the read-ahead slack");
+        if (weights.Length < outC * inC * kh * kw || output.Length < outC * ho * wo) throw new ArgumentException("direct convolution: weights or output too short");
+        float lo = epilogue.IsActive ? epilogue.Low : float.NegativeInfinity, hi = epilogue.IsActive ? epilogue.High : float.PositiveInfinity;
+        var bias = epilogue.Bias == BiasMode.PerRow ? epilogue.BiasValues.AsSpan(epilogue.BiasOffset, outC) : default;
+        int oc = 0;
+        if (Engine.UseAvx2)
+            for (; oc + 4 <= outC; oc += 4)
+                DirectBlock4Avx2(padded, inC, hp, wp, weights, oc, kh, kw, output, ho, wo, bias, lo, hi);
+        for (; oc < outC; oc++)
+            for (int y = 0; y < ho; y++)
+                for (int x = 0; x < wo; x++)
+                {
+                    float acc = bias.IsEmpty ? 0f : bias[oc];
+                    for (int ic = 0; ic < inC; ic++)
+                        for (int ky = 0; ky < kh; ky++)
+                            for (int kx = 0; kx < kw; kx++)
+                                acc += weights[((oc * inC + ic) * kh + ky) * kw + kx] * padded[(ic * hp + y + ky) * wp + x + kx];
+                    output[(oc * ho + y) * wo + x] = MathF.Min(MathF.Max(acc, lo), hi);
+                }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void DirectBlock4Avx2(ReadOnlySpan<float> padded, int inC, int hp, int wp, ReadOnlySpan<float> weights, int oc, int kh, int kw,
+        Span<float> output, int ho, int wo, ReadOnlySpan<float> bias, float lo, float hi)
+    {
+        int taps = inC * kh * kw, plane = ho * wo;
+        var vlo = Vector256.Create(lo);
+        var vhi = Vector256.Create(hi);
+        var lanes = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+        Vector256<float> b0 = Vector256.Create(bias.IsEmpty ? 0f : bias[oc]), b1 = Vector256.Create(bias.IsEmpty ? 0f : bias[oc + 1]);
+        Vector256<float> b2 = Vector256.Create(bias.IsEmpty ? 0f : bias[oc + 2]), b3 = Vector256.Create(bias.IsEmpty ? 0f : bias[oc + 3]);
+        fixed (float* pp = padded, wptr = weights, op = output)
+        {
+            float* w0 = wptr + oc * taps, w1 = w0 + taps, w2 = w1 + taps, w3 = w2 + taps;
+            for (int y = 0; y < ho; y += 2)
+            {
+                bool two = y + 1 < ho;
+                for (int x = 0; x < wo; x += 8)
+                {
+                    Vector256<float> a00 = b0, a01 = b0, a10 = b1, a11 = b1, a20 = b2, a21 = b2, a30 = b3, a31 = b3;
+                    int t = 0;
+                    for (int ic = 0; ic < inC; ic++)
+                        for (int ky = 0; ky < kh; ky++)
+                        {
+                            float* row = pp + (ic * hp + y + ky) * wp + x;
+                            // The second output row reads one padded row further down (the same row when ho is odd,
+                            // so nothing past the plane is read; its results are not stored).
+                            float* row1 = two ? row + wp : row;
+                            for (int kx = 0; kx < kw; kx++, t++)
+                            {
+                                var i0 = Avx.LoadVector256(row + kx);
+                                var i1 = Avx.LoadVector256(row1 + kx);
+                                var c = Vector256.Create(w0[t]); a00 = Fma.MultiplyAdd(c, i0, a00); a01 = Fma.MultiplyAdd(c, i1, a01);
+                                c = Vector256.Create(w1[t]); a10 = Fma.MultiplyAdd(c, i0, a10); a11 = Fma.MultiplyAdd(c, i1, a11);
+                                c = Vector256.Create(w2[t]); a20 = Fma.MultiplyAdd(c, i0, a20); a21 = Fma.MultiplyAdd(c, i1, a21);
+                                c = Vector256.Create(w3[t]); a30 = Fma.MultiplyAdd(c, i0, a30); a31 = Fma.MultiplyAdd(c, i1, a31);
+                            }
+                        }
+                    int n = Math.Min(8, wo - x);
+                    float* o = op + oc * plane + y * wo + x;
+                    if (n == 8)
+                    {
+                        Avx.Store(o, Clamp(a00, vlo, vhi)); Avx.Store(o + plane, Clamp(a10, vlo, vhi));
+                        Avx.Store(o + 2 * plane, Clamp(a20, vlo, vhi)); Avx.Store(o + 3 * plane, Clamp(a30, vlo, vhi));
+                        if (two)
+                        {
+                            Avx.Store(o + wo, Clamp(a01, vlo, vhi)); Avx.Store(o + plane + wo, Clamp(a11, vlo, vhi));
+                            Avx.Store(o + 2 * plane + wo, Clamp(a21, vlo, vhi)); Avx.Store(o + 3 * plane + wo, Clamp(a31, vlo, vhi));
+                        }
+                    }
+                    else
+                    {
+                        var m = Vector256.LessThan(lanes, Vector256.Create(n)).AsSingle();
+                        Avx.MaskStore(o, m, Clamp(a00, vlo, vhi)); Avx.MaskStore(o + plane, m, Clamp(a10, vlo, vhi));
+                        Avx.MaskStore(o + 2 * plane, m, Clamp(a20, vlo, vhi)); Avx.MaskStore(o + 3 * plane, m, Clamp(a30, vlo, vhi));
+                        if (two)
+                        {
+                            Avx.MaskStore(o + wo, m, Clamp(a01, vlo, vhi)); Avx.MaskStore(o + plane + wo, m, Clamp(a11, vlo, vhi));
+                            Avx.MaskStore(o + 2 * plane + wo, m, Clamp(a21, vlo, vhi)); Avx.MaskStore(o + 3 * plane + wo, m, Clamp(a31, vlo, vhi));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Clamp(Vector256<float> v, Vector256<float> lo, Vector256<float> hi) => Vector256.Min(Vector256.Max(v, lo), hi);
+}
