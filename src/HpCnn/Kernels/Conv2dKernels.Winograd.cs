@@ -15,11 +15,16 @@ namespace HpCnn.Kernels;
 // are deinterleaved into the tile columns; a scalar path does the same per tile.
 public static partial class Conv2dKernels
 {
-    /// <summary>U[xi][o][i] = (G w[o][i] G^T)[xi] for 3x3 filters w (o x i x 3 x 3); <paramref name="rotate"/> uses the 180-degree
-    /// rotated filters with o and i swapped (the backward-data convolution).</summary>
+    /// <summary>
+    /// U[xi][o][i] = (G w[o][i] G^T)[xi] for 3x3 filters w (o x i x 3 x 3); <paramref name="rotate"/> uses the 180-degree
+    /// rotated filters with o and i swapped (the backward-data convolution). Each U[xi] is written packed for the
+    /// GEMM micro-kernel: strips of 6 rows, zero-padded, <see cref="WinogradPackedSize"/> floats per xi.
+    /// </summary>
     public static void WinogradWeights(ReadOnlySpan<float> w, int outC, int inC, bool rotate, Span<float> u)
     {
         int rows = rotate ? inC : outC, cols = rotate ? outC : inC;
+        int xiStride = WinogradPackedSize(rows, cols);
+        u.Slice(0, 16 * xiStride).Clear();
         Span<float> g = stackalloc float[9];
         Span<float> t = stackalloc float[12];
         for (int r = 0; r < rows; r++)
@@ -37,19 +42,21 @@ public static partial class Conv2dKernels
                     t[6 + j] = 0.5f * (g0 - g1 + g2);
                     t[9 + j] = g2;
                 }
-                // U = t G^T (4 x 4)
+                // U = t G^T (4 x 4), into strip r / 6, lane r % 6, depth c.
+                int o = r / Sgemm.MR * cols * Sgemm.MR + c * Sgemm.MR + r % Sgemm.MR;
                 for (int i = 0; i < 4; i++)
                 {
                     float a = t[3 * i], b = t[3 * i + 1], cc = t[3 * i + 2];
-                    int o = r * cols + c;
-                    int plane = rows * cols;
-                    u[(4 * i + 0) * plane + o] = a;
-                    u[(4 * i + 1) * plane + o] = 0.5f * (a + b + cc);
-                    u[(4 * i + 2) * plane + o] = 0.5f * (a - b + cc);
-                    u[(4 * i + 3) * plane + o] = cc;
+                    u[(4 * i + 0) * xiStride + o] = a;
+                    u[(4 * i + 1) * xiStride + o] = 0.5f * (a + b + cc);
+                    u[(4 * i + 2) * xiStride + o] = 0.5f * (a - b + cc);
+                    u[(4 * i + 3) * xiStride + o] = cc;
                 }
             }
     }
+
+    /// <summary>Floats of one packed U[xi]: rows rounded up to whole 6-row strips, times the depth.</summary>
+    public static int WinogradPackedSize(int rows, int cols) => Sgemm.RoundUp(rows, Sgemm.MR) * cols;
 
     /// <summary>dW[o][i] (+)= G^T dU[.][o][i] G: folds the 16 Winograd-domain gradients back to 3x3 filters.</summary>
     public static void WinogradWeightGradient(ReadOnlySpan<float> du, int outC, int inC, Span<float> dw, bool accumulate)

@@ -116,7 +116,7 @@ public sealed class Conv2dPlan
     {
         Conv2dAlgorithm.ImplicitPadded => _fwdStrips,
         Conv2dAlgorithm.DirectSmall => 1,
-        Conv2dAlgorithm.Winograd2x2 => Math.Max(1, Shape.OutC / 16),
+        Conv2dAlgorithm.Winograd2x2 => Math.Max(1, Math.Min((Shape.OutC + Sgemm.MR - 1) / Sgemm.MR, Shape.OutC / 16)),
         _ => _tiles,
     };
 
@@ -125,7 +125,7 @@ public sealed class Conv2dPlan
     {
         Conv2dAlgorithm.ImplicitPadded => Sgemm.RoundUp(Shape.OutC, MR) * Shape.K,
         Conv2dAlgorithm.DirectSmall => 0,
-        Conv2dAlgorithm.Winograd2x2 => 16 * Shape.OutC * Shape.InC,
+        Conv2dAlgorithm.Winograd2x2 => 16 * Conv2dKernels.WinogradPackedSize(Shape.OutC, Shape.InC),
         _ => 0,
     };
 
@@ -133,7 +133,7 @@ public sealed class Conv2dPlan
     public int PackedWeightsTSize => Algorithm switch
     {
         Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall => Sgemm.RoundUp(Shape.InC, MR) * Shape.OutC * Shape.KH * Shape.KW,
-        Conv2dAlgorithm.Winograd2x2 => 16 * Shape.OutC * Shape.InC,
+        Conv2dAlgorithm.Winograd2x2 => 16 * Conv2dKernels.WinogradPackedSize(Shape.InC, Shape.OutC),
         _ => 0,
     };
 
@@ -145,11 +145,13 @@ public sealed class Conv2dPlan
         _ => Shape.K * _tilePixels + Sgemm.WorkspaceSize(Shape.OutC, _tilePixels, Shape.K),
     };
 
-    // Padded planes of a group, V (16 x inC x T), M (16 x outC x T), GEMM workspace.
+    // Padded planes of a group, V (16 x inC x T), M (16 x outC x T) with T rounded up to whole 16-wide strips and
+    // outC to whole 6-row strips, a packed B panel or a GEMM workspace.
     private int WinogradScratch(int inC, int outC, int hq, int wq, int tiles)
     {
-        int t = _group * tiles;
-        return _group * inC * hq * wq + Slack + 16 * inC * t + 16 * outC * t + Sgemm.WorkspaceSize(outC, t, inC) + Sgemm.WorkspaceSize(outC, inC, t);
+        int t = Sgemm.RoundUp(_group * tiles, Sgemm.NR);
+        return _group * inC * hq * wq + Slack + 16 * inC * t + 16 * Sgemm.RoundUp(outC, Sgemm.MR) * t
+            + Math.Max(inC * t, Math.Max(Sgemm.WorkspaceSize(outC, t, inC), Sgemm.WorkspaceSize(outC, inC, t)));
     }
 
     /// <summary>Per-worker scratch floats for BackwardData.</summary>
@@ -210,7 +212,9 @@ public sealed class Conv2dPlan
         var s = Shape;
         if (Algorithm == Conv2dAlgorithm.Winograd2x2)
         {
-            var (c0, c1) = Split(s.OutC, part, parts);
+            // Parts split whole 6-row strips of output channels.
+            var (s0, s1) = Split((s.OutC + MR - 1) / MR, part, parts);
+            int c0 = s0 * MR, c1 = Math.Min(s1 * MR, s.OutC);
             if (c0 < c1)
                 WinogradConvolve(images, count, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, _hq, _wq, _th, _tw,
                     packedWeights, s.OutC, c0, c1, outputs, s.OutH, s.OutW, in epilogue, scratch);
@@ -255,13 +259,14 @@ public sealed class Conv2dPlan
                 for (int n = 0; n < count; n++) sum += TensorPrimitives.Sum(outGrads.Slice(n * s.OutSize + oc * s.OutPlane, s.OutPlane));
                 biasGrad[oc] = accumulate ? biasGrad[oc] + sum : sum;
             }
-        int t1 = _th * _tw, t = count * t1;
-        var v = WinogradInputs(images, count, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, _hq, _wq, _th, _tw, scratch, out var rest);
+        int t1 = _th * _tw;
+        var v = WinogradInputs(images, count, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, _hq, _wq, _th, _tw, scratch, out var rest, out int t);
         var mg = rest.Slice(0, 16 * s.OutC * t);
         for (int n = 0; n < count; n++)
             for (int oc = 0; oc < s.OutC; oc++)
                 Conv2dKernels.WinogradGradient(outGrads.Slice(n * s.OutSize + oc * s.OutPlane, s.OutPlane), s.OutH, s.OutW, _th, _tw,
                     mg.Slice(oc * t), s.OutC * t, n * t1);
+        ClearTail(mg, 16 * s.OutC, t, count * t1);
         var du = rest.Slice(16 * s.OutC * t, 16 * s.OutC * s.InC);
         var ws = rest.Slice(16 * s.OutC * t + 16 * s.OutC * s.InC);
         for (int xi = 0; xi < 16; xi++)
@@ -271,11 +276,22 @@ public sealed class Conv2dPlan
         Conv2dKernels.WinogradWeightGradient(du, s.OutC, s.InC, weightGrad, accumulate);
     }
 
-    /// <summary>Pads a group of images and transforms them: returns V (16 x c x T) and the scratch after it.</summary>
-    private static Span<float> WinogradInputs(ReadOnlySpan<float> src, int count, int c, int h, int w, int pt, int pl,
-        int hq, int wq, int th, int tw, Span<float> scratch, out Span<float> rest)
+    /// <summary>Zeroes columns [used, t) of every row of a rows x t matrix (the padding tiles of a group).</summary>
+    private static void ClearTail(Span<float> m, int rows, int t, int used)
     {
-        int planeQ = hq * wq, t1 = th * tw, t = count * t1;
+        if (used == t) return;
+        for (int r = 0; r < rows; r++) m.Slice(r * t + used, t - used).Clear();
+    }
+
+    /// <summary>
+    /// Pads a group of images and transforms them: returns V (16 x c x T, T = the group's tiles rounded up to whole
+    /// 16-wide strips, padding tiles zero) and the scratch after it.
+    /// </summary>
+    private static Span<float> WinogradInputs(ReadOnlySpan<float> src, int count, int c, int h, int w, int pt, int pl,
+        int hq, int wq, int th, int tw, Span<float> scratch, out Span<float> rest, out int t)
+    {
+        int planeQ = hq * wq, t1 = th * tw;
+        t = Sgemm.RoundUp(count * t1, Sgemm.NR);
         var padded = scratch.Slice(0, count * c * planeQ + Slack);
         for (int n = 0; n < count; n++)
             Conv2dKernels.PadPlanes(src.Slice(n * c * h * w, c * h * w), c, h, w, pt, pl, hq - h - pt, wq - w - pl, padded.Slice(n * c * planeQ));
@@ -284,22 +300,32 @@ public sealed class Conv2dPlan
         for (int n = 0; n < count; n++)
             for (int ch = 0; ch < c; ch++)
                 Conv2dKernels.WinogradInput(padded.Slice((n * c + ch) * planeQ), wq, th, tw, v.Slice(ch * t), c * t, n * t1);
+        ClearTail(v, 16 * c, t, count * t1);
         rest = scratch.Slice(padded.Length + v.Length);
         return v;
     }
 
-    /// <summary>A Winograd convolution of a group of images: transform, 16 GEMMs (rows [r0, r1) of U), inverse transform.</summary>
+    /// <summary>
+    /// A Winograd convolution of a group of images: transform, 16 GEMMs over output channels [r0, r1) (r0 a multiple of 6;
+    /// U packed by <see cref="Conv2dKernels.WinogradWeights"/>), inverse transform. Whole 6-row and 16-column tiles only:
+    /// the weights are pre-packed and zero-padded, the tile count padded with zero tiles, so no edge tile is ever run.
+    /// </summary>
     private static void WinogradConvolve(ReadOnlySpan<float> src, int count, int srcC, int srcH, int srcW, int pt, int pl,
         int hq, int wq, int th, int tw, ReadOnlySpan<float> u, int dstC, int r0, int r1, Span<float> dst, int dstH, int dstW,
         in GemmEpilogue epilogue, Span<float> scratch)
     {
-        int t1 = th * tw, t = count * t1, rows = r1 - r0;
-        var v = WinogradInputs(src, count, srcC, srcH, srcW, pt, pl, hq, wq, th, tw, scratch, out var rest);
+        int t1 = th * tw;
+        int rows = Sgemm.RoundUp(r1 - r0, MR);
+        var v = WinogradInputs(src, count, srcC, srcH, srcW, pt, pl, hq, wq, th, tw, scratch, out var rest, out int t);
         var m = rest.Slice(0, 16 * rows * t);
-        var ws = rest.Slice(m.Length);
+        var bPack = rest.Slice(m.Length, srcC * t);
+        int xiStride = Conv2dKernels.WinogradPackedSize(dstC, srcC);
         for (int xi = 0; xi < 16; xi++)
-            Sgemm.Multiply(false, false, rows, t, srcC, u.Slice(xi * dstC * srcC + r0 * srcC, rows * srcC), srcC,
-                v.Slice(xi * srcC * t, srcC * t), t, m.Slice(xi * rows * t, rows * t), t, false, ws);
+        {
+            Sgemm.PackB(false, v.Slice(xi * srcC * t, srcC * t), t, 0, srcC, 0, t, bPack);
+            Sgemm.MacroKernel(rows, t, srcC, u.Slice(xi * xiStride + r0 * srcC, rows * srcC), bPack,
+                m.Slice(xi * rows * t, rows * t), 0, t, false, default, false, default, 0, 0);
+        }
         for (int n = 0; n < count; n++)
             for (int oc = r0; oc < r1; oc++)
             {
