@@ -225,7 +225,11 @@ internal sealed class ExecutionPlan
         var segs = OptimizerSegments;
         if (segs.Length == 0) return;
         long total = 0;
-        for (int i = 0; i < segs.Length; i++) total += segs[i].Count;
+        for (int i = 0; i < segs.Length; i++)
+        {
+            total += segs[i].Count;
+            optimizer.EnsureState(segs[i].Param); // on this thread: segments of a parameter share its state
+        }
         if (Pool.ThreadCount == 1 || total < 100_000) for (int i = 0; i < segs.Length; i++) job.Execute(i, 0);
         else Pool.Run(job, segs.Length);
         for (int i = 0; i < Runs.Length; i++)

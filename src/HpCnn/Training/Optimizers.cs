@@ -40,14 +40,17 @@ public abstract class Optimizer
     /// <summary>Called once before the parameters of a step are updated.</summary>
     internal virtual void BeginStep() => Steps++;
 
+    /// <summary>
+    /// Creates the state arrays of <paramref name="p"/> this optimizer needs. Called on the calling thread before a
+    /// parallel update: segments of one parameter are updated by different workers and must share one state array.
+    /// </summary>
+    internal abstract void EnsureState(Parameter p);
+
     /// <summary>Updates values [start, start + count) of <paramref name="p"/> with learning rate <paramref name="lr"/>.</summary>
     internal abstract void Update(Parameter p, int start, int count, float lr);
 
-    internal static float[] State(Parameter p, bool second)
-    {
-        if (second) return p.Moment2 ??= new float[p.Count];
-        return p.Moment1 ??= new float[p.Count];
-    }
+    internal static float[] State(Parameter p, bool second) =>
+        (second ? p.Moment2 : p.Moment1) ?? throw new InvalidOperationException($"optimizer state of {p.Name} was not created before the update");
 }
 
 /// <summary>Stochastic gradient descent with optional momentum, Nesterov momentum and weight decay (PyTorch semantics).</summary>
@@ -68,6 +71,11 @@ public sealed class Sgd : Optimizer
 
     public override string Describe() => string.Create(CultureInfo.InvariantCulture,
         $"SGD lr {LearningRate}{(Momentum > 0 ? $", momentum {Momentum}" : "")}{(Nesterov ? " (Nesterov)" : "")}{(WeightDecay > 0 ? $", weight decay {WeightDecay}" : "")}");
+
+    internal override void EnsureState(Parameter p)
+    {
+        if (Momentum != 0) p.Moment1 ??= new float[p.Count];
+    }
 
     internal override void Update(Parameter p, int start, int count, float lr)
     {
@@ -103,6 +111,12 @@ public sealed class Adam : Optimizer
         base.BeginStep();
         _c1 = 1 - (float)Math.Pow(Beta1, Steps);
         _c2 = 1 - (float)Math.Pow(Beta2, Steps);
+    }
+
+    internal override void EnsureState(Parameter p)
+    {
+        p.Moment1 ??= new float[p.Count];
+        p.Moment2 ??= new float[p.Count];
     }
 
     internal override void Update(Parameter p, int start, int count, float lr) =>
