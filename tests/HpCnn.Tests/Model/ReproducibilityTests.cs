@@ -91,6 +91,30 @@ public class ReproducibilityTests
         Assert.That(one.Parameters[4], Is.Not.All.EqualTo(0f), "running mean of the batch norm");
     }
 
+    /// <summary>
+    /// The reference network (421,642 parameters): large enough that the optimizer update is split across workers
+    /// and a parameter spans several segments. Regression: momentum buffers were once created lazily inside the
+    /// parallel update, so two workers could each allocate one and lose updates, depending on timing.
+    /// </summary>
+    [Test]
+    public void FitOfALargeNetworkIsBitwiseIdenticalOnOneAndTwoThreads()
+    {
+        var rng = new Random(5);
+        var images = new float[96 * 784];
+        for (int i = 0; i < images.Length; i++) images[i] = (float)(rng.NextDouble() * 2 - 1);
+        var labels = Enumerable.Range(0, 96).Select(_ => rng.Next(10)).ToArray();
+        var data = new Dataset(images, labels, new Shape3(1, 28, 28), 10);
+        float[][] Train(int threads)
+        {
+            Engine.Threads = threads;
+            var m = NetworkPresets.Reference(3);
+            m.Fit(data, new FitOptions { Epochs = 2, BatchSize = 32, Seed = 9 });
+            return AllParameters(m);
+        }
+        var one = Train(1);
+        for (int run = 0; run < 3; run++) AssertBitwiseEqual(Train(2), one, $"2 threads, run {run + 1}, vs 1 thread");
+    }
+
     [Test]
     public void SameSeedSameWeightsOtherSeedOtherWeights()
     {
