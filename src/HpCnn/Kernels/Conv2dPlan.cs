@@ -150,7 +150,7 @@ public sealed class Conv2dPlan
     private int WinogradScratch(int inC, int outC, int hq, int wq, int tiles)
     {
         int t = Sgemm.RoundUp(_group * tiles, Sgemm.NR);
-        return _group * inC * hq * wq + Slack + 16 * inC * t + 16 * Sgemm.RoundUp(outC, Sgemm.MR) * t
+        return _group * inC * hq * wq + Slack + 16 * XiStride(inC * t) + 16 * XiStride(Sgemm.RoundUp(outC, Sgemm.MR) * t)
             + Math.Max(inC * t, Math.Max(Sgemm.WorkspaceSize(outC, t, inC), Sgemm.WorkspaceSize(outC, inC, t)));
     }
 
@@ -261,26 +261,39 @@ public sealed class Conv2dPlan
             }
         int t1 = _th * _tw;
         var v = WinogradInputs(images, count, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, _hq, _wq, _th, _tw, scratch, out var rest, out int t);
-        var mg = rest.Slice(0, 16 * s.OutC * t);
+        int vStride = XiStride(s.InC * t), mgStride = XiStride(s.OutC * t);
+        var mg = rest.Slice(0, 16 * mgStride);
         for (int n = 0; n < count; n++)
             for (int oc = 0; oc < s.OutC; oc++)
                 Conv2dKernels.WinogradGradient(outGrads.Slice(n * s.OutSize + oc * s.OutPlane, s.OutPlane), s.OutH, s.OutW, _th, _tw,
-                    mg.Slice(oc * t), s.OutC * t, n * t1);
-        ClearTail(mg, 16 * s.OutC, t, count * t1);
-        var du = rest.Slice(16 * s.OutC * t, 16 * s.OutC * s.InC);
-        var ws = rest.Slice(16 * s.OutC * t + 16 * s.OutC * s.InC);
+                    mg.Slice(oc * t), mgStride, n * t1);
+        ClearTail(mg, 16, mgStride, s.OutC, t, count * t1);
+        var du = rest.Slice(mg.Length, 16 * s.OutC * s.InC);
+        var ws = rest.Slice(mg.Length + du.Length);
         for (int xi = 0; xi < 16; xi++)
             // dU[xi] (OutC x InC) = Mg[xi] (OutC x T) * V[xi]^T (T x InC)
-            Sgemm.Multiply(false, true, s.OutC, s.InC, t, mg.Slice(xi * s.OutC * t, s.OutC * t), t, v.Slice(xi * s.InC * t, s.InC * t), t,
+            Sgemm.Multiply(false, true, s.OutC, s.InC, t, mg.Slice(xi * mgStride, s.OutC * t), t, v.Slice(xi * vStride, s.InC * t), t,
                 du.Slice(xi * s.OutC * s.InC, s.OutC * s.InC), s.InC, false, ws);
         Conv2dKernels.WinogradWeightGradient(du, s.OutC, s.InC, weightGrad, accumulate);
     }
 
-    /// <summary>Zeroes columns [used, t) of every row of a rows x t matrix (the padding tiles of a group).</summary>
-    private static void ClearTail(Span<float> m, int rows, int t, int used)
+    /// <summary>
+    /// The stride between the 16 Winograd-domain matrices of a buffer holding <paramref name="floats"/> each: rounded up
+    /// to an odd number of 64-byte lines, so that the 16 values a transform writes for one tile fall in different L1
+    /// sets. (A stride that is a multiple of 4 KiB, e.g. 64 channels x 208 tiles, put all 16 in one 8-way set.)
+    /// </summary>
+    internal static int XiStride(int floats)
+    {
+        int n = Sgemm.RoundUp(floats, 16);
+        return (n / 16) % 2 == 0 ? n + 16 : n;
+    }
+
+    /// <summary>Zeroes columns [used, t) of the rows x t matrices (xi stride apart) of a buffer: the padding tiles of a group.</summary>
+    private static void ClearTail(Span<float> m, int matrices, int xiStride, int rows, int t, int used)
     {
         if (used == t) return;
-        for (int r = 0; r < rows; r++) m.Slice(r * t + used, t - used).Clear();
+        for (int x = 0; x < matrices; x++)
+            for (int r = 0; r < rows; r++) m.Slice(x * xiStride + r * t + used, t - used).Clear();
     }
 
     /// <summary>
@@ -296,11 +309,12 @@ public sealed class Conv2dPlan
         for (int n = 0; n < count; n++)
             Conv2dKernels.PadPlanes(src.Slice(n * c * h * w, c * h * w), c, h, w, pt, pl, hq - h - pt, wq - w - pl, padded.Slice(n * c * planeQ));
         padded.Slice(count * c * planeQ).Clear();
-        var v = scratch.Slice(padded.Length, 16 * c * t);
+        int vStride = XiStride(c * t);
+        var v = scratch.Slice(padded.Length, 16 * vStride);
         for (int n = 0; n < count; n++)
             for (int ch = 0; ch < c; ch++)
-                Conv2dKernels.WinogradInput(padded.Slice((n * c + ch) * planeQ), wq, th, tw, v.Slice(ch * t), c * t, n * t1);
-        ClearTail(v, 16 * c, t, count * t1);
+                Conv2dKernels.WinogradInput(padded.Slice((n * c + ch) * planeQ), wq, th, tw, v.Slice(ch * t), vStride, n * t1);
+        ClearTail(v, 16, vStride, c, t, count * t1);
         rest = scratch.Slice(padded.Length + v.Length);
         return v;
     }
@@ -317,21 +331,22 @@ public sealed class Conv2dPlan
         int t1 = th * tw;
         int rows = Sgemm.RoundUp(r1 - r0, MR);
         var v = WinogradInputs(src, count, srcC, srcH, srcW, pt, pl, hq, wq, th, tw, scratch, out var rest, out int t);
-        var m = rest.Slice(0, 16 * rows * t);
+        int vStride = XiStride(srcC * t), mStride = XiStride(rows * t);
+        var m = rest.Slice(0, 16 * mStride);
         var bPack = rest.Slice(m.Length, srcC * t);
-        int xiStride = Conv2dKernels.WinogradPackedSize(dstC, srcC);
+        int uStride = Conv2dKernels.WinogradPackedSize(dstC, srcC);
         for (int xi = 0; xi < 16; xi++)
         {
-            Sgemm.PackB(false, v.Slice(xi * srcC * t, srcC * t), t, 0, srcC, 0, t, bPack);
-            Sgemm.MacroKernel(rows, t, srcC, u.Slice(xi * xiStride + r0 * srcC, rows * srcC), bPack,
-                m.Slice(xi * rows * t, rows * t), 0, t, false, default, false, default, 0, 0);
+            Sgemm.PackB(false, v.Slice(xi * vStride, srcC * t), t, 0, srcC, 0, t, bPack);
+            Sgemm.MacroKernel(rows, t, srcC, u.Slice(xi * uStride + r0 * srcC, rows * srcC), bPack,
+                m.Slice(xi * mStride, rows * t), 0, t, false, default, false, default, 0, 0);
         }
         for (int n = 0; n < count; n++)
             for (int oc = r0; oc < r1; oc++)
             {
                 float bias = epilogue.Bias == BiasMode.PerRow ? epilogue.BiasValues![epilogue.BiasOffset + oc] : 0f;
                 float lo = epilogue.IsActive ? epilogue.Low : float.NegativeInfinity, hi = epilogue.IsActive ? epilogue.High : float.PositiveInfinity;
-                Conv2dKernels.WinogradOutput(m.Slice((oc - r0) * t), rows * t, n * t1, th, tw,
+                Conv2dKernels.WinogradOutput(m.Slice((oc - r0) * t), mStride, n * t1, th, tw,
                     dst.Slice((n * dstC + oc) * dstH * dstW, dstH * dstW), dstH, dstW, bias, lo, hi);
             }
     }
