@@ -11,13 +11,20 @@ import fashion_mnist
 
 try:
     from scipy.signal import correlate2d
-except ImportError:  # numpy-only fallback: 'same' cross-correlation as 9 shifted multiply-adds
-    def correlate2d(img, k, mode="same"):
-        p = np.pad(img, 1)
-        out = np.zeros_like(img)
-        for dy in range(3):
-            for dx in range(3):
-                out += k[dy, dx] * p[dy:dy + img.shape[0], dx:dx + img.shape[1]]
+except ImportError:  # numpy-only fallback with scipy's semantics for the two modes used here
+    def correlate2d(a, k, mode="valid"):
+        if mode == "same":
+            a = np.pad(a, ((k.shape[0] // 2,), (k.shape[1] // 2,)))
+        oh, ow = a.shape[0] - k.shape[0] + 1, a.shape[1] - k.shape[1] + 1
+        out = np.zeros((oh, ow))
+        if k.size <= out.size:  # few taps: one shifted multiply-add per tap
+            for dy in range(k.shape[0]):
+                for dx in range(k.shape[1]):
+                    out += k[dy, dx] * a[dy:dy + oh, dx:dx + ow]
+        else:  # few outputs (the filter gradient): one dot product per output
+            for y in range(oh):
+                for x in range(ow):
+                    out[y, x] = np.sum(a[y:y + k.shape[0], x:x + k.shape[1]] * k)
         return out
 
 

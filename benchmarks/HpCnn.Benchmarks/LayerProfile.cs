@@ -13,19 +13,22 @@ internal static class LayerProfile
     public static int Run(string[] args)
     {
         int batch = 64, steps = 200;
+        string net = "reference";
         for (int i = 0; i < args.Length; i++)
         {
             if (args[i] == "--threads") Engine.Threads = int.Parse(args[++i], CultureInfo.InvariantCulture);
             else if (args[i] == "--batch") batch = int.Parse(args[++i], CultureInfo.InvariantCulture);
             else if (args[i] == "--steps") steps = int.Parse(args[++i], CultureInfo.InvariantCulture);
+            else if (args[i] == "--net") net = args[++i];
         }
-        var rig = new Workloads.ReferenceRig(batch);
-        var model = rig.Model;
-        for (int i = 0; i < 20; i++) rig.TrainStep();
+        var model = Presets.NetworkPresets.Get(net).Build(1);
+        var images = Workloads.Random(batch * model.InputShape.Size, 5);
+        var labels = Enumerable.Range(0, batch).Select(i => i % model.ClassCount).ToArray();
+        for (int i = 0; i < 20; i++) model.TrainBatch(images, labels);
         var plan = new ExecutionPlan(model, batch, training: true);
         plan.SetBatch(batch);
-        rig.Images.CopyTo(plan.Input);
-        rig.Labels.CopyTo(plan.Labels);
+        images.CopyTo(plan.Input);
+        labels.CopyTo(plan.Labels);
         int n = model.Layers.Count;
         var fwd = new double[n];
         var bwd = new double[n];
@@ -43,8 +46,9 @@ internal static class LayerProfile
                 if (record) fwd[i] += Stopwatch.GetElapsedTime(a).TotalSeconds;
             }
             long b = Stopwatch.GetTimestamp();
-            var logits = plan.Acts[n].Slice(0, batch * 10);
-            Kernels.LossKernels.SoftmaxCrossEntropy(logits, plan.Labels, plan.Probs.Span, plan.Grads[n].Span, batch, 10);
+            int k = model.OutputShape.Size;
+            if (k > 1) Kernels.LossKernels.SoftmaxCrossEntropy(plan.Acts[n].Slice(0, batch * k), plan.Labels, plan.Probs.Span, plan.Grads[n].Span, batch, k);
+            else Kernels.LossKernels.MeanSquaredError(plan.Acts[n].Slice(0, batch), plan.Labels, plan.Grads[n].Span, batch, 1);
             if (record) loss += Stopwatch.GetElapsedTime(b).TotalSeconds;
             for (int i = n - 1; i >= 0; i--)
             {
@@ -58,17 +62,17 @@ internal static class LayerProfile
             if (record) update += Stopwatch.GetElapsedTime(c).TotalSeconds;
             if (record) total += Stopwatch.GetElapsedTime(t0).TotalSeconds;
         }
-        Console.WriteLine($"{Engine.Describe()}; batch {batch}, {steps} steps; {total / steps * 1000:F3} ms/step = {total / steps * 60000 / batch:F2} s/epoch");
-        Console.WriteLine($"{"layer",-14} {"fwd ms",9} {"bwd ms",9} {"fwd GF/s",9} {"bwd GF/s",9}");
+        Console.WriteLine($"{Engine.Describe()}; {net}, batch {batch}, {steps} steps; {total / steps * 1e6:F1} us/step = {total / steps * 60000 / batch:F2} s per 60,000 samples");
+        Console.WriteLine($"{"layer",-14} {"fwd us",9} {"bwd us",9} {"fwd GF/s",9} {"bwd GF/s",9}");
         for (int i = 0; i < n; i++)
         {
             var l = model.Layers[i];
             double f = fwd[i] / steps, bk = bwd[i] / steps;
             double flops = l.FlopsPerSample * (double)batch;
             double bflops = l is Layers.Conv2D or Layers.Dense ? flops * (i == 0 ? 1 : 2) : 0;
-            Console.WriteLine($"{i,2} {l.Kind,-11} {f * 1000,9:F3} {bk * 1000,9:F3} {(f > 0 && flops > 1e7 ? flops / f / 1e9 : 0),9:F1} {(bk > 0 && bflops > 0 ? bflops / bk / 1e9 : 0),9:F1}");
+            Console.WriteLine($"{i,2} {l.Kind,-11} {f * 1e6,9:F2} {bk * 1e6,9:F2} {(f > 0 && flops > 1e7 ? flops / f / 1e9 : 0),9:F1} {(bk > 0 && bflops > 0 ? bflops / bk / 1e9 : 0),9:F1}");
         }
-        Console.WriteLine($"loss {loss / steps * 1000:F3} ms, optimizer {update / steps * 1000:F3} ms");
+        Console.WriteLine($"loss {loss / steps * 1e6:F2} us, optimizer {update / steps * 1e6:F2} us");
         return 0;
     }
 }

@@ -30,7 +30,6 @@ internal static class Workloads
         {
             var (_, input, filters) = ConvShapes.First(s => s.Name == name);
             var m = new Sequential(input, 1).Add(new Conv2D(filters, 3, padding: Padding.Symmetric(1)));
-            m.Compile(LossKind.MeanSquaredError, new Sgd());
             Plan = new ExecutionPlan(m, batch, training: true, inputGradient: true);
             Random(Plan.Input.Length, 2).CopyTo(Plan.Input);
             Random(Plan.Grads[1].Length, 3).CopyTo(Plan.Grads[1].Span);

@@ -160,6 +160,38 @@ public sealed class Sequential
         }
     }
 
+    /// <summary>
+    /// One step on the samples <paramref name="indices"/> of <paramref name="data"/>: gathered into the plan's input, then
+    /// <see cref="Step"/>. A method of its own so that it is compiled optimised after a few calls (a long loop inside
+    /// Fit would otherwise keep running in on-stack-replacement code).
+    /// </summary>
+    private double TrainGathered(ExecutionPlan plan, Dataset data, ReadOnlySpan<int> indices, float lr, out int correct)
+    {
+        int size = InputShape.Size, b = indices.Length;
+        plan.SetBatch(b);
+        var input = plan.Input;
+        for (int j = 0; j < b; j++)
+        {
+            int src = indices[j];
+            data.Images.AsSpan(src * size, size).CopyTo(input.Slice(j * size, size));
+            plan.Labels[j] = data.Labels[src];
+        }
+        return Step(plan, lr, out correct);
+    }
+
+    /// <summary>Asks the CPU to start loading the next batch's (randomly placed) samples while this one trains.</summary>
+    private void Prefetch(Dataset data, ReadOnlySpan<int> indices)
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        int size = InputShape.Size;
+        unsafe
+        {
+            fixed (float* p = data.Images)
+                foreach (int i in indices)
+                    for (int o = 0; o < size; o += 16) System.Runtime.Intrinsics.X86.Sse.Prefetch1(p + (long)i * size + o);
+        }
+    }
+
     private double Step(ExecutionPlan plan, float lr, out int correct)
     {
         plan.SetStep(Optimizer!.Steps);
@@ -242,15 +274,8 @@ public sealed class Sequential
                 for (int bi = 0; bi < batches; bi++)
                 {
                     int start = bi * batchSize, b = Math.Min(batchSize, count - start);
-                    plan.SetBatch(b);
-                    var input = plan.Input;
-                    for (int j = 0; j < b; j++)
-                    {
-                        int src = order[start + j];
-                        train.Images.AsSpan(src * size, size).CopyTo(input.Slice(j * size, size));
-                        plan.Labels[j] = train.Labels[src];
-                    }
-                    double loss = Step(plan, lr, out int c);
+                    if (start + b < count) Prefetch(train, order.AsSpan(start + b, Math.Min(batchSize, count - start - b)));
+                    double loss = TrainGathered(plan, train, order.AsSpan(start, b), lr, out int c);
                     if (!double.IsFinite(loss))
                         throw new ArithmeticException($"fit: the loss became {loss} in epoch {epoch}, batch {bi + 1}: lower the learning rate (now {lr})");
                     lossSum += loss * b;

@@ -25,8 +25,15 @@ public static partial class Conv2dKernels
         var bias = epilogue.Bias == BiasMode.PerRow ? epilogue.BiasValues.AsSpan(epilogue.BiasOffset, outC) : default;
         int oc = 0;
         if (Engine.UseAvx2)
+        {
             for (; oc + 4 <= outC; oc += 4)
                 DirectBlock4Avx2(padded, inC, hp, wp, weights, oc, kh, kw, output, ho, wo, bias, lo, hi);
+            for (; oc < outC; oc++)
+            {
+                if (inC == 1 && kh == 3 && kw == 3) Direct3x3Single(padded, hp, wp, weights.Slice(oc * 9, 9), output.Slice(oc * ho * wo, ho * wo), ho, wo, bias.IsEmpty ? 0f : bias[oc], lo, hi);
+                else DirectBlock1Avx2(padded, inC, hp, wp, weights, oc, kh, kw, output, ho, wo, bias, lo, hi);
+            }
+        }
         for (; oc < outC; oc++)
             for (int y = 0; y < ho; y++)
                 for (int x = 0; x < wo; x++)
@@ -100,6 +107,98 @@ public static partial class Conv2dKernels
                             Avx.MaskStore(o + 2 * plane + wo, m, Clamp(a21, vlo, vhi)); Avx.MaskStore(o + 3 * plane + wo, m, Clamp(a31, vlo, vhi));
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// One 3x3 filter on one input plane (the seed tutorial's layer): the nine weights live in registers, and the four
+    /// input rows under two output rows are loaded once for both (12 loads feed 18 FMAs).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Direct3x3Single(ReadOnlySpan<float> padded, int hp, int wp, ReadOnlySpan<float> w, Span<float> output, int ho, int wo,
+        float bias, float lo, float hi)
+    {
+        var w0 = Vector256.Create(w[0]); var w1 = Vector256.Create(w[1]); var w2 = Vector256.Create(w[2]);
+        var w3 = Vector256.Create(w[3]); var w4 = Vector256.Create(w[4]); var w5 = Vector256.Create(w[5]);
+        var w6 = Vector256.Create(w[6]); var w7 = Vector256.Create(w[7]); var w8 = Vector256.Create(w[8]);
+        var vb = Vector256.Create(bias); var vlo = Vector256.Create(lo); var vhi = Vector256.Create(hi);
+        var lanes = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+        fixed (float* pp = padded, op = output)
+        {
+            for (int y = 0; y < ho; y += 2)
+            {
+                bool two = y + 1 < ho;
+                float* r0 = pp + y * wp, r1 = r0 + wp, r2 = r1 + wp, r3 = two ? r2 + wp : r2;
+                for (int x = 0; x < wo; x += 8)
+                {
+                    var a00 = Avx.LoadVector256(r0 + x); var a01 = Avx.LoadVector256(r0 + x + 1); var a02 = Avx.LoadVector256(r0 + x + 2);
+                    var a10 = Avx.LoadVector256(r1 + x); var a11 = Avx.LoadVector256(r1 + x + 1); var a12 = Avx.LoadVector256(r1 + x + 2);
+                    var a20 = Avx.LoadVector256(r2 + x); var a21 = Avx.LoadVector256(r2 + x + 1); var a22 = Avx.LoadVector256(r2 + x + 2);
+                    var top = Fma.MultiplyAdd(w0, a00, vb); top = Fma.MultiplyAdd(w1, a01, top); top = Fma.MultiplyAdd(w2, a02, top);
+                    var bot = Fma.MultiplyAdd(w0, a10, vb); bot = Fma.MultiplyAdd(w1, a11, bot); bot = Fma.MultiplyAdd(w2, a12, bot);
+                    top = Fma.MultiplyAdd(w3, a10, top); top = Fma.MultiplyAdd(w4, a11, top); top = Fma.MultiplyAdd(w5, a12, top);
+                    bot = Fma.MultiplyAdd(w3, a20, bot); bot = Fma.MultiplyAdd(w4, a21, bot); bot = Fma.MultiplyAdd(w5, a22, bot);
+                    top = Fma.MultiplyAdd(w6, a20, top); top = Fma.MultiplyAdd(w7, a21, top); top = Fma.MultiplyAdd(w8, a22, top);
+                    bot = Fma.MultiplyAdd(w6, Avx.LoadVector256(r3 + x), bot);
+                    bot = Fma.MultiplyAdd(w7, Avx.LoadVector256(r3 + x + 1), bot);
+                    bot = Fma.MultiplyAdd(w8, Avx.LoadVector256(r3 + x + 2), bot);
+                    int n = Math.Min(8, wo - x);
+                    float* o = op + y * wo + x;
+                    if (n == 8)
+                    {
+                        Avx.Store(o, Clamp(top, vlo, vhi));
+                        if (two) Avx.Store(o + wo, Clamp(bot, vlo, vhi));
+                    }
+                    else
+                    {
+                        var m = Vector256.LessThan(lanes, Vector256.Create(n)).AsSingle();
+                        Avx.MaskStore(o, m, Clamp(top, vlo, vhi));
+                        if (two) Avx.MaskStore(o + wo, m, Clamp(bot, vlo, vhi));
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>One output channel (the remainder of the 4-channel blocks, or a one-filter layer): 2 rows x 8 columns.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void DirectBlock1Avx2(ReadOnlySpan<float> padded, int inC, int hp, int wp, ReadOnlySpan<float> weights, int oc, int kh, int kw,
+        Span<float> output, int ho, int wo, ReadOnlySpan<float> bias, float lo, float hi)
+    {
+        int taps = inC * kh * kw, plane = ho * wo;
+        var vlo = Vector256.Create(lo);
+        var vhi = Vector256.Create(hi);
+        var lanes = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+        var b0 = Vector256.Create(bias.IsEmpty ? 0f : bias[oc]);
+        fixed (float* pp = padded, wptr = weights, op = output)
+        {
+            float* w0 = wptr + oc * taps;
+            for (int y = 0; y < ho; y += 2)
+            {
+                bool two = y + 1 < ho;
+                for (int x = 0; x < wo; x += 8)
+                {
+                    Vector256<float> a0 = b0, a1 = b0;
+                    int t = 0;
+                    for (int ic = 0; ic < inC; ic++)
+                        for (int ky = 0; ky < kh; ky++)
+                        {
+                            float* row = pp + (ic * hp + y + ky) * wp + x;
+                            float* row1 = two ? row + wp : row;
+                            for (int kx = 0; kx < kw; kx++, t++)
+                            {
+                                var c = Vector256.Create(w0[t]);
+                                a0 = Fma.MultiplyAdd(c, Avx.LoadVector256(row + kx), a0);
+                                a1 = Fma.MultiplyAdd(c, Avx.LoadVector256(row1 + kx), a1);
+                            }
+                        }
+                    int n = Math.Min(8, wo - x);
+                    float* o = op + oc * plane + y * wo + x;
+                    var m = Vector256.LessThan(lanes, Vector256.Create(n)).AsSingle();
+                    Avx.MaskStore(o, m, Clamp(a0, vlo, vhi));
+                    if (two) Avx.MaskStore(o + wo, m, Clamp(a1, vlo, vhi));
                 }
             }
         }

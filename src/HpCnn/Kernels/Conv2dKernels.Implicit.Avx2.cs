@@ -112,12 +112,58 @@ public static partial class Conv2dKernels
         Store(ref Unsafe.Add(ref dw, 3 * lddw + 2), Vector256.Sum(c32), accumulate);
     }
 
-    /// <summary>AVX2/FMA dot product of two runs of len floats (len a multiple of 8).</summary>
+    /// <summary>
+    /// One row against three shifted source rows (the rows left over by the 4 x 3 blocks): one A load feeds three FMAs,
+    /// two accumulators per column hide the FMA latency.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void ShiftedDot1x3Avx2(int len, ref float a, ref float src, ref int off, ref float dw, bool accumulate)
+    {
+        ref float s0 = ref Unsafe.Add(ref src, off);
+        ref float s1 = ref Unsafe.Add(ref src, Unsafe.Add(ref off, 1));
+        ref float s2 = ref Unsafe.Add(ref src, Unsafe.Add(ref off, 2));
+        Vector256<float> c0 = default, c1 = default, c2 = default, d0 = default, d1 = default, d2 = default;
+        nuint t = 0, n = (nuint)len;
+        for (; t + 16 <= n; t += 16)
+        {
+            var v = Vector256.LoadUnsafe(ref a, t);
+            c0 = Fma.MultiplyAdd(v, Vector256.LoadUnsafe(ref s0, t), c0);
+            c1 = Fma.MultiplyAdd(v, Vector256.LoadUnsafe(ref s1, t), c1);
+            c2 = Fma.MultiplyAdd(v, Vector256.LoadUnsafe(ref s2, t), c2);
+            var u = Vector256.LoadUnsafe(ref a, t + 8);
+            d0 = Fma.MultiplyAdd(u, Vector256.LoadUnsafe(ref s0, t + 8), d0);
+            d1 = Fma.MultiplyAdd(u, Vector256.LoadUnsafe(ref s1, t + 8), d1);
+            d2 = Fma.MultiplyAdd(u, Vector256.LoadUnsafe(ref s2, t + 8), d2);
+        }
+        for (; t < n; t += 8)
+        {
+            var v = Vector256.LoadUnsafe(ref a, t);
+            c0 = Fma.MultiplyAdd(v, Vector256.LoadUnsafe(ref s0, t), c0);
+            c1 = Fma.MultiplyAdd(v, Vector256.LoadUnsafe(ref s1, t), c1);
+            c2 = Fma.MultiplyAdd(v, Vector256.LoadUnsafe(ref s2, t), c2);
+        }
+        Store(ref dw, Vector256.Sum(c0 + d0), accumulate);
+        Store(ref Unsafe.Add(ref dw, 1), Vector256.Sum(c1 + d1), accumulate);
+        Store(ref Unsafe.Add(ref dw, 2), Vector256.Sum(c2 + d2), accumulate);
+    }
+
+    /// <summary>
+    /// AVX2/FMA dot product of two runs of len floats (len a multiple of 8): four independent accumulators (an FMA
+    /// chain would wait on the FMA latency), combined in a fixed order.
+    /// </summary>
     internal static float DotAvx2(int len, ref float x, ref float y)
     {
-        var acc = Vector256<float>.Zero;
-        for (nuint t = 0; t < (nuint)len; t += 8)
-            acc = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref x, t), Vector256.LoadUnsafe(ref y, t), acc);
-        return Vector256.Sum(acc);
+        Vector256<float> a0 = Vector256<float>.Zero, a1 = Vector256<float>.Zero, a2 = Vector256<float>.Zero, a3 = Vector256<float>.Zero;
+        nuint t = 0, n = (nuint)len;
+        for (; t + 32 <= n; t += 32)
+        {
+            a0 = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref x, t), Vector256.LoadUnsafe(ref y, t), a0);
+            a1 = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref x, t + 8), Vector256.LoadUnsafe(ref y, t + 8), a1);
+            a2 = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref x, t + 16), Vector256.LoadUnsafe(ref y, t + 16), a2);
+            a3 = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref x, t + 24), Vector256.LoadUnsafe(ref y, t + 24), a3);
+        }
+        for (; t < n; t += 8)
+            a0 = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref x, t), Vector256.LoadUnsafe(ref y, t), a0);
+        return Vector256.Sum((a0 + a1) + (a2 + a3));
     }
 }

@@ -134,9 +134,14 @@ public static partial class Conv2dKernels
                             DotAvx2(len, ref Unsafe.Add(ref ar, (i + r) * lda), ref Unsafe.Add(ref sr, Unsafe.Add(ref off, j))), accumulate);
             }
             for (; i < m; i++)
-                for (int j = 0; j < n; j++)
+            {
+                int j = 0;
+                for (; j + 3 <= n; j += 3)
+                    ShiftedDot1x3Avx2(len, ref Unsafe.Add(ref ar, i * lda), ref sr, ref Unsafe.Add(ref off, j), ref Unsafe.Add(ref dr, i * lddw + j), accumulate);
+                for (; j < n; j++)
                     Store(ref Unsafe.Add(ref dr, i * lddw + j),
                         DotAvx2(len, ref Unsafe.Add(ref ar, i * lda), ref Unsafe.Add(ref sr, Unsafe.Add(ref off, j))), accumulate);
+            }
             return;
         }
         for (; i < m; i++)

@@ -1,3 +1,7 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
 namespace HpCnn.Kernels;
 
 /// <summary>
@@ -125,17 +129,27 @@ public static partial class Conv2dKernels
     public static void PadPlanes(ReadOnlySpan<float> src, int c, int h, int w, int top, int left, int bottom, int right, Span<float> dst)
     {
         int hp = h + top + bottom, wp = w + left + right;
+        if (src.Length < c * h * w || dst.Length < c * hp * wp)
+            throw new ArgumentException($"pad: {c} planes of {h}x{w} into {hp}x{wp} need {c * h * w} source and {c * hp * wp} destination floats");
+        ref float sr = ref MemoryMarshal.GetReference(src);
+        ref float dr = ref MemoryMarshal.GetReference(dst);
         for (int ch = 0; ch < c; ch++)
         {
-            var d = dst.Slice(ch * hp * wp, hp * wp);
-            d.Slice(0, top * wp).Clear();
-            d.Slice((top + h) * wp, bottom * wp).Clear();
+            ref float d = ref Unsafe.Add(ref dr, ch * hp * wp);
+            MemoryMarshal.CreateSpan(ref d, top * wp).Clear();
+            MemoryMarshal.CreateSpan(ref Unsafe.Add(ref d, (top + h) * wp), bottom * wp).Clear();
             for (int y = 0; y < h; y++)
             {
-                var row = d.Slice((top + y) * wp, wp);
-                row.Slice(0, left).Clear();
-                src.Slice((ch * h + y) * w, w).CopyTo(row.Slice(left, w));
-                row.Slice(left + w, right).Clear();
+                // Rows are short (tens of floats): copy with vectors instead of a memmove call per row.
+                ref float row = ref Unsafe.Add(ref d, (top + y) * wp);
+                ref float from = ref Unsafe.Add(ref sr, (ch * h + y) * w);
+                for (int x = 0; x < left; x++) Unsafe.Add(ref row, x) = 0f;
+                ref float to = ref Unsafe.Add(ref row, left);
+                int i = 0;
+                if (Engine.UseAvx2)
+                    for (; i + 8 <= w; i += 8) Vector256.LoadUnsafe(ref from, (nuint)i).StoreUnsafe(ref to, (nuint)i);
+                for (; i < w; i++) Unsafe.Add(ref to, i) = Unsafe.Add(ref from, i);
+                for (int x = left + w; x < wp; x++) Unsafe.Add(ref row, x) = 0f;
             }
         }
     }

@@ -61,6 +61,15 @@ public static partial class Sgemm
             return;
         }
 
+        if (m < MR)
+        {
+            // Fewer rows than one register strip (a batch of one, a single output unit): packing full panels would
+            // cost more than the products. The choice depends on m alone, so splitting the columns over threads
+            // never changes which path computes an element.
+            SmallRows(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, in epilogue);
+            return;
+        }
+
         var bl = Blocking;
         int kcMax = Math.Min(bl.KC, k);
         int mcMax = RoundUp(Math.Min(bl.MC, m), MR);
@@ -85,6 +94,41 @@ public static partial class Sgemm
                         last && epilogue.IsActive, in epilogue, ic, jc);
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// C (m &lt; MR rows) as dot products (B transposed: rows of A and B both contiguous in k) or as row updates
+    /// C[i] += A[i][p] B[p] (B not transposed: rows of B contiguous in n). Each element is summed in a fixed order.
+    /// </summary>
+    private static void SmallRows(bool transA, bool transB, int m, int n, int k, ReadOnlySpan<float> a, int lda,
+        ReadOnlySpan<float> b, int ldb, Span<float> c, int ldc, bool accumulate, in GemmEpilogue epilogue)
+    {
+        for (int i = 0; i < m; i++)
+        {
+            var row = c.Slice(i * ldc, n);
+            if (transB && !transA)
+            {
+                var ai = a.Slice(i * lda, k);
+                for (int j = 0; j < n; j++)
+                {
+                    float d = System.Numerics.Tensors.TensorPrimitives.Dot(ai, b.Slice(j * ldb, k));
+                    row[j] = accumulate ? row[j] + d : d;
+                }
+            }
+            else
+            {
+                if (!accumulate) row.Clear();
+                for (int p = 0; p < k; p++)
+                {
+                    float av = transA ? a[p * lda + i] : a[i * lda + p];
+                    if (transB)
+                        for (int j = 0; j < n; j++) row[j] += av * b[j * ldb + p];
+                    else
+                        System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(b.Slice(p * ldb, n), av, row, row);
+                }
+            }
+            if (epilogue.IsActive) epilogue.Apply(row, i, 0);
         }
     }
 
