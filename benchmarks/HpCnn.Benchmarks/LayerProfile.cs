@@ -54,7 +54,7 @@ internal static class LayerProfile
             {
                 var r = plan.Runs[i];
                 long a = Stopwatch.GetTimestamp();
-                if (r.RunBackward && !r.BackwardFused && !r.Layer.IsView(true)) r.Layer.Backward(r);
+                if (r.RunBackward && !r.BackwardFused && !r.BackwardAbsorbed && !r.Layer.IsView(true)) r.Layer.Backward(r);
                 if (record) bwd[i] += Stopwatch.GetElapsedTime(a).TotalSeconds;
             }
             long c = Stopwatch.GetTimestamp();

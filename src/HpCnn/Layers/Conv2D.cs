@@ -16,6 +16,7 @@ public sealed class Conv2D : Layer
 
     private Parameter? _weight, _bias;
     private Conv2dPlan? _plan;
+    private int[]? _pixelOffsets; // output pixel -> channels-last padded input offset (pooled-gradient backward)
 
     public Conv2D(int outChannels, int kernelSize, int stride = 1, Padding? padding = null, bool bias = true,
         int? inChannels = null, Initializer? init = null)
@@ -93,6 +94,7 @@ public sealed class Conv2D : Layer
     private int Chunks(int batch) => Math.Min(batch, MaxGradientChunks);
     private int GradSize => Shape.WeightCount + (HasBias ? OutChannels : 0);
 
+    // State: packed forward weights | packed backward-data weights | chunk partial gradients | channels-last weights.
     internal override long StateFloats(int batch, bool training)
     {
         long n = _plan!.PackedWeightsSize;
@@ -100,6 +102,7 @@ public sealed class Conv2D : Layer
         {
             n += _plan.PackedWeightsTSize;
             if (Chunks(batch) > 1) n += (long)Chunks(batch) * GradSize;
+            n += Shape.WeightCount;
         }
         return n;
     }
@@ -109,6 +112,33 @@ public sealed class Conv2D : Layer
         long n = _plan!.ForwardScratch;
         if (training) n = Math.Max(n, Math.Max(_plan.BackwardDataScratch, _plan.BackwardWeightsScratch));
         return n;
+    }
+
+    internal override long ScratchFloats(LayerRun run)
+    {
+        long n = ScratchFloats(run.Capacity, run.Training);
+        if (run.PooledGradientSource is { } src) n = Math.Max(n, SparseLayout.Of(this, src).Total);
+        return n;
+    }
+
+    /// <summary>
+    /// Scratch of the pooled-gradient backward of one image: input work area (channels-last input, or padded planes and
+    /// im2col columns for few taps) | channels-last weight gradient | channels-last input gradient | non-zeros by
+    /// channel (starts, pixels, values) | the same by pixel (starts, channels, values).
+    /// </summary>
+    private readonly record struct SparseLayout(int Hp, int Wp, int KPad, int Work, int DwCl, int DxCl, int Channels, int Pixels, int Entries)
+    {
+        public static SparseLayout Of(Conv2D conv, LayerRun pool)
+        {
+            var s = conv.Shape;
+            int hp = s.InH + s.PadTop + s.PadBottom, wp = s.InW + s.PadLeft + s.PadRight;
+            int kPad = Sgemm.RoundUp(s.K, 8);
+            int work = UsesPatches(s) ? s.InC * hp * wp + 64 + s.OutPlane * kPad : hp * wp * s.InC;
+            return new SparseLayout(hp, wp, kPad, work, s.WeightCount, hp * wp * s.InC, s.OutC + 1, s.OutPlane + 1, pool.Layer.OutputShape.Size);
+        }
+
+        public long Total => (long)Work + DwCl + DxCl + Channels + Pixels + 4L * Entries;
+        public static bool UsesPatches(in Conv2dShape s) => s.K <= 64;
     }
 
     private sealed class Jobs
@@ -131,6 +161,8 @@ public sealed class Conv2D : Layer
 
     private Buffer PackedWeights(LayerRun run) => run.State.Sub(0, _plan!.PackedWeightsSize);
     private Buffer PackedWeightsT(LayerRun run) => run.State.Sub(_plan!.PackedWeightsSize, _plan.PackedWeightsTSize);
+    private Buffer ChannelsLastWeights(LayerRun run) =>
+        run.State.Sub(run.State.Length - Shape.WeightCount, Shape.WeightCount);
 
     internal override void Forward(LayerRun run)
     {
@@ -154,7 +186,8 @@ public sealed class Conv2D : Layer
         var jobs = (Jobs)run.Jobs!;
         if (run.NeedInputGrad && jobs.PackedTVersion != _weight!.Version)
         {
-            _plan!.PackWeightsTransposed(_weight.Value, PackedWeightsT(run).Span);
+            if (run.PooledGradientSource is null) _plan!.PackWeightsTransposed(_weight.Value, PackedWeightsT(run).Span);
+            else Conv2dKernels.WeightsToChannelsLast(_weight.Value, OutChannels, Shape.InC, Shape.KH * Shape.KW, ChannelsLastWeights(run).Span);
             jobs.PackedTVersion = _weight.Version;
         }
         int chunks = Chunks(run.Batch);
@@ -201,6 +234,11 @@ public sealed class Conv2D : Layer
                     db = layer.HasBias ? run.State.Slice(baseOff + s.WeightCount, s.OutC) : default;
                 }
             }
+            if (run.PooledGradientSource is { } src)
+            {
+                layer.SparseBackward(run, src, n0, n1, dw, db, scratch);
+                return;
+            }
             int group = layer._plan!.ImagesPerCall;
             for (int n = n0; n < n1; n += group)
             {
@@ -213,6 +251,73 @@ public sealed class Conv2D : Layer
                     layer._plan.BackwardWeights(run.Input.Slice(n * s.InSize, count * s.InSize), dy, count, dw, db, n > n0, scratch);
             }
         }
+    }
+
+    /// <summary>
+    /// Backward of images [n0, n1) from the pooled gradient of the max-pool after this layer's fused ReLU: only each
+    /// window's winner carries gradient, so the dense output gradient is never built (Conv2dKernels.Sparse.cs).
+    /// Weight and bias gradients are overwritten into dw / db (sums over the images in order).
+    /// </summary>
+    private void SparseBackward(LayerRun run, LayerRun src, int n0, int n1, Span<float> dw, Span<float> db, Span<float> scratch)
+    {
+        var s = Shape;
+        var lay = SparseLayout.Of(this, src);
+        int taps = s.KH * s.KW;
+        int pooledPlane = src.Layer.OutputShape.Plane, pooledSize = src.Layer.OutputShape.Size;
+        float cap = src.ReluMaskCap;
+        int at = 0;
+        Span<float> Take(Span<float> all, int n) { var r = all.Slice(at, n); at += n; return r; }
+        var work = Take(scratch, lay.Work);
+        var dwcl = Take(scratch, lay.DwCl);
+        var dxcl = Take(scratch, lay.DxCl);
+        var chanStart = System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(Take(scratch, lay.Channels));
+        var pixel = System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(Take(scratch, lay.Entries));
+        var value = Take(scratch, lay.Entries);
+        var pixStart = System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(Take(scratch, lay.Pixels));
+        var sortedChannel = System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(Take(scratch, lay.Entries));
+        var sortedValue = Take(scratch, lay.Entries);
+        bool patches = SparseLayout.UsesPatches(s);
+        var offsets = _pixelOffsets ??= Conv2dKernels.PixelOffsets(s, lay.Wp);
+        for (int n = n0; n < n1; n++)
+        {
+            var g = src.OutGrad.Slice(n * pooledSize, pooledSize);
+            var v = src.Output.Slice(n * pooledSize, pooledSize);
+            var idx = src.State.AsInts().Slice(n * pooledSize, pooledSize);
+            var image = run.Input.Slice(n * s.InSize, s.InSize);
+            bool first = n == n0;
+            Conv2dKernels.CollectByChannel(g, v, idx, s.OutC, pooledPlane, cap, chanStart, pixel, value);
+            if (run.NeedParamGrad)
+            {
+                if (patches)
+                {
+                    var padded = work.Slice(0, s.InC * lay.Hp * lay.Wp + 64);
+                    Conv2dKernels.PadPlanes(image, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, s.PadBottom, s.PadRight, padded);
+                    Conv2dKernels.SparseWeightGradientPatches(s, chanStart, pixel, value, padded, lay.Hp, lay.Wp,
+                        work.Slice(padded.Length, s.OutPlane * lay.KPad), lay.KPad, dw, !first);
+                }
+                else
+                {
+                    Conv2dKernels.ToChannelsLast(image, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, lay.Hp, lay.Wp, work);
+                    Conv2dKernels.SparseWeightGradient(s, offsets, chanStart, pixel, value, work, lay.Wp, dwcl, !first);
+                }
+                if (!db.IsEmpty)
+                    for (int o = 0; o < s.OutC; o++)
+                    {
+                        float sum = 0;
+                        for (int e = chanStart[o]; e < chanStart[o + 1]; e++) sum += value[e];
+                        db[o] = first ? sum : db[o] + sum;
+                    }
+            }
+            if (run.NeedInputGrad)
+            {
+                Conv2dKernels.SortByPixel(chanStart, pixel, value, s.OutC, s.OutPlane, pixStart, sortedChannel, sortedValue);
+                dxcl.Clear();
+                Conv2dKernels.SparseDataGradient(s, offsets, pixStart, sortedChannel, sortedValue, ChannelsLastWeights(run).Span, dxcl, lay.Wp);
+                Conv2dKernels.FromChannelsLast(dxcl, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, lay.Wp, run.InGrad.Slice(n * s.InSize, s.InSize));
+            }
+        }
+        if (run.NeedParamGrad && !patches)
+            Conv2dKernels.WeightsFromChannelsLast(dwcl, s.OutC, s.InC, taps, dw, false);
     }
 
     /// <summary>Sums the chunks' partial gradients in chunk order; parts split the elements, never the sum.</summary>

@@ -112,6 +112,9 @@ public abstract class Layer
     /// <summary>Floats of scratch per worker thread.</summary>
     internal virtual long ScratchFloats(int batch, bool training) => 0;
 
+    /// <summary>Floats of scratch per worker thread for this run (knows the plan's fusion decisions).</summary>
+    internal virtual long ScratchFloats(LayerRun run) => ScratchFloats(run.Capacity, run.Training);
+
     /// <summary>Called once when a plan binds its buffers: create jobs here, not in Forward.</summary>
     internal virtual void Prepare(LayerRun run) { }
 

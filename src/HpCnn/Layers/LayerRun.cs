@@ -11,8 +11,11 @@ public sealed class LayerRun
 
     internal LayerRun(Layer layer, int batch, bool training, WorkerPool pool)
     {
-        Layer = layer; Batch = batch; Training = training; Pool = pool;
+        Layer = layer; Batch = batch; Capacity = batch; Training = training; Pool = pool;
     }
+
+    /// <summary>The largest batch the plan runs.</summary>
+    public int Capacity { get; }
 
     public Layer Layer { get; }
     /// <summary>Images in the current batch (at most the plan's capacity).</summary>
@@ -35,6 +38,13 @@ public sealed class LayerRun
     internal bool BackwardFused;
     /// <summary>A max-pool that also applies the gradient of the ReLU before it, capped here (NaN: no ReLU).</summary>
     internal float ReluMaskCap = float.NaN;
+    /// <summary>
+    /// For a convolution followed by a fused ReLU and a max-pool: the pool's run, whose output gradient, arg-max and
+    /// output this layer's backward reads directly (only the windows' winners carry gradient).
+    /// </summary>
+    internal LayerRun? PooledGradientSource;
+    /// <summary>This max-pool's backward is done by the convolution before it (see <see cref="PooledGradientSource"/>).</summary>
+    internal bool BackwardAbsorbed;
     /// <summary>Training steps the model took before this batch (the optimizer's count, saved in model files): seeds dropout masks.</summary>
     internal long Step;
     internal object? Jobs;

@@ -55,6 +55,16 @@ internal sealed class ExecutionPlan
                     Runs[i + 1].ReluMaskCap = relu.CapValue;
                 }
 
+        // Convolution -> fused ReLU -> max-pool: the convolution's backward reads the pooled gradient and the arg-max
+        // directly (at most one value per window is non-zero), and the pool's backward is not run.
+        if (fuse && training)
+            for (int i = 0; i + 2 < n; i++)
+                if (layers[i] is Conv2D && Runs[i + 1].BackwardFused && layers[i + 2] is MaxPool2D)
+                {
+                    Runs[i].PooledGradientSource = Runs[i + 2];
+                    Runs[i + 2].BackwardAbsorbed = true;
+                }
+
         // Which backward work is needed: parameter gradients of trainable, unfrozen layers; input gradients
         // of any layer with such a layer before it.
         bool anyTrainableBefore = training && inputGradient;
@@ -88,7 +98,7 @@ internal sealed class ExecutionPlan
         var stateHandle = new int[n];
         for (int i = 0; i < n; i++) stateHandle[i] = _arena.Reserve(layers[i].StateFloats(capacity, training));
         long scratch = 0;
-        for (int i = 0; i < n; i++) scratch = Math.Max(scratch, layers[i].ScratchFloats(capacity, training));
+        for (int i = 0; i < n; i++) scratch = Math.Max(scratch, layers[i].ScratchFloats(Runs[i]));
         var scratchHandle = new int[Pool.ThreadCount];
         for (int t = 0; t < scratchHandle.Length; t++) scratchHandle[t] = _arena.Reserve(scratch);
         Classes = model.OutputShape.Size;
@@ -210,7 +220,7 @@ internal sealed class ExecutionPlan
         for (int i = from; i >= 0; i--)
         {
             var r = Runs[i];
-            if (!r.RunBackward || r.BackwardFused || r.Layer.IsView(Training)) continue;
+            if (!r.RunBackward || r.BackwardFused || r.BackwardAbsorbed || r.Layer.IsView(Training)) continue;
             r.Layer.Backward(r);
         }
     }

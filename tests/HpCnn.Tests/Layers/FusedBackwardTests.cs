@@ -1,0 +1,73 @@
+using HpCnn.Layers;
+using HpCnn.Training;
+
+namespace HpCnn.Tests.Layers;
+
+/// <summary>
+/// Convolution -> ReLU -> max-pool trains through the pooled-gradient backward (only the windows' winners carry
+/// gradient; the dense output gradient is never built). Its gradients must equal the unfused path's: the plain
+/// ReLU backward, max-pool backward and dense convolution backward.
+/// </summary>
+public class FusedBackwardTests
+{
+    public static IEnumerable<TestCaseData> Cases()
+    {
+        // in channels, image h, w, filters, kernel, stride, padding, pool kernel, pool stride, cap, batch
+        yield return new TestCaseData(1, 12, 10, 6, (3, 3), (1, 1), Padding.Symmetric(1), 2, 2, null, 11).SetName("one channel (patches), 2x2 pool, batch 11");
+        yield return new TestCaseData(3, 9, 11, 5, (3, 2), (1, 1), Padding.Explicit(1, 0, 2, 1), 2, 2, 6f, 3).SetName("three channels (patches), capped ReLU, asymmetric padding");
+        yield return new TestCaseData(8, 8, 8, 7, (3, 3), (1, 1), Padding.Same, 2, 2, null, 4).SetName("8 channels (channels-last)");
+        yield return new TestCaseData(16, 7, 9, 9, (3, 3), (2, 1), Padding.Symmetric(1), 2, 2, null, 2).SetName("16 channels, stride 2x1, odd sizes");
+        yield return new TestCaseData(32, 6, 6, 12, (3, 3), (1, 1), Padding.Symmetric(1), 3, 2, null, 9).SetName("32 channels, overlapping 3x3 stride-2 pool, batch 9");
+        yield return new TestCaseData(40, 5, 5, 4, (3, 3), (1, 1), Padding.Symmetric(1), 2, 2, 6f, 2).SetName("40 channels (32 + 8), capped");
+        yield return new TestCaseData(12, 6, 7, 5, (3, 3), (1, 1), Padding.Symmetric(1), 2, 2, null, 2).SetName("12 channels (scalar fallback)");
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void PooledGradientBackwardMatchesTheDensePath(int inC, int h, int w, int filters, (int, int) kernel, (int, int) stride,
+        Padding padding, int poolKernel, int poolStride, float? cap, int batch)
+    {
+        Sequential Build() => new Sequential(new Shape3(inC, h, w), seed: 5)
+            .Add(new Conv2D(filters, kernel, stride, padding))
+            .Add(new ReLU(cap))
+            .Add(new MaxPool2D(poolKernel, poolStride))
+            .Add(new Flatten())
+            .Add(new Dense(3));
+        var fused = Build();
+        var plain = Build();
+        var rng = new Random(inC * 31 + h);
+        var x = new float[batch * inC * h * w];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 4 - 2);
+        var r = new float[batch * 3];
+        for (int i = 0; i < r.Length; i++) r[i] = (float)(rng.NextDouble() * 2 - 1);
+
+        (float[] Input, float[][] Params) Gradients(Sequential m, bool fuse)
+        {
+            var plan = new ExecutionPlan(m, batch, training: true, fuse: fuse, inputGradient: true);
+            Assert.That(plan.Runs[0].PooledGradientSource is not null, Is.EqualTo(fuse), "the fused plan takes the pooled-gradient path");
+            plan.SetBatch(batch);
+            x.CopyTo(plan.Input);
+            plan.Forward();
+            r.CopyTo(plan.Grads[m.Layers.Count].Span);
+            plan.Backward(m.Layers.Count - 1);
+            return (plan.Grads[0].Span.ToArray(), m.Layers.SelectMany(l => l.Parameters).Where(p => p.Trainable).Select(p => (float[])p.Grad.Clone()).ToArray());
+        }
+
+        var (fx, fp) = Gradients(fused, true);
+        var (px, pp) = Gradients(plain, false);
+        AssertClose(fx, px, "input gradient");
+        Assert.That(px.Any(v => v != 0), "the check must see a non-zero input gradient");
+        for (int i = 0; i < pp.Length; i++)
+        {
+            AssertClose(fp[i], pp[i], $"parameter gradient {i}");
+            Assert.That(pp[i].Any(v => v != 0), $"parameter gradient {i} must not be all zero");
+        }
+    }
+
+    private static void AssertClose(float[] actual, float[] expected, string what)
+    {
+        Assert.That(actual, Has.Length.EqualTo(expected.Length), what);
+        double scale = expected.Max(v => Math.Abs((double)v)) + 1e-6;
+        for (int i = 0; i < expected.Length; i++)
+            Assert.That(Math.Abs(actual[i] - expected[i]), Is.LessThanOrEqualTo(2e-5 * scale + 1e-6), $"{what}[{i}]: {actual[i]} vs {expected[i]}");
+    }
+}
