@@ -42,7 +42,7 @@ internal static class LayerProfile
             {
                 var r = plan.Runs[i];
                 long a = Stopwatch.GetTimestamp();
-                if (!r.ForwardFused && !r.Layer.IsView(true)) r.Layer.Forward(r);
+                if (!r.ForwardFused && !r.ForwardByPrevious && !r.Layer.IsView(true)) r.Layer.Forward(r);
                 if (record) fwd[i] += Stopwatch.GetElapsedTime(a).TotalSeconds;
             }
             long b = Stopwatch.GetTimestamp();

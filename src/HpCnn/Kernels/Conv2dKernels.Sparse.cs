@@ -381,66 +381,66 @@ public static partial class Conv2dKernels
         ref float d0 = ref MemoryMarshal.GetReference(dxcl);
         ref int ch = ref MemoryMarshal.GetReference(channel);
         ref float val = ref MemoryMarshal.GetReference(value);
-        for (int p = 0; p < s.OutPlane; p++)
-        {
-            int e0 = pixStart[p], e1 = pixStart[p + 1];
-            if (e0 == e1) continue;
-            int basePix = offsets[p];
-            for (int ky = 0; ky < s.KH; ky++)
+        // Tap-major: one pass over the pixels per tap touches only that tap's filter rows (OutC x InC floats, L1-sized).
+        for (int ky = 0; ky < s.KH; ky++)
             for (int kx = 0; kx < kw; kx++)
             {
-                int t = ky * kw + kx;
-                ref float d = ref Unsafe.Add(ref d0, basePix + (ky * wp + kx) * c);
-                for (int i0 = 0; i0 < c; i0 += 32)
+                int t = ky * kw + kx, tapOffset = (ky * wp + kx) * c;
+                for (int p = 0; p < s.OutPlane; p++)
                 {
-                    int nv = Math.Min(32, c - i0) / 8;
-                    Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                    if (nv == 4)
+                    int e0 = pixStart[p], e1 = pixStart[p + 1];
+                    if (e0 == e1) continue;
+                    ref float d = ref Unsafe.Add(ref d0, offsets[p] + tapOffset);
+                    for (int i0 = 0; i0 < c; i0 += 32)
                     {
-                        // Two entries per iteration into separate accumulators: consecutive FMAs do not wait on each other.
-                        Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
-                        int e = e0;
-                        for (; e + 2 <= e1; e += 2)
+                        int nv = Math.Min(32, c - i0) / 8;
+                        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                        if (nv == 4)
                         {
-                            ref float wr = ref Unsafe.Add(ref w0, (Unsafe.Add(ref ch, e) * taps + t) * c + i0);
-                            ref float ws = ref Unsafe.Add(ref w0, (Unsafe.Add(ref ch, e + 1) * taps + t) * c + i0);
-                            var vg = Vector256.Create(Unsafe.Add(ref val, e));
-                            var vh = Vector256.Create(Unsafe.Add(ref val, e + 1));
-                            a0 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr), a0);
-                            b0 = Fma.MultiplyAdd(vh, Vector256.LoadUnsafe(ref ws), b0);
-                            a1 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr, 8), a1);
-                            b1 = Fma.MultiplyAdd(vh, Vector256.LoadUnsafe(ref ws, 8), b1);
-                            a2 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr, 16), a2);
-                            b2 = Fma.MultiplyAdd(vh, Vector256.LoadUnsafe(ref ws, 16), b2);
-                            a3 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr, 24), a3);
-                            b3 = Fma.MultiplyAdd(vh, Vector256.LoadUnsafe(ref ws, 24), b3);
+                            // Two entries per iteration into separate accumulators: consecutive FMAs do not wait on each other.
+                            Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
+                            int e = e0;
+                            for (; e + 2 <= e1; e += 2)
+                            {
+                                ref float wr = ref Unsafe.Add(ref w0, (Unsafe.Add(ref ch, e) * taps + t) * c + i0);
+                                ref float ws = ref Unsafe.Add(ref w0, (Unsafe.Add(ref ch, e + 1) * taps + t) * c + i0);
+                                var vg = Vector256.Create(Unsafe.Add(ref val, e));
+                                var vh = Vector256.Create(Unsafe.Add(ref val, e + 1));
+                                a0 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr), a0);
+                                b0 = Fma.MultiplyAdd(vh, Vector256.LoadUnsafe(ref ws), b0);
+                                a1 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr, 8), a1);
+                                b1 = Fma.MultiplyAdd(vh, Vector256.LoadUnsafe(ref ws, 8), b1);
+                                a2 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr, 16), a2);
+                                b2 = Fma.MultiplyAdd(vh, Vector256.LoadUnsafe(ref ws, 16), b2);
+                                a3 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr, 24), a3);
+                                b3 = Fma.MultiplyAdd(vh, Vector256.LoadUnsafe(ref ws, 24), b3);
+                            }
+                            if (e < e1)
+                            {
+                                ref float wr = ref Unsafe.Add(ref w0, (Unsafe.Add(ref ch, e) * taps + t) * c + i0);
+                                var vg = Vector256.Create(Unsafe.Add(ref val, e));
+                                a0 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr), a0);
+                                a1 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr, 8), a1);
+                                a2 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr, 16), a2);
+                                a3 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr, 24), a3);
+                            }
+                            a0 += b0; a1 += b1; a2 += b2; a3 += b3;
                         }
-                        if (e < e1)
+                        else
                         {
-                            ref float wr = ref Unsafe.Add(ref w0, (Unsafe.Add(ref ch, e) * taps + t) * c + i0);
-                            var vg = Vector256.Create(Unsafe.Add(ref val, e));
-                            a0 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr), a0);
-                            a1 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr, 8), a1);
-                            a2 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr, 16), a2);
-                            a3 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr, 24), a3);
+                            for (int e = e0; e < e1; e++)
+                            {
+                                ref float wr = ref Unsafe.Add(ref w0, (Unsafe.Add(ref ch, e) * taps + t) * c + i0);
+                                var vg = Vector256.Create(Unsafe.Add(ref val, e));
+                                a0 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr), a0);
+                                if (nv > 1) a1 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr, 8), a1);
+                                if (nv > 2) a2 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr, 16), a2);
+                            }
                         }
-                        a0 += b0; a1 += b1; a2 += b2; a3 += b3;
+                        AddRow(ref Unsafe.Add(ref d, i0), nv, a0, a1, a2, a3);
                     }
-                    else
-                    {
-                        for (int e = e0; e < e1; e++)
-                        {
-                            ref float wr = ref Unsafe.Add(ref w0, (Unsafe.Add(ref ch, e) * taps + t) * c + i0);
-                            var vg = Vector256.Create(Unsafe.Add(ref val, e));
-                            a0 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr), a0);
-                            if (nv > 1) a1 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr, 8), a1);
-                            if (nv > 2) a2 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr, 16), a2);
-                        }
-                    }
-                    AddRow(ref Unsafe.Add(ref d, i0), nv, a0, a1, a2, a3);
                 }
             }
-        }
     }
 
     /// <summary>

@@ -225,6 +225,43 @@ public sealed class Conv2dPlan
                 in epilogue, scratch, part, parts);
     }
 
+    /// <summary>
+    /// True when the forward can end with a 2x2 stride-2 max-pool of its (clamped) output in registers: Winograd F(2x2)
+    /// output tiles are pooling windows, and the direct kernel's 2 x 8 blocks hold four of them.
+    /// </summary>
+    public bool CanPool2x2 => Algorithm == Conv2dAlgorithm.Winograd2x2 || (Algorithm == Conv2dAlgorithm.DirectSmall && Shape.OutC % 4 == 0);
+
+    /// <summary>
+    /// Forward of <paramref name="count"/> images followed by a floor-mode 2x2 stride-2 max-pool: writes only the pooled
+    /// values (count x OutC x OutH/2 x OutW/2) and, when <paramref name="argmax"/> is not empty, the index of each window's
+    /// first maximum in the convolution's output plane. See <see cref="CanPool2x2"/>.
+    /// </summary>
+    public void ForwardPooled(ReadOnlySpan<float> images, int count, ReadOnlySpan<float> weights, ReadOnlySpan<float> packedWeights,
+        Span<float> pooled, Span<int> argmax, in GemmEpilogue epilogue, Span<float> scratch, int part = 0, int parts = 1)
+    {
+        var s = Shape;
+        if (!CanPool2x2) throw new InvalidOperationException($"the {Algorithm} algorithm cannot pool in its epilogue");
+        int pplane = (s.OutH / 2) * (s.OutW / 2);
+        if (Algorithm == Conv2dAlgorithm.Winograd2x2)
+        {
+            var (s0, s1) = Split((s.OutC + MR - 1) / MR, part, parts);
+            int c0 = s0 * MR, c1 = Math.Min(s1 * MR, s.OutC);
+            if (c0 < c1)
+                WinogradConvolve(images, count, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, _hq, _wq, _th, _tw,
+                    packedWeights, s.OutC, c0, c1, default, s.OutH, s.OutW, in epilogue, scratch, pooled, argmax);
+            return;
+        }
+        if (part != 0) return;
+        var padded = scratch.Slice(0, s.InC * _hp * _wp + Slack);
+        for (int n = 0; n < count; n++)
+        {
+            Conv2dKernels.PadPlanes(images.Slice(n * s.InSize, s.InSize), s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, s.PadBottom, s.PadRight, padded);
+            padded.Slice(s.InC * _hp * _wp).Clear();
+            Conv2dKernels.DirectForwardPooled(padded, s.InC, _hp, _wp, weights, s.OutC, s.KH, s.KW, pooled.Slice(n * s.OutC * pplane, s.OutC * pplane),
+                argmax.IsEmpty ? default : argmax.Slice(n * s.OutC * pplane, s.OutC * pplane), in epilogue);
+        }
+    }
+
     /// <summary>Input gradients of <paramref name="count"/> consecutive images (overwritten).</summary>
     public void BackwardData(ReadOnlySpan<float> outGrads, int count, ReadOnlySpan<float> weights, ReadOnlySpan<float> packedWeightsT,
         Span<float> inGrads, Span<float> scratch)
@@ -326,7 +363,7 @@ public sealed class Conv2dPlan
     /// </summary>
     private static void WinogradConvolve(ReadOnlySpan<float> src, int count, int srcC, int srcH, int srcW, int pt, int pl,
         int hq, int wq, int th, int tw, ReadOnlySpan<float> u, int dstC, int r0, int r1, Span<float> dst, int dstH, int dstW,
-        in GemmEpilogue epilogue, Span<float> scratch)
+        in GemmEpilogue epilogue, Span<float> scratch, Span<float> pooled = default, Span<int> argmax = default)
     {
         int t1 = th * tw;
         int rows = Sgemm.RoundUp(r1 - r0, MR);
@@ -341,13 +378,18 @@ public sealed class Conv2dPlan
             Sgemm.MacroKernel(rows, t, srcC, u.Slice(xi * uStride + r0 * srcC, rows * srcC), bPack,
                 m.Slice(xi * mStride, rows * t), 0, t, false, default, false, default, 0, 0);
         }
+        int ph = dstH / 2, pw = dstW / 2, pplane = ph * pw;
         for (int n = 0; n < count; n++)
             for (int oc = r0; oc < r1; oc++)
             {
                 float bias = epilogue.Bias == BiasMode.PerRow ? epilogue.BiasValues![epilogue.BiasOffset + oc] : 0f;
                 float lo = epilogue.IsActive ? epilogue.Low : float.NegativeInfinity, hi = epilogue.IsActive ? epilogue.High : float.PositiveInfinity;
-                Conv2dKernels.WinogradOutput(m.Slice((oc - r0) * t), mStride, n * t1, th, tw,
-                    dst.Slice((n * dstC + oc) * dstH * dstW, dstH * dstW), dstH, dstW, bias, lo, hi);
+                if (!pooled.IsEmpty)
+                    Conv2dKernels.WinogradOutputPooled(m.Slice((oc - r0) * t), mStride, n * t1, tw, pooled.Slice((n * dstC + oc) * pplane, pplane),
+                        argmax.IsEmpty ? default : argmax.Slice((n * dstC + oc) * pplane, pplane), ph, pw, dstW, bias, lo, hi);
+                else
+                    Conv2dKernels.WinogradOutput(m.Slice((oc - r0) * t), mStride, n * t1, th, tw,
+                        dst.Slice((n * dstC + oc) * dstH * dstW, dstH * dstW), dstH, dstW, bias, lo, hi);
             }
     }
 

@@ -91,6 +91,9 @@ public sealed class Conv2D : Layer
 
     internal override bool CanFuseClamp => true;
 
+    /// <summary>True when this layer's forward can end with a 2x2 max-pool in registers (see <see cref="Conv2dPlan.CanPool2x2"/>).</summary>
+    internal bool CanPoolInEpilogue => _plan!.CanPool2x2;
+
     private int Chunks(int batch) => Math.Min(batch, MaxGradientChunks);
     private int GradSize => Shape.WeightCount + (HasBias ? OutChannels : 0);
 
@@ -206,6 +209,14 @@ public sealed class Conv2D : Layer
             int n0 = g * Group, count = Math.Min(Group, run.Batch - n0);
             var s = layer.Shape;
             var epi = new GemmEpilogue(layer.HasBias ? BiasMode.PerRow : BiasMode.None, layer._bias?.Value, 0, run.FusedLow, run.FusedHigh);
+            if (run.PoolTarget is { } pool)
+            {
+                int ps = pool.Layer.OutputShape.Size;
+                layer._plan!.ForwardPooled(run.Input.Slice(n0 * s.InSize, count * s.InSize), count, layer._weight!.Value, layer.PackedWeights(run).Span,
+                    pool.Output.Slice(n0 * ps, count * ps), pool.Training ? pool.State.AsInts().Slice(n0 * ps, count * ps) : default,
+                    in epi, run.Scratch[worker].Span, part, Parts);
+                return;
+            }
             layer._plan!.Forward(run.Input.Slice(n0 * s.InSize, count * s.InSize), count, layer._weight!.Value, layer.PackedWeights(run).Span,
                 run.Output.Slice(n0 * s.OutSize, count * s.OutSize), in epi, run.Scratch[worker].Span, part, Parts);
         }

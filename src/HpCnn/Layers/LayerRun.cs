@@ -45,6 +45,13 @@ public sealed class LayerRun
     internal LayerRun? PooledGradientSource;
     /// <summary>This max-pool's backward is done by the convolution before it (see <see cref="PooledGradientSource"/>).</summary>
     internal bool BackwardAbsorbed;
+    /// <summary>
+    /// For a convolution followed by a fused ReLU and a 2x2 max-pool it can pool in registers: the pool's run, whose output
+    /// (and arg-max) this layer's forward writes instead of its own output.
+    /// </summary>
+    internal LayerRun? PoolTarget;
+    /// <summary>This max-pool's forward is done by the convolution before it (see <see cref="PoolTarget"/>).</summary>
+    internal bool ForwardByPrevious;
     /// <summary>Training steps the model took before this batch (the optimizer's count, saved in model files): seeds dropout masks.</summary>
     internal long Step;
     internal object? Jobs;

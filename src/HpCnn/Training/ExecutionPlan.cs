@@ -55,6 +55,17 @@ internal sealed class ExecutionPlan
                     Runs[i + 1].ReluMaskCap = relu.CapValue;
                 }
 
+        // Convolution -> fused ReLU -> 2x2 max-pool that the convolution can pool in registers: its forward writes the
+        // pooled values (and arg-max) directly; the full-resolution output is never stored.
+        if (fuse)
+            for (int i = 0; i + 2 < n; i++)
+                if (layers[i] is Conv2D conv && conv.CanPoolInEpilogue && Runs[i + 1].ForwardFused
+                    && layers[i + 2] is MaxPool2D pool && pool.Shape.IsTwoByTwo)
+                {
+                    Runs[i].PoolTarget = Runs[i + 2];
+                    Runs[i + 2].ForwardByPrevious = true;
+                }
+
         // Convolution -> fused ReLU -> max-pool: the convolution's backward reads the pooled gradient and the arg-max
         // directly (at most one value per window is non-zero), and the pool's backward is not run.
         if (fuse && training)
@@ -194,14 +205,7 @@ internal sealed class ExecutionPlan
     /// <summary>The model output of the current batch.</summary>
     public Span<float> Output => Acts[_layerCount].Slice(0, Batch * Classes);
 
-    public void Forward()
-    {
-        foreach (var r in Runs)
-        {
-            if (r.ForwardFused || r.Layer.IsView(Training)) continue;
-            r.Layer.Forward(r);
-        }
-    }
+    public void Forward() => ForwardThrough(Runs.Length - 1);
 
     /// <summary>Forward through layers [0, last] only.</summary>
     public void ForwardThrough(int last)
@@ -209,7 +213,7 @@ internal sealed class ExecutionPlan
         for (int i = 0; i <= last; i++)
         {
             var r = Runs[i];
-            if (r.ForwardFused || r.Layer.IsView(Training)) continue;
+            if (r.ForwardFused || r.ForwardByPrevious || r.Layer.IsView(Training)) continue;
             r.Layer.Forward(r);
         }
     }

@@ -71,3 +71,53 @@ public class FusedBackwardTests
             Assert.That(Math.Abs(actual[i] - expected[i]), Is.LessThanOrEqualTo(2e-5 * scale + 1e-6), $"{what}[{i}]: {actual[i]} vs {expected[i]}");
     }
 }
+
+/// <summary>
+/// Convolution -> ReLU -> 2x2 max-pool whose forward pools in registers (Winograd tiles or direct-kernel blocks) must
+/// write exactly what the unfused convolution, ReLU and pooling write: the same values and the same arg-max.
+/// </summary>
+public class FusedPoolForwardTests
+{
+    public static IEnumerable<TestCaseData> Cases()
+    {
+        // in channels, h, w, filters, cap, expected fused (on the AVX2 path)
+        yield return new TestCaseData(1, 28, 28, 32, null, true).SetName("first layer (direct), reference shape");
+        yield return new TestCaseData(3, 13, 11, 8, 6f, true).SetName("direct, odd sizes, capped");
+        yield return new TestCaseData(32, 14, 14, 64, null, true).SetName("Winograd, reference shape");
+        yield return new TestCaseData(16, 9, 15, 12, 6f, true).SetName("Winograd, odd sizes, capped");
+        yield return new TestCaseData(1, 10, 10, 6, null, false).SetName("direct with 6 filters: not fused");
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void PooledForwardMatchesConvReluPool(int inC, int h, int w, int filters, float? cap, bool fusedOnAvx2)
+    {
+        Sequential Build() => new Sequential(new Shape3(inC, h, w), seed: 9)
+            .Add(new Conv2D(filters, 3, padding: Padding.Same))
+            .Add(new ReLU(cap))
+            .Add(new MaxPool2D(2))
+            .Add(new Flatten())
+            .Add(new Dense(4));
+        var model = Build();
+        const int batch = 6;
+        var rng = new Random(h * 7 + inC);
+        var x = new float[batch * inC * h * w];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 4 - 2);
+        foreach (bool training in new[] { false, true })
+        {
+            var fused = new ExecutionPlan(model, batch, training, fuse: true);
+            var plain = new ExecutionPlan(model, batch, training, fuse: false);
+            bool expectFused = fusedOnAvx2 && Engine.Path == KernelPath.Avx2Fma;
+            Assert.That(fused.Runs[0].PoolTarget is not null, Is.EqualTo(expectFused), "which forward path runs");
+            foreach (var p in new[] { fused, plain })
+            {
+                p.SetBatch(batch);
+                x.CopyTo(p.Input);
+                p.Forward();
+            }
+            Assert.That(fused.Acts[3].Span.ToArray(), Is.EqualTo(plain.Acts[3].Span.ToArray()), $"pooled values (training {training})");
+            Assert.That(fused.Output.ToArray(), Is.EqualTo(plain.Output.ToArray()), "model output");
+            if (training)
+                Assert.That(fused.Runs[2].State.AsInts().ToArray(), Is.EqualTo(plain.Runs[2].State.AsInts().ToArray()), "arg-max");
+        }
+    }
+}

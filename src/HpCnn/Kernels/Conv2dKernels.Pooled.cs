@@ -1,0 +1,203 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace HpCnn.Kernels;
+
+// Convolution -> ReLU -> 2x2 max-pool in one pass: the kernels below produce each 2x2 window of the (clamped)
+// convolution output in registers and write only its maximum and, for training, the index of the first maximum in
+// window order (top-left, top-right, bottom-left, bottom-right) within the convolution's output plane: exactly what
+// PoolKernels.MaxForward would have written. The full-resolution output is never stored.
+public static partial class Conv2dKernels
+{
+    /// <summary>
+    /// Winograd output transform with pooling: for tile (ty, tx) with ty &lt; ph and tx &lt; pw (the windows a floor-mode
+    /// 2x2 pool keeps), pooled[ty * pw + tx] = max of the clamped 2x2 tile and argmax (may be empty) its index in the
+    /// wo-wide convolution output plane.
+    /// </summary>
+    public static void WinogradOutputPooled(ReadOnlySpan<float> m, int mStride, int t0, int tw, Span<float> pooled, Span<int> argmax,
+        int ph, int pw, int wo, float bias, float lo, float hi)
+    {
+        bool keep = !argmax.IsEmpty;
+        Span<float> z = stackalloc float[8];
+        for (int ty = 0; ty < ph; ty++)
+        {
+            int tx = 0;
+            if (Engine.UseAvx2)
+                for (; tx < pw; tx += 8)
+                    OutputPooled8(m, mStride, t0 + ty * tw + tx, Math.Min(8, pw - tx), pooled, argmax, keep, ty, tx, pw, wo, bias, lo, hi);
+            for (; tx < pw; tx++)
+            {
+                int t = t0 + ty * tw + tx;
+                for (int c = 0; c < 4; c++)
+                {
+                    float m0 = m[c * mStride + t], m1 = m[(4 + c) * mStride + t], m2 = m[(8 + c) * mStride + t], m3 = m[(12 + c) * mStride + t];
+                    z[c] = m0 + m1 + m2;
+                    z[4 + c] = m1 - m2 - m3;
+                }
+                float y00 = MathF.Min(MathF.Max(z[0] + z[1] + z[2] + bias, lo), hi);
+                float y01 = MathF.Min(MathF.Max(z[1] - z[2] - z[3] + bias, lo), hi);
+                float y10 = MathF.Min(MathF.Max(z[4] + z[5] + z[6] + bias, lo), hi);
+                float y11 = MathF.Min(MathF.Max(z[5] - z[6] - z[7] + bias, lo), hi);
+                int b = 2 * ty * wo + 2 * tx;
+                (float best, int at) = (y00, b);
+                if (y01 > best) (best, at) = (y01, b + 1);
+                if (y10 > best) (best, at) = (y10, b + wo);
+                if (y11 > best) (best, at) = (y11, b + wo + 1);
+                pooled[ty * pw + tx] = best;
+                if (keep) argmax[ty * pw + tx] = at;
+            }
+        }
+    }
+
+    private static unsafe void OutputPooled8(ReadOnlySpan<float> m, int mStride, int t, int n, Span<float> pooled, Span<int> argmax, bool keep,
+        int ty, int tx, int pw, int wo, float bias, float lo, float hi)
+    {
+        var lanes = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+        var mask = Vector256.LessThan(lanes, Vector256.Create(n));
+        var vb = Vector256.Create(bias); var vlo = Vector256.Create(lo); var vhi = Vector256.Create(hi);
+        fixed (float* mp = m, pp = pooled)
+        fixed (int* ap = argmax)
+        {
+            float* s = mp + t;
+            Vector256<float> L(int xi) => Avx.MaskLoad(s + xi * mStride, mask.AsSingle());
+            var z0 = L(0) + L(4) + L(8); var z4 = L(4) - L(8) - L(12);
+            var z1 = L(1) + L(5) + L(9); var z5 = L(5) - L(9) - L(13);
+            var z2 = L(2) + L(6) + L(10); var z6 = L(6) - L(10) - L(14);
+            var z3 = L(3) + L(7) + L(11); var z7 = L(7) - L(11) - L(15);
+            var y00 = Vector256.Min(Vector256.Max(z0 + z1 + z2 + vb, vlo), vhi);
+            var y01 = Vector256.Min(Vector256.Max(z1 - z2 - z3 + vb, vlo), vhi);
+            var y10 = Vector256.Min(Vector256.Max(z4 + z5 + z6 + vb, vlo), vhi);
+            var y11 = Vector256.Min(Vector256.Max(z5 - z6 - z7 + vb, vlo), vhi);
+            var best = Vector256.Max(Vector256.Max(y00, y01), Vector256.Max(y10, y11));
+            Avx.MaskStore(pp + ty * pw + tx, mask.AsSingle(), best);
+            if (keep)
+            {
+                var b = Vector256.Create(2 * ty * wo + 2 * tx) + lanes + lanes;
+                var idx = b + Vector256.Create(wo + 1);
+                idx = Vector256.ConditionalSelect(Vector256.Equals(y10, best).AsInt32(), b + Vector256.Create(wo), idx);
+                idx = Vector256.ConditionalSelect(Vector256.Equals(y01, best).AsInt32(), b + Vector256<int>.One, idx);
+                idx = Vector256.ConditionalSelect(Vector256.Equals(y00, best).AsInt32(), b, idx);
+                Avx2.MaskStore(ap + ty * pw + tx, mask, idx);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Direct convolution (few input channels, stride 1, 4 filters at a time) with pooling: each 2 x 8 block of a filter's
+    /// clamped output becomes 4 pooled values (and their arg-max in the wo-wide output plane). outC must be a multiple of 4;
+    /// only rows and columns a floor-mode 2x2 pool keeps are computed.
+    /// </summary>
+    public static void DirectForwardPooled(ReadOnlySpan<float> padded, int inC, int hp, int wp, ReadOnlySpan<float> weights, int outC, int kh, int kw,
+        Span<float> pooled, Span<int> argmax, in GemmEpilogue epilogue)
+    {
+        int ho = hp - kh + 1, wo = wp - kw + 1, ph = ho / 2, pw = wo / 2;
+        if (outC % 4 != 0) throw new ArgumentException($"pooled direct convolution: {outC} filters is not a multiple of 4");
+        if (padded.Length < inC * hp * wp + 16) throw new ArgumentException("pooled direct convolution: padded planes lack the read-ahead slack");
+        if (pooled.Length < outC * ph * pw || (!argmax.IsEmpty && argmax.Length < outC * ph * pw)) throw new ArgumentException("pooled direct convolution: outputs too short");
+        float lo = epilogue.IsActive ? epilogue.Low : float.NegativeInfinity, hi = epilogue.IsActive ? epilogue.High : float.PositiveInfinity;
+        var bias = epilogue.Bias == BiasMode.PerRow ? epilogue.BiasValues.AsSpan(epilogue.BiasOffset, outC) : default;
+        if (!Engine.UseAvx2)
+        {
+            DirectPooledScalar(padded, inC, hp, wp, weights, outC, kh, kw, pooled, argmax, bias, lo, hi);
+            return;
+        }
+        for (int oc = 0; oc < outC; oc += 4)
+            DirectPooledBlock4(padded, inC, hp, wp, weights, oc, kh, kw, pooled, argmax, bias, lo, hi, ph, pw, wo);
+    }
+
+    private static void DirectPooledScalar(ReadOnlySpan<float> padded, int inC, int hp, int wp, ReadOnlySpan<float> weights, int outC, int kh, int kw,
+        Span<float> pooled, Span<int> argmax, ReadOnlySpan<float> bias, float lo, float hi)
+    {
+        int ho = hp - kh + 1, wo = wp - kw + 1, ph = ho / 2, pw = wo / 2;
+        for (int oc = 0; oc < outC; oc++)
+            for (int py = 0; py < ph; py++)
+                for (int px = 0; px < pw; px++)
+                {
+                    float best = 0;
+                    int at = -1;
+                    for (int r = 0; r < 4; r++)
+                    {
+                        int y = 2 * py + r / 2, x = 2 * px + r % 2;
+                        float acc = bias.IsEmpty ? 0f : bias[oc];
+                        for (int ic = 0; ic < inC; ic++)
+                            for (int ky = 0; ky < kh; ky++)
+                                for (int kx = 0; kx < kw; kx++)
+                                    acc += weights[((oc * inC + ic) * kh + ky) * kw + kx] * padded[(ic * hp + y + ky) * wp + x + kx];
+                        acc = MathF.Min(MathF.Max(acc, lo), hi);
+                        if (at < 0 || acc > best) { best = acc; at = y * wo + x; }
+                    }
+                    pooled[(oc * ph + py) * pw + px] = best;
+                    if (!argmax.IsEmpty) argmax[(oc * ph + py) * pw + px] = at;
+                }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void DirectPooledBlock4(ReadOnlySpan<float> padded, int inC, int hp, int wp, ReadOnlySpan<float> weights, int oc, int kh, int kw,
+        Span<float> pooled, Span<int> argmax, ReadOnlySpan<float> bias, float lo, float hi, int ph, int pw, int wo)
+    {
+        int taps = inC * kh * kw, pplane = ph * pw;
+        bool keep = !argmax.IsEmpty;
+        var vlo = Vector256.Create(lo);
+        var vhi = Vector256.Create(hi);
+        var split = Vector256.Create(0, 2, 4, 6, 1, 3, 5, 7); // even columns to the low half, odd to the high half
+        var lanes4 = Vector128.Create(0, 1, 2, 3);
+        Vector256<float> b0 = Vector256.Create(bias.IsEmpty ? 0f : bias[oc]), b1 = Vector256.Create(bias.IsEmpty ? 0f : bias[oc + 1]);
+        Vector256<float> b2 = Vector256.Create(bias.IsEmpty ? 0f : bias[oc + 2]), b3 = Vector256.Create(bias.IsEmpty ? 0f : bias[oc + 3]);
+        fixed (float* pp = padded, wptr = weights, op = pooled)
+        fixed (int* ap = argmax)
+        {
+            float* w0 = wptr + oc * taps, w1 = w0 + taps, w2 = w1 + taps, w3 = w2 + taps;
+            for (int py = 0; py < ph; py++)
+            {
+                int y = 2 * py;
+                for (int x = 0; x < 2 * pw; x += 8)
+                {
+                    Vector256<float> a00 = b0, a01 = b0, a10 = b1, a11 = b1, a20 = b2, a21 = b2, a30 = b3, a31 = b3;
+                    int t = 0;
+                    for (int ic = 0; ic < inC; ic++)
+                        for (int ky = 0; ky < kh; ky++)
+                        {
+                            float* row = pp + (ic * hp + y + ky) * wp + x;
+                            for (int kx = 0; kx < kw; kx++, t++)
+                            {
+                                var i0 = Avx.LoadVector256(row + kx);
+                                var i1 = Avx.LoadVector256(row + wp + kx);
+                                var c = Vector256.Create(w0[t]); a00 = Fma.MultiplyAdd(c, i0, a00); a01 = Fma.MultiplyAdd(c, i1, a01);
+                                c = Vector256.Create(w1[t]); a10 = Fma.MultiplyAdd(c, i0, a10); a11 = Fma.MultiplyAdd(c, i1, a11);
+                                c = Vector256.Create(w2[t]); a20 = Fma.MultiplyAdd(c, i0, a20); a21 = Fma.MultiplyAdd(c, i1, a21);
+                                c = Vector256.Create(w3[t]); a30 = Fma.MultiplyAdd(c, i0, a30); a31 = Fma.MultiplyAdd(c, i1, a31);
+                            }
+                        }
+                    int px = x / 2, n = Math.Min(4, pw - px);
+                    var baseIdx = Vector128.Create(y * wo + x) + lanes4 + lanes4;
+                    PoolBlock(a00, a01, vlo, vhi, split, baseIdx, wo, n, op + (oc * ph + py) * pw + px, keep ? ap + (oc * ph + py) * pw + px : null);
+                    PoolBlock(a10, a11, vlo, vhi, split, baseIdx, wo, n, op + pplane + (oc * ph + py) * pw + px, keep ? ap + pplane + (oc * ph + py) * pw + px : null);
+                    PoolBlock(a20, a21, vlo, vhi, split, baseIdx, wo, n, op + 2 * pplane + (oc * ph + py) * pw + px, keep ? ap + 2 * pplane + (oc * ph + py) * pw + px : null);
+                    PoolBlock(a30, a31, vlo, vhi, split, baseIdx, wo, n, op + 3 * pplane + (oc * ph + py) * pw + px, keep ? ap + 3 * pplane + (oc * ph + py) * pw + px : null);
+                }
+            }
+        }
+    }
+
+    /// <summary>Clamps two rows of 8 outputs, pools them into 4 windows and stores the first n maxima (and arg-maxima).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void PoolBlock(Vector256<float> top, Vector256<float> bottom, Vector256<float> lo, Vector256<float> hi, Vector256<int> split,
+        Vector128<int> baseIdx, int wo, int n, float* dst, int* idxDst)
+    {
+        var t = Avx2.PermuteVar8x32(Vector256.Min(Vector256.Max(top, lo), hi), split);
+        var b = Avx2.PermuteVar8x32(Vector256.Min(Vector256.Max(bottom, lo), hi), split);
+        Vector128<float> tl = t.GetLower(), tr = t.GetUpper(), bl = b.GetLower(), br = b.GetUpper();
+        var best = Vector128.Max(Vector128.Max(tl, tr), Vector128.Max(bl, br));
+        if (n == 4) Sse.Store(dst, best);
+        else Avx.MaskStore(dst, Vector128.LessThan(Vector128.Create(0, 1, 2, 3), Vector128.Create(n)).AsSingle(), best);
+        if (idxDst == null) return;
+        var idx = baseIdx + Vector128.Create(wo + 1);
+        idx = Vector128.ConditionalSelect(Vector128.Equals(bl, best).AsInt32(), baseIdx + Vector128.Create(wo), idx);
+        idx = Vector128.ConditionalSelect(Vector128.Equals(tr, best).AsInt32(), baseIdx + Vector128<int>.One, idx);
+        idx = Vector128.ConditionalSelect(Vector128.Equals(tl, best).AsInt32(), baseIdx, idx);
+        if (n == 4) Sse2.Store(idxDst, idx);
+        else Avx2.MaskStore(idxDst, Vector128.LessThan(Vector128.Create(0, 1, 2, 3), Vector128.Create(n)), idx);
+    }
+}
