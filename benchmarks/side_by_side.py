@@ -5,6 +5,8 @@
     /usr/bin/python3 benchmarks/side_by_side.py [--quick] [--threads 1,2] [--json out.json]
 
 --quick times a tenth of an epoch and extrapolates (for smoke runs); the full run takes a few minutes.
+--repeat N (default 3) runs PyTorch and HpCnn alternately N times per thread count and compares each engine's
+best time (this shared machine's timings drift by 20% between back-to-back runs; the spread is printed).
 Targets are checked and printed; nothing is loosened. Needs python3-torch, python3-numpy, the dataset.
 """
 import argparse
@@ -35,17 +37,37 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--json")
+    ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
     subprocess.run(["dotnet", "build", os.path.join(HERE, "HpCnn.Benchmarks"), "-c", "Release", "-v", "q", "-nologo"],
                    check=True, stdout=subprocess.DEVNULL)
     quick = ["--quick"] if args.quick else []
     results = {}
+    spread = {}
+
+    def best_of(runs):
+        # Times: the smallest; throughputs and accuracies are not times but come with the same run set.
+        keys = runs[0].keys()
+        out = {}
+        for k in keys:
+            vals = [r[k] for r in runs]
+            out[k] = min(vals) if k.endswith("_s") else vals[0]
+            if k.endswith("_s"):
+                spread[k] = spread.get(k, []) + [vals]
+        return out
+
     for t in threads:
-        print(f"-- {t} thread(s): PyTorch ...", file=sys.stderr, flush=True)
-        results[f"torch_{t}"] = run_json([sys.executable, "pytorch_workloads.py", "--threads", str(t)] + quick, tuned_env(t))
-        print(f"-- {t} thread(s): HpCnn ...", file=sys.stderr, flush=True)
-        results[f"hpcnn_{t}"] = run_json(["dotnet", RUNNER, "side-by-side", "--threads", str(t)] + quick)
+        torch_runs, hp_runs = [], []
+        for rep in range(args.repeat):
+            print(f"-- {t} thread(s), run {rep + 1}/{args.repeat}: PyTorch ...", file=sys.stderr, flush=True)
+            torch_runs.append(run_json([sys.executable, "pytorch_workloads.py", "--threads", str(t)] + quick, tuned_env(t)))
+            print(f"-- {t} thread(s), run {rep + 1}/{args.repeat}: HpCnn ...", file=sys.stderr, flush=True)
+            hp_runs.append(run_json(["dotnet", RUNNER, "side-by-side", "--threads", str(t)] + quick))
+        results[f"torch_{t}"] = best_of(torch_runs)
+        results[f"hpcnn_{t}"] = best_of(hp_runs)
+        results[f"torch_{t}_runs"] = torch_runs
+        results[f"hpcnn_{t}_runs"] = hp_runs
     print("-- NumPy tutorial loop ...", file=sys.stderr, flush=True)
     results["numpy"] = run_json([sys.executable, "numpy_tutorial.py"], tuned_env(1))
 
@@ -80,6 +102,9 @@ def main():
     for t in threads:
         print(f"test accuracy after 1 epoch, {t}T: HpCnn {results[f'hpcnn_{t}']['reference_test_accuracy']:.4f}, "
               f"PyTorch {results[f'torch_{t}']['reference_test_accuracy']:.4f}")
+        for eng in ("hpcnn", "torch"):
+            ep = [r["reference_epoch_s"] for r in results[f"{eng}_{t}_runs"]]
+            print(f"  reference epoch {t}T {eng:6} runs: " + ", ".join(f"{v:.2f}" for v in ep) + " s")
     print(f"seed-binary: HpCnn {best * 1000:.1f} ms/epoch (val acc {results[f'hpcnn_{threads[-1]}']['seed_binary_val_accuracy']:.4f}), "
           f"NumPy loop {n['numpy_seed_epoch_s']:.2f} s/epoch (val acc {n['numpy_seed_val_accuracy']:.4f})")
     if args.json:
