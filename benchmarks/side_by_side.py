@@ -7,7 +7,9 @@
 --quick times a tenth of an epoch and extrapolates (for smoke runs); the full run takes a few minutes.
 --repeat N (default 3) runs PyTorch and HpCnn alternately N times per thread count and compares each engine's
 best time (this shared machine's timings drift by 20% between back-to-back runs; the spread is printed).
-Targets are checked and printed; nothing is loosened. Needs python3-torch, python3-numpy, the dataset.
+sgemm rows: HpCnn's sgemm and OpenBLAS's cblas_sgemm (libopenblas0) alternated in one process, best of the rounds.
+Targets are checked and printed; nothing is loosened. Needs python3-torch, python3-numpy, python3-scipy,
+libopenblas0 and the dataset (./build/bench.sh installs them and runs this script).
 """
 import argparse
 import json
@@ -68,6 +70,8 @@ def main():
         results[f"hpcnn_{t}"] = best_of(hp_runs)
         results[f"torch_{t}_runs"] = torch_runs
         results[f"hpcnn_{t}_runs"] = hp_runs
+        print(f"-- {t} thread(s): sgemm, HpCnn and OpenBLAS alternated ...", file=sys.stderr, flush=True)
+        results[f"gemm_{t}"] = run_json(["dotnet", RUNNER, "side-by-side-gemm", "--threads", str(t)] + quick)
     print("-- NumPy tutorial loop ...", file=sys.stderr, flush=True)
     results["numpy"] = run_json([sys.executable, "numpy_tutorial.py"], tuned_env(1))
 
@@ -89,6 +93,16 @@ def main():
         for c in "ABC":
             ratio(f"conv {c} forward, {t}T (s)", h[f"conv{c}_forward_s"], p[f"conv{c}_forward_s"])
             ratio(f"conv {c} backward, {t}T (s)", h[f"conv{c}_backward_s"], p[f"conv{c}_backward_s"])
+    for t in threads:
+        g = results[f"gemm_{t}"]
+        if t == 1:
+            # The issue's yardstick is ANCHORS.md's 117 GFLOP/s; this run's own probe of the core is printed beside it.
+            rows.append(("sgemm 1024^3, 1T (GFLOP/s) vs FMA peak 117", g["hpcnn_1024x1024x1024_gflops"], 117.0,
+                         g["hpcnn_1024x1024x1024_gflops"] / 117.0, ">= 0.9",
+                         "met" if g["hpcnn_1024x1024x1024_gflops"] >= 0.9 * 117.0 else "MISSED"))
+        for shape in ("1024x1024x1024", "32x50176x9", "64x12544x288", "128x64x3136", "64x288x12544"):
+            ratio(f"sgemm {shape}, {t}T (GFLOP/s) vs OpenBLAS", g[f"hpcnn_{shape}_gflops"], g[f"openblas_{shape}_gflops"],
+                  None if shape == "1024x1024x1024" else 1.0, False)
     n = results["numpy"]
     best = min(results[f"hpcnn_{t}"]["seed_binary_epoch_s"] for t in threads)
     # The issue's baseline is the tutorial loop of ANCHORS.md (2.50 s/epoch); the loop re-created here
@@ -99,6 +113,8 @@ def main():
     print(f"\n{'workload':44} {'HpCnn':>12} {'PyTorch':>12} {'ratio':>8}  {'target':>8}")
     for name, h, p, r, target, status in rows:
         print(f"{name:44} {h:12.5g} {p:12.5g} {r:8.3f}  {target:>8}  {status}")
+    for t in threads:
+        print(f"FMA peak probed in the sgemm run, {t}T process: {results[f'gemm_{t}']['fma_peak_gflops']:.1f} GFLOP/s per core")
     for t in threads:
         print(f"test accuracy after 1 epoch, {t}T: HpCnn {results[f'hpcnn_{t}']['reference_test_accuracy']:.4f}, "
               f"PyTorch {results[f'torch_{t}']['reference_test_accuracy']:.4f}")

@@ -71,7 +71,8 @@ public static partial class Sgemm
         }
 
         var bl = Blocking;
-        int kcMax = Math.Min(bl.KC, k);
+        int kSteps = (k + bl.KC - 1) / bl.KC;
+        int kcMax = (k + kSteps - 1) / kSteps;
         int mcMax = RoundUp(Math.Min(bl.MC, m), MR);
         Span<float> aPack = workspace.Slice(0, mcMax * kcMax);
         Span<float> bPack = workspace.Slice(mcMax * kcMax, RoundUp(Math.Min(bl.NC, n), NR) * kcMax);
@@ -80,19 +81,24 @@ public static partial class Sgemm
         for (int jc = 0; jc < n; jc += bl.NC)
         {
             int nc = Math.Min(bl.NC, n - jc);
-            for (int pc = 0; pc < k; pc += bl.KC)
+            // The depth is cut into equal blocks (k = 1024 runs as 4 x 256, not 320 + 320 + 320 + 64): a short last
+            // block would pay the C tile's load and store for little work. The cut depends on k alone.
+            for (int pc = 0, step = 0; step < kSteps; step++)
             {
-                int kc = Math.Min(bl.KC, k - pc);
-                PackB(transB, b, ldb, pc, kc, jc, nc, bPack);
+                int kc = (k - pc + (kSteps - step) - 1) / (kSteps - step);
                 bool acc = accumulate || pc > 0;
                 bool last = pc + kc == k;
                 for (int ic = 0; ic < m; ic += bl.MC)
                 {
                     int mc = Math.Min(bl.MC, m - ic);
                     PackA(transA, a, lda, ic, mc, pc, kc, aPack);
+                    // The first row block packs each B micro-panel just before its register tiles use it, while it
+                    // is hot in L1 (OpenBLAS does the same); the later row blocks reuse the packed panels.
+                    var source = ic == 0 ? new PanelSource(transB, ldb, pc, jc) : default;
                     MacroKernel(mc, nc, kc, aPack, bPack, c, ic * ldc + jc, ldc, acc, edge,
-                        last && epilogue.IsActive, in epilogue, ic, jc);
+                        last && epilogue.IsActive, in epilogue, ic, jc, b, source);
                 }
+                pc += kc;
             }
         }
     }
@@ -132,47 +138,81 @@ public static partial class Sgemm
         }
     }
 
+    /// <summary>Where <see cref="MacroKernel"/> packs B micro-panels from, when it packs them itself.</summary>
+    internal readonly record struct PanelSource(bool TransB, int Ldb, int P0, int J0)
+    {
+        public bool Packs => Ldb > 0;
+    }
+
     /// <summary>
-    /// Runs the register tiles of one packed (mc x kc) A block against one packed (kc x nc) B block.
-    /// jr outside ir: the B micro-panel stays in L1 while A strips stream from L2.
+    /// Runs the register tiles of one packed (mc x kc) A block against one packed (kc x nc) B block. When
+    /// <paramref name="source"/> packs, each B micro-panel is first packed from <paramref name="bSource"/> into its
+    /// place in <paramref name="bPack"/>, just before its first use.
+    /// Deep blocks run jr outside ir: the B micro-panel stays in L1 while A strips stream from L2. Shallow blocks
+    /// (kc below <see cref="ShallowDepth"/>: little work per tile, the C stores dominate) run ir outside jr: the
+    /// tiles of one row strip are stored left to right, row by row in address order, which the hardware prefetchers
+    /// follow; down the columns every tile would land on the same cache sets (ldc a multiple of 1024 floats).
+    /// The order never changes a result: each tile is one call of the same micro-kernel.
     /// </summary>
-    internal static void MacroKernel(int mc, int nc, int kc, ReadOnlySpan<float> aPack, ReadOnlySpan<float> bPack,
+    internal static void MacroKernel(int mc, int nc, int kc, ReadOnlySpan<float> aPack, Span<float> bPack,
+        Span<float> c, int cOffset, int ldc, bool accumulate, Span<float> edge,
+        bool applyEpilogue, in GemmEpilogue epilogue, int row0, int col0,
+        ReadOnlySpan<float> bSource = default, PanelSource source = default)
+    {
+        bool pack = source.Packs;
+        if (kc < ShallowDepth)
+        {
+            for (int ir = 0; ir < mc; ir += MR)
+                for (int jr = 0; jr < nc; jr += NR)
+                {
+                    if (pack && ir == 0)
+                        PackB(source.TransB, bSource, source.Ldb, source.P0, kc, source.J0 + jr, Math.Min(NR, nc - jr), bPack.Slice(jr * kc, NR * kc));
+                    Tile(ir, jr, mc, nc, kc, aPack, bPack, c, cOffset, ldc, accumulate, edge, applyEpilogue, in epilogue, row0, col0);
+                }
+            return;
+        }
+        for (int jr = 0; jr < nc; jr += NR)
+        {
+            if (pack)
+                PackB(source.TransB, bSource, source.Ldb, source.P0, kc, source.J0 + jr, Math.Min(NR, nc - jr), bPack.Slice(jr * kc, NR * kc));
+            for (int ir = 0; ir < mc; ir += MR)
+                Tile(ir, jr, mc, nc, kc, aPack, bPack, c, cOffset, ldc, accumulate, edge, applyEpilogue, in epilogue, row0, col0);
+        }
+    }
+
+    /// <summary>Depth under which <see cref="MacroKernel"/> stores its tiles row strip by row strip (measured).</summary>
+    internal const int ShallowDepth = 64;
+
+    /// <summary>One register tile (rows ir.., columns jr.. of the block): full tiles straight into C, edge tiles via <paramref name="edge"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tile(int ir, int jr, int mc, int nc, int kc, ReadOnlySpan<float> aPack, ReadOnlySpan<float> bPack,
         Span<float> c, int cOffset, int ldc, bool accumulate, Span<float> edge,
         bool applyEpilogue, in GemmEpilogue epilogue, int row0, int col0)
     {
-        ref float ap0 = ref MemoryMarshal.GetReference(aPack);
-        ref float bp0 = ref MemoryMarshal.GetReference(bPack);
-        for (int jr = 0; jr < nc; jr += NR)
+        int mr = Math.Min(MR, mc - ir), nr = Math.Min(NR, nc - jr);
+        ref float ap = ref Unsafe.Add(ref MemoryMarshal.GetReference(aPack), ir * kc);
+        ref float bp = ref Unsafe.Add(ref MemoryMarshal.GetReference(bPack), jr * kc);
+        int cIndex = cOffset + ir * ldc + jr;
+        if (mr == MR && nr == NR)
         {
-            int nr = Math.Min(NR, nc - jr);
-            ref float bp = ref Unsafe.Add(ref bp0, jr * kc);
-            for (int ir = 0; ir < mc; ir += MR)
+            // Bounds: the full tile's last element must be inside c.
+            _ = c[cIndex + (MR - 1) * ldc + NR - 1];
+            MicroKernel(kc, ref ap, ref bp, ref c[cIndex], ldc, accumulate);
+        }
+        else
+        {
+            MicroKernel(kc, ref ap, ref bp, ref MemoryMarshal.GetReference(edge), NR, false);
+            for (int r = 0; r < mr; r++)
             {
-                int mr = Math.Min(MR, mc - ir);
-                ref float ap = ref Unsafe.Add(ref ap0, ir * kc);
-                int cIndex = cOffset + ir * ldc + jr;
-                if (mr == MR && nr == NR)
-                {
-                    // Bounds: the full tile's last element must be inside c.
-                    _ = c[cIndex + (MR - 1) * ldc + NR - 1];
-                    MicroKernel(kc, ref ap, ref bp, ref c[cIndex], ldc, accumulate);
-                }
-                else
-                {
-                    MicroKernel(kc, ref ap, ref bp, ref MemoryMarshal.GetReference(edge), NR, false);
-                    for (int r = 0; r < mr; r++)
-                    {
-                        var src = edge.Slice(r * NR, nr);
-                        var dst = c.Slice(cIndex + r * ldc, nr);
-                        if (accumulate) VectorMath.AddInPlace(dst, src);
-                        else src.CopyTo(dst);
-                    }
-                }
-                if (applyEpilogue)
-                    for (int r = 0; r < mr; r++)
-                        epilogue.Apply(c.Slice(cIndex + r * ldc, nr), row0 + ir + r, col0 + jr);
+                var src = edge.Slice(r * NR, nr);
+                var dst = c.Slice(cIndex + r * ldc, nr);
+                if (accumulate) VectorMath.AddInPlace(dst, src);
+                else src.CopyTo(dst);
             }
         }
+        if (applyEpilogue)
+            for (int r = 0; r < mr; r++)
+                epilogue.Apply(c.Slice(cIndex + r * ldc, nr), row0 + ir + r, col0 + jr);
     }
 
     /// <summary>The MR x NR micro-kernel of the chosen path: C tile (ldc) := (accumulate ? C : 0) + Apanel * Bpanel.</summary>

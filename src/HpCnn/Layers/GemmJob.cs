@@ -3,8 +3,11 @@ using HpCnn.Kernels;
 namespace HpCnn.Layers;
 
 /// <summary>
-/// A GEMM split into column blocks (multiples of NR) that run as pool items. Splitting the output never
-/// splits a sum, so the result is the same for any number of blocks.
+/// A GEMM split into blocks of C that run as pool items: column blocks (multiples of NR), or row blocks (multiples
+/// of MR) when C has more rows than columns. Each item packs the whole of the operand it shares with the others,
+/// so the split is along the larger side: the shared operand is the smaller one. Splitting the output never splits
+/// a sum, and every block of a row split has at least MR rows (the same register-tile path as the whole), so the
+/// result is the same for any number of blocks.
 /// </summary>
 internal sealed class GemmJob : ParallelJob
 {
@@ -13,14 +16,19 @@ internal sealed class GemmJob : ParallelJob
     public Buffer A, B, C;
     public GemmEpilogue Epilogue;
     public Buffer[] Scratch = [];
-    public int ColumnsPerItem;
-
-    /// <summary>Workspace floats per worker for a GEMM of (m, n, k) split this way.</summary>
-    public static int WorkspaceFor(int m, int n, int k, int items) => Sgemm.WorkspaceSize(m, ColumnsFor(n, items), k);
+    public int ColumnsPerItem, RowsPerItem;
 
     public static int ColumnsFor(int n, int items) => Sgemm.RoundUp((n + items - 1) / Math.Max(1, items), Sgemm.NR);
 
-    public int Items => (N + ColumnsPerItem - 1) / ColumnsPerItem;
+    /// <summary>Rows per block of a row split into about <paramref name="items"/> blocks, or 0 when some block would have fewer than MR rows.</summary>
+    public static int RowsFor(int m, int items)
+    {
+        int rows = Sgemm.RoundUp((m + items - 1) / Math.Max(1, items), Sgemm.MR);
+        int last = m - (m - 1) / rows * rows;
+        return last >= Sgemm.MR ? rows : 0;
+    }
+
+    public int Items => RowsPerItem > 0 ? (M + RowsPerItem - 1) / RowsPerItem : (N + ColumnsPerItem - 1) / ColumnsPerItem;
 
     public void Set(bool transA, bool transB, int m, int n, int k, Buffer a, int lda, Buffer b, int ldb, Buffer c, int ldc,
         bool accumulate, GemmEpilogue epilogue, int items)
@@ -28,10 +36,23 @@ internal sealed class GemmJob : ParallelJob
         TransA = transA; TransB = transB; M = m; N = n; K = k; A = a; Lda = lda; B = b; Ldb = ldb; C = c; Ldc = ldc;
         Accumulate = accumulate; Epilogue = epilogue;
         ColumnsPerItem = ColumnsFor(n, items);
+        RowsPerItem = items > 1 && m > n ? RowsFor(m, items) : 0;
     }
 
     public override void Execute(int item, int worker)
     {
+        if (RowsPerItem > 0)
+        {
+            int i0 = item * RowsPerItem;
+            int mi = Math.Min(RowsPerItem, M - i0);
+            // Rows i0.. of op(A): rows of A stored m x k, or columns of A stored k x m.
+            var a = TransA ? A.Span.Slice(i0) : A.Span.Slice(i0 * Lda);
+            var rowEpi = Epilogue.Bias == BiasMode.PerRow
+                ? new GemmEpilogue(BiasMode.PerRow, Epilogue.BiasValues, Epilogue.BiasOffset + i0, Epilogue.Low, Epilogue.High)
+                : Epilogue;
+            Sgemm.Multiply(TransA, TransB, mi, N, K, a, Lda, B.Span, Ldb, C.Span.Slice(i0 * Ldc), Ldc, Accumulate, Scratch[worker].Span, in rowEpi);
+            return;
+        }
         int j0 = item * ColumnsPerItem;
         int nj = Math.Min(ColumnsPerItem, N - j0);
         // Columns j0.. of op(B): columns of B stored k x n, or rows of B stored n x k.

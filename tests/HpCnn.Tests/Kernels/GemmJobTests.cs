@@ -1,0 +1,68 @@
+using HpCnn.Kernels;
+using HpCnn.Layers;
+
+namespace HpCnn.Tests.Kernels;
+
+/// <summary>
+/// The pool's GEMM split (column blocks, or row blocks when C is taller than wide) against one whole Multiply call:
+/// the same bits for any number of items and threads, bias offsets carried into each block.
+/// </summary>
+public class GemmJobTests
+{
+    private static IEnumerable<TestCaseData> Shapes()
+    {
+        // (m, n, k, transA, transB, bias): tall (row split), wide (column split), shallow and deep, edges everywhere.
+        yield return new TestCaseData(128, 64, 700, false, false, BiasMode.PerRow);
+        yield return new TestCaseData(97, 40, 33, true, false, BiasMode.PerRow);
+        yield return new TestCaseData(64, 10, 128, false, true, BiasMode.PerColumn);
+        yield return new TestCaseData(13, 5, 9, false, false, BiasMode.None);
+        yield return new TestCaseData(32, 1000, 9, false, false, BiasMode.PerRow);
+        yield return new TestCaseData(64, 300, 400, false, true, BiasMode.PerColumn);
+        yield return new TestCaseData(7, 77, 65, true, true, BiasMode.None);
+    }
+
+    [TestCaseSource(nameof(Shapes))]
+    public void AnySplitGivesTheWholeCallsBits(int m, int n, int k, bool transA, bool transB, BiasMode bias)
+    {
+        var rng = new Random(m * 1000 + n * 10 + k);
+        float[] Rand(int len) => Enumerable.Range(0, len).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var a = Rand(m * k);
+        var b = Rand(k * n);
+        var biasValues = Rand(Math.Max(m, n) + 3);
+        var epi = bias == BiasMode.None ? GemmEpilogue.Clamp(0f, float.PositiveInfinity) : new GemmEpilogue(bias, biasValues, 3, -0.5f, 2f);
+        int lda = transA ? m : k, ldb = transB ? k : n;
+
+        var whole = new float[m * n];
+        Sgemm.Multiply(transA, transB, m, n, k, a, lda, b, ldb, whole, n, false, new float[Sgemm.WorkspaceSize(m, n, k)], in epi);
+
+        foreach (int threads in new[] { 1, 2, 3 })
+        {
+            using var pool = new WorkerPool(threads);
+            foreach (int items in new[] { 1, 2, 3, 5 })
+            {
+                var c = new float[m * n];
+                var job = new GemmJob { Scratch = Enumerable.Range(0, threads).Select(_ => new HpCnn.Buffer(new float[Sgemm.WorkspaceSize(m, n, k)])).ToArray() };
+                job.Set(transA, transB, m, n, k, new HpCnn.Buffer(a), lda, new HpCnn.Buffer(b), ldb, new HpCnn.Buffer(c), n, false, epi, items);
+                if (items > 1 && m > n && GemmJob.RowsFor(m, items) > 0)
+                    Assert.That(job.RowsPerItem, Is.GreaterThan(0), "a tall C is split by rows");
+                pool.Run(job, job.Items);
+                Assert.That(c, Is.EqualTo(whole).AsCollection, $"{threads} threads, {items} items (rows per item {job.RowsPerItem})");
+            }
+        }
+    }
+
+    [Test]
+    public void RowBlocksNeverFallBelowOneRegisterStrip()
+    {
+        for (int m = 1; m <= 200; m++)
+            foreach (int items in new[] { 2, 3, 4, 8 })
+            {
+                int rows = GemmJob.RowsFor(m, items);
+                if (rows == 0) continue;
+                Assert.That(rows % Sgemm.MR, Is.Zero);
+                int last = m - (m - 1) / rows * rows;
+                Assert.That(last, Is.InRange(Sgemm.MR, rows), $"m={m} items={items}");
+            }
+        Assert.That(GemmJob.RowsFor(13, 2), Is.Zero, "13 rows in blocks of 12 would leave a 1-row block");
+    }
+}
