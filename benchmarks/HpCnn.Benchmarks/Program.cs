@@ -5,6 +5,7 @@ using HpCnn.Benchmarks;
 // (e.g. --filter '*Sgemm1T*', --list flat).
 if (args.Length > 0 && args[0] == "side-by-side") return SideBySide.Run(args[1..]);
 if (args.Length > 0 && args[0] == "side-by-side-gemm") return SideBySideGemm.Run(args[1..]);
+if (args.Length > 0 && args[0] == "sparse-profile") return SparseProfile.Run(args[1..]);
 if (args.Length > 0 && args[0] == "profile") return LayerProfile.Run(args[1..]);
 BenchmarkSwitcher.FromAssembly(typeof(Workloads).Assembly).Run(args);
 return 0;

@@ -20,6 +20,13 @@ public static partial class Conv2dKernels
         int ph, int pw, int wo, float bias, float lo, float hi)
     {
         bool keep = !argmax.IsEmpty;
+        if (Engine.UseAvx2 && pw == tw)
+        {
+            // The kept tiles are the first ph rows of whole tile rows: contiguous in m, in pooled order. 8 at a time
+            // across rows; only the last group is masked.
+            OutputPooledRun(m, mStride, t0, ph * pw, pooled, argmax, keep, pw, wo, bias, lo, hi);
+            return;
+        }
         Span<float> z = stackalloc float[8];
         for (int ty = 0; ty < ph; ty++)
         {
@@ -48,6 +55,93 @@ public static partial class Conv2dKernels
                 pooled[ty * pw + tx] = best;
                 if (keep) argmax[ty * pw + tx] = at;
             }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="WinogradOutputPooled"/> when every tile row is kept whole (pw == tw): the count kept tiles from t0 are
+    /// contiguous in m and map one to one onto pooled values.
+    /// </summary>
+    private static unsafe void OutputPooledRun(ReadOnlySpan<float> m, int mStride, int t0, int count, Span<float> pooled, Span<int> argmax,
+        bool keep, int pw, int wo, float bias, float lo, float hi)
+    {
+        if (pooled.Length < count || (keep && argmax.Length < count) || m.Length < 15 * mStride + t0 + count)
+            throw new ArgumentException("pooled Winograd output: spans too short");
+        var vb = Vector256.Create(bias); var vlo = Vector256.Create(lo); var vhi = Vector256.Create(hi);
+        var vpw = Vector256.Create(pw);
+        // Tile coordinates of the 8 lanes, advanced by 8 tiles per group (rows wrap at pw).
+        var tx = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+        var ty = Vector256<int>.Zero;
+        Wrap(ref tx, ref ty, vpw);
+        var step = Vector256.Create(8);
+        fixed (float* mp = m, pp = pooled)
+        fixed (int* ap = argmax)
+        {
+            for (int q = 0; q < count; q += 8)
+            {
+                float* s = mp + t0 + q;
+                int n = count - q;
+                Vector256<float> l0, l1, l2, l3, l4, l5, l6, l7, l8, l9, l10, l11, l12, l13, l14, l15;
+                if (n >= 8)
+                {
+                    l0 = Avx.LoadVector256(s); l1 = Avx.LoadVector256(s + mStride); l2 = Avx.LoadVector256(s + 2 * mStride); l3 = Avx.LoadVector256(s + 3 * mStride);
+                    l4 = Avx.LoadVector256(s + 4 * mStride); l5 = Avx.LoadVector256(s + 5 * mStride); l6 = Avx.LoadVector256(s + 6 * mStride); l7 = Avx.LoadVector256(s + 7 * mStride);
+                    l8 = Avx.LoadVector256(s + 8 * mStride); l9 = Avx.LoadVector256(s + 9 * mStride); l10 = Avx.LoadVector256(s + 10 * mStride); l11 = Avx.LoadVector256(s + 11 * mStride);
+                    l12 = Avx.LoadVector256(s + 12 * mStride); l13 = Avx.LoadVector256(s + 13 * mStride); l14 = Avx.LoadVector256(s + 14 * mStride); l15 = Avx.LoadVector256(s + 15 * mStride);
+                }
+                else
+                {
+                    var mk = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(n)).AsSingle();
+                    l0 = Avx.MaskLoad(s, mk); l1 = Avx.MaskLoad(s + mStride, mk); l2 = Avx.MaskLoad(s + 2 * mStride, mk); l3 = Avx.MaskLoad(s + 3 * mStride, mk);
+                    l4 = Avx.MaskLoad(s + 4 * mStride, mk); l5 = Avx.MaskLoad(s + 5 * mStride, mk); l6 = Avx.MaskLoad(s + 6 * mStride, mk); l7 = Avx.MaskLoad(s + 7 * mStride, mk);
+                    l8 = Avx.MaskLoad(s + 8 * mStride, mk); l9 = Avx.MaskLoad(s + 9 * mStride, mk); l10 = Avx.MaskLoad(s + 10 * mStride, mk); l11 = Avx.MaskLoad(s + 11 * mStride, mk);
+                    l12 = Avx.MaskLoad(s + 12 * mStride, mk); l13 = Avx.MaskLoad(s + 13 * mStride, mk); l14 = Avx.MaskLoad(s + 14 * mStride, mk); l15 = Avx.MaskLoad(s + 15 * mStride, mk);
+                }
+                var z0 = l0 + l4 + l8; var z4 = l4 - l8 - l12;
+                var z1 = l1 + l5 + l9; var z5 = l5 - l9 - l13;
+                var z2 = l2 + l6 + l10; var z6 = l6 - l10 - l14;
+                var z3 = l3 + l7 + l11; var z7 = l7 - l11 - l15;
+                var y00 = Vector256.Min(Vector256.Max(z0 + z1 + z2 + vb, vlo), vhi);
+                var y01 = Vector256.Min(Vector256.Max(z1 - z2 - z3 + vb, vlo), vhi);
+                var y10 = Vector256.Min(Vector256.Max(z4 + z5 + z6 + vb, vlo), vhi);
+                var y11 = Vector256.Min(Vector256.Max(z5 - z6 - z7 + vb, vlo), vhi);
+                var best = Vector256.Max(Vector256.Max(y00, y01), Vector256.Max(y10, y11));
+                Vector256<int> idx = default;
+                if (keep)
+                {
+                    var b = (ty * Vector256.Create(2 * wo)) + tx + tx;
+                    idx = b + Vector256.Create(wo + 1);
+                    idx = Vector256.ConditionalSelect(Vector256.Equals(y10, best).AsInt32(), b + Vector256.Create(wo), idx);
+                    idx = Vector256.ConditionalSelect(Vector256.Equals(y01, best).AsInt32(), b + Vector256<int>.One, idx);
+                    idx = Vector256.ConditionalSelect(Vector256.Equals(y00, best).AsInt32(), b, idx);
+                }
+                if (n >= 8)
+                {
+                    Avx.Store(pp + q, best);
+                    if (keep) Avx.Store(ap + q, idx);
+                }
+                else
+                {
+                    var mk = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(n));
+                    Avx.MaskStore(pp + q, mk.AsSingle(), best);
+                    if (keep) Avx2.MaskStore(ap + q, mk, idx);
+                }
+                tx += step;
+                Wrap(ref tx, ref ty, vpw);
+            }
+        }
+    }
+
+    /// <summary>Moves lanes whose column passed the row's end to the next rows: tx -= pw, ty += 1 until tx &lt; pw.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Wrap(ref Vector256<int> tx, ref Vector256<int> ty, Vector256<int> pw)
+    {
+        while (true)
+        {
+            var over = Vector256.GreaterThanOrEqual(tx, pw);
+            if (over == Vector256<int>.Zero) return;
+            tx -= pw & over;
+            ty -= over; // over lanes are -1
         }
     }
 

@@ -205,7 +205,7 @@ public static partial class Conv2dKernels
                 for (int ky = 0; ky < s.KH; ky++)
                     for (int kx0 = 0; kx0 < s.KW; kx0 += 3)
                         for (int i0 = 0; i0 < c; i0 += 32)
-                            WeightBlockAvx2(offsets, pixel.Slice(e0, e1 - e0), value.Slice(e0, e1 - e0), xcl, c, (ky * wp + kx0) * c + i0,
+                            GatherRowsAvx2(offsets, pixel.Slice(e0, e1 - e0), value.Slice(e0, e1 - e0), xcl, c, (ky * wp + kx0) * c + i0,
                                 dwo, (ky * s.KW + kx0) * c + i0, Math.Min(3, s.KW - kx0), Math.Min(32, c - i0) / 8);
                 continue;
             }
@@ -224,18 +224,24 @@ public static partial class Conv2dKernels
         }
     }
 
+    /// <summary>
+    /// The register block both sparse gradients run on: up to 3 taps x 32 channels (12 accumulators) of
+    /// dst[dOffset + kx * c + i] += sum over entries e of value[e] * src[map[index[e]] + srcOffset + kx * c + i],
+    /// kx &lt; <paramref name="nkx"/>, i &lt; 8 <paramref name="nv"/>. The weight gradient gathers input rows (map: pixel
+    /// to its receptive field's corner), the input gradient gathers filter rows (map: channel to its filter).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void WeightBlockAvx2(ReadOnlySpan<int> offsets, ReadOnlySpan<int> pixel, ReadOnlySpan<float> value, ReadOnlySpan<float> xcl,
-        int c, int tapOffset, Span<float> dwo, int dOffset, int nkx, int nv)
+    private static void GatherRowsAvx2(ReadOnlySpan<int> map, ReadOnlySpan<int> index, ReadOnlySpan<float> value, ReadOnlySpan<float> src,
+        int c, int srcOffset, Span<float> dst, int dOffset, int nkx, int nv)
     {
         Vector256<float> a00 = default, a01 = default, a02 = default, a03 = default;
         Vector256<float> a10 = default, a11 = default, a12 = default, a13 = default;
         Vector256<float> a20 = default, a21 = default, a22 = default, a23 = default;
-        ref float xr = ref Unsafe.Add(ref MemoryMarshal.GetReference(xcl), tapOffset);
-        ref int off = ref MemoryMarshal.GetReference(offsets);
-        ref int pix = ref MemoryMarshal.GetReference(pixel);
+        ref float xr = ref Unsafe.Add(ref MemoryMarshal.GetReference(src), srcOffset);
+        ref int off = ref MemoryMarshal.GetReference(map);
+        ref int pix = ref MemoryMarshal.GetReference(index);
         ref float val = ref MemoryMarshal.GetReference(value);
-        int n = pixel.Length;
+        int n = index.Length;
         if (nkx == 3 && nv == 4)
         {
             // The common case (3x3 kernel, 32 channels at a time): no per-entry tests.
@@ -281,7 +287,7 @@ public static partial class Conv2dKernels
                 }
             }
         }
-        ref float d = ref Unsafe.Add(ref MemoryMarshal.GetReference(dwo), dOffset);
+        ref float d = ref Unsafe.Add(ref MemoryMarshal.GetReference(dst), dOffset);
         AddRow(ref d, nv, a00, a01, a02, a03);
         if (nkx > 1) AddRow(ref Unsafe.Add(ref d, c), nv, a10, a11, a12, a13);
         if (nkx > 2) AddRow(ref Unsafe.Add(ref d, 2 * c), nv, a20, a21, a22, a23);
@@ -346,101 +352,48 @@ public static partial class Conv2dKernels
         pixStart[0] = 0;
     }
 
+    /// <summary>For each output channel o, the start of its filter in channels-last filters: o * taps * InC. Built once per shape.</summary>
+    public static int[] ChannelRows(in Conv2dShape s)
+    {
+        var rows = new int[s.OutC];
+        for (int o = 0; o < s.OutC; o++) rows[o] = o * s.KH * s.KW * s.InC;
+        return rows;
+    }
+
     /// <summary>
     /// Input gradient from non-zeros sorted by pixel (<see cref="SortByPixel"/>), channels-last filters Wcl[o][ky][kx][i]
-    /// and a zeroed, padded channels-last gradient dxcl: per pixel and tap the channels' contributions are summed in
-    /// registers (32 input channels at a time) and added once.
+    /// (channel o's filter at <paramref name="channelRows"/>[o], see <see cref="ChannelRows"/>) and a zeroed, padded
+    /// channels-last gradient dxcl: per pixel and filter row, the channels' contributions to 3 taps x 32 input channels
+    /// are summed in registers and added once.
     /// </summary>
-    public static void SparseDataGradient(in Conv2dShape s, ReadOnlySpan<int> offsets, ReadOnlySpan<int> pixStart, ReadOnlySpan<int> channel,
-        ReadOnlySpan<float> value, ReadOnlySpan<float> wcl, Span<float> dxcl, int wp)
+    public static void SparseDataGradient(in Conv2dShape s, ReadOnlySpan<int> offsets, ReadOnlySpan<int> channelRows, ReadOnlySpan<int> pixStart,
+        ReadOnlySpan<int> channel, ReadOnlySpan<float> value, ReadOnlySpan<float> wcl, Span<float> dxcl, int wp)
     {
         int c = s.InC, taps = s.KH * s.KW;
-        if (Engine.UseAvx2 && c % 8 == 0)
-        {
-            DataGradientAvx2(s, offsets, pixStart, channel, value, wcl, dxcl, wp);
-            return;
-        }
+        bool vector = Engine.UseAvx2 && c % 8 == 0;
         for (int p = 0; p < s.OutPlane; p++)
-            for (int e = pixStart[p]; e < pixStart[p + 1]; e++)
+        {
+            int e0 = pixStart[p], e1 = pixStart[p + 1];
+            if (e0 == e1) continue;
+            if (vector)
+            {
+                for (int ky = 0; ky < s.KH; ky++)
+                    for (int kx0 = 0; kx0 < s.KW; kx0 += 3)
+                        for (int i0 = 0; i0 < c; i0 += 32)
+                            GatherRowsAvx2(channelRows, channel.Slice(e0, e1 - e0), value.Slice(e0, e1 - e0), wcl, c, (ky * s.KW + kx0) * c + i0,
+                                dxcl, offsets[p] + (ky * wp + kx0) * c + i0, Math.Min(3, s.KW - kx0), Math.Min(32, c - i0) / 8);
+                continue;
+            }
+            for (int e = e0; e < e1; e++)
                 for (int ky = 0; ky < s.KH; ky++)
                     for (int kx = 0; kx < s.KW; kx++)
                     {
-                        var wr = wcl.Slice((channel[e] * taps + ky * s.KW + kx) * c, c);
+                        var wr = wcl.Slice(channelRows[channel[e]] + (ky * s.KW + kx) * c, c);
                         var d = dxcl.Slice(offsets[p] + (ky * wp + kx) * c, c);
                         float gv = value[e];
                         for (int i = 0; i < c; i++) d[i] += gv * wr[i];
                     }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void DataGradientAvx2(in Conv2dShape s, ReadOnlySpan<int> offsets, ReadOnlySpan<int> pixStart, ReadOnlySpan<int> channel,
-        ReadOnlySpan<float> value, ReadOnlySpan<float> wcl, Span<float> dxcl, int wp)
-    {
-        int c = s.InC, taps = s.KH * s.KW, kw = s.KW;
-        ref float w0 = ref MemoryMarshal.GetReference(wcl);
-        ref float d0 = ref MemoryMarshal.GetReference(dxcl);
-        ref int ch = ref MemoryMarshal.GetReference(channel);
-        ref float val = ref MemoryMarshal.GetReference(value);
-        // Tap-major: one pass over the pixels per tap touches only that tap's filter rows (OutC x InC floats, L1-sized).
-        for (int ky = 0; ky < s.KH; ky++)
-            for (int kx = 0; kx < kw; kx++)
-            {
-                int t = ky * kw + kx, tapOffset = (ky * wp + kx) * c;
-                for (int p = 0; p < s.OutPlane; p++)
-                {
-                    int e0 = pixStart[p], e1 = pixStart[p + 1];
-                    if (e0 == e1) continue;
-                    ref float d = ref Unsafe.Add(ref d0, offsets[p] + tapOffset);
-                    for (int i0 = 0; i0 < c; i0 += 32)
-                    {
-                        int nv = Math.Min(32, c - i0) / 8;
-                        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                        if (nv == 4)
-                        {
-                            // Two entries per iteration into separate accumulators: consecutive FMAs do not wait on each other.
-                            Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
-                            int e = e0;
-                            for (; e + 2 <= e1; e += 2)
-                            {
-                                ref float wr = ref Unsafe.Add(ref w0, (Unsafe.Add(ref ch, e) * taps + t) * c + i0);
-                                ref float ws = ref Unsafe.Add(ref w0, (Unsafe.Add(ref ch, e + 1) * taps + t) * c + i0);
-                                var vg = Vector256.Create(Unsafe.Add(ref val, e));
-                                var vh = Vector256.Create(Unsafe.Add(ref val, e + 1));
-                                a0 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr), a0);
-                                b0 = Fma.MultiplyAdd(vh, Vector256.LoadUnsafe(ref ws), b0);
-                                a1 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr, 8), a1);
-                                b1 = Fma.MultiplyAdd(vh, Vector256.LoadUnsafe(ref ws, 8), b1);
-                                a2 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr, 16), a2);
-                                b2 = Fma.MultiplyAdd(vh, Vector256.LoadUnsafe(ref ws, 16), b2);
-                                a3 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr, 24), a3);
-                                b3 = Fma.MultiplyAdd(vh, Vector256.LoadUnsafe(ref ws, 24), b3);
-                            }
-                            if (e < e1)
-                            {
-                                ref float wr = ref Unsafe.Add(ref w0, (Unsafe.Add(ref ch, e) * taps + t) * c + i0);
-                                var vg = Vector256.Create(Unsafe.Add(ref val, e));
-                                a0 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr), a0);
-                                a1 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr, 8), a1);
-                                a2 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr, 16), a2);
-                                a3 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr, 24), a3);
-                            }
-                            a0 += b0; a1 += b1; a2 += b2; a3 += b3;
-                        }
-                        else
-                        {
-                            for (int e = e0; e < e1; e++)
-                            {
-                                ref float wr = ref Unsafe.Add(ref w0, (Unsafe.Add(ref ch, e) * taps + t) * c + i0);
-                                var vg = Vector256.Create(Unsafe.Add(ref val, e));
-                                a0 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr), a0);
-                                if (nv > 1) a1 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr, 8), a1);
-                                if (nv > 2) a2 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref wr, 16), a2);
-                            }
-                        }
-                        AddRow(ref Unsafe.Add(ref d, i0), nv, a0, a1, a2, a3);
-                    }
-                }
-            }
+        }
     }
 
     /// <summary>

@@ -85,6 +85,8 @@ public class FusedPoolForwardTests
         yield return new TestCaseData(3, 13, 11, 8, 6f, true).SetName("direct, odd sizes, capped");
         yield return new TestCaseData(32, 14, 14, 64, null, true).SetName("Winograd, reference shape");
         yield return new TestCaseData(16, 9, 15, 12, 6f, true).SetName("Winograd, odd sizes, capped");
+        yield return new TestCaseData(16, 9, 14, 12, null, true).SetName("Winograd, whole tile rows kept, odd height");
+        yield return new TestCaseData(8, 34, 34, 8, null, true).SetName("Winograd, whole tile rows longer than a vector");
         yield return new TestCaseData(1, 10, 10, 6, null, false).SetName("direct with 6 filters: not fused");
     }
 
