@@ -200,6 +200,13 @@ public static partial class Conv2dKernels
             int e0 = start[o], e1 = start[o + 1];
             if (e0 == e1) continue;
             var dwo = dwcl.Slice(o * taps * c, taps * c);
+            if (Engine.UseAvx2 && s.KW == 3 && c % 32 == 0)
+            {
+                // The common case: one call runs all filter rows of this channel.
+                for (int i0 = 0; i0 < c; i0 += 32)
+                    GatherRows3x32Avx2(offsets, pixel.Slice(e0, e1 - e0), value.Slice(e0, e1 - e0), xcl, i0, wp * c, dwo, i0, s.KW * c, s.KH, c);
+                continue;
+            }
             if (Engine.UseAvx2 && c % 8 == 0)
             {
                 for (int ky = 0; ky < s.KH; ky++)
@@ -242,9 +249,56 @@ public static partial class Conv2dKernels
         ref int pix = ref MemoryMarshal.GetReference(index);
         ref float val = ref MemoryMarshal.GetReference(value);
         int n = index.Length;
-        if (nkx == 3 && nv == 4)
+        // Any block (fewer taps or channels at the edges); whole 3 x 32 blocks over all filter rows run in GatherRows3x32Avx2.
+        for (int e = 0; e < n; e++)
         {
-            // The common case (3x3 kernel, 32 channels at a time): no per-entry tests.
+            var vg = Vector256.Create(Unsafe.Add(ref val, e));
+            ref float x0 = ref Unsafe.Add(ref xr, Unsafe.Add(ref off, Unsafe.Add(ref pix, e)));
+            ref float x1 = ref Unsafe.Add(ref x0, c);
+            ref float x2 = ref Unsafe.Add(ref x1, c);
+            a00 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x0), a00);
+            if (nv > 1) a01 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x0, 8), a01);
+            if (nv > 2) a02 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x0, 16), a02);
+            if (nv > 3) a03 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x0, 24), a03);
+            if (nkx > 1)
+            {
+                a10 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x1), a10);
+                if (nv > 1) a11 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x1, 8), a11);
+                if (nv > 2) a12 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x1, 16), a12);
+                if (nv > 3) a13 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x1, 24), a13);
+            }
+            if (nkx > 2)
+            {
+                a20 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x2), a20);
+                if (nv > 1) a21 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x2, 8), a21);
+                if (nv > 2) a22 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x2, 16), a22);
+                if (nv > 3) a23 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x2, 24), a23);
+            }
+        }
+        ref float d = ref Unsafe.Add(ref MemoryMarshal.GetReference(dst), dOffset);
+        AddRow(ref d, nv, a00, a01, a02, a03);
+        if (nkx > 1) AddRow(ref Unsafe.Add(ref d, c), nv, a10, a11, a12, a13);
+        if (nkx > 2) AddRow(ref Unsafe.Add(ref d, 2 * c), nv, a20, a21, a22, a23);
+    }
+
+    /// <summary>
+    /// <see cref="GatherRowsAvx2"/> for 3 taps x 32 channels over <paramref name="rows"/> filter rows in one call:
+    /// row r reads src from srcOffset + r * srcRowStep and adds into dst at dOffset + r * dstRowStep.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void GatherRows3x32Avx2(ReadOnlySpan<int> map, ReadOnlySpan<int> index, ReadOnlySpan<float> value, ReadOnlySpan<float> src,
+        int srcOffset, int srcRowStep, Span<float> dst, int dOffset, int dstRowStep, int rows, int c)
+    {
+        ref int off = ref MemoryMarshal.GetReference(map);
+        ref int pix = ref MemoryMarshal.GetReference(index);
+        ref float val = ref MemoryMarshal.GetReference(value);
+        int n = index.Length;
+        for (int r = 0; r < rows; r++)
+        {
+            ref float xr = ref Unsafe.Add(ref MemoryMarshal.GetReference(src), srcOffset + r * srcRowStep);
+            Vector256<float> a00 = default, a01 = default, a02 = default, a03 = default;
+            Vector256<float> a10 = default, a11 = default, a12 = default, a13 = default;
+            Vector256<float> a20 = default, a21 = default, a22 = default, a23 = default;
             for (int e = 0; e < n; e++)
             {
                 var vg = Vector256.Create(Unsafe.Add(ref val, e));
@@ -258,39 +312,11 @@ public static partial class Conv2dKernels
                 a20 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x2), a20); a21 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x2, 8), a21);
                 a22 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x2, 16), a22); a23 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x2, 24), a23);
             }
+            ref float d = ref Unsafe.Add(ref MemoryMarshal.GetReference(dst), dOffset + r * dstRowStep);
+            AddRow(ref d, 4, a00, a01, a02, a03);
+            AddRow(ref Unsafe.Add(ref d, c), 4, a10, a11, a12, a13);
+            AddRow(ref Unsafe.Add(ref d, 2 * c), 4, a20, a21, a22, a23);
         }
-        else
-        {
-            for (int e = 0; e < n; e++)
-            {
-                var vg = Vector256.Create(Unsafe.Add(ref val, e));
-                ref float x0 = ref Unsafe.Add(ref xr, Unsafe.Add(ref off, Unsafe.Add(ref pix, e)));
-                ref float x1 = ref Unsafe.Add(ref x0, c);
-                ref float x2 = ref Unsafe.Add(ref x1, c);
-                a00 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x0), a00);
-                if (nv > 1) a01 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x0, 8), a01);
-                if (nv > 2) a02 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x0, 16), a02);
-                if (nv > 3) a03 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x0, 24), a03);
-                if (nkx > 1)
-                {
-                    a10 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x1), a10);
-                    if (nv > 1) a11 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x1, 8), a11);
-                    if (nv > 2) a12 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x1, 16), a12);
-                    if (nv > 3) a13 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x1, 24), a13);
-                }
-                if (nkx > 2)
-                {
-                    a20 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x2), a20);
-                    if (nv > 1) a21 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x2, 8), a21);
-                    if (nv > 2) a22 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x2, 16), a22);
-                    if (nv > 3) a23 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x2, 24), a23);
-                }
-            }
-        }
-        ref float d = ref Unsafe.Add(ref MemoryMarshal.GetReference(dst), dOffset);
-        AddRow(ref d, nv, a00, a01, a02, a03);
-        if (nkx > 1) AddRow(ref Unsafe.Add(ref d, c), nv, a10, a11, a12, a13);
-        if (nkx > 2) AddRow(ref Unsafe.Add(ref d, 2 * c), nv, a20, a21, a22, a23);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -375,6 +401,13 @@ public static partial class Conv2dKernels
         {
             int e0 = pixStart[p], e1 = pixStart[p + 1];
             if (e0 == e1) continue;
+            if (vector && s.KW == 3 && c % 32 == 0)
+            {
+                for (int i0 = 0; i0 < c; i0 += 32)
+                    GatherRows3x32Avx2(channelRows, channel.Slice(e0, e1 - e0), value.Slice(e0, e1 - e0), wcl, i0, s.KW * c,
+                        dxcl, offsets[p] + i0, wp * c, s.KH, c);
+                continue;
+            }
             if (vector)
             {
                 for (int ky = 0; ky < s.KH; ky++)
@@ -452,17 +485,39 @@ public static partial class Conv2dKernels
             int e0 = start[o], e1 = start[o + 1];
             if (Engine.UseAvx2 && kPad == 16)
             {
-                // Up to 16 taps (a 3x3 filter on one channel): both accumulators stay in registers.
-                Vector256<float> a0 = default, a1 = default;
-                for (int e = e0; e < e1; e++)
+                // Up to 16 taps (a 3x3 filter on one channel): the accumulators stay in registers, four entries per
+                // iteration into four pairs so that consecutive FMAs do not wait on each other (summed in a fixed order).
+                Vector256<float> a0 = default, a1 = default, b0 = default, b1 = default;
+                Vector256<float> c0 = default, c1 = default, d0 = default, d1 = default;
+                int e = e0;
+                for (; e + 4 <= e1; e += 4)
+                {
+                    ref float ca = ref Unsafe.Add(ref pr, Unsafe.Add(ref pix, e) * 16);
+                    ref float cb = ref Unsafe.Add(ref pr, Unsafe.Add(ref pix, e + 1) * 16);
+                    ref float cc = ref Unsafe.Add(ref pr, Unsafe.Add(ref pix, e + 2) * 16);
+                    ref float cd = ref Unsafe.Add(ref pr, Unsafe.Add(ref pix, e + 3) * 16);
+                    var va = Vector256.Create(Unsafe.Add(ref val, e));
+                    var vb = Vector256.Create(Unsafe.Add(ref val, e + 1));
+                    var vc = Vector256.Create(Unsafe.Add(ref val, e + 2));
+                    var vd = Vector256.Create(Unsafe.Add(ref val, e + 3));
+                    a0 = Fma.MultiplyAdd(va, Vector256.LoadUnsafe(ref ca), a0);
+                    a1 = Fma.MultiplyAdd(va, Vector256.LoadUnsafe(ref ca, 8), a1);
+                    b0 = Fma.MultiplyAdd(vb, Vector256.LoadUnsafe(ref cb), b0);
+                    b1 = Fma.MultiplyAdd(vb, Vector256.LoadUnsafe(ref cb, 8), b1);
+                    c0 = Fma.MultiplyAdd(vc, Vector256.LoadUnsafe(ref cc), c0);
+                    c1 = Fma.MultiplyAdd(vc, Vector256.LoadUnsafe(ref cc, 8), c1);
+                    d0 = Fma.MultiplyAdd(vd, Vector256.LoadUnsafe(ref cd), d0);
+                    d1 = Fma.MultiplyAdd(vd, Vector256.LoadUnsafe(ref cd, 8), d1);
+                }
+                for (; e < e1; e++)
                 {
                     var vg = Vector256.Create(Unsafe.Add(ref val, e));
                     ref float col = ref Unsafe.Add(ref pr, Unsafe.Add(ref pix, e) * 16);
                     a0 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref col), a0);
                     a1 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref col, 8), a1);
                 }
-                a0.StoreUnsafe(ref ar);
-                a1.StoreUnsafe(ref ar, 8);
+                ((a0 + b0) + (c0 + d0)).StoreUnsafe(ref ar);
+                ((a1 + b1) + (c1 + d1)).StoreUnsafe(ref ar, 8);
             }
             else
             {

@@ -20,6 +20,8 @@ public class FusedBackwardTests
         yield return new TestCaseData(32, 6, 6, 12, (3, 3), (1, 1), Padding.Symmetric(1), 3, 2, null, 9).SetName("32 channels, overlapping 3x3 stride-2 pool, batch 9");
         yield return new TestCaseData(40, 5, 5, 4, (3, 3), (1, 1), Padding.Symmetric(1), 2, 2, 6f, 2).SetName("40 channels (32 + 8), capped");
         yield return new TestCaseData(12, 6, 7, 5, (3, 3), (1, 1), Padding.Symmetric(1), 2, 2, null, 2).SetName("12 channels (scalar fallback)");
+        yield return new TestCaseData(64, 5, 6, 3, (3, 3), (1, 1), Padding.Symmetric(1), 2, 2, null, 2).SetName("64 channels (two 32-channel blocks per filter row)");
+        yield return new TestCaseData(8, 9, 8, 4, (5, 5), (1, 1), Padding.Symmetric(2), 2, 2, null, 3).SetName("8 channels, 5x5 filters (3 + 2 taps per block)");
     }
 
     [TestCaseSource(nameof(Cases))]
