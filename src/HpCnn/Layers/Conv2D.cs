@@ -248,7 +248,7 @@ public sealed class Conv2D : Layer
             }
             if (run.PooledGradientSource is { } src)
             {
-                layer.SparseBackward(run, src, n0, n1, dw, db, scratch);
+                layer.SparseBackward(run, src, n0, n1, dw, db, scratch, partial: chunks > 1);
                 return;
             }
             int group = layer._plan!.ImagesPerCall;
@@ -270,7 +270,7 @@ public sealed class Conv2D : Layer
     /// window's winner carries gradient, so the dense output gradient is never built (Conv2dKernels.Sparse.cs).
     /// Weight and bias gradients are overwritten into dw / db (sums over the images in order).
     /// </summary>
-    private void SparseBackward(LayerRun run, LayerRun src, int n0, int n1, Span<float> dw, Span<float> db, Span<float> scratch)
+    private void SparseBackward(LayerRun run, LayerRun src, int n0, int n1, Span<float> dw, Span<float> db, Span<float> scratch, bool partial)
     {
         var s = Shape;
         var lay = SparseLayout.Of(this, src);
@@ -310,7 +310,9 @@ public sealed class Conv2D : Layer
                 else
                 {
                     Conv2dKernels.ToChannelsLast(image, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, lay.Hp, lay.Wp, work);
-                    Conv2dKernels.SparseWeightGradient(s, offsets, chanStart, pixel, value, work, lay.Wp, dwcl, !first);
+                    // A chunk's partial stays channels-last (the reduction converts the sum once); a whole batch's
+                    // gradient is converted below.
+                    Conv2dKernels.SparseWeightGradient(s, offsets, chanStart, pixel, value, work, lay.Wp, partial ? dw : dwcl, !first);
                 }
                 if (!db.IsEmpty)
                     for (int o = 0; o < s.OutC; o++)
@@ -329,9 +331,12 @@ public sealed class Conv2D : Layer
                 Conv2dKernels.FromChannelsLast(dxcl, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, lay.Wp, run.InGrad.Slice(n * s.InSize, s.InSize));
             }
         }
-        if (run.NeedParamGrad && !patches)
+        if (run.NeedParamGrad && !patches && !partial)
             Conv2dKernels.WeightsFromChannelsLast(dwcl, s.OutC, s.InC, taps, dw, false);
     }
+
+    /// <summary>Whether chunk partial weight gradients are in channels-last order (the pooled-gradient path with a channels-last input).</summary>
+    private bool PartialsChannelsLast(LayerRun run) => run.PooledGradientSource is not null && !SparseLayout.UsesPatches(Shape);
 
     /// <summary>Sums the chunks' partial gradients in chunk order; parts split the elements, never the sum.</summary>
     private sealed class ReduceJob(Conv2D layer, LayerRun run) : ParallelJob
@@ -342,17 +347,40 @@ public sealed class Conv2D : Layer
         {
             int size = layer.GradSize, chunks = layer.Chunks(run.Batch);
             int baseOff = layer._plan!.PackedWeightsSize + layer._plan.PackedWeightsTSize;
-            var (a, b) = LayerRun.Range(size, part, Parts);
             int wCount = layer.Shape.WeightCount;
+            if (layer.PartialsChannelsLast(run))
+            {
+                // Whole output channels per part: sum the chunks' channels-last blocks in chunk order into chunk 0's
+                // block, then write the sum in the weights' order.
+                var s = layer.Shape;
+                int block = s.K, taps = s.KH * s.KW;
+                var (o0, o1) = LayerRun.Range(s.OutC, part, Parts);
+                for (int o = o0; o < o1; o++)
+                {
+                    var acc = run.State.Slice(baseOff + o * block, block);
+                    for (int c = 1; c < chunks; c++)
+                        VectorMath.AddInPlace(acc, run.State.Slice(baseOff + c * size + o * block, block));
+                    Conv2dKernels.WeightsFromChannelsLast(acc, 1, s.InC, taps, layer._weight!.Grad.AsSpan(o * block, block), false);
+                }
+                if (part == Parts - 1 && layer._bias is not null) Sum(wCount, size);
+                return;
+            }
+            var (a, b) = LayerRun.Range(size, part, Parts);
             for (int i = a; i < b;)
             {
                 // Split the range at the weight / bias boundary.
                 int end = i < wCount ? Math.Min(b, wCount) : b;
+                Sum(i, end);
+                i = end;
+            }
+
+            // Elements [i, end) of the gradient (all weights or all bias): chunk 0's copy plus the others in chunk order.
+            void Sum(int i, int end)
+            {
                 Span<float> dst = i < wCount ? layer._weight!.Grad.AsSpan(i, end - i) : layer._bias!.Grad.AsSpan(i - wCount, end - i);
                 run.State.Slice(baseOff + i, end - i).CopyTo(dst);
                 for (int c = 1; c < chunks; c++)
                     VectorMath.AddInPlace(dst, run.State.Slice(baseOff + c * size + i, end - i));
-                i = end;
             }
         }
     }
