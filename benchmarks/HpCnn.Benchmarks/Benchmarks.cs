@@ -56,7 +56,11 @@ public class SgemmAllThreads
         _b = Workloads.Random(_k * _n, 2);
         _c = new float[_m * _n];
         int t = Engine.Threads;
-        _job = new GemmJob { Scratch = Enumerable.Range(0, t).Select(_ => new Buffer(new float[Sgemm.WorkspaceSize(_m, _n, _k)])).ToArray() };
+        _job = new GemmJob
+        {
+            Scratch = Enumerable.Range(0, t).Select(_ => new Buffer(new float[Sgemm.WorkspaceSize(_m, _n, _k)])).ToArray(),
+            Shared = new Buffer(new float[GemmJob.SharedFloats(_m, _n, _k)]),
+        };
         OpenBlas.SetThreads(t);
     }
 
@@ -66,8 +70,8 @@ public class SgemmAllThreads
     [Benchmark]
     public void HpCnnSgemm()
     {
-        _job.Set(false, false, _m, _n, _k, new Buffer(_a), _k, new Buffer(_b), _n, new Buffer(_c), _n, false, default, 4 * Engine.Threads);
-        WorkerPool.Shared.Run(_job, _job.Items);
+        _job.Set(false, false, _m, _n, _k, new Buffer(_a), _k, new Buffer(_b), _n, new Buffer(_c), _n, false, default, Engine.Threads);
+        _job.RunOn(WorkerPool.Shared);
     }
 }
 

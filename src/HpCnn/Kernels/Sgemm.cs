@@ -44,7 +44,19 @@ public static partial class Sgemm
     /// </summary>
     public static void Multiply(bool transA, bool transB, int m, int n, int k,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
-        Span<float> c, int ldc, bool accumulate, Span<float> workspace, in GemmEpilogue epilogue = default)
+        Span<float> c, int ldc, bool accumulate, Span<float> workspace, in GemmEpilogue epilogue = default) =>
+        MultiplyShared(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, workspace, in epilogue, default, default);
+
+    /// <summary>
+    /// <see cref="Multiply"/> with op(A) already packed whole by <see cref="PackAStrips"/> (<paramref name="packedA"/>, for this call's m and k) or
+    /// op(B) already packed whole by <see cref="PackBPanels"/> (<paramref name="packedB"/>, for this call's n and k): the
+    /// threads of a split GEMM share the operand they all read instead of each packing it. Either may be empty.
+    /// The packing is the one this call would have made, so the result is the same bit for bit.
+    /// </summary>
+    internal static void MultiplyShared(bool transA, bool transB, int m, int n, int k,
+        ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
+        Span<float> c, int ldc, bool accumulate, Span<float> workspace, in GemmEpilogue epilogue,
+        ReadOnlySpan<float> packedA, ReadOnlySpan<float> packedB)
     {
         Validate(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
         if (m == 0 || n == 0) return;
@@ -71,33 +83,92 @@ public static partial class Sgemm
         }
 
         var bl = Blocking;
-        int kSteps = (k + bl.KC - 1) / bl.KC;
+        int kSteps = KSteps(k);
         int kcMax = (k + kSteps - 1) / kSteps;
         int mcMax = RoundUp(Math.Min(bl.MC, m), MR);
         Span<float> aPack = workspace.Slice(0, mcMax * kcMax);
         Span<float> bPack = workspace.Slice(mcMax * kcMax, RoundUp(Math.Min(bl.NC, n), NR) * kcMax);
         Span<float> edge = workspace.Slice(mcMax * kcMax + RoundUp(Math.Min(bl.NC, n), NR) * kcMax, MR * NR);
+        if (!packedA.IsEmpty && packedA.Length < PackedASize(m, k)) throw new ArgumentException("GEMM: packed A too short", nameof(packedA));
+        if (!packedB.IsEmpty && packedB.Length < PackedBSize(n, k)) throw new ArgumentException("GEMM: packed B too short", nameof(packedB));
 
         for (int jc = 0; jc < n; jc += bl.NC)
         {
             int nc = Math.Min(bl.NC, n - jc);
-            // The depth is cut into equal blocks (k = 1024 runs as 4 x 256, not 320 + 320 + 320 + 64): a short last
-            // block would pay the C tile's load and store for little work. The cut depends on k alone.
             for (int pc = 0, step = 0; step < kSteps; step++)
             {
-                int kc = (k - pc + (kSteps - step) - 1) / (kSteps - step);
+                int kc = KBlock(k, kSteps, step, pc);
                 bool acc = accumulate || pc > 0;
                 bool last = pc + kc == k;
+                var bBlock = packedB.IsEmpty ? bPack
+                    : MemoryMarshal.CreateSpan(ref Unsafe.Add(ref MemoryMarshal.GetReference(packedB), jc * k + pc * RoundUp(nc, NR)), RoundUp(nc, NR) * kc);
                 for (int ic = 0; ic < m; ic += bl.MC)
                 {
                     int mc = Math.Min(bl.MC, m - ic);
-                    PackA(transA, a, lda, ic, mc, pc, kc, aPack);
+                    ReadOnlySpan<float> aBlock = aPack;
+                    if (packedA.IsEmpty) PackA(transA, a, lda, ic, mc, pc, kc, aPack);
+                    else aBlock = packedA.Slice(RoundUp(m, MR) * pc + ic * kc, RoundUp(mc, MR) * kc);
                     // The first row block packs each B micro-panel just before its register tiles use it, while it
                     // is hot in L1 (OpenBLAS does the same); the later row blocks reuse the packed panels.
-                    var source = ic == 0 ? new PanelSource(transB, ldb, pc, jc) : default;
-                    MacroKernel(mc, nc, kc, aPack, bPack, c, ic * ldc + jc, ldc, acc, edge,
+                    var source = ic == 0 && packedB.IsEmpty ? new PanelSource(transB, ldb, pc, jc) : default;
+                    MacroKernel(mc, nc, kc, aBlock, bBlock, c, ic * ldc + jc, ldc, acc, edge,
                         last && epilogue.IsActive, in epilogue, ic, jc, b, source);
                 }
+                pc += kc;
+            }
+        }
+    }
+
+    /// <summary>
+    /// How many blocks the depth k is cut into. The blocks are equal (k = 1024 runs as 4 x 256, not 320 + 320 + 320 + 64):
+    /// a short last block would pay the C tile's load and store for little work. The cut depends on k alone.
+    /// </summary>
+    internal static int KSteps(int k) => (k + Blocking.KC - 1) / Blocking.KC;
+
+    /// <summary>Depth of block <paramref name="step"/> of <paramref name="steps"/>, which starts at <paramref name="p0"/>.</summary>
+    internal static int KBlock(int k, int steps, int step, int p0) => (k - p0 + (steps - step) - 1) / (steps - step);
+
+    /// <summary>Floats of op(A) packed whole (rows padded to whole strips, every k block): see <see cref="PackAStrips"/>.</summary>
+    public static int PackedASize(int m, int k) => RoundUp(Math.Max(m, 1), MR) * k;
+
+    /// <summary>Floats of op(B) packed whole (columns padded to whole panels, every k block): see <see cref="PackBPanels"/>.</summary>
+    public static int PackedBSize(int n, int k) => RoundUp(Math.Max(n, 1), NR) * k;
+
+    /// <summary>
+    /// Packs register strips [s0, s1) of op(A) (m x k) for every k block, as <see cref="Multiply"/> packs them: block p
+    /// (from depth p0, kc deep) starts at RoundUp(m, MR) * p0 and holds the strips in order, kc * MR floats each.
+    /// Disjoint strip ranges can be packed in parallel.
+    /// </summary>
+    internal static void PackAStrips(bool transA, ReadOnlySpan<float> a, int lda, int m, int k, int s0, int s1, Span<float> packed)
+    {
+        int rows0 = s0 * MR, rows = Math.Min(s1 * MR, m) - rows0, mp = RoundUp(m, MR);
+        if (rows <= 0) return;
+        int steps = KSteps(k);
+        for (int pc = 0, step = 0; step < steps; step++)
+        {
+            int kc = KBlock(k, steps, step, pc);
+            PackA(transA, a, lda, rows0, rows, pc, kc, packed.Slice(mp * pc + rows0 * kc, RoundUp(rows, MR) * kc));
+            pc += kc;
+        }
+    }
+
+    /// <summary>
+    /// Packs panels [q0, q1) (NR columns each) of op(B) (k x n) for every k block, as <see cref="Multiply"/> packs them:
+    /// column block jc (NC wide) starts at jc * k; within it, k block p0 at RoundUp(nc, NR) * p0, panel jr at jr * kc.
+    /// Disjoint panel ranges can be packed in parallel.
+    /// </summary>
+    internal static void PackBPanels(bool transB, ReadOnlySpan<float> b, int ldb, int n, int k, int q0, int q1, Span<float> packed)
+    {
+        int nc0 = Blocking.NC, steps = KSteps(k);
+        int c0 = q0 * NR, c1 = Math.Min(q1 * NR, n);
+        for (int jc = c0 / nc0 * nc0; jc < c1; jc += nc0)
+        {
+            int nc = Math.Min(nc0, n - jc), ncp = RoundUp(nc, NR);
+            int from = Math.Max(c0, jc) - jc, to = Math.Min(c1, jc + nc) - jc;
+            for (int pc = 0, step = 0; step < steps; step++)
+            {
+                int kc = KBlock(k, steps, step, pc);
+                PackB(transB, b, ldb, pc, kc, jc + from, to - from, packed.Slice(jc * k + pc * ncp + from * kc, RoundUp(to - from, NR) * kc));
                 pc += kc;
             }
         }

@@ -71,9 +71,21 @@ public sealed class Dense : Layer
         return n;
     }
 
+    /// <summary>The operand the threads of a split GEMM share, packed once (see <see cref="GemmJob"/>).</summary>
+    internal override long StateFloats(int batch, bool training)
+    {
+        long n = GemmJob.SharedFloats(batch, Units, InFeatures);
+        if (training)
+        {
+            n = Math.Max(n, GemmJob.SharedFloats(batch, InFeatures, Units));
+            n = Math.Max(n, GemmJob.SharedFloats(Units, InFeatures, batch));
+        }
+        return n;
+    }
+
     internal override void Prepare(LayerRun run)
     {
-        run.Jobs = new GemmJob { Scratch = run.Scratch };
+        run.Jobs = new GemmJob { Scratch = run.Scratch, Shared = run.State };
     }
 
     internal override void Forward(LayerRun run)
@@ -83,7 +95,7 @@ public sealed class Dense : Layer
         // Y (B x Units) = X (B x In) * W^T: W is stored Units x In, so op(B) = W^T is "transposed".
         job.Set(false, true, run.Batch, Units, InFeatures, run.Input, InFeatures, new Buffer(_weight!.Value), InFeatures,
             run.Output, Units, false, epi, Items(run, Units));
-        run.Parallel(job, job.Items, FlopsPerSample * run.Batch / job.Items);
+        job.Run(run, FlopsPerSample * run.Batch);
     }
 
     internal override void Backward(LayerRun run)
@@ -94,14 +106,14 @@ public sealed class Dense : Layer
             // dX (B x In) = dY (B x Units) * W (Units x In)
             job.Set(false, false, run.Batch, InFeatures, Units, run.OutGrad, Units, new Buffer(_weight!.Value), InFeatures,
                 run.InGrad, InFeatures, false, default, Items(run, InFeatures));
-            run.Parallel(job, job.Items, FlopsPerSample * run.Batch / job.Items);
+            job.Run(run, FlopsPerSample * run.Batch);
         }
         if (run.NeedParamGrad)
         {
             // dW (Units x In) = dY^T (Units x B) * X (B x In): dY is stored B x Units, so op(A) is "transposed".
             job.Set(true, false, Units, InFeatures, run.Batch, run.OutGrad, Units, run.Input, InFeatures,
                 new Buffer(_weight!.Grad), InFeatures, false, default, Items(run, InFeatures));
-            run.Parallel(job, job.Items, FlopsPerSample * run.Batch / job.Items);
+            job.Run(run, FlopsPerSample * run.Batch);
             if (_bias is not null)
             {
                 // db = column sums of dY, rows in order.

@@ -4,8 +4,9 @@ using HpCnn.Layers;
 namespace HpCnn.Tests.Kernels;
 
 /// <summary>
-/// The pool's GEMM split (column blocks, or row blocks when C is taller than wide) against one whole Multiply call:
-/// the same bits for any number of items and threads, bias offsets carried into each block.
+/// The pool's GEMM split (column blocks, or row blocks when C is taller than wide; each item packing its own copy of
+/// the shared operand, or that operand packed once in parallel into a NaN-filled buffer) against one whole Multiply
+/// call: the same bits for any number of items and threads, bias offsets carried into each block.
 /// </summary>
 public class GemmJobTests
 {
@@ -19,6 +20,9 @@ public class GemmJobTests
         yield return new TestCaseData(32, 1000, 9, false, false, BiasMode.PerRow);
         yield return new TestCaseData(64, 300, 400, false, true, BiasMode.PerColumn);
         yield return new TestCaseData(7, 77, 65, true, true, BiasMode.None);
+        // More than one k block and more than one row / column block of the packing (KC, MC, NC crossed).
+        yield return new TestCaseData(Sgemm.Blocking.MC + 11, 37, Sgemm.Blocking.KC + 29, false, false, BiasMode.PerRow);
+        yield return new TestCaseData(20, Sgemm.Blocking.NC + 45, Sgemm.Blocking.KC + 3, true, true, BiasMode.PerColumn);
     }
 
     [TestCaseSource(nameof(Shapes))]
@@ -39,15 +43,23 @@ public class GemmJobTests
         {
             using var pool = new WorkerPool(threads);
             foreach (int items in new[] { 1, 2, 3, 5 })
-            {
-                var c = new float[m * n];
-                var job = new GemmJob { Scratch = Enumerable.Range(0, threads).Select(_ => new HpCnn.Buffer(new float[Sgemm.WorkspaceSize(m, n, k)])).ToArray() };
-                job.Set(transA, transB, m, n, k, new HpCnn.Buffer(a), lda, new HpCnn.Buffer(b), ldb, new HpCnn.Buffer(c), n, false, epi, items);
-                if (items > 1 && m > n && GemmJob.RowsFor(m, items) > 0)
-                    Assert.That(job.RowsPerItem, Is.GreaterThan(0), "a tall C is split by rows");
-                pool.Run(job, job.Items);
-                Assert.That(c, Is.EqualTo(whole).AsCollection, $"{threads} threads, {items} items (rows per item {job.RowsPerItem})");
-            }
+                foreach (bool shared in new[] { false, true })
+                {
+                    var c = new float[m * n];
+                    var job = new GemmJob
+                    {
+                        Scratch = Enumerable.Range(0, threads).Select(_ => new HpCnn.Buffer(new float[Sgemm.WorkspaceSize(m, n, k)])).ToArray(),
+                        Shared = shared ? new HpCnn.Buffer(Enumerable.Repeat(float.NaN, GemmJob.SharedFloats(m, n, k)).ToArray()) : default,
+                    };
+                    job.Set(transA, transB, m, n, k, new HpCnn.Buffer(a), lda, new HpCnn.Buffer(b), ldb, new HpCnn.Buffer(c), n, false, epi, items);
+                    if (items > 1 && m > n && GemmJob.RowsFor(m, items) > 0)
+                        Assert.That(job.RowsPerItem, Is.GreaterThan(0), "a tall C is split by rows");
+                    // A tall C that cannot be cut into whole strips falls back to columns; its buffer is sized for rows.
+                    bool expect = shared && job.Items > 1 && m >= Sgemm.MR && (job.RowsPerItem > 0) == (m > n);
+                    Assert.That(job.SharesPacking, Is.EqualTo(expect), "which packing runs");
+                    job.RunOn(pool);
+                    Assert.That(c, Is.EqualTo(whole).AsCollection, $"{threads} threads, {items} items (rows per item {job.RowsPerItem}), shared packing {shared}");
+                }
         }
     }
 
