@@ -1,11 +1,12 @@
 using BenchmarkDotNet.Running;
 using HpCnn.Benchmarks;
 
-// `side-by-side ...` is the HpCnn half of benchmarks/side_by_side.py; anything else goes to BenchmarkDotNet
-// (e.g. --filter '*Sgemm1T*', --list flat).
+// Modes: `side-by-side` and `side-by-side-gemm` are the HpCnn halves of benchmarks/side_by_side.py; `profile` times
+// a training step layer by layer; `kernel-profile` times the step's kernels alone. Anything else goes to
+// BenchmarkDotNet (e.g. --filter '*Sgemm1T*', --list flat).
 if (args.Length > 0 && args[0] == "side-by-side") return SideBySide.Run(args[1..]);
 if (args.Length > 0 && args[0] == "side-by-side-gemm") return SideBySideGemm.Run(args[1..]);
-if (args.Length > 0 && args[0] == "sparse-profile") return SparseProfile.Run(args[1..]);
+if (args.Length > 0 && args[0] == "kernel-profile") return KernelProfile.Run(args[1..]);
 if (args.Length > 0 && args[0] == "profile") return LayerProfile.Run(args[1..]);
 BenchmarkSwitcher.FromAssembly(typeof(Workloads).Assembly).Run(args);
 return 0;
