@@ -15,13 +15,7 @@ internal static class SideBySide
 {
     public static int Run(string[] args)
     {
-        int threads = Engine.Threads;
-        bool quick = false;
-        for (int i = 0; i < args.Length; i++)
-        {
-            if (args[i] == "--threads") threads = int.Parse(args[++i], CultureInfo.InvariantCulture);
-            else if (args[i] == "--quick") quick = true;
-        }
+        var (threads, quick) = ParseArgs(args);
         Engine.Threads = threads;
         var results = new Dictionary<string, double>();
         var (train, test) = FashionMnist.Load();
@@ -76,6 +70,20 @@ internal static class SideBySide
         results["threads"] = threads;
         Console.WriteLine(JsonSerializer.Serialize(results, SideBySideJson.Default.DictionaryStringDouble));
         return 0;
+    }
+
+    /// <summary>The runners' arguments: --threads N (default: all cores), --quick.</summary>
+    public static (int Threads, bool Quick) ParseArgs(string[] args)
+    {
+        int threads = Engine.Threads;
+        bool quick = false;
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (args[i] == "--threads") threads = int.Parse(args[++i], CultureInfo.InvariantCulture);
+            else if (args[i] == "--quick") quick = true;
+            else throw new ArgumentException($"unknown argument '{args[i]}' (expected --threads N, --quick)");
+        }
+        return (threads, quick);
     }
 
     /// <summary>Median seconds of <paramref name="runs"/> calls after <paramref name="warmup"/> calls.</summary>

@@ -16,13 +16,7 @@ internal static class SideBySideGemm
 
     public static int Run(string[] args)
     {
-        int threads = Engine.Threads;
-        bool quick = false;
-        for (int i = 0; i < args.Length; i++)
-        {
-            if (args[i] == "--threads") threads = int.Parse(args[++i], CultureInfo.InvariantCulture);
-            else if (args[i] == "--quick") quick = true;
-        }
+        var (threads, quick) = SideBySide.ParseArgs(args);
         if (!OpenBlas.IsAvailable)
         {
             Console.Error.WriteLine("libopenblas.so.0 not found (apt-get install libopenblas0)");

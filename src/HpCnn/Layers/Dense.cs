@@ -59,26 +59,20 @@ public sealed class Dense : Layer
 
     private static int Items(LayerRun run, int n) => Math.Max(1, Math.Min(run.Pool.ThreadCount, (n + Sgemm.NR - 1) / Sgemm.NR));
 
-    /// <summary>Whole-matrix workspace: an upper bound for any split into column blocks.</summary>
-    internal override long ScratchFloats(int batch, bool training)
-    {
-        long n = Sgemm.WorkspaceSize(batch, Units, InFeatures);
-        if (training)
-        {
-            n = Math.Max(n, Sgemm.WorkspaceSize(batch, InFeatures, Units));
-            n = Math.Max(n, Sgemm.WorkspaceSize(Units, InFeatures, batch));
-        }
-        return n;
-    }
+    /// <summary>Whole-matrix workspace: an upper bound for any split of the layer's GEMMs.</summary>
+    internal override long ScratchFloats(int batch, bool training) => OverGemms(batch, training, Sgemm.WorkspaceSize);
 
     /// <summary>The operand the threads of a split GEMM share, packed once (see <see cref="GemmJob"/>).</summary>
-    internal override long StateFloats(int batch, bool training)
+    internal override long StateFloats(int batch, bool training) => OverGemms(batch, training, GemmJob.SharedFloats);
+
+    /// <summary>The largest <paramref name="size"/>(m, n, k) over the forward GEMM and, in training, the two backward ones.</summary>
+    private long OverGemms(int batch, bool training, Func<int, int, int, int> size)
     {
-        long n = GemmJob.SharedFloats(batch, Units, InFeatures);
+        long n = size(batch, Units, InFeatures);
         if (training)
         {
-            n = Math.Max(n, GemmJob.SharedFloats(batch, InFeatures, Units));
-            n = Math.Max(n, GemmJob.SharedFloats(Units, InFeatures, batch));
+            n = Math.Max(n, size(batch, InFeatures, Units));
+            n = Math.Max(n, size(Units, InFeatures, batch));
         }
         return n;
     }
