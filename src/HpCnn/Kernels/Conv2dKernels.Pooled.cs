@@ -20,21 +20,24 @@ public static partial class Conv2dKernels
         int ph, int pw, int wo, float bias, float lo, float hi)
     {
         bool keep = !argmax.IsEmpty;
-        if (Engine.UseAvx2 && pw == tw)
+        if (Engine.UseAvx2)
         {
-            // The kept tiles are the first ph rows of whole tile rows: contiguous in m, in pooled order. 8 at a time
-            // across rows; only the last group is masked.
-            OutputPooledRun(m, mStride, t0, ph * pw, pooled, argmax, keep, pw, wo, bias, lo, hi);
+            if (pw == tw)
+            {
+                // The kept tiles are the first ph rows of whole tile rows: contiguous in m, in pooled order. 8 at a time
+                // across rows; only the last group is masked.
+                OutputPooledRun(m, mStride, t0, ph * pw, pooled, argmax, keep, pw, wo, 0, bias, lo, hi);
+                return;
+            }
+            // A tile row has one more tile than the pool keeps (odd width): one run per row.
+            for (int ty = 0; ty < ph; ty++)
+                OutputPooledRun(m, mStride, t0 + ty * tw, pw, pooled.Slice(ty * pw, pw), keep ? argmax.Slice(ty * pw, pw) : default,
+                    keep, pw, wo, 2 * ty * wo, bias, lo, hi);
             return;
         }
         Span<float> z = stackalloc float[8];
         for (int ty = 0; ty < ph; ty++)
-        {
-            int tx = 0;
-            if (Engine.UseAvx2)
-                for (; tx < pw; tx += 8)
-                    OutputPooled8(m, mStride, t0 + ty * tw + tx, Math.Min(8, pw - tx), pooled, argmax, keep, ty, tx, pw, wo, bias, lo, hi);
-            for (; tx < pw; tx++)
+            for (int tx = 0; tx < pw; tx++)
             {
                 int t = t0 + ty * tw + tx;
                 for (int c = 0; c < 4; c++)
@@ -55,15 +58,15 @@ public static partial class Conv2dKernels
                 pooled[ty * pw + tx] = best;
                 if (keep) argmax[ty * pw + tx] = at;
             }
-        }
     }
 
     /// <summary>
-    /// <see cref="WinogradOutputPooled"/> when every tile row is kept whole (pw == tw): the count kept tiles from t0 are
-    /// contiguous in m and map one to one onto pooled values.
+    /// <see cref="WinogradOutputPooled"/> for <paramref name="count"/> kept tiles that are contiguous in m from t0 and map
+    /// one to one onto pooled values (whole tile rows of pw tiles, or part of one row). Tile q sits at row q / pw, column
+    /// q % pw of the run; its window's top-left pixel is base0 + 2 (q / pw) wo + 2 (q % pw).
     /// </summary>
     private static unsafe void OutputPooledRun(ReadOnlySpan<float> m, int mStride, int t0, int count, Span<float> pooled, Span<int> argmax,
-        bool keep, int pw, int wo, float bias, float lo, float hi)
+        bool keep, int pw, int wo, int base0, float bias, float lo, float hi)
     {
         if (pooled.Length < count || (keep && argmax.Length < count) || m.Length < 15 * mStride + t0 + count)
             throw new ArgumentException("pooled Winograd output: spans too short");
@@ -109,7 +112,7 @@ public static partial class Conv2dKernels
                 Vector256<int> idx = default;
                 if (keep)
                 {
-                    var b = (ty * Vector256.Create(2 * wo)) + tx + tx;
+                    var b = Vector256.Create(base0) + (ty * Vector256.Create(2 * wo)) + tx + tx;
                     idx = b + Vector256.Create(wo + 1);
                     idx = Vector256.ConditionalSelect(Vector256.Equals(y10, best).AsInt32(), b + Vector256.Create(wo), idx);
                     idx = Vector256.ConditionalSelect(Vector256.Equals(y01, best).AsInt32(), b + Vector256<int>.One, idx);
@@ -142,39 +145,6 @@ public static partial class Conv2dKernels
             if (over == Vector256<int>.Zero) return;
             tx -= pw & over;
             ty -= over; // over lanes are -1
-        }
-    }
-
-    private static unsafe void OutputPooled8(ReadOnlySpan<float> m, int mStride, int t, int n, Span<float> pooled, Span<int> argmax, bool keep,
-        int ty, int tx, int pw, int wo, float bias, float lo, float hi)
-    {
-        var lanes = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
-        var mask = Vector256.LessThan(lanes, Vector256.Create(n));
-        var vb = Vector256.Create(bias); var vlo = Vector256.Create(lo); var vhi = Vector256.Create(hi);
-        fixed (float* mp = m, pp = pooled)
-        fixed (int* ap = argmax)
-        {
-            float* s = mp + t;
-            Vector256<float> L(int xi) => Avx.MaskLoad(s + xi * mStride, mask.AsSingle());
-            var z0 = L(0) + L(4) + L(8); var z4 = L(4) - L(8) - L(12);
-            var z1 = L(1) + L(5) + L(9); var z5 = L(5) - L(9) - L(13);
-            var z2 = L(2) + L(6) + L(10); var z6 = L(6) - L(10) - L(14);
-            var z3 = L(3) + L(7) + L(11); var z7 = L(7) - L(11) - L(15);
-            var y00 = Vector256.Min(Vector256.Max(z0 + z1 + z2 + vb, vlo), vhi);
-            var y01 = Vector256.Min(Vector256.Max(z1 - z2 - z3 + vb, vlo), vhi);
-            var y10 = Vector256.Min(Vector256.Max(z4 + z5 + z6 + vb, vlo), vhi);
-            var y11 = Vector256.Min(Vector256.Max(z5 - z6 - z7 + vb, vlo), vhi);
-            var best = Vector256.Max(Vector256.Max(y00, y01), Vector256.Max(y10, y11));
-            Avx.MaskStore(pp + ty * pw + tx, mask.AsSingle(), best);
-            if (keep)
-            {
-                var b = Vector256.Create(2 * ty * wo + 2 * tx) + lanes + lanes;
-                var idx = b + Vector256.Create(wo + 1);
-                idx = Vector256.ConditionalSelect(Vector256.Equals(y10, best).AsInt32(), b + Vector256.Create(wo), idx);
-                idx = Vector256.ConditionalSelect(Vector256.Equals(y01, best).AsInt32(), b + Vector256<int>.One, idx);
-                idx = Vector256.ConditionalSelect(Vector256.Equals(y00, best).AsInt32(), b, idx);
-                Avx2.MaskStore(ap + ty * pw + tx, mask, idx);
-            }
         }
     }
 

@@ -196,8 +196,10 @@ public static partial class Conv2dKernels
     {
         int c = s.InC, taps = s.KH * s.KW;
         if (!accumulate) dwcl.Slice(0, s.OutC * taps * c).Clear();
-        bool fast = Engine.UseAvx2 && s.KW == 3 && c % 32 == 0;
-        if (fast) MapEntries(pixel.Slice(0, start[s.OutC]), offsets, rowScratch);
+        bool vector = Engine.UseAvx2 && c % 8 == 0, fast = vector && s.KW == 3 && c % 32 == 0;
+        int count = start[s.OutC];
+        if (rowScratch.Length < count) throw new ArgumentException("sparse weight gradient: row scratch shorter than the entries");
+        for (int e = 0; e < count; e++) rowScratch[e] = offsets[pixel[e]]; // each entry's receptive-field corner in xcl
         for (int o = 0; o < s.OutC; o++)
         {
             int e0 = start[o], e1 = start[o + 1];
@@ -210,19 +212,19 @@ public static partial class Conv2dKernels
                     GatherRows3x32Avx2(rowScratch.Slice(e0, e1 - e0), value.Slice(e0, e1 - e0), xcl, i0, wp * c, dwo, i0, s.KW * c, s.KH, c);
                 continue;
             }
-            if (Engine.UseAvx2 && c % 8 == 0)
+            if (vector)
             {
                 for (int ky = 0; ky < s.KH; ky++)
                     for (int kx0 = 0; kx0 < s.KW; kx0 += 3)
                         for (int i0 = 0; i0 < c; i0 += 32)
-                            GatherRowsAvx2(offsets, pixel.Slice(e0, e1 - e0), value.Slice(e0, e1 - e0), xcl, c, (ky * wp + kx0) * c + i0,
+                            GatherRowsAvx2(rowScratch.Slice(e0, e1 - e0), value.Slice(e0, e1 - e0), xcl, c, (ky * wp + kx0) * c + i0,
                                 dwo, (ky * s.KW + kx0) * c + i0, Math.Min(3, s.KW - kx0), Math.Min(32, c - i0) / 8);
                 continue;
             }
             for (int e = e0; e < e1; e++)
             {
                 float gv = value[e];
-                int b = offsets[pixel[e]];
+                int b = rowScratch[e];
                 for (int ky = 0; ky < s.KH; ky++)
                     for (int kx = 0; kx < s.KW; kx++)
                     {
@@ -236,27 +238,26 @@ public static partial class Conv2dKernels
 
     /// <summary>
     /// The register block both sparse gradients run on: up to 3 taps x 32 channels (12 accumulators) of
-    /// dst[dOffset + kx * c + i] += sum over entries e of value[e] * src[map[index[e]] + srcOffset + kx * c + i],
-    /// kx &lt; <paramref name="nkx"/>, i &lt; 8 <paramref name="nv"/>. The weight gradient gathers input rows (map: pixel
-    /// to its receptive field's corner), the input gradient gathers filter rows (map: channel to its filter).
+    /// dst[dOffset + kx * c + i] += sum over entries e of value[e] * src[rowOffsets[e] + srcOffset + kx * c + i],
+    /// kx &lt; <paramref name="nkx"/>, i &lt; 8 <paramref name="nv"/>. The weight gradient gathers input rows (each
+    /// entry's pixel's receptive-field corner), the input gradient gathers filter rows (each entry's channel's filter).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void GatherRowsAvx2(ReadOnlySpan<int> map, ReadOnlySpan<int> index, ReadOnlySpan<float> value, ReadOnlySpan<float> src,
+    private static void GatherRowsAvx2(ReadOnlySpan<int> rowOffsets, ReadOnlySpan<float> value, ReadOnlySpan<float> src,
         int c, int srcOffset, Span<float> dst, int dOffset, int nkx, int nv)
     {
         Vector256<float> a00 = default, a01 = default, a02 = default, a03 = default;
         Vector256<float> a10 = default, a11 = default, a12 = default, a13 = default;
         Vector256<float> a20 = default, a21 = default, a22 = default, a23 = default;
         ref float xr = ref Unsafe.Add(ref MemoryMarshal.GetReference(src), srcOffset);
-        ref int off = ref MemoryMarshal.GetReference(map);
-        ref int pix = ref MemoryMarshal.GetReference(index);
+        ref int off = ref MemoryMarshal.GetReference(rowOffsets);
         ref float val = ref MemoryMarshal.GetReference(value);
-        int n = index.Length;
+        int n = rowOffsets.Length;
         // Any block (fewer taps or channels at the edges); whole 3 x 32 blocks over all filter rows run in GatherRows3x32Avx2.
         for (int e = 0; e < n; e++)
         {
             var vg = Vector256.Create(Unsafe.Add(ref val, e));
-            ref float x0 = ref Unsafe.Add(ref xr, Unsafe.Add(ref off, Unsafe.Add(ref pix, e)));
+            ref float x0 = ref Unsafe.Add(ref xr, Unsafe.Add(ref off, e));
             ref float x1 = ref Unsafe.Add(ref x0, c);
             ref float x2 = ref Unsafe.Add(ref x1, c);
             a00 = Fma.MultiplyAdd(vg, Vector256.LoadUnsafe(ref x0), a00);
@@ -286,7 +287,7 @@ public static partial class Conv2dKernels
 
     /// <summary>
     /// <see cref="GatherRowsAvx2"/> for 3 taps x 32 channels over <paramref name="rows"/> filter rows in one call, with
-    /// each entry's source offset already looked up (<paramref name="rowOffsets"/>: one load per entry, not two):
+    /// each entry's source offset already looked up (<paramref name="rowOffsets"/>):
     /// row r reads src from rowOffsets[e] + srcOffset + r * srcRowStep and adds into dst at dOffset + r * dstRowStep.
     /// Two entries per iteration (measured: 15-25% faster than one).
     /// </summary>
@@ -397,34 +398,20 @@ public static partial class Conv2dKernels
         pixStart[0] = 0;
     }
 
-    /// <summary>dst[e] = map[index[e]]: each entry's source offset, looked up once for the gather kernels.</summary>
-    public static void MapEntries(ReadOnlySpan<int> index, ReadOnlySpan<int> map, Span<int> dst)
-    {
-        if (dst.Length < index.Length) throw new ArgumentException("map entries: destination shorter than the entries");
-        for (int e = 0; e < index.Length; e++) dst[e] = map[index[e]];
-    }
-
-    /// <summary>For each output channel o, the start of its filter in channels-last filters: o * taps * InC. Built once per shape.</summary>
-    public static int[] ChannelRows(in Conv2dShape s)
-    {
-        var rows = new int[s.OutC];
-        for (int o = 0; o < s.OutC; o++) rows[o] = o * s.KH * s.KW * s.InC;
-        return rows;
-    }
-
     /// <summary>
     /// Input gradient from non-zeros sorted by pixel (<see cref="SortByPixel"/>), channels-last filters Wcl[o][ky][kx][i]
-    /// (channel o's filter at <paramref name="channelRows"/>[o], see <see cref="ChannelRows"/>) and a zeroed, padded
-    /// channels-last gradient dxcl: per pixel and filter row, the channels' contributions to 3 taps x 32 input channels
-    /// are summed in registers and added once. <paramref name="rowScratch"/> holds at least as many ints as there are
-    /// entries (each entry's filter offset, looked up once).
+    /// and a zeroed, padded channels-last gradient dxcl: per pixel and filter row, the channels' contributions to 3 taps
+    /// x 32 input channels are summed in registers and added once. <paramref name="rowScratch"/> holds at least as many
+    /// ints as there are entries (each entry's filter offset in wcl, computed once).
     /// </summary>
-    public static void SparseDataGradient(in Conv2dShape s, ReadOnlySpan<int> offsets, ReadOnlySpan<int> channelRows, ReadOnlySpan<int> pixStart,
+    public static void SparseDataGradient(in Conv2dShape s, ReadOnlySpan<int> offsets, ReadOnlySpan<int> pixStart,
         ReadOnlySpan<int> channel, ReadOnlySpan<float> value, ReadOnlySpan<float> wcl, Span<float> dxcl, int wp, Span<int> rowScratch)
     {
-        int c = s.InC, taps = s.KH * s.KW;
+        int c = s.InC, taps = s.KH * s.KW, filter = taps * c;
         bool vector = Engine.UseAvx2 && c % 8 == 0, fast = vector && s.KW == 3 && c % 32 == 0;
-        if (fast) MapEntries(channel.Slice(0, pixStart[s.OutPlane]), channelRows, rowScratch);
+        int count = pixStart[s.OutPlane];
+        if (rowScratch.Length < count) throw new ArgumentException("sparse input gradient: row scratch shorter than the entries");
+        for (int e = 0; e < count; e++) rowScratch[e] = channel[e] * filter; // each entry's filter in wcl
         for (int p = 0; p < s.OutPlane; p++)
         {
             int e0 = pixStart[p], e1 = pixStart[p + 1];
@@ -441,7 +428,7 @@ public static partial class Conv2dKernels
                 for (int ky = 0; ky < s.KH; ky++)
                     for (int kx0 = 0; kx0 < s.KW; kx0 += 3)
                         for (int i0 = 0; i0 < c; i0 += 32)
-                            GatherRowsAvx2(channelRows, channel.Slice(e0, e1 - e0), value.Slice(e0, e1 - e0), wcl, c, (ky * s.KW + kx0) * c + i0,
+                            GatherRowsAvx2(rowScratch.Slice(e0, e1 - e0), value.Slice(e0, e1 - e0), wcl, c, (ky * s.KW + kx0) * c + i0,
                                 dxcl, offsets[p] + (ky * wp + kx0) * c + i0, Math.Min(3, s.KW - kx0), Math.Min(32, c - i0) / 8);
                 continue;
             }
@@ -449,7 +436,7 @@ public static partial class Conv2dKernels
                 for (int ky = 0; ky < s.KH; ky++)
                     for (int kx = 0; kx < s.KW; kx++)
                     {
-                        var wr = wcl.Slice(channelRows[channel[e]] + (ky * s.KW + kx) * c, c);
+                        var wr = wcl.Slice(rowScratch[e] + (ky * s.KW + kx) * c, c);
                         var d = dxcl.Slice(offsets[p] + (ky * wp + kx) * c, c);
                         float gv = value[e];
                         for (int i = 0; i < c; i++) d[i] += gv * wr[i];

@@ -84,7 +84,7 @@ public static partial class Sgemm
 
         var bl = Blocking;
         int kSteps = KSteps(k);
-        int kcMax = (k + kSteps - 1) / kSteps;
+        int kcMax = KBlock(k, kSteps, 0).Kc;
         int mcMax = RoundUp(Math.Min(bl.MC, m), MR);
         Span<float> aPack = workspace.Slice(0, mcMax * kcMax);
         Span<float> bPack = workspace.Slice(mcMax * kcMax, RoundUp(Math.Min(bl.NC, n), NR) * kcMax);
@@ -95,9 +95,9 @@ public static partial class Sgemm
         for (int jc = 0; jc < n; jc += bl.NC)
         {
             int nc = Math.Min(bl.NC, n - jc);
-            for (int pc = 0, step = 0; step < kSteps; step++)
+            for (int step = 0; step < kSteps; step++)
             {
-                int kc = KBlock(k, kSteps, step, pc);
+                var (pc, kc) = KBlock(k, kSteps, step);
                 bool acc = accumulate || pc > 0;
                 bool last = pc + kc == k;
                 var bBlock = packedB.IsEmpty ? bPack
@@ -114,7 +114,6 @@ public static partial class Sgemm
                     MacroKernel(mc, nc, kc, aBlock, bBlock, c, ic * ldc + jc, ldc, acc, edge,
                         last && epilogue.IsActive, in epilogue, ic, jc, b, source);
                 }
-                pc += kc;
             }
         }
     }
@@ -125,8 +124,15 @@ public static partial class Sgemm
     /// </summary>
     internal static int KSteps(int k) => (k + Blocking.KC - 1) / Blocking.KC;
 
-    /// <summary>Depth of block <paramref name="step"/> of <paramref name="steps"/>, which starts at <paramref name="p0"/>.</summary>
-    internal static int KBlock(int k, int steps, int step, int p0) => (k - p0 + (steps - step) - 1) / (steps - step);
+    /// <summary>
+    /// Start and depth of block <paramref name="step"/> of <paramref name="steps"/>: the first k % steps blocks are one
+    /// deeper than the others.
+    /// </summary>
+    internal static (int P0, int Kc) KBlock(int k, int steps, int step)
+    {
+        int q = k / steps, r = k % steps;
+        return (step * q + Math.Min(step, r), q + (step < r ? 1 : 0));
+    }
 
     /// <summary>Floats of op(A) packed whole (rows padded to whole strips, every k block): see <see cref="PackAStrips"/>.</summary>
     public static int PackedASize(int m, int k) => RoundUp(Math.Max(m, 1), MR) * k;
@@ -144,11 +150,10 @@ public static partial class Sgemm
         int rows0 = s0 * MR, rows = Math.Min(s1 * MR, m) - rows0, mp = RoundUp(m, MR);
         if (rows <= 0) return;
         int steps = KSteps(k);
-        for (int pc = 0, step = 0; step < steps; step++)
+        for (int step = 0; step < steps; step++)
         {
-            int kc = KBlock(k, steps, step, pc);
+            var (pc, kc) = KBlock(k, steps, step);
             PackA(transA, a, lda, rows0, rows, pc, kc, packed.Slice(mp * pc + rows0 * kc, RoundUp(rows, MR) * kc));
-            pc += kc;
         }
     }
 
@@ -165,11 +170,10 @@ public static partial class Sgemm
         {
             int nc = Math.Min(nc0, n - jc), ncp = RoundUp(nc, NR);
             int from = Math.Max(c0, jc) - jc, to = Math.Min(c1, jc + nc) - jc;
-            for (int pc = 0, step = 0; step < steps; step++)
+            for (int step = 0; step < steps; step++)
             {
-                int kc = KBlock(k, steps, step, pc);
+                var (pc, kc) = KBlock(k, steps, step);
                 PackB(transB, b, ldb, pc, kc, jc + from, to - from, packed.Slice(jc * k + pc * ncp + from * kc, RoundUp(to - from, NR) * kc));
-                pc += kc;
             }
         }
     }

@@ -17,7 +17,6 @@ public sealed class Conv2D : Layer
     private Parameter? _weight, _bias;
     private Conv2dPlan? _plan;
     private int[]? _pixelOffsets; // output pixel -> channels-last padded input offset (pooled-gradient backward)
-    private int[]? _channelRows; // output channel -> its filter in channels-last filters (pooled-gradient backward)
 
     public Conv2D(int outChannels, int kernelSize, int stride = 1, Padding? padding = null, bool bias = true,
         int? inChannels = null, Initializer? init = null)
@@ -327,8 +326,7 @@ public sealed class Conv2D : Layer
             {
                 Conv2dKernels.SortByPixel(chanStart, pixel, value, s.OutC, s.OutPlane, pixStart, sortedChannel, sortedValue);
                 dxcl.Clear();
-                Conv2dKernels.SparseDataGradient(s, offsets, _channelRows ??= Conv2dKernels.ChannelRows(s), pixStart, sortedChannel, sortedValue,
-                    ChannelsLastWeights(run).Span, dxcl, lay.Wp, rows);
+                Conv2dKernels.SparseDataGradient(s, offsets, pixStart, sortedChannel, sortedValue, ChannelsLastWeights(run).Span, dxcl, lay.Wp, rows);
                 Conv2dKernels.FromChannelsLast(dxcl, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, lay.Wp, run.InGrad.Slice(n * s.InSize, s.InSize));
             }
         }
