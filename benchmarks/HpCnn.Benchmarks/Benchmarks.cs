@@ -20,11 +20,7 @@ public class Sgemm1T
     [GlobalSetup]
     public void Setup()
     {
-        var d = Shape.Split('x').Select(int.Parse).ToArray();
-        (_m, _n, _k) = (d[0], d[1], d[2]);
-        _a = Workloads.Random(_m * _k, 1);
-        _b = Workloads.Random(_k * _n, 2);
-        _c = new float[_m * _n];
+        (_m, _n, _k, _a, _b, _c) = Workloads.GemmOperands(Shape);
         _ws = new float[Sgemm.WorkspaceSize(_m, _n, _k)];
         OpenBlas.SetThreads(1);
     }
@@ -50,17 +46,9 @@ public class SgemmAllThreads
     [GlobalSetup]
     public void Setup()
     {
-        var d = Shape.Split('x').Select(int.Parse).ToArray();
-        (_m, _n, _k) = (d[0], d[1], d[2]);
-        _a = Workloads.Random(_m * _k, 1);
-        _b = Workloads.Random(_k * _n, 2);
-        _c = new float[_m * _n];
+        (_m, _n, _k, _a, _b, _c) = Workloads.GemmOperands(Shape);
         int t = Engine.Threads;
-        _job = new GemmJob
-        {
-            Scratch = Enumerable.Range(0, t).Select(_ => new Buffer(new float[Sgemm.WorkspaceSize(_m, _n, _k)])).ToArray(),
-            Shared = new Buffer(new float[GemmJob.SharedFloats(_m, _n, _k)]),
-        };
+        _job = Workloads.GemmJob(_m, _n, _k, t);
         OpenBlas.SetThreads(t);
     }
 

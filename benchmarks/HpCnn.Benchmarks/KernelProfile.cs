@@ -50,7 +50,6 @@ internal static class KernelProfile
         var sortedValue = new float[total];
         var rowScratch = new int[total];
         var offsets = Conv2dKernels.PixelOffsets(s, wp);
-        var channelRows = Conv2dKernels.ChannelRows(s);
         var (xclA, xclO) = Aligned(hp * wp * s.InC + 64);
         var (dwclA, dwclO) = Aligned(s.WeightCount);
         var (dxclA, dxclO) = Aligned(hp * wp * s.InC);
@@ -82,7 +81,7 @@ internal static class KernelProfile
         Report("dW", () => Conv2dKernels.SparseWeightGradient(s, offsets, start, pixel, value, xclA.AsSpan(xclO), wp, dwclA.AsSpan(dwclO), false, rowScratch), flops);
         Report("sort by pixel", () => Conv2dKernels.SortByPixel(start, pixel, value, s.OutC, s.OutPlane, pixStart, sortedChannel, sortedValue));
         Report("clear dx", () => dxclA.AsSpan(dxclO).Clear());
-        Report("dX", () => Conv2dKernels.SparseDataGradient(s, offsets, channelRows, pixStart, sortedChannel, sortedValue, wclA.AsSpan(wclO), dxclA.AsSpan(dxclO), wp, rowScratch), flops);
+        Report("dX", () => Conv2dKernels.SparseDataGradient(s, offsets, pixStart, sortedChannel, sortedValue, wclA.AsSpan(wclO), dxclA.AsSpan(dxclO), wp, rowScratch), flops);
         Report("from channels-last", () => Conv2dKernels.FromChannelsLast(dxclA.AsSpan(dxclO), s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, wp, dx));
         Report("weights from channels-last", () => Conv2dKernels.WeightsFromChannelsLast(dwclA.AsSpan(dwclO), s.OutC, s.InC, taps, dw, false));
     }

@@ -28,16 +28,8 @@ internal static class SideBySideGemm
         int rounds = quick ? 5 : 15;
         foreach (var shape in Shapes)
         {
-            var d = shape.Split('x').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
-            int m = d[0], n = d[1], k = d[2];
-            var a = Workloads.Random(m * k, 1);
-            var b = Workloads.Random(k * n, 2);
-            var c = new float[m * n];
-            var job = new GemmJob
-            {
-                Scratch = Enumerable.Range(0, threads).Select(_ => new Buffer(new float[Sgemm.WorkspaceSize(m, n, k)])).ToArray(),
-                Shared = new Buffer(new float[GemmJob.SharedFloats(m, n, k)]),
-            };
+            var (m, n, k, a, b, c) = Workloads.GemmOperands(shape);
+            var job = Workloads.GemmJob(m, n, k, threads);
             var ws = new float[Sgemm.WorkspaceSize(m, n, k)];
             void HpCnn()
             {

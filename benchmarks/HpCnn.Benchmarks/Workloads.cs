@@ -14,6 +14,21 @@ internal static class Workloads
         return v;
     }
 
+    /// <summary>A GEMM shape "MxNxK" (row-major C[M x N] = A[M x K] B[K x N]) and random A, B and a zeroed C for it.</summary>
+    public static (int M, int N, int K, float[] A, float[] B, float[] C) GemmOperands(string shape)
+    {
+        var d = shape.Split('x').Select(x => int.Parse(x, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        int m = d[0], n = d[1], k = d[2];
+        return (m, n, k, Random(m * k, 1), Random(k * n, 2), new float[m * n]);
+    }
+
+    /// <summary>A pool GEMM job for (m, n, k) on <paramref name="threads"/> threads: per-worker workspaces and the shared packing.</summary>
+    public static Layers.GemmJob GemmJob(int m, int n, int k, int threads) => new()
+    {
+        Scratch = Enumerable.Range(0, threads).Select(_ => new Buffer(new float[Kernels.Sgemm.WorkspaceSize(m, n, k)])).ToArray(),
+        Shared = new Buffer(new float[Layers.GemmJob.SharedFloats(m, n, k)]),
+    };
+
     /// <summary>The three convolution shapes of ANCHORS.md (batch 64, 3x3, pad 1, stride 1).</summary>
     public static readonly (string Name, Shape3 Input, int Filters)[] ConvShapes =
     [
