@@ -22,11 +22,10 @@ internal static class Workloads
         return (m, n, k, Random(m * k, 1), Random(k * n, 2), new float[m * n]);
     }
 
-    /// <summary>A pool GEMM job for (m, n, k) on <paramref name="threads"/> threads: per-worker workspaces and the shared packing.</summary>
+    /// <summary>A pool GEMM job for (m, n, k) on <paramref name="threads"/> threads: per-worker workspaces.</summary>
     public static Layers.GemmJob GemmJob(int m, int n, int k, int threads) => new()
     {
         Scratch = Enumerable.Range(0, threads).Select(_ => new Buffer(new float[Kernels.Sgemm.WorkspaceSize(m, n, k)])).ToArray(),
-        Shared = new Buffer(new float[Layers.GemmJob.SharedFloats(m, n, k)]),
     };
 
     /// <summary>The three convolution shapes of ANCHORS.md (batch 64, 3x3, pad 1, stride 1).</summary>

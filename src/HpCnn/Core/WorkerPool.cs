@@ -14,7 +14,8 @@ public abstract class ParallelJob
 }
 
 /// <summary>
-/// The engine's one thread pool: a fixed set of threads that spin briefly and then sleep between jobs.
+/// The engine's one thread pool: a fixed set of threads that spin briefly and then sleep between jobs, each pinned
+/// to its own CPU where the system allows (see <see cref="ThreadAffinity"/>).
 /// <see cref="Run"/> allocates nothing. A call made while the pool is busy (another thread's call, or a
 /// call from inside a job) runs inline on the caller as worker 0: no nested parallelism, no deadlock.
 /// </summary>
@@ -42,8 +43,11 @@ public sealed class WorkerPool : IDisposable
         if (threads > 256) throw new ArgumentOutOfRangeException(nameof(threads), $"thread count must be at most 256, got {threads}");
         ThreadCount = threads;
         _workers = new Worker[threads - 1];
+        // Worker i runs on the i-th CPU this process may use (the caller's thread is not pinned, and moves off a
+        // worker's CPU when it needs to); with more threads than CPUs nothing is pinned.
+        int[] cpus = threads > 1 && ThreadAffinity.Enabled ? ThreadAffinity.AllowedCpus() : [];
         for (int i = 0; i < _workers.Length; i++)
-            _workers[i] = new Worker(this, i + 1);
+            _workers[i] = new Worker(this, i + 1, cpus.Length >= threads ? cpus[i + 1] : -1);
     }
 
     /// <summary>Threads that run a job, the calling thread included.</summary>
@@ -139,17 +143,20 @@ public sealed class WorkerPool : IDisposable
         public int Sleeping;
         private readonly WorkerPool _pool;
         private readonly int _index;
+        private readonly int _cpu;
 
-        public Worker(WorkerPool pool, int index)
+        public Worker(WorkerPool pool, int index, int cpu)
         {
             _pool = pool;
             _index = index;
+            _cpu = cpu;
             var t = new Thread(Loop) { IsBackground = true, Name = $"hpcnn-worker-{index}" };
             t.Start();
         }
 
         private void Loop()
         {
+            if (_cpu >= 0) ThreadAffinity.PinCurrentThread(_cpu);
             long seen = 0;
             while (true)
             {

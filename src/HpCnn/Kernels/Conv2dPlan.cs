@@ -374,7 +374,7 @@ public sealed class Conv2dPlan
         int uStride = Conv2dKernels.WinogradPackedSize(dstC, srcC);
         for (int xi = 0; xi < 16; xi++)
         {
-            Sgemm.PackB(false, v.Slice(xi * vStride, srcC * t), t, 0, srcC, 0, t, bPack);
+            Sgemm.PackB(false, v.Slice(xi * vStride, srcC * t), t, 0, srcC, 0, t, bPack, prefetchAhead: true);
             Sgemm.MacroKernel(rows, t, srcC, u.Slice(xi * uStride + r0 * srcC, rows * srcC), bPack,
                 m.Slice(xi * mStride, rows * t), 0, t, false, default, false, default, 0, 0);
         }

@@ -61,8 +61,13 @@ public static partial class Sgemm
         }
     }
 
-    /// <summary>Packs depth [p0, p0+kc) x columns [j0, j0+nc) of op(B) into NR-column strips.</summary>
-    internal static unsafe void PackB(bool transB, ReadOnlySpan<float> b, int ldb, int p0, int kc, int j0, int nc, Span<float> dst)
+    /// <summary>
+    /// Packs depth [p0, p0+kc) x columns [j0, j0+nc) of op(B) into NR-column strips. <paramref name="prefetchAhead"/>:
+    /// B stored k x n, also ask for the lines of the strip <see cref="PrefetchPanels"/> ahead (for callers that do not
+    /// spread the requests over their products, see <see cref="MacroKernel"/>).
+    /// </summary>
+    internal static unsafe void PackB(bool transB, ReadOnlySpan<float> b, int ldb, int p0, int kc, int j0, int nc, Span<float> dst,
+        bool prefetchAhead = false)
     {
         ref float d = ref MemoryMarshal.GetReference(dst);
         ref float s = ref MemoryMarshal.GetReference(b);
@@ -79,7 +84,7 @@ public static partial class Sgemm
                     // prefetchers do not follow): ask for the same row's line a few strips ahead now, so that
                     // packing that strip (after the register tiles of this one ran) finds it in cache. (A prefetch never
                     // faults: past the last column of the last row it only wastes a request.)
-                    bool prefetch = j0 + jr + (PrefetchPanels + 1) * NR <= ldb;
+                    bool prefetch = prefetchAhead && j0 + jr + (PrefetchPanels + 1) * NR <= ldb;
                     for (int kk = 0; kk < kc; kk++)
                     {
                         ref float src = ref Unsafe.Add(ref s, (p0 + kk) * ldb + j0 + jr);
@@ -135,9 +140,18 @@ public static partial class Sgemm
         }
     }
 
-    /// <summary>How many B micro-panels ahead <see cref="PackB"/> asks for the lines it will read (measured: 2 to 6 do
-    /// equally well on 64 x 12544 x 288; 1 does not help, the adjacent-line prefetcher already fetches it).</summary>
+    /// <summary>How many B micro-panels ahead <see cref="PackB"/> and <see cref="MacroKernel"/> ask for the lines they will
+    /// read (measured on 64 x 12544 x 288 and 64 x 288 x 12544: 3 to 6 do equally well; 1 is worse than none).</summary>
     internal const int PrefetchPanels = 4;
+    /// <summary>
+    /// Asks for rows [k0, k1) of a B micro-panel's source (B stored k x n: one line of each row, at column
+    /// <paramref name="col"/>), into L2: see <see cref="MacroKernel"/>. A prefetch never faults.
+    /// </summary>
+    internal static unsafe void PrefetchPanelRows(ReadOnlySpan<float> b, int ldb, int k0, int k1, int col)
+    {
+        ref float s = ref Unsafe.Add(ref MemoryMarshal.GetReference(b), col);
+        for (int kk = k0; kk < k1; kk++) Sse.Prefetch1(Unsafe.AsPointer(ref Unsafe.Add(ref s, kk * ldb)));
+    }
 
     /// <summary>
     /// Transposes an 8x8 block: 8 rows of 8 floats at src (stride ldSrc) become 8 rows at dst (stride ldDst),

@@ -44,19 +44,7 @@ public static partial class Sgemm
     /// </summary>
     public static void Multiply(bool transA, bool transB, int m, int n, int k,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
-        Span<float> c, int ldc, bool accumulate, Span<float> workspace, in GemmEpilogue epilogue = default) =>
-        MultiplyShared(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, workspace, in epilogue, default, default);
-
-    /// <summary>
-    /// <see cref="Multiply"/> with op(A) already packed whole by <see cref="PackAStrips"/> (<paramref name="packedA"/>, for this call's m and k) or
-    /// op(B) already packed whole by <see cref="PackBPanels"/> (<paramref name="packedB"/>, for this call's n and k): the
-    /// threads of a split GEMM share the operand they all read instead of each packing it. Either may be empty.
-    /// The packing is the one this call would have made, so the result is the same bit for bit.
-    /// </summary>
-    internal static void MultiplyShared(bool transA, bool transB, int m, int n, int k,
-        ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
-        Span<float> c, int ldc, bool accumulate, Span<float> workspace, in GemmEpilogue epilogue,
-        ReadOnlySpan<float> packedA, ReadOnlySpan<float> packedB)
+        Span<float> c, int ldc, bool accumulate, Span<float> workspace, in GemmEpilogue epilogue = default)
     {
         Validate(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
         if (m == 0 || n == 0) return;
@@ -89,8 +77,6 @@ public static partial class Sgemm
         Span<float> aPack = workspace.Slice(0, mcMax * kcMax);
         Span<float> bPack = workspace.Slice(mcMax * kcMax, RoundUp(Math.Min(bl.NC, n), NR) * kcMax);
         Span<float> edge = workspace.Slice(mcMax * kcMax + RoundUp(Math.Min(bl.NC, n), NR) * kcMax, MR * NR);
-        if (!packedA.IsEmpty && packedA.Length < PackedASize(m, k)) throw new ArgumentException("GEMM: packed A too short", nameof(packedA));
-        if (!packedB.IsEmpty && packedB.Length < PackedBSize(n, k)) throw new ArgumentException("GEMM: packed B too short", nameof(packedB));
 
         for (int jc = 0; jc < n; jc += bl.NC)
         {
@@ -100,18 +86,14 @@ public static partial class Sgemm
                 var (pc, kc) = KBlock(k, kSteps, step);
                 bool acc = accumulate || pc > 0;
                 bool last = pc + kc == k;
-                var bBlock = packedB.IsEmpty ? bPack
-                    : MemoryMarshal.CreateSpan(ref Unsafe.Add(ref MemoryMarshal.GetReference(packedB), jc * k + pc * RoundUp(nc, NR)), RoundUp(nc, NR) * kc);
                 for (int ic = 0; ic < m; ic += bl.MC)
                 {
                     int mc = Math.Min(bl.MC, m - ic);
-                    ReadOnlySpan<float> aBlock = aPack;
-                    if (packedA.IsEmpty) PackA(transA, a, lda, ic, mc, pc, kc, aPack);
-                    else aBlock = packedA.Slice(RoundUp(m, MR) * pc + ic * kc, RoundUp(mc, MR) * kc);
+                    PackA(transA, a, lda, ic, mc, pc, kc, aPack);
                     // The first row block packs each B micro-panel just before its register tiles use it, while it
                     // is hot in L1 (OpenBLAS does the same); the later row blocks reuse the packed panels.
-                    var source = ic == 0 && packedB.IsEmpty ? new PanelSource(transB, ldb, pc, jc) : default;
-                    MacroKernel(mc, nc, kc, aBlock, bBlock, c, ic * ldc + jc, ldc, acc, edge,
+                    var source = ic == 0 ? new PanelSource(transB, ldb, pc, jc, n, k) : default;
+                    MacroKernel(mc, nc, kc, aPack, bPack, c, ic * ldc + jc, ldc, acc, edge,
                         last && epilogue.IsActive, in epilogue, ic, jc, b, source);
                 }
             }
@@ -132,50 +114,6 @@ public static partial class Sgemm
     {
         int q = k / steps, r = k % steps;
         return (step * q + Math.Min(step, r), q + (step < r ? 1 : 0));
-    }
-
-    /// <summary>Floats of op(A) packed whole (rows padded to whole strips, every k block): see <see cref="PackAStrips"/>.</summary>
-    public static int PackedASize(int m, int k) => RoundUp(Math.Max(m, 1), MR) * k;
-
-    /// <summary>Floats of op(B) packed whole (columns padded to whole panels, every k block): see <see cref="PackBPanels"/>.</summary>
-    public static int PackedBSize(int n, int k) => RoundUp(Math.Max(n, 1), NR) * k;
-
-    /// <summary>
-    /// Packs register strips [s0, s1) of op(A) (m x k) for every k block, as <see cref="Multiply"/> packs them: block p
-    /// (from depth p0, kc deep) starts at RoundUp(m, MR) * p0 and holds the strips in order, kc * MR floats each.
-    /// Disjoint strip ranges can be packed in parallel.
-    /// </summary>
-    internal static void PackAStrips(bool transA, ReadOnlySpan<float> a, int lda, int m, int k, int s0, int s1, Span<float> packed)
-    {
-        int rows0 = s0 * MR, rows = Math.Min(s1 * MR, m) - rows0, mp = RoundUp(m, MR);
-        if (rows <= 0) return;
-        int steps = KSteps(k);
-        for (int step = 0; step < steps; step++)
-        {
-            var (pc, kc) = KBlock(k, steps, step);
-            PackA(transA, a, lda, rows0, rows, pc, kc, packed.Slice(mp * pc + rows0 * kc, RoundUp(rows, MR) * kc));
-        }
-    }
-
-    /// <summary>
-    /// Packs panels [q0, q1) (NR columns each) of op(B) (k x n) for every k block, as <see cref="Multiply"/> packs them:
-    /// column block jc (NC wide) starts at jc * k; within it, k block p0 at RoundUp(nc, NR) * p0, panel jr at jr * kc.
-    /// Disjoint panel ranges can be packed in parallel.
-    /// </summary>
-    internal static void PackBPanels(bool transB, ReadOnlySpan<float> b, int ldb, int n, int k, int q0, int q1, Span<float> packed)
-    {
-        int nc0 = Blocking.NC, steps = KSteps(k);
-        int c0 = q0 * NR, c1 = Math.Min(q1 * NR, n);
-        for (int jc = c0 / nc0 * nc0; jc < c1; jc += nc0)
-        {
-            int nc = Math.Min(nc0, n - jc), ncp = RoundUp(nc, NR);
-            int from = Math.Max(c0, jc) - jc, to = Math.Min(c1, jc + nc) - jc;
-            for (int step = 0; step < steps; step++)
-            {
-                var (pc, kc) = KBlock(k, steps, step);
-                PackB(transB, b, ldb, pc, kc, jc + from, to - from, packed.Slice(jc * k + pc * ncp + from * kc, RoundUp(to - from, NR) * kc));
-            }
-        }
     }
 
     /// <summary>
@@ -213,8 +151,8 @@ public static partial class Sgemm
         }
     }
 
-    /// <summary>Where <see cref="MacroKernel"/> packs B micro-panels from, when it packs them itself.</summary>
-    internal readonly record struct PanelSource(bool TransB, int Ldb, int P0, int J0)
+    /// <summary>Where <see cref="MacroKernel"/> packs B micro-panels from, when it packs them itself: op(B) is k x n, the block starts at (P0, J0).</summary>
+    internal readonly record struct PanelSource(bool TransB, int Ldb, int P0, int J0, int N, int K)
     {
         public bool Packs => Ldb > 0;
     }
@@ -241,18 +179,48 @@ public static partial class Sgemm
                 for (int jr = 0; jr < nc; jr += NR)
                 {
                     if (pack && ir == 0)
-                        PackB(source.TransB, bSource, source.Ldb, source.P0, kc, source.J0 + jr, Math.Min(NR, nc - jr), bPack.Slice(jr * kc, NR * kc));
+                        PackB(source.TransB, bSource, source.Ldb, source.P0, kc, source.J0 + jr, Math.Min(NR, nc - jr),
+                            bPack.Slice(jr * kc, NR * kc), prefetchAhead: true);
                     Tile(ir, jr, mc, nc, kc, aPack, bPack, c, cOffset, ldc, accumulate, edge, applyEpilogue, in epilogue, row0, col0);
                 }
             return;
         }
+        int strips = (mc + MR - 1) / MR;
         for (int jr = 0; jr < nc; jr += NR)
         {
+            int pfRow = 0, pfRows = 0, pfCol = 0;
             if (pack)
+            {
                 PackB(source.TransB, bSource, source.Ldb, source.P0, kc, source.J0 + jr, Math.Min(NR, nc - jr), bPack.Slice(jr * kc, NR * kc));
-            for (int ir = 0; ir < mc; ir += MR)
+                if (!source.TransB) (pfRow, pfRows, pfCol) = PanelAhead(source, jr, nc, kc);
+            }
+            for (int ir = 0, strip = 0; ir < mc; ir += MR, strip++)
+            {
+                // B stored k x n: each row of a panel is a line of a different row of B, a stride no hardware prefetcher
+                // follows. The requests for the panel PrefetchPanels ahead are spread over this panel's tiles, a share
+                // per tile: issued all at once (while packing) most of them find the miss queues full and are dropped.
+                if (pfRows > 0)
+                    PrefetchPanelRows(bSource, source.Ldb, pfRow + strip * pfRows / strips, pfRow + (strip + 1) * pfRows / strips, pfCol);
                 Tile(ir, jr, mc, nc, kc, aPack, bPack, c, cOffset, ldc, accumulate, edge, applyEpilogue, in epilogue, row0, col0);
+            }
         }
+    }
+
+    /// <summary>
+    /// Rows (first, count) and column of the B micro-panel that <see cref="Multiply"/> packs <see cref="PrefetchPanels"/>
+    /// after panel <paramref name="jr"/> of this block: further on in the block, else at the start of the next k block
+    /// (same columns), else in the next column block (first k block). Count 0: there is none.
+    /// </summary>
+    private static (int Row, int Rows, int Col) PanelAhead(in PanelSource source, int jr, int nc, int kc)
+    {
+        int ahead = jr + PrefetchPanels * NR;
+        int row = source.P0, col = source.J0 + ahead;
+        if (ahead >= nc)
+        {
+            if (source.P0 + kc < source.K) { row = source.P0 + kc; col = source.J0 + ahead - nc; }
+            else row = 0;
+        }
+        return col + NR <= source.N ? (row, Math.Min(kc, source.K - row), col) : (0, 0, 0);
     }
 
     /// <summary>Depth under which <see cref="MacroKernel"/> stores its tiles row strip by row strip (measured).</summary>

@@ -62,9 +62,6 @@ public sealed class Dense : Layer
     /// <summary>Whole-matrix workspace: an upper bound for any split of the layer's GEMMs.</summary>
     internal override long ScratchFloats(int batch, bool training) => OverGemms(batch, training, Sgemm.WorkspaceSize);
 
-    /// <summary>The operand the threads of a split GEMM share, packed once (see <see cref="GemmJob"/>).</summary>
-    internal override long StateFloats(int batch, bool training) => OverGemms(batch, training, GemmJob.SharedFloats);
-
     /// <summary>The largest <paramref name="size"/>(m, n, k) over the forward GEMM and, in training, the two backward ones.</summary>
     private long OverGemms(int batch, bool training, Func<int, int, int, int> size)
     {
@@ -79,7 +76,7 @@ public sealed class Dense : Layer
 
     internal override void Prepare(LayerRun run)
     {
-        run.Jobs = new GemmJob { Scratch = run.Scratch, Shared = run.State };
+        run.Jobs = new GemmJob { Scratch = run.Scratch };
     }
 
     internal override void Forward(LayerRun run)

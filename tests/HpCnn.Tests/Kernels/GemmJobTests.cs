@@ -5,8 +5,8 @@ namespace HpCnn.Tests.Kernels;
 
 /// <summary>
 /// The pool's GEMM split (column blocks, or row blocks when C is taller than wide; each item packing its own copy of
-/// the shared operand, or that operand packed once in parallel into a NaN-filled buffer) against one whole Multiply
-/// call: the same bits for any number of items and threads, bias offsets carried into each block.
+/// the operand all items read) against one whole Multiply call: the same bits for any number of items and threads,
+/// bias offsets carried into each block.
 /// </summary>
 public class GemmJobTests
 {
@@ -43,23 +43,18 @@ public class GemmJobTests
         {
             using var pool = new WorkerPool(threads);
             foreach (int items in new[] { 1, 2, 3, 5 })
-                foreach (bool shared in new[] { false, true })
+            {
+                var c = new float[m * n];
+                var job = new GemmJob
                 {
-                    var c = new float[m * n];
-                    var job = new GemmJob
-                    {
-                        Scratch = Enumerable.Range(0, threads).Select(_ => new HpCnn.Buffer(new float[Sgemm.WorkspaceSize(m, n, k)])).ToArray(),
-                        Shared = shared ? new HpCnn.Buffer(Enumerable.Repeat(float.NaN, GemmJob.SharedFloats(m, n, k)).ToArray()) : default,
-                    };
-                    job.Set(transA, transB, m, n, k, new HpCnn.Buffer(a), lda, new HpCnn.Buffer(b), ldb, new HpCnn.Buffer(c), n, false, epi, items);
-                    if (items > 1 && m > n && GemmJob.RowsFor(m, items) > 0)
-                        Assert.That(job.RowsPerItem, Is.GreaterThan(0), "a tall C is split by rows");
-                    // A tall C that cannot be cut into whole strips falls back to columns; its buffer is sized for rows.
-                    bool expect = shared && job.Items > 1 && m >= Sgemm.MR && (job.RowsPerItem > 0) == (m > n);
-                    Assert.That(job.SharesPacking, Is.EqualTo(expect), "which packing runs");
-                    job.RunOn(pool);
-                    Assert.That(c, Is.EqualTo(whole).AsCollection, $"{threads} threads, {items} items (rows per item {job.RowsPerItem}), shared packing {shared}");
-                }
+                    Scratch = Enumerable.Range(0, threads).Select(_ => new HpCnn.Buffer(new float[Sgemm.WorkspaceSize(m, n, k)])).ToArray(),
+                };
+                job.Set(transA, transB, m, n, k, new HpCnn.Buffer(a), lda, new HpCnn.Buffer(b), ldb, new HpCnn.Buffer(c), n, false, epi, items);
+                if (items > 1 && m > n && GemmJob.RowsFor(m, items) > 0)
+                    Assert.That(job.RowsPerItem, Is.GreaterThan(0), "a tall C is split by rows");
+                job.RunOn(pool);
+                Assert.That(c, Is.EqualTo(whole).AsCollection, $"{threads} threads, {items} items (rows per item {job.RowsPerItem})");
+            }
         }
     }
 

@@ -34,6 +34,31 @@ public class WorkerPoolTests
         Assert.That(finished, Is.True, $"{what} did not finish within {Deadline.TotalSeconds} s (deadlock?)");
     }
 
+    private sealed class AffinityJob : ParallelJob
+    {
+        public readonly int[][] Cpus = new int[2][];
+        private readonly Barrier _both = new(2);
+
+        public override void Execute(int item, int worker)
+        {
+            // Both items wait for each other, so the two run on different threads.
+            if (!_both.SignalAndWait(TimeSpan.FromSeconds(10))) throw new TimeoutException("the other item never started");
+            Cpus[worker] = ThreadAffinity.AllowedCpus();
+        }
+    }
+
+    [Test]
+    public void PinsEachWorkerToItsOwnCpuAndLeavesTheCallerAlone()
+    {
+        var allowed = ThreadAffinity.AllowedCpus();
+        if (!ThreadAffinity.Enabled || allowed.Length < 2) Assert.Ignore("pinning needs Linux, 2 CPUs and HPCNN_PIN_THREADS unset");
+        using var pool = new WorkerPool(2);
+        var job = new AffinityJob();
+        RunWithDeadline(() => pool.Run(job, 2), "two items that wait for each other");
+        Assert.That(job.Cpus[1], Is.EqualTo(new[] { allowed[1] }), "the worker runs on the second allowed CPU only");
+        Assert.That(job.Cpus[0], Is.EqualTo(allowed), "the calling thread keeps its CPUs");
+    }
+
     [Test]
     public void RunsEveryItemExactlyOnce([Values(1, 2, 4)] int threads)
     {
