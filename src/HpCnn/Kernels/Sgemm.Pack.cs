@@ -172,8 +172,9 @@ public static partial class Sgemm
     }
 
     /// <summary>
-    /// Packs 6 rows x 8 k (rows at src, stride lda) into 8 groups of 6 at dst: a register transpose, each group
-    /// written with a 6-lane masked store so nothing past the 48 floats is touched.
+    /// Packs 6 rows x 8 k (rows at src, stride lda) into 8 groups of 6 at dst: rows 0-3 and rows 4-5 transposed apart
+    /// (6 unpacks, 4 shuffles), each group then written as 4 + 2 floats (16- and 8-byte stores; the upper lanes
+    /// stored straight from the register). Nothing past the 48 floats is touched.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void TransposeRows6(ref float src, int lda, ref float dst)
@@ -181,13 +182,20 @@ public static partial class Sgemm
         var r0 = Vector256.LoadUnsafe(ref src); var r1 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, lda));
         var r2 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 2 * lda)); var r3 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 3 * lda));
         var r4 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 4 * lda)); var r5 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 5 * lda));
-        var r6 = Vector256<float>.Zero; var r7 = Vector256<float>.Zero;
-        Transpose(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
-        var m = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(MR)).AsSingle();
+        // t0 = r0k0 r1k0 r0k1 r1k1 | k4 k5, t1 = the same for k2 k3 | k6 k7; t2, t3 rows 2-3; t4, t5 rows 4-5.
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        // u[j] = rows 0-3 of k j | of k j+4.
+        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
         fixed (float* d = &dst)
         {
-            Avx.MaskStore(d, m, r0); Avx.MaskStore(d + 6, m, r1); Avx.MaskStore(d + 12, m, r2); Avx.MaskStore(d + 18, m, r3);
-            Avx.MaskStore(d + 24, m, r4); Avx.MaskStore(d + 30, m, r5); Avx.MaskStore(d + 36, m, r6); Avx.MaskStore(d + 42, m, r7);
+            Sse.Store(d, u0.GetLower()); Sse.Store(d + 6, u1.GetLower()); Sse.Store(d + 12, u2.GetLower()); Sse.Store(d + 18, u3.GetLower());
+            Sse.Store(d + 24, u0.GetUpper()); Sse.Store(d + 30, u1.GetUpper()); Sse.Store(d + 36, u2.GetUpper()); Sse.Store(d + 42, u3.GetUpper());
+            Vector128<float> lo4 = t4.GetLower(), lo5 = t5.GetLower(), hi4 = t4.GetUpper(), hi5 = t5.GetUpper();
+            Sse.StoreLow(d + 4, lo4); Sse.StoreHigh(d + 10, lo4); Sse.StoreLow(d + 16, lo5); Sse.StoreHigh(d + 22, lo5);
+            Sse.StoreLow(d + 28, hi4); Sse.StoreHigh(d + 34, hi4); Sse.StoreLow(d + 40, hi5); Sse.StoreHigh(d + 46, hi5);
         }
     }
 

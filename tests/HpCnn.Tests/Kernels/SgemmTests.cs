@@ -342,7 +342,7 @@ public class SgemmTests
     {
         // kc >= 8 with whole MR / NR strips takes the 8-wide register-transpose paths (non-transposed A, transposed B);
         // kc % 8 != 0 adds their scalar tails, a partial last strip the plain path. Destinations are exactly the packed
-        // size, followed by sentinels: the 6-lane masked stores must stay inside.
+        // size, followed by sentinels: the register transposes' stores must stay inside.
         var rng = new Random(14);
         foreach (var (rows, kc, i0, p0) in new[] { (6, 8, 0, 0), (6, 9, 1, 3), (12, 16, 0, 1), (13, 17, 2, 0), (18, 40, 0, 5), (7, 23, 0, 0) })
         {
@@ -380,6 +380,27 @@ public class SgemmTests
                     }
             Sentinel.AssertTail(dst, strips * Sgemm.NR * kc, $"PackB trans={transposed} nc={cols} kc={kc}");
         }
+    }
+
+    [Test]
+    public unsafe void InPlaceRowsKernelGivesThePackedKernelsBits([Values(1, 2, 9, 64, 301)] int kc, [Values] bool accumulate)
+    {
+        // Multiply reads whole strips of a non-transposed A in place (AVX2 path): the same products in the same order
+        // as the micro-kernel on the packed strip, so the same bits, wherever the strip starts.
+        if (!Avx2.IsSupported || !Fma.IsSupported) Assert.Ignore("AVX2/FMA not available in this process");
+        var rng = new Random(kc);
+        int lda = kc + 5, ldc = Sgemm.NR + 3;
+        var a = Enumerable.Range(0, (Sgemm.MR + 2) * lda).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var bPanel = Enumerable.Range(0, kc * Sgemm.NR).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var c0 = Enumerable.Range(0, Sgemm.MR * ldc).Select(_ => (float)rng.NextDouble()).ToArray();
+        var aPack = new float[Sgemm.MR * kc];
+        Sgemm.PackA(false, a, lda, 1, Sgemm.MR, 2, kc, aPack);
+        var packed = (float[])c0.Clone();
+        var inPlace = (float[])c0.Clone();
+        Sgemm.Kernel6x16Avx2(kc, ref aPack[0], ref bPanel[0], ref packed[0], ldc, accumulate);
+        fixed (float* ap = a)
+            Sgemm.Kernel6x16RowsAvx2(kc, ap + 1 * lda + 2, lda, ref bPanel[0], ref inPlace[0], ldc, accumulate);
+        Assert.That(inPlace, Is.EqualTo(packed).AsCollection);
     }
 
     [Test]

@@ -1,0 +1,77 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace HpCnn.Kernels;
+
+public static partial class Sgemm
+{
+    /// <summary>
+    /// <see cref="Kernel6x16Avx2"/> with A read in place: 6 rows of A stored m x k (leading dimension lda) instead of a
+    /// packed strip. The same products in the same order, so the same bits.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void Kernel6x16RowsAvx2(int kc, float* a, nint lda, ref float b, ref float c, int ldc, bool accumulate)
+    {
+        Vector256<float> c00 = Vector256<float>.Zero, c01 = Vector256<float>.Zero;
+        Vector256<float> c10 = Vector256<float>.Zero, c11 = Vector256<float>.Zero;
+        Vector256<float> c20 = Vector256<float>.Zero, c21 = Vector256<float>.Zero;
+        Vector256<float> c30 = Vector256<float>.Zero, c31 = Vector256<float>.Zero;
+        Vector256<float> c40 = Vector256<float>.Zero, c41 = Vector256<float>.Zero;
+        Vector256<float> c50 = Vector256<float>.Zero, c51 = Vector256<float>.Zero;
+        Vector256<float> b0, b1, av;
+        nint l1 = lda, l2 = 2 * lda, l3 = 3 * lda, l4 = 4 * lda, l5 = 5 * lda;
+        float* end = a + kc;
+        for (; a < end; a++)
+        {
+            b0 = Vector256.LoadUnsafe(ref b, 0);
+            b1 = Vector256.LoadUnsafe(ref b, 8);
+            av = Vector256.Create(a[0]);
+            c00 = Fma.MultiplyAdd(av, b0, c00);
+            c01 = Fma.MultiplyAdd(av, b1, c01);
+            av = Vector256.Create(a[l1]);
+            c10 = Fma.MultiplyAdd(av, b0, c10);
+            c11 = Fma.MultiplyAdd(av, b1, c11);
+            av = Vector256.Create(a[l2]);
+            c20 = Fma.MultiplyAdd(av, b0, c20);
+            c21 = Fma.MultiplyAdd(av, b1, c21);
+            av = Vector256.Create(a[l3]);
+            c30 = Fma.MultiplyAdd(av, b0, c30);
+            c31 = Fma.MultiplyAdd(av, b1, c31);
+            av = Vector256.Create(a[l4]);
+            c40 = Fma.MultiplyAdd(av, b0, c40);
+            c41 = Fma.MultiplyAdd(av, b1, c41);
+            av = Vector256.Create(a[l5]);
+            c50 = Fma.MultiplyAdd(av, b0, c50);
+            c51 = Fma.MultiplyAdd(av, b1, c51);
+            b = ref Unsafe.Add(ref b, 16);
+        }
+        if (accumulate)
+        {
+            c00 += Vector256.LoadUnsafe(ref c, (nuint)(0 * ldc));
+            c01 += Vector256.LoadUnsafe(ref c, (nuint)(0 * ldc + 8));
+            c10 += Vector256.LoadUnsafe(ref c, (nuint)(1 * ldc));
+            c11 += Vector256.LoadUnsafe(ref c, (nuint)(1 * ldc + 8));
+            c20 += Vector256.LoadUnsafe(ref c, (nuint)(2 * ldc));
+            c21 += Vector256.LoadUnsafe(ref c, (nuint)(2 * ldc + 8));
+            c30 += Vector256.LoadUnsafe(ref c, (nuint)(3 * ldc));
+            c31 += Vector256.LoadUnsafe(ref c, (nuint)(3 * ldc + 8));
+            c40 += Vector256.LoadUnsafe(ref c, (nuint)(4 * ldc));
+            c41 += Vector256.LoadUnsafe(ref c, (nuint)(4 * ldc + 8));
+            c50 += Vector256.LoadUnsafe(ref c, (nuint)(5 * ldc));
+            c51 += Vector256.LoadUnsafe(ref c, (nuint)(5 * ldc + 8));
+        }
+        c00.StoreUnsafe(ref c, (nuint)(0 * ldc));
+        c01.StoreUnsafe(ref c, (nuint)(0 * ldc + 8));
+        c10.StoreUnsafe(ref c, (nuint)(1 * ldc));
+        c11.StoreUnsafe(ref c, (nuint)(1 * ldc + 8));
+        c20.StoreUnsafe(ref c, (nuint)(2 * ldc));
+        c21.StoreUnsafe(ref c, (nuint)(2 * ldc + 8));
+        c30.StoreUnsafe(ref c, (nuint)(3 * ldc));
+        c31.StoreUnsafe(ref c, (nuint)(3 * ldc + 8));
+        c40.StoreUnsafe(ref c, (nuint)(4 * ldc));
+        c41.StoreUnsafe(ref c, (nuint)(4 * ldc + 8));
+        c50.StoreUnsafe(ref c, (nuint)(5 * ldc));
+        c51.StoreUnsafe(ref c, (nuint)(5 * ldc + 8));
+    }
+}
