@@ -267,6 +267,11 @@ public static partial class Sgemm
             if (aRows != null) Kernel6x16RowsAvx2(kc, aRows, lda, ref bp, ref c[cIndex], ldc, accumulate);
             else MicroKernel(kc, ref ap, ref bp, ref c[cIndex], ldc, accumulate);
         }
+        else if (mr <= 4 && nr == NR && Engine.UseAvx2)
+        {
+            _ = c[cIndex + (mr - 1) * ldc + NR - 1];
+            Kernel4x16Avx2(kc, ref ap, ref bp, ref c[cIndex], ldc, accumulate, mr);
+        }
         else
         {
             if (aRows != null) Kernel6x16RowsAvx2(kc, aRows, lda, ref bp, ref MemoryMarshal.GetReference(edge), NR, false);

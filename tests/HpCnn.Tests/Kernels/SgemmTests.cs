@@ -404,6 +404,27 @@ public class SgemmTests
     }
 
     [Test]
+    public void EdgeStripKernelGivesTheFullKernelsBitsAndWritesOnlyItsRows([Values(1, 2, 3, 4)] int rows,
+        [Values(1, 8, 301)] int kc, [Values] bool accumulate)
+    {
+        if (!Avx2.IsSupported || !Fma.IsSupported) Assert.Ignore("AVX2/FMA not available in this process");
+        var rng = new Random(rows * 1000 + kc);
+        int ldc = Sgemm.NR + 3;
+        var aStrip = Enumerable.Range(0, kc * Sgemm.MR).Select(i => i % Sgemm.MR < rows ? (float)(rng.NextDouble() * 2 - 1) : 0f).ToArray();
+        var bPanel = Enumerable.Range(0, kc * Sgemm.NR).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var c0 = Enumerable.Range(0, Sgemm.MR * ldc).Select(_ => (float)rng.NextDouble()).ToArray();
+        var full = (float[])c0.Clone();
+        var edge = (float[])c0.Clone();
+        Sgemm.Kernel6x16Avx2(kc, ref aStrip[0], ref bPanel[0], ref full[0], ldc, accumulate);
+        Sgemm.Kernel4x16Avx2(kc, ref aStrip[0], ref bPanel[0], ref edge[0], ldc, accumulate, rows);
+        for (int i = 0; i < c0.Length; i++)
+        {
+            bool written = i / ldc < rows && i % ldc < Sgemm.NR;
+            Assert.That(edge[i], Is.EqualTo(written ? full[i] : c0[i]), $"element {i / ldc},{i % ldc}");
+        }
+    }
+
+    [Test]
     public void Transpose8x8MatchesItsDefinition()
     {
         if (!Avx2.IsSupported) Assert.Ignore("AVX2 not available in this process");
