@@ -197,7 +197,7 @@ public static partial class Sgemm
             if (pack)
             {
                 PackB(source.TransB, bSource, source.Ldb, source.P0, kc, source.J0 + jr, Math.Min(NR, nc - jr), bPack.Slice(jr * kc, NR * kc));
-                if (!source.TransB) (pfRow, pfRows, pfCol) = PanelAhead(source, jr, nc, kc);
+                if (!source.TransB && Engine.UseAvx2) (pfRow, pfRows, pfCol) = PanelAhead(source, jr, nc, kc);
             }
             for (int ir = 0, strip = 0; ir < mc; ir += MR, strip++)
             {
