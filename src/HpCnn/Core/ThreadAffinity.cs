@@ -7,7 +7,9 @@ namespace HpCnn;
 /// Measured on the 2-core machine (64 x 12544 x 288 split over 2 threads, 48 calls): unpinned, the scheduler often
 /// stacked the worker on the caller's core while the other core idled, and 20 of 48 calls ran serialised at half
 /// speed (61-80 against 140-165 GFLOP/s); with the worker pinned, none did. The calling thread is the user's and is
-/// left alone. <c>HPCNN_PIN_THREADS=0</c> turns pinning off.
+/// not pinned; but a caller found on a worker's CPU when it hands out work (after a sleep it may wake up there, and
+/// the scheduler was seen to leave it there for whole rounds of calls) is moved off it once
+/// (<see cref="MoveOff"/>). <c>HPCNN_PIN_THREADS=0</c> turns both off.
 /// </summary>
 internal static unsafe class ThreadAffinity
 {
@@ -18,6 +20,41 @@ internal static unsafe class ThreadAffinity
 
     [DllImport("libc", EntryPoint = "sched_setaffinity")]
     private static extern int SetAffinity(int pid, nint size, ulong* mask);
+
+    [DllImport("libc", EntryPoint = "sched_getcpu")]
+    private static extern int GetCpu();
+
+    /// <summary>The CPU the calling thread runs on now, or -1.</summary>
+    public static int CurrentCpu()
+    {
+        try { return GetCpu(); }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return -1; }
+    }
+
+    /// <summary>
+    /// Moves the calling thread off <paramref name="cpus"/>: restricts it to its other allowed CPUs (the kernel migrates
+    /// it at once), then gives it back its whole set. Nothing is left pinned. Allocates nothing.
+    /// </summary>
+    public static void MoveOff(ReadOnlySpan<int> cpus)
+    {
+        ulong* mask = stackalloc ulong[MaskWords];
+        ulong* rest = stackalloc ulong[MaskWords];
+        try
+        {
+            if (GetAffinity(0, MaskWords * sizeof(ulong), mask) != 0) return;
+            bool any = false;
+            for (int w = 0; w < MaskWords; w++) rest[w] = mask[w];
+            foreach (int cpu in cpus)
+                if ((uint)cpu < MaskWords * 64) rest[cpu / 64] &= ~(1UL << (cpu % 64));
+            for (int w = 0; w < MaskWords; w++) any |= rest[w] != 0;
+            if (!any) return;
+            if (SetAffinity(0, MaskWords * sizeof(ulong), rest) == 0)
+                SetAffinity(0, MaskWords * sizeof(ulong), mask);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+        }
+    }
 
     /// <summary>Whether the pool pins its threads here.</summary>
     public static bool Enabled => OperatingSystem.IsLinux() && Environment.GetEnvironmentVariable("HPCNN_PIN_THREADS") != "0";
@@ -40,6 +77,15 @@ internal static unsafe class ThreadAffinity
             for (int b = 0; b < 64; b++)
                 if ((mask[w] & (1UL << b)) != 0) cpus.Add(w * 64 + b);
         return cpus.ToArray();
+    }
+
+    /// <summary>Allows the calling thread exactly <paramref name="cpus"/> again (tests).</summary>
+    internal static bool RestoreForTests(ReadOnlySpan<int> cpus)
+    {
+        ulong* mask = stackalloc ulong[MaskWords];
+        new Span<ulong>(mask, MaskWords).Clear();
+        foreach (int cpu in cpus) mask[cpu / 64] |= 1UL << (cpu % 64);
+        return SetAffinity(0, MaskWords * sizeof(ulong), mask) == 0;
     }
 
     /// <summary>Restricts the calling thread to <paramref name="cpu"/>; false when the system refused or cannot.</summary>

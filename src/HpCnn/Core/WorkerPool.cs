@@ -25,6 +25,8 @@ public sealed class WorkerPool : IDisposable
     private static WorkerPool? s_shared;
 
     private readonly Worker[] _workers;
+    /// <summary>CPUs the workers are pinned to (empty: not pinned).</summary>
+    private readonly int[] _workerCpus = [];
     private ParallelJob? _job;
     private int _count;
     private int _next;
@@ -46,8 +48,9 @@ public sealed class WorkerPool : IDisposable
         // Worker i runs on the i-th CPU this process may use (the caller's thread is not pinned, and moves off a
         // worker's CPU when it needs to); with more threads than CPUs nothing is pinned.
         int[] cpus = threads > 1 && ThreadAffinity.Enabled ? ThreadAffinity.AllowedCpus() : [];
+        if (cpus.Length >= threads) _workerCpus = cpus[1..threads];
         for (int i = 0; i < _workers.Length; i++)
-            _workers[i] = new Worker(this, i + 1, cpus.Length >= threads ? cpus[i + 1] : -1);
+            _workers[i] = new Worker(this, i + 1, _workerCpus.Length > 0 ? _workerCpus[i] : -1);
     }
 
     /// <summary>Threads that run a job, the calling thread included.</summary>
@@ -98,6 +101,8 @@ public sealed class WorkerPool : IDisposable
             _next = 0;
             _error = null;
             _active = _workers.Length;
+            if (_workerCpus.Length > 0 && Array.IndexOf(_workerCpus, ThreadAffinity.CurrentCpu()) >= 0)
+                ThreadAffinity.MoveOff(_workerCpus);
             Interlocked.Increment(ref _epoch); // publishes the fields above
             foreach (var w in _workers)
                 if (Volatile.Read(ref w.Sleeping) != 0) w.Wake.Set();

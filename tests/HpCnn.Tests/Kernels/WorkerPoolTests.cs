@@ -60,6 +60,26 @@ public class WorkerPoolTests
     }
 
     [Test]
+    public void MoveOffTakesTheCallerOffAWorkersCpuAndLeavesItUnpinned()
+    {
+        var allowed = ThreadAffinity.AllowedCpus();
+        if (!ThreadAffinity.Enabled || allowed.Length < 2) Assert.Ignore("needs Linux, 2 CPUs and HPCNN_PIN_THREADS unset");
+        RunWithDeadline(() =>
+        {
+            for (int attempt = 0; attempt < 5; attempt++)
+            {
+                // Put this thread on the second CPU, then give it back all its CPUs: it stays there until moved.
+                Assert.That(ThreadAffinity.PinCurrentThread(allowed[1]), Is.True);
+                Assert.That(ThreadAffinity.CurrentCpu(), Is.EqualTo(allowed[1]));
+                Assert.That(ThreadAffinity.RestoreForTests(allowed), Is.True);
+                ThreadAffinity.MoveOff([allowed[1]]);
+                Assert.That(ThreadAffinity.CurrentCpu(), Is.Not.EqualTo(allowed[1]), $"attempt {attempt}: still on the worker's CPU");
+                Assert.That(ThreadAffinity.AllowedCpus(), Is.EqualTo(allowed), "the caller keeps all its CPUs");
+            }
+        }, "moving a thread between CPUs");
+    }
+
+    [Test]
     public void RunsEveryItemExactlyOnce([Values(1, 2, 4)] int threads)
     {
         using var pool = new WorkerPool(threads);
