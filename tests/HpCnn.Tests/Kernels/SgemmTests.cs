@@ -425,6 +425,24 @@ public class SgemmTests
     }
 
     [Test]
+    public void RowOrderPackingGivesThePanelOrderLayout()
+    {
+        if (!Avx2.IsSupported) Assert.Ignore("AVX2 not available in this process");
+        var rng = new Random(16);
+        foreach (var (panels, kc, j0, p0, extra) in new[] { (1, 1, 0, 0, 0), (4, 9, 3, 2, 5), (8, 40, 0, 1, 0), (3, 300, 16, 7, 1) })
+        {
+            int cols = panels * Sgemm.NR, n = j0 + cols + extra, k = p0 + kc + 3;
+            var b = StridedMatrix.Random(rng, k, n, n + 2);
+            var byPanel = Sentinel.Buffer(cols * kc);
+            var byRow = Sentinel.Buffer(cols * kc);
+            Sgemm.PackB(false, b.Span, b.Ld, p0, kc, j0, cols, byPanel.AsSpan(0, cols * kc));
+            Sgemm.PackBRowOrder(b.Span, b.Ld, p0, kc, j0, cols, byRow.AsSpan(0, cols * kc));
+            Assert.That(byRow, Is.EqualTo(byPanel).AsCollection, $"{panels} panels, kc {kc}");
+            Sentinel.AssertTail(byRow, cols * kc, $"{panels} panels, kc {kc}");
+        }
+    }
+
+    [Test]
     public void Transpose8x8MatchesItsDefinition()
     {
         if (!Avx2.IsSupported) Assert.Ignore("AVX2 not available in this process");
