@@ -401,6 +401,19 @@ public class SgemmTests
         fixed (float* ap = a)
             Sgemm.Kernel6x16RowsAvx2(kc, ap + 1 * lda + 2, lda, ref bPanel[0], ref inPlace[0], ldc, accumulate);
         Assert.That(inPlace, Is.EqualTo(packed).AsCollection);
+
+        // The variant that reads B where it lies (rows ldb apart, here 3 columns in) and packs the panel on the way.
+        int ldb = Sgemm.NR + 7;
+        var bRows = Enumerable.Range(0, kc * ldb).Select(_ => float.NaN).ToArray();
+        for (int p = 0; p < kc; p++)
+            for (int j = 0; j < Sgemm.NR; j++) bRows[p * ldb + 3 + j] = bPanel[p * Sgemm.NR + j];
+        var repacked = Enumerable.Repeat(float.NaN, kc * Sgemm.NR + 1).ToArray();
+        var packing = (float[])c0.Clone();
+        fixed (float* ap = a)
+            Sgemm.Kernel6x16RowsPackingBAvx2(kc, ap + 1 * lda + 2, lda, ref bRows[3], ldb, ref repacked[0], ref packing[0], ldc, accumulate);
+        Assert.That(packing, Is.EqualTo(packed).AsCollection, "packing on the way");
+        Assert.That(repacked.AsSpan(0, kc * Sgemm.NR).ToArray(), Is.EqualTo(bPanel).AsCollection, "the panel it packed");
+        Assert.That(float.IsNaN(repacked[kc * Sgemm.NR]), "nothing written past the panel");
     }
 
     [Test]
