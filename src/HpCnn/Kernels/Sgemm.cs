@@ -89,10 +89,11 @@ public static partial class Sgemm
                 for (int ic = 0; ic < m; ic += bl.MC)
                 {
                     int mc = Math.Min(bl.MC, m - ic);
-                    // A stored m x k (AVX2 path): the micro-kernel reads whole strips of A where they lie, six rows at
-                    // stride lda; only an edge strip (fewer than MR rows) is packed. Packing A cost up to 8% of the time
-                    // where an A block meets few B panels (128 x 64 x 3136: 4 panels).
-                    int inPlace = !transA && Engine.UseAvx2 ? mc / MR * MR : 0;
+                    // A stored m x k (AVX2 path), deep blocks: the micro-kernel reads whole strips of A where they lie, six
+                    // rows at stride lda; only an edge strip (fewer than MR rows) is packed. Packing A cost up to 8% of the
+                    // time where an A block meets few B panels (128 x 64 x 3136: 4 panels). Shallow blocks (k < ShallowDepth)
+                    // pack: their A block is tiny and the packed kernel's unrolled loop does better there (32 x 50176 x 9).
+                    int inPlace = !transA && Engine.UseAvx2 && kc >= ShallowDepth ? mc / MR * MR : 0;
                     if (inPlace < mc) PackA(transA, a, lda, ic + inPlace, mc - inPlace, pc, kc, aPack.Slice(inPlace * kc));
                     // The first row block packs each B micro-panel just before its register tiles use it, while it
                     // is hot in L1 (OpenBLAS does the same); the later row blocks reuse the packed panels.
