@@ -85,7 +85,9 @@ const char* hpcnn_last_error(void);
 /* Frees memory the library returned through a char** (NULL is ignored). */
 void hpcnn_free(void* pointer);
 
-/* Threads used by training and inference (default: one per core). Errors: INVALID_ARGUMENT (n < 1 or > 256). */
+/* Threads used by training and inference (default: one per core). Errors: INVALID_ARGUMENT (n < 1 or > 256).
+ * On Linux the library's own threads are pinned to one CPU each (the calling thread is not); set the environment
+ * variable HPCNN_PIN_THREADS=0 before loading the library to turn that off. */
 hpcnn_status hpcnn_set_threads(int32_t n);
 int32_t hpcnn_get_threads(void);
 
