@@ -91,32 +91,11 @@ public static partial class Sgemm
             c50 = Fma.MultiplyAdd(av, b0, c50);
             c51 = Fma.MultiplyAdd(av, b1, c51);
         }
-        if (accumulate)
-        {
-            c00 += Vector256.LoadUnsafe(ref c, (nuint)(0 * ldc));
-            c01 += Vector256.LoadUnsafe(ref c, (nuint)(0 * ldc + 8));
-            c10 += Vector256.LoadUnsafe(ref c, (nuint)(1 * ldc));
-            c11 += Vector256.LoadUnsafe(ref c, (nuint)(1 * ldc + 8));
-            c20 += Vector256.LoadUnsafe(ref c, (nuint)(2 * ldc));
-            c21 += Vector256.LoadUnsafe(ref c, (nuint)(2 * ldc + 8));
-            c30 += Vector256.LoadUnsafe(ref c, (nuint)(3 * ldc));
-            c31 += Vector256.LoadUnsafe(ref c, (nuint)(3 * ldc + 8));
-            c40 += Vector256.LoadUnsafe(ref c, (nuint)(4 * ldc));
-            c41 += Vector256.LoadUnsafe(ref c, (nuint)(4 * ldc + 8));
-            c50 += Vector256.LoadUnsafe(ref c, (nuint)(5 * ldc));
-            c51 += Vector256.LoadUnsafe(ref c, (nuint)(5 * ldc + 8));
-        }
-        c00.StoreUnsafe(ref c, (nuint)(0 * ldc));
-        c01.StoreUnsafe(ref c, (nuint)(0 * ldc + 8));
-        c10.StoreUnsafe(ref c, (nuint)(1 * ldc));
-        c11.StoreUnsafe(ref c, (nuint)(1 * ldc + 8));
-        c20.StoreUnsafe(ref c, (nuint)(2 * ldc));
-        c21.StoreUnsafe(ref c, (nuint)(2 * ldc + 8));
-        c30.StoreUnsafe(ref c, (nuint)(3 * ldc));
-        c31.StoreUnsafe(ref c, (nuint)(3 * ldc + 8));
-        c40.StoreUnsafe(ref c, (nuint)(4 * ldc));
-        c41.StoreUnsafe(ref c, (nuint)(4 * ldc + 8));
-        c50.StoreUnsafe(ref c, (nuint)(5 * ldc));
-        c51.StoreUnsafe(ref c, (nuint)(5 * ldc + 8));
+        StoreRow(ref c, 0, c00, c01, accumulate);
+        StoreRow(ref c, ldc, c10, c11, accumulate);
+        StoreRow(ref c, 2 * ldc, c20, c21, accumulate);
+        StoreRow(ref c, 3 * ldc, c30, c31, accumulate);
+        StoreRow(ref c, 4 * ldc, c40, c41, accumulate);
+        StoreRow(ref c, 5 * ldc, c50, c51, accumulate);
     }
 }

@@ -164,9 +164,11 @@ public static partial class Sgemm
     }
 
     /// <summary>
-    /// Runs the register tiles of one packed (mc x kc) A block against one packed (kc x nc) B block. When
-    /// <paramref name="source"/> packs, each B micro-panel is first packed from <paramref name="bSource"/> into its
-    /// place in <paramref name="bPack"/>, just before its first use.
+    /// Runs the register tiles of one (mc x kc) A block against one packed (kc x nc) B block. A comes from
+    /// <paramref name="aPack"/>, or for the strips <paramref name="rowsOfA"/> covers, from A itself. When
+    /// <paramref name="source"/> packs, each B micro-panel is packed from <paramref name="bSource"/> into its place in
+    /// <paramref name="bPack"/> just before its first use: by <see cref="PackB"/>, by <see cref="PackBRowOrder"/> a few panels
+    /// at a time (<see cref="UsesRowOrder"/>), or by the panel's first tile as it computes (B stored k x n, A in place).
     /// Deep blocks run jr outside ir: the B micro-panel stays in L1 while A strips stream from L2. Shallow blocks
     /// (kc below <see cref="ShallowDepth"/>: little work per tile, the C stores dominate) run ir outside jr: the
     /// tiles of one row strip are stored left to right, row by row in address order, which the hardware prefetchers
