@@ -24,11 +24,19 @@ internal static unsafe class ThreadAffinity
     [DllImport("libc", EntryPoint = "sched_getcpu")]
     private static extern int GetCpu();
 
+    /// <summary>Set once sched_getcpu turned out to be missing: <see cref="CurrentCpu"/> runs on every pool call and must not throw there.</summary>
+    private static volatile bool s_noGetCpu;
+
     /// <summary>The CPU the calling thread runs on now, or -1.</summary>
     public static int CurrentCpu()
     {
+        if (s_noGetCpu || !OperatingSystem.IsLinux()) return -1;
         try { return GetCpu(); }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return -1; }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            s_noGetCpu = true;
+            return -1;
+        }
     }
 
     /// <summary>
