@@ -87,22 +87,20 @@ internal static unsafe class ThreadAffinity
         return cpus.ToArray();
     }
 
-    /// <summary>Allows the calling thread exactly <paramref name="cpus"/> again (tests).</summary>
-    internal static bool RestoreForTests(ReadOnlySpan<int> cpus)
-    {
-        ulong* mask = stackalloc ulong[MaskWords];
-        new Span<ulong>(mask, MaskWords).Clear();
-        foreach (int cpu in cpus) mask[cpu / 64] |= 1UL << (cpu % 64);
-        return SetAffinity(0, MaskWords * sizeof(ulong), mask) == 0;
-    }
-
     /// <summary>Restricts the calling thread to <paramref name="cpu"/>; false when the system refused or cannot.</summary>
-    public static bool PinCurrentThread(int cpu)
+    public static bool PinCurrentThread(int cpu) => SetAllowedCpus([cpu]);
+
+    /// <summary>Allows the calling thread exactly <paramref name="cpus"/>; false when the system refused or cannot.</summary>
+    internal static bool SetAllowedCpus(ReadOnlySpan<int> cpus)
     {
-        if (!OperatingSystem.IsLinux() || cpu < 0 || cpu >= MaskWords * 64) return false;
+        if (!OperatingSystem.IsLinux()) return false;
         ulong* mask = stackalloc ulong[MaskWords];
         new Span<ulong>(mask, MaskWords).Clear();
-        mask[cpu / 64] = 1UL << (cpu % 64);
+        foreach (int cpu in cpus)
+        {
+            if ((uint)cpu >= MaskWords * 64) return false;
+            mask[cpu / 64] |= 1UL << (cpu % 64);
+        }
         try
         {
             return SetAffinity(0, MaskWords * sizeof(ulong), mask) == 0;

@@ -287,6 +287,44 @@ public class SgemmTests
 
     // ---- packing and micro-kernels, against the documented layouts ----
 
+    /// <summary>
+    /// Asserts dst holds rows [i0, i0+rows) x depth [p0, p0+kc) of op(A) packed into MR-row strips (zero rows past the
+    /// edge), followed by untouched sentinels.
+    /// </summary>
+    private static void AssertPackedA(float[] dst, StridedMatrix a, bool transA, int i0, int rows, int p0, int kc, string what)
+    {
+        int strips = (rows + Sgemm.MR - 1) / Sgemm.MR;
+        for (int s = 0; s < strips; s++)
+            for (int kk = 0; kk < kc; kk++)
+                for (int r = 0; r < Sgemm.MR; r++)
+                {
+                    int i = s * Sgemm.MR + r;
+                    float expected = i < rows ? (transA ? a[p0 + kk, i0 + i] : a[i0 + i, p0 + kk]) : 0f;
+                    float got = dst[s * kc * Sgemm.MR + kk * Sgemm.MR + r];
+                    if (got != expected) Assert.Fail($"{what}: strip {s}, k {kk}, row {r} is {got}, expected {expected}");
+                }
+        Sentinel.AssertTail(dst, strips * Sgemm.MR * kc, what);
+    }
+
+    /// <summary>
+    /// Asserts dst holds depth [p0, p0+kc) x columns [j0, j0+cols) of op(B) packed into NR-column strips (zero columns past
+    /// the edge), followed by untouched sentinels.
+    /// </summary>
+    private static void AssertPackedB(float[] dst, StridedMatrix b, bool transB, int j0, int cols, int p0, int kc, string what)
+    {
+        int strips = (cols + Sgemm.NR - 1) / Sgemm.NR;
+        for (int s = 0; s < strips; s++)
+            for (int kk = 0; kk < kc; kk++)
+                for (int jj = 0; jj < Sgemm.NR; jj++)
+                {
+                    int j = s * Sgemm.NR + jj;
+                    float expected = j < cols ? (transB ? b[j0 + j, p0 + kk] : b[p0 + kk, j0 + j]) : 0f;
+                    float got = dst[s * kc * Sgemm.NR + kk * Sgemm.NR + jj];
+                    if (got != expected) Assert.Fail($"{what}: strip {s}, k {kk}, column {jj} is {got}, expected {expected}");
+                }
+        Sentinel.AssertTail(dst, strips * Sgemm.NR * kc, what);
+    }
+
     [Test]
     public void PackAMatchesTheStripLayout([Values] bool transA)
     {
@@ -299,16 +337,7 @@ public class SgemmTests
             int strips = (mc + Sgemm.MR - 1) / Sgemm.MR;
             var dst = Sentinel.Buffer(strips * Sgemm.MR * kc);
             Sgemm.PackA(transA, a.Span, a.Ld, i0, mc, p0, kc, dst);
-            for (int s = 0; s < strips; s++)
-                for (int kk = 0; kk < kc; kk++)
-                    for (int r = 0; r < Sgemm.MR; r++)
-                    {
-                        int i = s * Sgemm.MR + r;
-                        float expected = i < mc ? (transA ? a[p0 + kk, i0 + i] : a[i0 + i, p0 + kk]) : 0f;
-                        Assert.That(dst[s * kc * Sgemm.MR + kk * Sgemm.MR + r], Is.EqualTo(expected),
-                            $"mc={mc} kc={kc} strip {s} k {kk} row {r}");
-                    }
-            Sentinel.AssertTail(dst, strips * Sgemm.MR * kc, $"PackA mc={mc} kc={kc}");
+            AssertPackedA(dst, a, transA, i0, mc, p0, kc, $"PackA mc={mc} kc={kc}");
         }
     }
 
@@ -324,16 +353,7 @@ public class SgemmTests
             int strips = (nc + Sgemm.NR - 1) / Sgemm.NR;
             var dst = Sentinel.Buffer(strips * Sgemm.NR * kc);
             Sgemm.PackB(transB, b.Span, b.Ld, p0, kc, j0, nc, dst);
-            for (int s = 0; s < strips; s++)
-                for (int kk = 0; kk < kc; kk++)
-                    for (int jj = 0; jj < Sgemm.NR; jj++)
-                    {
-                        int j = s * Sgemm.NR + jj;
-                        float expected = j < nc ? (transB ? b[j0 + j, p0 + kk] : b[p0 + kk, j0 + j]) : 0f;
-                        Assert.That(dst[s * kc * Sgemm.NR + kk * Sgemm.NR + jj], Is.EqualTo(expected),
-                            $"nc={nc} kc={kc} strip {s} k {kk} column {jj}");
-                    }
-            Sentinel.AssertTail(dst, strips * Sgemm.NR * kc, $"PackB nc={nc} kc={kc}");
+            AssertPackedB(dst, b, transB, j0, nc, p0, kc, $"PackB nc={nc} kc={kc}");
         }
     }
 
@@ -351,16 +371,7 @@ public class SgemmTests
             int strips = (rows + Sgemm.MR - 1) / Sgemm.MR;
             var dst = Sentinel.Buffer(strips * Sgemm.MR * kc);
             Sgemm.PackA(transposed, a.Span, a.Ld, i0, rows, p0, kc, dst.AsSpan(0, strips * Sgemm.MR * kc));
-            for (int s = 0; s < strips; s++)
-                for (int kk = 0; kk < kc; kk++)
-                    for (int r = 0; r < Sgemm.MR; r++)
-                    {
-                        int i = s * Sgemm.MR + r;
-                        float expected = i < rows ? (transposed ? a[p0 + kk, i0 + i] : a[i0 + i, p0 + kk]) : 0f;
-                        if (dst[s * kc * Sgemm.MR + kk * Sgemm.MR + r] != expected)
-                            Assert.Fail($"PackA trans={transposed} mc={rows} kc={kc}: strip {s}, k {kk}, row {r} is {dst[s * kc * Sgemm.MR + kk * Sgemm.MR + r]}, expected {expected}");
-                    }
-            Sentinel.AssertTail(dst, strips * Sgemm.MR * kc, $"PackA trans={transposed} mc={rows} kc={kc}");
+            AssertPackedA(dst, a, transposed, i0, rows, p0, kc, $"PackA trans={transposed} mc={rows} kc={kc}");
         }
         foreach (var (cols, kc, j0, p0) in new[] { (16, 8, 0, 0), (16, 9, 1, 3), (32, 16, 0, 1), (33, 17, 2, 0), (48, 40, 0, 5), (15, 23, 0, 0) })
         {
@@ -369,16 +380,7 @@ public class SgemmTests
             int strips = (cols + Sgemm.NR - 1) / Sgemm.NR;
             var dst = Sentinel.Buffer(strips * Sgemm.NR * kc);
             Sgemm.PackB(transposed, b.Span, b.Ld, p0, kc, j0, cols, dst.AsSpan(0, strips * Sgemm.NR * kc));
-            for (int s = 0; s < strips; s++)
-                for (int kk = 0; kk < kc; kk++)
-                    for (int jj = 0; jj < Sgemm.NR; jj++)
-                    {
-                        int j = s * Sgemm.NR + jj;
-                        float expected = j < cols ? (transposed ? b[j0 + j, p0 + kk] : b[p0 + kk, j0 + j]) : 0f;
-                        if (dst[s * kc * Sgemm.NR + kk * Sgemm.NR + jj] != expected)
-                            Assert.Fail($"PackB trans={transposed} nc={cols} kc={kc}: strip {s}, k {kk}, column {jj} is {dst[s * kc * Sgemm.NR + kk * Sgemm.NR + jj]}, expected {expected}");
-                    }
-            Sentinel.AssertTail(dst, strips * Sgemm.NR * kc, $"PackB trans={transposed} nc={cols} kc={kc}");
+            AssertPackedB(dst, b, transposed, j0, cols, p0, kc, $"PackB trans={transposed} nc={cols} kc={kc}");
         }
     }
 

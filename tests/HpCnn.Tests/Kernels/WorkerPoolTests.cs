@@ -71,7 +71,7 @@ public class WorkerPoolTests
                 // Put this thread on the second CPU, then give it back all its CPUs: it stays there until moved.
                 Assert.That(ThreadAffinity.PinCurrentThread(allowed[1]), Is.True);
                 Assert.That(ThreadAffinity.CurrentCpu(), Is.EqualTo(allowed[1]));
-                Assert.That(ThreadAffinity.RestoreForTests(allowed), Is.True);
+                Assert.That(ThreadAffinity.SetAllowedCpus(allowed), Is.True);
                 ThreadAffinity.MoveOff([allowed[1]]);
                 Assert.That(ThreadAffinity.CurrentCpu(), Is.Not.EqualTo(allowed[1]), $"attempt {attempt}: still on the worker's CPU");
                 Assert.That(ThreadAffinity.AllowedCpus(), Is.EqualTo(allowed), "the caller keeps all its CPUs");
