@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test:
-#   1. the engine's NUnit suite on the default kernel path, then again in child processes with
-#      DOTNET_EnableAVX2=0 (scalar fallback) and DOTNET_EnableHWIntrinsic=0 (no intrinsics at all);
+#   1. the engine's NUnit suite on the default kernel path (with AVX-512 GEMM tiles where the CPU has them), then again
+#      in child processes with DOTNET_EnableAVX512=0 (AVX2 only), DOTNET_EnableAVX2=0 (scalar fallback) and
+#      DOTNET_EnableHWIntrinsic=0 (no intrinsics at all);
 #   2. the hpcnn command end to end (NUnit, runs the built command as a process);
 #   3. libhpcnn.so (NativeAOT) from C and Python: build/test-native.sh.
 source "$(dirname "$0")/common.sh"
@@ -20,6 +21,7 @@ run_suite() {
         die "tests failed: $label"
 }
 run_suite tests/HpCnn.Tests/HpCnn.Tests.csproj "engine tests: default kernel path"
+run_suite tests/HpCnn.Tests/HpCnn.Tests.csproj "engine tests: DOTNET_EnableAVX512=0 (AVX2 GEMM tiles, no AVX-512)" DOTNET_EnableAVX512=0
 run_suite tests/HpCnn.Tests/HpCnn.Tests.csproj "engine tests: DOTNET_EnableAVX2=0 (scalar fallback)" DOTNET_EnableAVX2=0
 run_suite tests/HpCnn.Tests/HpCnn.Tests.csproj "engine tests: DOTNET_EnableHWIntrinsic=0 (no intrinsics)" DOTNET_EnableHWIntrinsic=0
 run_suite tests/HpCnn.Cli.Tests/HpCnn.Cli.Tests.csproj "hpcnn command end to end"

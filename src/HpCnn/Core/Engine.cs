@@ -24,6 +24,15 @@ public static class Engine
     /// <summary>True when the AVX2+FMA kernels run. A static readonly field: the JIT folds the branches.</summary>
     internal static readonly bool UseAvx2 = Path == KernelPath.Avx2Fma;
 
+    /// <summary>
+    /// True when the GEMM's register tiles also use the 12x16 AVX-512 kernel (on the AVX2 path, when the CPU and runtime
+    /// have AVX-512F; <c>DOTNET_EnableAVX512F=0</c> turns it off). Same results bit for bit as without.
+    /// </summary>
+    internal static readonly bool UseAvx512 = UseAvx2 && Avx512F.IsSupported && Vector512.IsHardwareAccelerated;
+
+    /// <summary>The GEMM micro-kernel in use: "avx512 12x16", "avx2 6x16" or "scalar 6x16".</summary>
+    public static string GemmKernel => UseAvx512 ? "avx512 12x16" : UseAvx2 ? "avx2 6x16" : "scalar 6x16";
+
     private static KernelPath ChoosePath()
     {
         if (Environment.GetEnvironmentVariable("HPCNN_FORCE_SCALAR") == "1") return KernelPath.Scalar;
@@ -45,6 +54,6 @@ public static class Engine
 
     /// <summary>One line describing the engine: version, kernel path, threads, CPU features.</summary>
     public static string Describe() =>
-        $"HpCnn {Version}, kernels {PathName}, {Threads} thread(s), cores {Environment.ProcessorCount}, " +
+        $"HpCnn {Version}, kernels {PathName} (GEMM {GemmKernel}), {Threads} thread(s), cores {Environment.ProcessorCount}, " +
         $"AVX2 {Avx2.IsSupported}, FMA {Fma.IsSupported}, AVX-512F {Avx512F.IsSupported}";
 }

@@ -33,7 +33,20 @@ public static partial class Sgemm
         int mc = RoundUp(Math.Min(b.MC, Math.Max(m, 1)), MR);
         int nc = RoundUp(Math.Min(b.NC, Math.Max(n, 1)), NR);
         int kc = Math.Min(b.KC, Math.Max(k, 1));
-        return checked(mc * kc + nc * kc + MR * NR);
+        return checked(RoundUp(mc * kc, AlignFloats) + nc * kc + MR * NR + AlignFloats);
+    }
+
+    /// <summary>Floats in 64 bytes: the packed blocks start on a cache line (a 16-float row of a packed B panel is then one line).</summary>
+    private const int AlignFloats = 16;
+
+    /// <summary>
+    /// Floats to skip from the start of <paramref name="workspace"/> to the next 64-byte boundary. Only speed depends on it:
+    /// a workspace the GC moves during the call (not pinned) computes the same products.
+    /// </summary>
+    private static unsafe int AlignmentSkew(Span<float> workspace)
+    {
+        nuint address = (nuint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(workspace));
+        return (int)((64 - address % 64) % 64 / sizeof(float));
     }
 
     /// <summary>
@@ -74,9 +87,11 @@ public static partial class Sgemm
         int kSteps = KSteps(k);
         int kcMax = KBlock(k, kSteps, 0).Kc;
         int mcMax = RoundUp(Math.Min(bl.MC, m), MR);
-        Span<float> aPack = workspace.Slice(0, mcMax * kcMax);
-        Span<float> bPack = workspace.Slice(mcMax * kcMax, RoundUp(Math.Min(bl.NC, n), NR) * kcMax);
-        Span<float> edge = workspace.Slice(mcMax * kcMax + RoundUp(Math.Min(bl.NC, n), NR) * kcMax, MR * NR);
+        int aFloats = RoundUp(mcMax * kcMax, AlignFloats), bFloats = RoundUp(Math.Min(bl.NC, n), NR) * kcMax;
+        var aligned = workspace.Slice(AlignmentSkew(workspace));
+        Span<float> aPack = aligned.Slice(0, mcMax * kcMax);
+        Span<float> bPack = aligned.Slice(aFloats, bFloats);
+        Span<float> edge = aligned.Slice(aFloats + bFloats, MR * NR);
 
         for (int jc = 0; jc < n; jc += bl.NC)
         {
@@ -93,7 +108,7 @@ public static partial class Sgemm
                     // rows at stride lda; only an edge strip (fewer than MR rows) is packed. Packing A cost up to 8% of the
                     // time where an A block meets few B panels (128 x 64 x 3136: 4 panels). Shallow blocks (k < ShallowDepth)
                     // pack: their A block is tiny and the packed kernel's unrolled loop does better there (32 x 50176 x 9).
-                    int inPlace = !transA && Engine.UseAvx2 && kc >= ShallowDepth ? mc / MR * MR : 0;
+                    int inPlace = !transA && Engine.UseAvx2 && kc >= ShallowDepth && !(Engine.UseAvx512 && lda % ConflictingLda == 0) ? mc / MR * MR : 0;
                     if (inPlace < mc) PackA(transA, a, lda, ic + inPlace, mc - inPlace, pc, kc, aPack.Slice(inPlace * kc));
                     // The first row block packs each B micro-panel just before its register tiles use it, while it
                     // is hot in L1 (OpenBLAS does the same); the later row blocks reuse the packed panels.
@@ -184,14 +199,24 @@ public static partial class Sgemm
         if (kc < ShallowDepth)
         {
             for (int ir = 0; ir < mc; ir += MR)
+            {
+                // AVX-512: rows ir..ir+11 as one 12x16 tile per panel (its second strip is skipped below).
+                bool twelve = Engine.UseAvx512 && mc - ir >= 2 * MR && kc >= TwelveMinDepth;
                 for (int jr = 0; jr < nc; jr += NR)
                 {
                     if (pack && ir == 0)
                         PackB(source.TransB, bSource, source.Ldb, source.P0, kc, source.J0 + jr, Math.Min(NR, nc - jr),
                             bPack.Slice(jr * kc, NR * kc), prefetchAhead: true);
-                    Tile(ir, jr, mc, nc, kc, aPack, bPack, c, cOffset, ldc, accumulate, edge, applyEpilogue, in epilogue, row0, col0,
-                        rowsOfA.Strip(ir), rowsOfA.Lda, ref Unsafe.NullRef<float>(), 0);
+                    if (twelve && nc - jr >= NR)
+                        Tile12(ir, jr, kc, aPack, bPack, c, cOffset, ldc, accumulate, applyEpilogue, in epilogue, row0, col0,
+                            rowsOfA.Strip(ir), rowsOfA.Lda, ref Unsafe.NullRef<float>(), 0);
+                    else
+                        for (int i = ir; i < (twelve ? ir + 2 * MR : ir + 1); i += MR)
+                            Tile(i, jr, mc, nc, kc, aPack, bPack, c, cOffset, ldc, accumulate, edge, applyEpilogue, in epilogue, row0, col0,
+                                rowsOfA.Strip(i), rowsOfA.Lda, ref Unsafe.NullRef<float>(), 0);
                 }
+                if (twelve) ir += MR;
+            }
             return;
         }
         int strips = (mc + MR - 1) / MR;
@@ -219,18 +244,28 @@ public static partial class Sgemm
                     PackB(source.TransB, bSource, source.Ldb, source.P0, kc, source.J0 + jr, Math.Min(NR, nc - jr), bPack.Slice(jr * kc, NR * kc));
                 if (!source.TransB && Engine.UseAvx2) (pfRow, pfRows, pfCol) = PanelAhead(source, jr, nc, kc);
             }
-            for (int ir = 0, strip = 0; ir < mc; ir += MR, strip++)
+            for (int ir = 0; ir < mc;)
             {
+                // AVX-512: two strips as one 12x16 tile (both in place or both packed: only a last, partial strip differs).
+                int rows = Engine.UseAvx512 && mc - ir >= 2 * MR && nc - jr >= NR ? 2 * MR : MR;
                 // B stored k x n: each row of a panel is a line of a different row of B, a stride no hardware prefetcher
                 // follows. The requests for the panel PrefetchPanels ahead are spread over this panel's tiles, a share
                 // per tile: issued all at once (while packing) most of them find the miss queues full and are dropped.
                 if (pfRows > 0)
-                    PrefetchPanelRows(bSource, source.Ldb, pfRow + strip * pfRows / strips, pfRow + (strip + 1) * pfRows / strips, pfCol);
+                {
+                    int s0 = ir / MR, s1 = Math.Min(strips, (ir + rows) / MR);
+                    PrefetchPanelRows(bSource, source.Ldb, pfRow + s0 * pfRows / strips, pfRow + s1 * pfRows / strips, pfCol);
+                }
                 ref float bFrom = ref fused && ir == 0
                     ? ref Unsafe.Add(ref MemoryMarshal.GetReference(bSource), source.P0 * source.Ldb + source.J0 + jr)
                     : ref Unsafe.NullRef<float>();
-                Tile(ir, jr, mc, nc, kc, aPack, bPack, c, cOffset, ldc, accumulate, edge, applyEpilogue, in epilogue, row0, col0,
-                    rowsOfA.Strip(ir), rowsOfA.Lda, ref bFrom, source.Ldb);
+                if (rows > MR)
+                    Tile12(ir, jr, kc, aPack, bPack, c, cOffset, ldc, accumulate, applyEpilogue, in epilogue, row0, col0,
+                        rowsOfA.Strip(ir), rowsOfA.Lda, ref bFrom, source.Ldb);
+                else
+                    Tile(ir, jr, mc, nc, kc, aPack, bPack, c, cOffset, ldc, accumulate, edge, applyEpilogue, in epilogue, row0, col0,
+                        rowsOfA.Strip(ir), rowsOfA.Lda, ref bFrom, source.Ldb);
+                ir += rows;
             }
         }
     }
@@ -254,6 +289,20 @@ public static partial class Sgemm
 
     /// <summary>Depth under which <see cref="MacroKernel"/> stores its tiles row strip by row strip (measured).</summary>
     internal const int ShallowDepth = 64;
+
+    /// <summary>
+    /// Depth from which shallow blocks also run 12-row AVX-512 tiles. Below it (32 x 50176 x 9: k = 9) a tile is mostly its
+    /// C stores, and twelve rows stored at once ran 0.97-1.01 of OpenBLAS against 1.00-1.07 for six (64 x 3136 x 32, the
+    /// Winograd GEMMs' depth: 132-142 against 90-99 GFLOP/s).
+    /// </summary>
+    internal const int TwelveMinDepth = 16;
+
+    /// <summary>
+    /// With 12-row tiles, A is packed instead of read in place when its rows are a multiple of this many floats (2 KiB) apart:
+    /// the twelve rows then share a few sets of L1 (4 KiB apart, all twelve one 12-way set) and evict each other and B
+    /// (1024^3: 114-165 in place, 153-183 GFLOP/s packed).
+    /// </summary>
+    internal const int ConflictingLda = 512;
 
     /// <summary>Panels <see cref="MacroKernel"/> packs at a time in row order (measured: 4 and 8 do alike, 16 no better).</summary>
     internal const int RowOrderPanels = 8;
@@ -326,6 +375,38 @@ public static partial class Sgemm
         if (applyEpilogue)
             for (int r = 0; r < mr; r++)
                 epilogue.Apply(c.Slice(cIndex + r * ldc, nr), row0 + ir + r, col0 + jr);
+    }
+
+    /// <summary>
+    /// Rows ir..ir+11 and columns jr..jr+15 of the block (two whole strips, a whole panel) by the AVX-512 kernel, straight
+    /// into C: the same products, in the same order, as two <see cref="Tile"/> calls.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Tile12(int ir, int jr, int kc, ReadOnlySpan<float> aPack, ReadOnlySpan<float> bPack,
+        Span<float> c, int cOffset, int ldc, bool accumulate, bool applyEpilogue, in GemmEpilogue epilogue, int row0, int col0,
+        float* aRows, int lda, ref float bFrom, int ldbFrom)
+    {
+        int cIndex = cOffset + ir * ldc + jr;
+        _ = c[cIndex + (2 * MR - 1) * ldc + NR - 1];
+        _ = bPack[(jr + NR) * kc - 1];
+        ref float bp = ref Unsafe.Add(ref MemoryMarshal.GetReference(bPack), jr * kc);
+        ref float cc = ref c[cIndex];
+        if (aRows != null)
+        {
+            ref float a = ref Unsafe.AsRef<float>(aRows);
+            ref float a6 = ref Unsafe.Add(ref a, (nint)MR * lda);
+            if (!Unsafe.IsNullRef(ref bFrom)) Kernel12x16PackingBAvx512(kc, ref a, ref a6, lda, 1, ref bFrom, ldbFrom, ref bp, ref cc, ldc, accumulate);
+            else Kernel12x16Avx512(kc, ref a, ref a6, lda, 1, ref bp, ref cc, ldc, accumulate);
+        }
+        else
+        {
+            _ = aPack[(ir + 2 * MR) * kc - 1];
+            ref float a = ref Unsafe.Add(ref MemoryMarshal.GetReference(aPack), ir * kc);
+            Kernel12x16Avx512(kc, ref a, ref Unsafe.Add(ref a, MR * kc), 1, MR, ref bp, ref cc, ldc, accumulate);
+        }
+        if (applyEpilogue)
+            for (int r = 0; r < 2 * MR; r++)
+                epilogue.Apply(c.Slice(cIndex + r * ldc, NR), row0 + ir + r, col0 + jr);
     }
 
     /// <summary>The MR x NR micro-kernel of the chosen path: C tile (ldc) := (accumulate ? C : 0) + Apanel * Bpanel.</summary>

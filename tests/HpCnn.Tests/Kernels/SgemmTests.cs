@@ -419,6 +419,74 @@ public class SgemmTests
     }
 
     [Test]
+    public unsafe void TwelveRowAvx512KernelGivesTwoPackedTilesBits([Values(1, 2, 9, 64, 301)] int kc, [Values] bool accumulate)
+    {
+        // The AVX-512 tile is two 6-row strips against one panel: each element summed in the same order with the same FMA as
+        // the AVX2 kernel's, so the same bits - from packed strips, from A in place, and while packing B on the way.
+        if (!Avx512F.IsSupported || !Fma.IsSupported) Assert.Ignore("AVX-512F not available in this process");
+        const int rows = 2 * Sgemm.MR;
+        var rng = new Random(kc + 7);
+        int lda = kc + 5, ldc = Sgemm.NR + 3;
+        var a = Enumerable.Range(0, (rows + 2) * lda).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var bPanel = Enumerable.Range(0, kc * Sgemm.NR).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var c0 = Enumerable.Range(0, rows * ldc + 4).Select(_ => (float)rng.NextDouble()).ToArray();
+        var aPack = new float[rows * kc];
+        Sgemm.PackA(false, a, lda, 1, rows, 2, kc, aPack);
+        var expected = (float[])c0.Clone();
+        Sgemm.Kernel6x16Avx2(kc, ref aPack[0], ref bPanel[0], ref expected[0], ldc, accumulate);
+        Sgemm.Kernel6x16Avx2(kc, ref aPack[Sgemm.MR * kc], ref bPanel[0], ref expected[Sgemm.MR * ldc], ldc, accumulate);
+
+        var packed = (float[])c0.Clone();
+        Sgemm.Kernel12x16Avx512(kc, ref aPack[0], ref aPack[Sgemm.MR * kc], 1, Sgemm.MR, ref bPanel[0], ref packed[0], ldc, accumulate);
+        Assert.That(packed, Is.EqualTo(expected).AsCollection, "packed strips");
+
+        var inPlace = (float[])c0.Clone();
+        ref float a0 = ref a[1 * lda + 2];
+        Sgemm.Kernel12x16Avx512(kc, ref a0, ref a[(1 + Sgemm.MR) * lda + 2], lda, 1, ref bPanel[0], ref inPlace[0], ldc, accumulate);
+        Assert.That(inPlace, Is.EqualTo(expected).AsCollection, "A in place");
+
+        int ldb = Sgemm.NR + 7;
+        var bRows = Enumerable.Range(0, kc * ldb).Select(_ => float.NaN).ToArray();
+        for (int p = 0; p < kc; p++)
+            for (int j = 0; j < Sgemm.NR; j++) bRows[p * ldb + 3 + j] = bPanel[p * Sgemm.NR + j];
+        var repacked = Enumerable.Repeat(float.NaN, kc * Sgemm.NR + 1).ToArray();
+        var packing = (float[])c0.Clone();
+        Sgemm.Kernel12x16PackingBAvx512(kc, ref a0, ref a[(1 + Sgemm.MR) * lda + 2], lda, 1, ref bRows[3], ldb, ref repacked[0],
+            ref packing[0], ldc, accumulate);
+        Assert.That(packing, Is.EqualTo(expected).AsCollection, "packing B on the way");
+        Assert.That(repacked.AsSpan(0, kc * Sgemm.NR).ToArray(), Is.EqualTo(bPanel).AsCollection, "the panel it packed");
+        Assert.That(float.IsNaN(repacked[kc * Sgemm.NR]), "nothing written past the panel");
+    }
+
+    [TestCase(36, 50, 9, false)]     // shallow, below TwelveMinDepth: 6-row tiles only
+    [TestCase(36, 50, 40, false)]    // shallow: 12-row tiles from packed strips
+    [TestCase(40, 70, 300, false)]   // deep: A in place, B packed by the first tile while it computes, a 4-row edge strip
+    [TestCase(30, 40, 512, false)]   // deep, lda a multiple of ConflictingLda: A packed under AVX-512
+    [TestCase(25, 33, 350, true)]    // A transposed (packed), edge columns, a 1-row edge strip
+    public void TwelveRowTilesGiveTheBitsOfSixRowCalls(int m, int n, int k, bool transA)
+    {
+        // One call over all rows runs 12-row tiles where the AVX-512 kernel is in use; calls of 6 rows each never do.
+        // Both must give the same bits (on the AVX2 and scalar paths the test is trivially true, and still must pass).
+        var rng = new Random(m * 31 + k);
+        var a = TestData.Uniform(rng, m * k);
+        var b = TestData.Uniform(rng, k * n);
+        int lda = transA ? m : k;
+        var whole = new float[m * n];
+        var strips = new float[m * n];
+        var ws = new float[Sgemm.WorkspaceSize(m, n, k)];
+        Sgemm.Multiply(transA, false, m, n, k, a, lda, b, n, whole, n, false, ws);
+        for (int i = 0; i < m; i += Sgemm.MR)
+        {
+            // A last partial strip goes with the strip before it (7-11 rows, still no 12-row tile): alone, fewer than MR
+            // rows take the small-rows path, which sums in another order.
+            int rows = m - i < 2 * Sgemm.MR ? m - i : Sgemm.MR;
+            Sgemm.Multiply(transA, false, rows, n, k, a.AsSpan(transA ? i : i * lda), lda, b, n, strips.AsSpan(i * n), n, false, ws);
+            if (rows > Sgemm.MR) break;
+        }
+        Assert.That(whole, Is.EqualTo(strips).AsCollection, $"GEMM kernel {Engine.GemmKernel}");
+    }
+
+    [Test]
     public void EdgeStripKernelGivesTheFullKernelsBitsAndWritesOnlyItsRows([Values(1, 2, 3, 4)] int rows,
         [Values(1, 8, 301)] int kc, [Values] bool accumulate)
     {
