@@ -103,6 +103,12 @@ def main():
             # The same against the core as it ran in this process (the machine's speed drifts by 10% or more).
             rows.append(("sgemm 1024^3, 1T vs this run's FMA probe", g["hpcnn_1024x1024x1024_gflops"], g["fma_peak_gflops"],
                          g["hpcnn_1024x1024x1024_gflops"] / g["fma_peak_gflops"], "-", "(no target)"))
+            # 117 (ANCHORS.md) is the ymm peak. Where a zmm FMA runs at full width (Zen 5: twice the ymm peak) the
+            # engine's AVX-512 tiles are measured against the zmm probe as well.
+            if g.get("fma512_peak_gflops", 0) > 0:
+                rows.append(("sgemm 1024^3, 1T vs this run's AVX-512 probe", g["hpcnn_1024x1024x1024_gflops"],
+                             g["fma512_peak_gflops"], g["hpcnn_1024x1024x1024_gflops"] / g["fma512_peak_gflops"], "-",
+                             "(no target)"))
         for shape in ("1024x1024x1024", "32x50176x9", "64x12544x288", "128x64x3136", "64x288x12544"):
             ratio(f"sgemm {shape}, {t}T (GFLOP/s) vs OpenBLAS", g[f"hpcnn_{shape}_gflops"], g[f"openblas_{shape}_gflops"],
                   None if shape == "1024x1024x1024" else 1.0, False)
@@ -117,7 +123,9 @@ def main():
     for name, h, p, r, target, status in rows:
         print(f"{name:44} {h:12.5g} {p:12.5g} {r:8.3f}  {target:>8}  {status}")
     for t in threads:
-        print(f"FMA peak probed in the sgemm run, {t}T process: {results[f'gemm_{t}']['fma_peak_gflops']:.1f} GFLOP/s per core")
+        g = results[f"gemm_{t}"]
+        print(f"FMA peak probed in the sgemm run, {t}T process: {g['fma_peak_gflops']:.1f} GFLOP/s per core (ymm), "
+              f"{g.get('fma512_peak_gflops', 0):.1f} (zmm, 0 = no AVX-512)")
     for t in threads:
         print(f"test accuracy after 1 epoch, {t}T: HpCnn {results[f'hpcnn_{t}']['reference_test_accuracy']:.4f}, "
               f"PyTorch {results[f'torch_{t}']['reference_test_accuracy']:.4f}")

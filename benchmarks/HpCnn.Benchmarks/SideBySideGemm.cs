@@ -24,7 +24,8 @@ internal static class SideBySideGemm
         }
         Engine.Threads = threads;
         OpenBlas.SetThreads(threads);
-        var results = new Dictionary<string, double> { ["threads"] = threads, ["fma_peak_gflops"] = PeakProbe.MeasureGflops(0.5) };
+        var results = new Dictionary<string, double> { ["threads"] = threads, ["fma_peak_gflops"] = PeakProbe.MeasureGflops(0.5),
+            ["fma512_peak_gflops"] = PeakProbe.MeasureGflops512(0.5) };
         int rounds = quick ? 5 : 15;
         foreach (var shape in Shapes)
         {

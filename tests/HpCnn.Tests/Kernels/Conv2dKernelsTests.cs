@@ -467,4 +467,26 @@ public class Conv2dKernelsTests
         for (int i = 0; i < a.Length; i++) s += (double)a[i] * b[i];
         return s;
     }
+
+    [Test]
+    public void SparseGatherAvx512GivesTheAvx2KernelsBits([Values(1, 2, 3, 4)] int rows, [Values(0, 1, 2, 7)] int entries)
+    {
+        // The sparse gradients' register block: 3 taps x 32 channels per filter row, summed over entries (value x a row of
+        // src at that entry's offset). The zmm kernel runs two filter rows at a time; every lane must see the same FMAs in
+        // the same order as in the ymm kernel, so the same bits.
+        if (!Avx512F.IsSupported || !Fma.IsSupported) Assert.Ignore("AVX-512F not available in this process");
+        var rng = new Random(rows * 10 + entries);
+        const int c = 64, srcOffset = 32;
+        int srcRowStep = 5 * c, dstRowStep = 3 * c + 16, dOffset = 8;
+        var src = TestData.Uniform(rng, 40 * c + rows * srcRowStep);
+        var rowOffsets = Enumerable.Range(0, entries).Select(_ => rng.Next(30) * c).ToArray();
+        var value = TestData.Uniform(rng, entries);
+        var d0 = TestData.Uniform(rng, dOffset + rows * dstRowStep + 3 * c);
+        var ymm = (float[])d0.Clone();
+        var zmm = (float[])d0.Clone();
+        Conv2dKernels.GatherRows3x32Avx2(rowOffsets, value, src, srcOffset, srcRowStep, ymm, dOffset, dstRowStep, rows, c);
+        Conv2dKernels.GatherRows3x32Avx512(rowOffsets, value, src, srcOffset, srcRowStep, zmm, dOffset, dstRowStep, rows, c);
+        Assert.That(zmm, Is.EqualTo(ymm).AsCollection);
+        if (entries > 0) Assert.That(ymm, Is.Not.EqualTo(d0).AsCollection, "the block added something");
+    }
 }
