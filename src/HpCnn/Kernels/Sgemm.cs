@@ -221,9 +221,10 @@ public static partial class Sgemm
         }
         int strips = (mc + MR - 1) / MR;
         bool rowOrder = pack && !source.TransB && Engine.UseAvx2 && UsesRowOrder(nc, source.Ldb);
-        for (int jr = 0; jr < nc; jr += NR)
+        for (int jr = 0; jr < nc;)
         {
-            int pfRow = 0, pfRows = 0, pfCol = 0;
+            // AVX-512: two panels at a time where the block has them (12x32 tiles; see Kernel12x32Avx512).
+            int width = Engine.UseAvx512 && nc - jr >= 2 * NR ? 2 * NR : NR;
             if (rowOrder)
             {
                 // Row order: RowOrderPanels panels at a time, each row of B read as one contiguous run.
@@ -234,39 +235,53 @@ public static partial class Sgemm
                     if (whole < w) PackB(false, bSource, source.Ldb, source.P0, kc, source.J0 + jr + whole, w - whole, bPack.Slice((jr + whole) * kc));
                 }
             }
-            // A full panel of B stored k x n, with A read in place: the first tile packs the panel as it computes
+            // Full panels of B stored k x n, with A read in place: the first tile packs them as it computes
             // (Kernel6x16RowsPackingBAvx2; 64 x 12544 x 288 and 64 x 288 x 12544 at 1 thread: 95-98 -> 102-105 GFLOP/s).
             bool fused = false;
+            int pfRow = 0, pfRows = 0, pfCol = 0, pfRow2 = 0, pfRows2 = 0, pfCol2 = 0;
             if (!rowOrder && pack)
             {
                 fused = !source.TransB && Engine.UseAvx2 && nc - jr >= NR && rowsOfA.Rows >= MR;
                 if (!fused)
-                    PackB(source.TransB, bSource, source.Ldb, source.P0, kc, source.J0 + jr, Math.Min(NR, nc - jr), bPack.Slice(jr * kc, NR * kc));
-                if (!source.TransB && Engine.UseAvx2) (pfRow, pfRows, pfCol) = PanelAhead(source, jr, nc, kc);
+                    PackB(source.TransB, bSource, source.Ldb, source.P0, kc, source.J0 + jr, Math.Min(width, nc - jr), bPack.Slice(jr * kc, width * kc));
+                if (!source.TransB && Engine.UseAvx2)
+                {
+                    (pfRow, pfRows, pfCol) = PanelAhead(source, jr, nc, kc);
+                    if (width > NR) (pfRow2, pfRows2, pfCol2) = PanelAhead(source, jr + NR, nc, kc);
+                }
             }
             for (int ir = 0; ir < mc;)
             {
-                // AVX-512: two strips as one 12x16 tile (both in place or both packed: only a last, partial strip differs).
+                // AVX-512: two strips as one 12-row tile (both in place or both packed: only a last, partial strip differs).
                 int rows = Engine.UseAvx512 && mc - ir >= 2 * MR && nc - jr >= NR ? 2 * MR : MR;
                 // B stored k x n: each row of a panel is a line of a different row of B, a stride no hardware prefetcher
                 // follows. The requests for the panel PrefetchPanels ahead are spread over this panel's tiles, a share
                 // per tile: issued all at once (while packing) most of them find the miss queues full and are dropped.
+                int s0 = ir / MR, s1 = Math.Min(strips, (ir + rows) / MR);
                 if (pfRows > 0)
-                {
-                    int s0 = ir / MR, s1 = Math.Min(strips, (ir + rows) / MR);
                     PrefetchPanelRows(bSource, source.Ldb, pfRow + s0 * pfRows / strips, pfRow + s1 * pfRows / strips, pfCol);
-                }
+                if (pfRows2 > 0)
+                    PrefetchPanelRows(bSource, source.Ldb, pfRow2 + s0 * pfRows2 / strips, pfRow2 + s1 * pfRows2 / strips, pfCol2);
                 ref float bFrom = ref fused && ir == 0
                     ? ref Unsafe.Add(ref MemoryMarshal.GetReference(bSource), source.P0 * source.Ldb + source.J0 + jr)
                     : ref Unsafe.NullRef<float>();
-                if (rows > MR)
-                    Tile12(ir, jr, kc, aPack, bPack, c, cOffset, ldc, accumulate, applyEpilogue, in epilogue, row0, col0,
+                if (rows > MR && width > NR)
+                    Tile12x32(ir, jr, kc, aPack, bPack, c, cOffset, ldc, accumulate, applyEpilogue, in epilogue, row0, col0,
                         rowsOfA.Strip(ir), rowsOfA.Lda, ref bFrom, source.Ldb);
                 else
-                    Tile(ir, jr, mc, nc, kc, aPack, bPack, c, cOffset, ldc, accumulate, edge, applyEpilogue, in epilogue, row0, col0,
-                        rowsOfA.Strip(ir), rowsOfA.Lda, ref bFrom, source.Ldb);
+                    for (int j = jr; j < jr + width; j += NR)
+                    {
+                        ref float bj = ref Unsafe.IsNullRef(ref bFrom) ? ref bFrom : ref Unsafe.Add(ref bFrom, j - jr);
+                        if (rows > MR)
+                            Tile12(ir, j, kc, aPack, bPack, c, cOffset, ldc, accumulate, applyEpilogue, in epilogue, row0, col0,
+                                rowsOfA.Strip(ir), rowsOfA.Lda, ref bj, source.Ldb);
+                        else
+                            Tile(ir, j, mc, nc, kc, aPack, bPack, c, cOffset, ldc, accumulate, edge, applyEpilogue, in epilogue, row0, col0,
+                                rowsOfA.Strip(ir), rowsOfA.Lda, ref bj, source.Ldb);
+                    }
                 ir += rows;
             }
+            jr += width;
         }
     }
 
@@ -407,6 +422,39 @@ public static partial class Sgemm
         if (applyEpilogue)
             for (int r = 0; r < 2 * MR; r++)
                 epilogue.Apply(c.Slice(cIndex + r * ldc, NR), row0 + ir + r, col0 + jr);
+    }
+
+    /// <summary>
+    /// Rows ir..ir+11 and columns jr..jr+31 of the block (two whole strips, two whole panels) by the 12x32 AVX-512 kernel,
+    /// straight into C: the same products, in the same order, as four <see cref="Tile"/> calls.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Tile12x32(int ir, int jr, int kc, ReadOnlySpan<float> aPack, ReadOnlySpan<float> bPack,
+        Span<float> c, int cOffset, int ldc, bool accumulate, bool applyEpilogue, in GemmEpilogue epilogue, int row0, int col0,
+        float* aRows, int lda, ref float bFrom, int ldbFrom)
+    {
+        int cIndex = cOffset + ir * ldc + jr;
+        _ = c[cIndex + (2 * MR - 1) * ldc + 2 * NR - 1];
+        _ = bPack[(jr + 2 * NR) * kc - 1];
+        ref float bp = ref Unsafe.Add(ref MemoryMarshal.GetReference(bPack), jr * kc);
+        ref float cc = ref c[cIndex];
+        if (aRows != null)
+        {
+            ref float a = ref Unsafe.AsRef<float>(aRows);
+            ref float a6 = ref Unsafe.Add(ref a, (nint)MR * lda);
+            if (!Unsafe.IsNullRef(ref bFrom))
+                Kernel12x32PackingBAvx512(kc, ref a, ref a6, lda, 1, ref bFrom, ldbFrom, ref bp, NR * kc, ref cc, ldc, accumulate);
+            else Kernel12x32Avx512(kc, ref a, ref a6, lda, 1, ref bp, NR * kc, ref cc, ldc, accumulate);
+        }
+        else
+        {
+            _ = aPack[(ir + 2 * MR) * kc - 1];
+            ref float a = ref Unsafe.Add(ref MemoryMarshal.GetReference(aPack), ir * kc);
+            Kernel12x32Avx512(kc, ref a, ref Unsafe.Add(ref a, MR * kc), 1, MR, ref bp, NR * kc, ref cc, ldc, accumulate);
+        }
+        if (applyEpilogue)
+            for (int r = 0; r < 2 * MR; r++)
+                epilogue.Apply(c.Slice(cIndex + r * ldc, 2 * NR), row0 + ir + r, col0 + jr);
     }
 
     /// <summary>The MR x NR micro-kernel of the chosen path: C tile (ldc) := (accumulate ? C : 0) + Apanel * Bpanel.</summary>

@@ -458,10 +458,54 @@ public class SgemmTests
         Assert.That(float.IsNaN(repacked[kc * Sgemm.NR]), "nothing written past the panel");
     }
 
+    [Test]
+    public void TwelveByThirtyTwoAvx512KernelGivesFourPackedTilesBits([Values(1, 2, 9, 64, 301)] int kc, [Values] bool accumulate)
+    {
+        // Two strips against two panels (24 zmm accumulators): the same bits as four 6x16 tiles, from packed strips, from A
+        // in place, and while packing both panels from B where it lies.
+        if (!Avx512F.IsSupported || !Fma.IsSupported) Assert.Ignore("AVX-512F not available in this process");
+        const int rows = 2 * Sgemm.MR, cols = 2 * Sgemm.NR;
+        var rng = new Random(kc + 11);
+        int lda = kc + 5, ldc = cols + 3;
+        var a = TestData.Uniform(rng, (rows + 2) * lda);
+        var bPanels = TestData.Uniform(rng, 2 * kc * Sgemm.NR); // panel 0, then panel 1 (kc x 16 each)
+        var c0 = TestData.Uniform(rng, rows * ldc + 4);
+        var aPack = new float[rows * kc];
+        Sgemm.PackA(false, a, lda, 1, rows, 2, kc, aPack);
+        var expected = (float[])c0.Clone();
+        for (int s = 0; s < 2; s++)
+            for (int p = 0; p < 2; p++)
+                Sgemm.Kernel6x16Avx2(kc, ref aPack[s * Sgemm.MR * kc], ref bPanels[p * Sgemm.NR * kc],
+                    ref expected[s * Sgemm.MR * ldc + p * Sgemm.NR], ldc, accumulate);
+
+        var packed = (float[])c0.Clone();
+        Sgemm.Kernel12x32Avx512(kc, ref aPack[0], ref aPack[Sgemm.MR * kc], 1, Sgemm.MR, ref bPanels[0], Sgemm.NR * kc,
+            ref packed[0], ldc, accumulate);
+        Assert.That(packed, Is.EqualTo(expected).AsCollection, "packed strips");
+
+        var inPlace = (float[])c0.Clone();
+        Sgemm.Kernel12x32Avx512(kc, ref a[1 * lda + 2], ref a[(1 + Sgemm.MR) * lda + 2], lda, 1, ref bPanels[0], Sgemm.NR * kc,
+            ref inPlace[0], ldc, accumulate);
+        Assert.That(inPlace, Is.EqualTo(expected).AsCollection, "A in place");
+
+        int ldb = cols + 7;
+        var bRows = Enumerable.Range(0, kc * ldb).Select(_ => float.NaN).ToArray();
+        for (int p = 0; p < kc; p++)
+            for (int j = 0; j < cols; j++) bRows[p * ldb + 3 + j] = bPanels[(j / Sgemm.NR) * Sgemm.NR * kc + p * Sgemm.NR + j % Sgemm.NR];
+        var repacked = Enumerable.Repeat(float.NaN, 2 * kc * Sgemm.NR + 1).ToArray();
+        var packing = (float[])c0.Clone();
+        Sgemm.Kernel12x32PackingBAvx512(kc, ref a[1 * lda + 2], ref a[(1 + Sgemm.MR) * lda + 2], lda, 1, ref bRows[3], ldb,
+            ref repacked[0], Sgemm.NR * kc, ref packing[0], ldc, accumulate);
+        Assert.That(packing, Is.EqualTo(expected).AsCollection, "packing B on the way");
+        Assert.That(repacked.AsSpan(0, 2 * kc * Sgemm.NR).ToArray(), Is.EqualTo(bPanels).AsCollection, "the panels it packed");
+        Assert.That(float.IsNaN(repacked[2 * kc * Sgemm.NR]), "nothing written past the panels");
+    }
+
     [TestCase(36, 50, 9, false)]     // shallow, below TwelveMinDepth: 6-row tiles only
     [TestCase(36, 50, 40, false)]    // shallow: 12-row tiles from packed strips
-    [TestCase(40, 70, 300, false)]   // deep: A in place, B packed by the first tile while it computes, a 4-row edge strip
-    [TestCase(30, 40, 512, false)]   // deep, lda a multiple of ConflictingLda: A packed under AVX-512
+    [TestCase(40, 70, 300, false)]   // deep: A in place, B packed by the first (12x32) tile while it computes, a 4-row edge strip
+    [TestCase(30, 40, 512, false)]   // deep, lda a multiple of ConflictingLda: A packed under AVX-512, a 32-wide and an edge panel
+    [TestCase(8, 100, 200, false)]   // deep, fewer than 12 rows: 6-row tiles pack the two panels of a 32-wide step each
     [TestCase(25, 33, 350, true)]    // A transposed (packed), edge columns, a 1-row edge strip
     public void TwelveRowTilesGiveTheBitsOfSixRowCalls(int m, int n, int k, bool transA)
     {
