@@ -78,6 +78,10 @@ const char* hpcnn_version(void);
    Static string owned by the library. Never fails. */
 const char* hpcnn_kernel_path(void);
 
+/* The GEMM micro-kernel in use: "avx512 12x16" (AVX-512 register tiles where the CPU and the build allow them),
+   "avx2 6x16" or "scalar 6x16". Static string owned by the library. Never fails. */
+const char* hpcnn_gemm_kernel(void);
+
 /* The message of the last failed call on the calling thread ("" if none). Owned by the library; valid
    until the next failing call on the same thread. Never fails. */
 const char* hpcnn_last_error(void);

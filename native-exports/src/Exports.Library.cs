@@ -12,6 +12,7 @@ public static unsafe partial class Exports
     public const uint AbiVersion = 1;
     private static readonly nint s_version = Utf8.AllocStatic(Engine.Version);
     private static readonly nint s_path = Utf8.AllocStatic(Engine.PathName);
+    private static readonly nint s_gemm = Utf8.AllocStatic(Engine.GemmKernel);
 
     [UnmanagedCallersOnly(EntryPoint = "hpcnn_abi_version")]
     public static uint AbiVersionExport() => AbiVersion;
@@ -21,6 +22,9 @@ public static unsafe partial class Exports
 
     [UnmanagedCallersOnly(EntryPoint = "hpcnn_kernel_path")]
     public static nint KernelPath() => s_path;
+
+    [UnmanagedCallersOnly(EntryPoint = "hpcnn_gemm_kernel")]
+    public static nint GemmKernel() => s_gemm;
 
     [UnmanagedCallersOnly(EntryPoint = "hpcnn_last_error")]
     public static nint LastError() => Status.LastError;

@@ -41,7 +41,7 @@ from .errors import (HpcnnError, HpcnnIOError, HpcnnMemoryError, InternalError, 
 from .model import History, LayerInfo, Sequential, from_spec, load
 
 __all__ = ["Sequential", "History", "LayerInfo", "load", "from_spec", "layers", "optimizers", "callbacks", "datasets",
-           "version", "abi_version", "kernel_path", "set_threads", "get_threads", "library_path",
+           "version", "abi_version", "kernel_path", "gemm_kernel", "set_threads", "get_threads", "library_path",
            "HpcnnError", "InvalidArgumentError", "InvalidStateError", "HpcnnIOError", "InvalidFileError",
            "HpcnnMemoryError", "NumericError", "InternalError"]
 
@@ -59,6 +59,11 @@ def abi_version():
 def kernel_path():
     """The kernel path the library runs: "avx2-fma" (AVX2 + FMA3 vector kernels) or "scalar" (portable fallback)."""
     return _lib.hpcnn_kernel_path().decode("utf-8")
+
+
+def gemm_kernel():
+    """The GEMM micro-kernel the library runs: "avx512 12x16", "avx2 6x16" or "scalar 6x16"."""
+    return _lib.hpcnn_gemm_kernel().decode("utf-8")
 
 
 def set_threads(n):

@@ -42,6 +42,7 @@ _SIGNATURES = {
     "hpcnn_abi_version": (c_uint32, []),
     "hpcnn_version": (c_char_p, []),
     "hpcnn_kernel_path": (c_char_p, []),
+    "hpcnn_gemm_kernel": (c_char_p, []),
     "hpcnn_last_error": (c_char_p, []),
     "hpcnn_free": (None, [c_void_p]),
     "hpcnn_set_threads": (_status, [c_int32]),

@@ -35,6 +35,16 @@ def test_kernel_path_is_a_known_name():
     assert hpcnn.kernel_path() in ("avx2-fma", "scalar")
 
 
+def test_gemm_kernel_matches_the_cpu_and_the_build():
+    # The library is published for x86-64-v3 with AVX-512 allowed under a runtime check: the 12-row AVX-512 tiles run
+    # where the CPU has AVX-512F, the AVX2 tiles elsewhere.
+    flags = cpu_flags()
+    if not {"avx2", "fma"} <= flags:
+        pytest.skip("this CPU has no AVX2+FMA")
+    expected = "avx512 12x16" if "avx512f" in flags else "avx2 6x16"
+    assert hpcnn.gemm_kernel() == expected
+
+
 def test_version_and_abi():
     assert re.fullmatch(r"\d+\.\d+\.\d+([-+].*)?", hpcnn.version())
     assert hpcnn.__version__ == hpcnn.version()

@@ -33,6 +33,14 @@ public readonly struct GemmEpilogue
 
     public bool IsActive => _active;
 
+    /// <summary>The epilogue of the columns from <paramref name="j0"/> on (a per-column bias moves with them).</summary>
+    public GemmEpilogue FromColumn(int j0) =>
+        Bias == BiasMode.PerColumn ? new GemmEpilogue(Bias, BiasValues, BiasOffset + j0, Low, High) : this;
+
+    /// <summary>The epilogue of the rows from <paramref name="i0"/> on (a per-row bias moves with them).</summary>
+    public GemmEpilogue FromRow(int i0) =>
+        Bias == BiasMode.PerRow ? new GemmEpilogue(Bias, BiasValues, BiasOffset + i0, Low, High) : this;
+
     /// <summary>Applies the epilogue to <paramref name="row"/>: row index <paramref name="row0"/>, columns from <paramref name="col0"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Apply(Span<float> row, int row0, int col0)

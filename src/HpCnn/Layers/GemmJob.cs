@@ -55,9 +55,7 @@ internal sealed class GemmJob : ParallelJob
             int mi = Math.Min(RowsPerItem, M - i0);
             // Rows i0.. of op(A): rows of A stored m x k, or columns of A stored k x m.
             var a = TransA ? A.Span.Slice(i0) : A.Span.Slice(i0 * Lda);
-            var rowEpi = Epilogue.Bias == BiasMode.PerRow
-                ? new GemmEpilogue(BiasMode.PerRow, Epilogue.BiasValues, Epilogue.BiasOffset + i0, Epilogue.Low, Epilogue.High)
-                : Epilogue;
+            var rowEpi = Epilogue.FromRow(i0);
             Sgemm.Multiply(TransA, TransB, mi, N, K, a, Lda, B.Span, Ldb, C.Span.Slice(i0 * Ldc), Ldc, Accumulate,
                 Scratch[worker].Span, in rowEpi);
             return;
@@ -66,9 +64,7 @@ internal sealed class GemmJob : ParallelJob
         int nj = Math.Min(ColumnsPerItem, N - j0);
         // Columns j0.. of op(B): columns of B stored k x n, or rows of B stored n x k.
         var b = TransB ? B.Span.Slice(j0 * Ldb) : B.Span.Slice(j0);
-        var epi = Epilogue.Bias == BiasMode.PerColumn
-            ? new GemmEpilogue(BiasMode.PerColumn, Epilogue.BiasValues, Epilogue.BiasOffset + j0, Epilogue.Low, Epilogue.High)
-            : Epilogue;
+        var epi = Epilogue.FromColumn(j0);
         Sgemm.Multiply(TransA, TransB, M, nj, K, A.Span, Lda, b, Ldb, C.Span.Slice(j0), Ldc, Accumulate, Scratch[worker].Span, in epi);
     }
 }

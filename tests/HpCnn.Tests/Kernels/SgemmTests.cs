@@ -228,6 +228,49 @@ public class SgemmTests
     }
 
     [Test]
+    public void ShallowCallsGiveTheSameBitsWhereverTheRowsOfCStart([Values] bool transB)
+    {
+        // A shallow call whose rows of C start off a cache line computes its first columns (up to the line) as a call of
+        // their own: every start of C within a line must give the bits of the reference, per-column bias included.
+        var rng = new Random(transB ? 5 : 6);
+        int m = 13, n = 100, k = 9, ldc = 112;
+        var a = TestData.Uniform(rng, m * k);
+        var b = TestData.Uniform(rng, k * n);
+        var bias = TestData.Uniform(rng, n + 2);
+        var epi = new GemmEpilogue(BiasMode.PerColumn, bias, 2, -0.25f, 0.5f);
+        int ldb = transB ? k : n;
+        if (transB)
+        {
+            var bt = new float[n * k];
+            for (int p = 0; p < k; p++)
+                for (int j = 0; j < n; j++) bt[j * k + p] = b[p * n + j];
+            b = bt;
+        }
+        var ws = new float[Sgemm.WorkspaceSize(m, n, k)];
+        float[]? first = null;
+        for (int start = 0; start < 16; start++)
+        {
+            var buffer = new float[start + m * ldc];
+            Sgemm.Multiply(false, transB, m, n, k, a, k, b, ldb, buffer.AsSpan(start), ldc, false, ws, in epi);
+            var got = Enumerable.Range(0, m * n).Select(i => buffer[start + i / n * ldc + i % n]).ToArray();
+            if (first is null)
+            {
+                var expected = new float[m * n];
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < n; j++)
+                    {
+                        double sum = 0;
+                        for (int p = 0; p < k; p++) sum += (double)a[i * k + p] * (transB ? b[j * k + p] : b[p * n + j]);
+                        expected[i * n + j] = (float)Math.Clamp(sum + bias[2 + j], -0.25, 0.5);
+                    }
+                Assert.That(got, Is.EqualTo(expected).Within(1e-5f).AsCollection, "against the reference");
+                first = got;
+            }
+            else Assert.That(got, Is.EqualTo(first).AsCollection, $"C starting {start} floats into the buffer");
+        }
+    }
+
+    [Test]
     public void TooSmallWorkspaceThrowsWithTheSizes()
     {
         int m = 7, n = 17, k = 5;
