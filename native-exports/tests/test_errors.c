@@ -39,6 +39,9 @@ static void test_library_basics(void) {
     CHECK(hpcnn_version() != NULL && hpcnn_version()[0] != '\0', "empty version");
     const char* path = hpcnn_kernel_path();
     CHECK(strcmp(path, "avx2-fma") == 0 || strcmp(path, "scalar") == 0, "kernel path %s", path);
+    /* libhpcnn.so is the x86-64-v3 build: AVX2 tiles (the AVX-512 ones are in libhpcnn-avx512.so). */
+    const char* gemm = hpcnn_gemm_kernel();
+    CHECK(strcmp(gemm, strcmp(path, "scalar") == 0 ? "scalar 6x16" : "avx2 6x16") == 0, "gemm kernel %s", gemm);
     hpcnn_free(NULL);
     int32_t threads = hpcnn_get_threads();
     CHECK(threads >= 1, "threads %d", threads);

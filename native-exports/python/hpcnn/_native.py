@@ -127,14 +127,33 @@ _BUILD_HINT = ("build it with ./build/publish-native.sh (or ./build/test.sh / ./
                "or point the HPCNN_LIBRARY environment variable at libhpcnn.so")
 
 
+#: The AVX-512 subsets an x86-64-v4 build needs (what libhpcnn-avx512.so was compiled for).
+_V4_FLAGS = {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}
+
+
+def cpu_has_avx512():
+    """Whether this CPU runs libhpcnn-avx512.so (x86-64-v4: AVX-512 F, BW, CD, DQ and VL), from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return _V4_FLAGS <= set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return False
+
+
 def _candidates():
-    """Where the library is looked for, in order: HPCNN_LIBRARY, the repository's build output, the system."""
+    """Where the library is looked for, in order: HPCNN_LIBRARY, the repository's build output (the AVX-512 build first
+    where the CPU runs it), the system."""
     env = os.environ.get("HPCNN_LIBRARY")
     if env:
         return [env], True
     here = os.path.dirname(os.path.abspath(__file__))
     repo = os.path.normpath(os.path.join(here, "..", "..", ".."))  # hpcnn/ -> python/ -> native-exports/ -> repo
     found = [os.path.join(repo, "artifacts", "native", "libhpcnn.so")]
+    if cpu_has_avx512():
+        found.insert(0, os.path.join(repo, "artifacts", "native", "libhpcnn-avx512.so"))
     system = ctypes.util.find_library("hpcnn")
     if system:
         found.append(system)

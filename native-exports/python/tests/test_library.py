@@ -8,6 +8,7 @@ import sys
 import pytest
 
 import hpcnn
+from hpcnn import _native
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(hpcnn.__file__)))
 
@@ -35,14 +36,25 @@ def test_kernel_path_is_a_known_name():
     assert hpcnn.kernel_path() in ("avx2-fma", "scalar")
 
 
-def test_gemm_kernel_matches_the_cpu_and_the_build():
-    # The library is published for x86-64-v3 with AVX-512 allowed under a runtime check: the 12-row AVX-512 tiles run
-    # where the CPU has AVX-512F, the AVX2 tiles elsewhere.
+def test_gemm_kernel_matches_the_build_loaded():
+    # Two builds: libhpcnn.so (x86-64-v3) runs the AVX2 tiles, libhpcnn-avx512.so (x86-64-v4) the AVX-512 ones.
+    # NativeAOT fixes the instruction sets at compile time, so the file decides.
     flags = cpu_flags()
     if not {"avx2", "fma"} <= flags:
         pytest.skip("this CPU has no AVX2+FMA")
-    expected = "avx512 12x16" if "avx512f" in flags else "avx2 6x16"
-    assert hpcnn.gemm_kernel() == expected
+    avx512_build = os.path.basename(hpcnn.library_path) == "libhpcnn-avx512.so"
+    assert hpcnn.gemm_kernel() == ("avx512 12x16" if avx512_build else "avx2 6x16")
+
+
+def test_the_avx512_build_is_loaded_where_the_cpu_runs_it():
+    # Without HPCNN_LIBRARY the package prefers the repository's AVX-512 build on a CPU with AVX-512 F/BW/CD/DQ/VL.
+    if os.environ.get("HPCNN_LIBRARY"):
+        pytest.skip("HPCNN_LIBRARY chooses the library")
+    built = os.path.join(os.path.dirname(hpcnn.library_path), "libhpcnn-avx512.so")
+    if not (_native.cpu_has_avx512() and os.path.exists(built)):
+        pytest.skip("no AVX-512 CPU or no AVX-512 build next to the library")
+    assert hpcnn.library_path == built
+    assert hpcnn.gemm_kernel() == "avx512 12x16"
 
 
 def test_version_and_abi():
