@@ -18,6 +18,8 @@ public class GemmJobTests
         yield return new TestCaseData(64, 10, 128, false, true, BiasMode.PerColumn);
         yield return new TestCaseData(13, 5, 9, false, false, BiasMode.None);
         yield return new TestCaseData(32, 1000, 9, false, false, BiasMode.PerRow);
+        // Shallow and wide enough for ShallowSplit column blocks per thread, per-column bias carried into each.
+        yield return new TestCaseData(20, 2100, 9, false, true, BiasMode.PerColumn);
         yield return new TestCaseData(64, 300, 400, false, true, BiasMode.PerColumn);
         yield return new TestCaseData(7, 77, 65, true, true, BiasMode.None);
         // More than one k block and more than one row / column block of the packing (KC, MC, NC crossed).
@@ -71,5 +73,17 @@ public class GemmJobTests
                 Assert.That(last, Is.InRange(Sgemm.MR, rows), $"m={m} items={items}");
             }
         Assert.That(GemmJob.RowsFor(13, 2), Is.Zero, "13 rows in blocks of 12 would leave a 1-row block");
+    }
+
+    [Test]
+    public void ShallowWideProductsSplitIntoSeveralColumnBlocksPerThread()
+    {
+        var job = new GemmJob();
+        job.Set(false, false, 32, 50176, 9, default, 9, default, 50176, default, 50176, false, default, 2);
+        Assert.That(job.Items, Is.EqualTo(2 * GemmJob.ShallowSplit), "32 x 50176 x 9 on 2 threads");
+        job.Set(false, false, 32, 50176, 288, default, 288, default, 50176, default, 50176, false, default, 2);
+        Assert.That(job.Items, Is.EqualTo(2), "a deep product keeps one block per thread");
+        job.Set(false, false, 32, 300, 9, default, 9, default, 300, default, 300, false, default, 2);
+        Assert.That(job.Items, Is.EqualTo(2), "too few columns to split further");
     }
 }
