@@ -36,6 +36,12 @@ public static partial class Sgemm
         return checked(RoundUp(mc * kc, AlignFloats) + nc * kc + MR * NR + AlignFloats);
     }
 
+    /// <summary>
+    /// Whether <see cref="Multiply"/> computes the columns of C before its first cache line as a call of their own
+    /// (shallow products over enough columns, every row of C at the same offset in its line).
+    /// </summary>
+    internal static bool SplitsOffLine(int k, int n, int ldc) => k < ShallowDepth && n > 4 * NR && ldc % AlignFloats == 0;
+
     /// <summary>Floats in 64 bytes: the packed blocks start on a cache line (a 16-float row of a packed B panel is then one line).</summary>
     private const int AlignFloats = 16;
 
@@ -44,7 +50,7 @@ public static partial class Sgemm
     /// not 4-byte aligned counts as aligned). Only speed depends on it: a buffer the GC moves during the call (not pinned)
     /// computes the same products.
     /// </summary>
-    private static unsafe int AlignmentSkew(Span<float> buffer)
+    internal static unsafe int AlignmentSkew(Span<float> buffer)
     {
         nuint address = (nuint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(buffer));
         if (address % sizeof(float) != 0) return 0;
@@ -89,7 +95,7 @@ public static partial class Sgemm
         // the same offset), a 16-float tile row straddles two lines, and on C larger than L2 that cost a third of the
         // speed (32 x 50176 x 9: 60 against 91-94 GFLOP/s with C on a line). The first columns, up to the next line,
         // then run as a call of their own, and the rest from a line boundary. Columns never change a result.
-        if (k < ShallowDepth && n > 4 * NR && ldc % AlignFloats == 0)
+        if (SplitsOffLine(k, n, ldc))
         {
             int head = AlignmentSkew(c);
             if (head > 0)
@@ -226,7 +232,7 @@ public static partial class Sgemm
                         PackB(source.TransB, bSource, source.Ldb, source.P0, kc, source.J0 + jr, Math.Min(NR, nc - jr),
                             bPack.Slice(jr * kc, NR * kc), prefetchAhead: true);
                     if (twelve && nc - jr >= NR)
-                        Tile12(ir, jr, kc, aPack, bPack, c, cOffset, ldc, accumulate, applyEpilogue, in epilogue, row0, col0,
+                        Tile12(ir, jr, NR, kc, aPack, bPack, c, cOffset, ldc, accumulate, applyEpilogue, in epilogue, row0, col0,
                             rowsOfA.Strip(ir), rowsOfA.Lda, ref Unsafe.NullRef<float>(), 0);
                     else
                         for (int i = ir; i < (twelve ? ir + 2 * MR : ir + 1); i += MR)
@@ -283,20 +289,14 @@ public static partial class Sgemm
                 ref float bFrom = ref fused && ir == 0
                     ? ref Unsafe.Add(ref MemoryMarshal.GetReference(bSource), source.P0 * source.Ldb + source.J0 + jr)
                     : ref Unsafe.NullRef<float>();
-                if (rows > MR && width > NR)
-                    Tile12x32(ir, jr, kc, aPack, bPack, c, cOffset, ldc, accumulate, applyEpilogue, in epilogue, row0, col0,
+                if (rows > MR)
+                    Tile12(ir, jr, width, kc, aPack, bPack, c, cOffset, ldc, accumulate, applyEpilogue, in epilogue, row0, col0,
                         rowsOfA.Strip(ir), rowsOfA.Lda, ref bFrom, source.Ldb);
                 else
                     for (int j = jr; j < jr + width; j += NR)
-                    {
-                        ref float bj = ref Unsafe.IsNullRef(ref bFrom) ? ref bFrom : ref Unsafe.Add(ref bFrom, j - jr);
-                        if (rows > MR)
-                            Tile12(ir, j, kc, aPack, bPack, c, cOffset, ldc, accumulate, applyEpilogue, in epilogue, row0, col0,
-                                rowsOfA.Strip(ir), rowsOfA.Lda, ref bj, source.Ldb);
-                        else
-                            Tile(ir, j, mc, nc, kc, aPack, bPack, c, cOffset, ldc, accumulate, edge, applyEpilogue, in epilogue, row0, col0,
-                                rowsOfA.Strip(ir), rowsOfA.Lda, ref bj, source.Ldb);
-                    }
+                        Tile(ir, j, mc, nc, kc, aPack, bPack, c, cOffset, ldc, accumulate, edge, applyEpilogue, in epilogue, row0, col0,
+                            rowsOfA.Strip(ir), rowsOfA.Lda,
+                            ref Unsafe.IsNullRef(ref bFrom) ? ref bFrom : ref Unsafe.Add(ref bFrom, j - jr), source.Ldb);
                 ir += rows;
             }
             jr += width;
@@ -411,68 +411,46 @@ public static partial class Sgemm
     }
 
     /// <summary>
-    /// Rows ir..ir+11 and columns jr..jr+15 of the block (two whole strips, a whole panel) by the AVX-512 kernel, straight
-    /// into C: the same products, in the same order, as two <see cref="Tile"/> calls.
+    /// Rows ir..ir+11 and columns jr..jr+<paramref name="width"/>-1 of the block (two whole strips; one or two whole
+    /// panels, width NR or 2 NR) by the 12x16 or 12x32 AVX-512 kernel, straight into C: the same products, in the same
+    /// order, as two or four <see cref="Tile"/> calls.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Tile12(int ir, int jr, int kc, ReadOnlySpan<float> aPack, ReadOnlySpan<float> bPack,
+    private static unsafe void Tile12(int ir, int jr, int width, int kc, ReadOnlySpan<float> aPack, ReadOnlySpan<float> bPack,
         Span<float> c, int cOffset, int ldc, bool accumulate, bool applyEpilogue, in GemmEpilogue epilogue, int row0, int col0,
         float* aRows, int lda, ref float bFrom, int ldbFrom)
     {
         int cIndex = cOffset + ir * ldc + jr;
-        _ = c[cIndex + (2 * MR - 1) * ldc + NR - 1];
-        _ = bPack[(jr + NR) * kc - 1];
+        _ = c[cIndex + (2 * MR - 1) * ldc + width - 1];
+        _ = bPack[(jr + width) * kc - 1];
+        bool wide = width > NR;
         ref float bp = ref Unsafe.Add(ref MemoryMarshal.GetReference(bPack), jr * kc);
         ref float cc = ref c[cIndex];
+        nint rowStride = 1, kStep = MR;
+        ref float a = ref Unsafe.NullRef<float>();
         if (aRows != null)
         {
-            ref float a = ref Unsafe.AsRef<float>(aRows);
-            ref float a6 = ref Unsafe.Add(ref a, (nint)MR * lda);
-            if (!Unsafe.IsNullRef(ref bFrom)) Kernel12x16PackingBAvx512(kc, ref a, ref a6, lda, 1, ref bFrom, ldbFrom, ref bp, ref cc, ldc, accumulate);
-            else Kernel12x16Avx512(kc, ref a, ref a6, lda, 1, ref bp, ref cc, ldc, accumulate);
+            a = ref Unsafe.AsRef<float>(aRows);
+            (rowStride, kStep) = (lda, 1);
         }
         else
         {
             _ = aPack[(ir + 2 * MR) * kc - 1];
-            ref float a = ref Unsafe.Add(ref MemoryMarshal.GetReference(aPack), ir * kc);
-            Kernel12x16Avx512(kc, ref a, ref Unsafe.Add(ref a, MR * kc), 1, MR, ref bp, ref cc, ldc, accumulate);
+            a = ref Unsafe.Add(ref MemoryMarshal.GetReference(aPack), ir * kc);
         }
+        // Rows 6-11: the next packed strip, or six rows of A further on.
+        ref float a6 = ref Unsafe.Add(ref a, aRows != null ? MR * rowStride : MR * kc);
+        if (!Unsafe.IsNullRef(ref bFrom))
+        {
+            // Only a tile reading A in place packs B (MacroKernel's fused panels).
+            if (wide) Kernel12x32PackingBAvx512(kc, ref a, ref a6, rowStride, kStep, ref bFrom, ldbFrom, ref bp, NR * kc, ref cc, ldc, accumulate);
+            else Kernel12x16PackingBAvx512(kc, ref a, ref a6, rowStride, kStep, ref bFrom, ldbFrom, ref bp, ref cc, ldc, accumulate);
+        }
+        else if (wide) Kernel12x32Avx512(kc, ref a, ref a6, rowStride, kStep, ref bp, NR * kc, ref cc, ldc, accumulate);
+        else Kernel12x16Avx512(kc, ref a, ref a6, rowStride, kStep, ref bp, ref cc, ldc, accumulate);
         if (applyEpilogue)
             for (int r = 0; r < 2 * MR; r++)
-                epilogue.Apply(c.Slice(cIndex + r * ldc, NR), row0 + ir + r, col0 + jr);
-    }
-
-    /// <summary>
-    /// Rows ir..ir+11 and columns jr..jr+31 of the block (two whole strips, two whole panels) by the 12x32 AVX-512 kernel,
-    /// straight into C: the same products, in the same order, as four <see cref="Tile"/> calls.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Tile12x32(int ir, int jr, int kc, ReadOnlySpan<float> aPack, ReadOnlySpan<float> bPack,
-        Span<float> c, int cOffset, int ldc, bool accumulate, bool applyEpilogue, in GemmEpilogue epilogue, int row0, int col0,
-        float* aRows, int lda, ref float bFrom, int ldbFrom)
-    {
-        int cIndex = cOffset + ir * ldc + jr;
-        _ = c[cIndex + (2 * MR - 1) * ldc + 2 * NR - 1];
-        _ = bPack[(jr + 2 * NR) * kc - 1];
-        ref float bp = ref Unsafe.Add(ref MemoryMarshal.GetReference(bPack), jr * kc);
-        ref float cc = ref c[cIndex];
-        if (aRows != null)
-        {
-            ref float a = ref Unsafe.AsRef<float>(aRows);
-            ref float a6 = ref Unsafe.Add(ref a, (nint)MR * lda);
-            if (!Unsafe.IsNullRef(ref bFrom))
-                Kernel12x32PackingBAvx512(kc, ref a, ref a6, lda, 1, ref bFrom, ldbFrom, ref bp, NR * kc, ref cc, ldc, accumulate);
-            else Kernel12x32Avx512(kc, ref a, ref a6, lda, 1, ref bp, NR * kc, ref cc, ldc, accumulate);
-        }
-        else
-        {
-            _ = aPack[(ir + 2 * MR) * kc - 1];
-            ref float a = ref Unsafe.Add(ref MemoryMarshal.GetReference(aPack), ir * kc);
-            Kernel12x32Avx512(kc, ref a, ref Unsafe.Add(ref a, MR * kc), 1, MR, ref bp, NR * kc, ref cc, ldc, accumulate);
-        }
-        if (applyEpilogue)
-            for (int r = 0; r < 2 * MR; r++)
-                epilogue.Apply(c.Slice(cIndex + r * ldc, 2 * NR), row0 + ir + r, col0 + jr);
+                epilogue.Apply(c.Slice(cIndex + r * ldc, width), row0 + ir + r, col0 + jr);
     }
 
     /// <summary>The MR x NR micro-kernel of the chosen path: C tile (ldc) := (accumulate ? C : 0) + Apanel * Bpanel.</summary>

@@ -36,7 +36,7 @@ internal sealed class GemmJob : ParallelJob
         return last >= Sgemm.MR ? rows : 0;
     }
 
-    public int Items => RowsPerItem > 0 ? (M + RowsPerItem - 1) / RowsPerItem : (N + ColumnsPerItem - 1) / ColumnsPerItem;
+    public int Items => RowsPerItem > 0 ? (M + RowsPerItem - 1) / RowsPerItem : Math.Max(1, (N - ColumnShift + ColumnsPerItem - 1) / ColumnsPerItem);
 
     public void Set(bool transA, bool transB, int m, int n, int k, Buffer a, int lda, Buffer b, int ldb, Buffer c, int ldc,
         bool accumulate, GemmEpilogue epilogue, int items)
@@ -49,7 +49,14 @@ internal sealed class GemmJob : ParallelJob
         // ask for them, even that out. Columns never change a result.
         int split = items > 1 && RowsPerItem == 0 && k < Sgemm.ShallowDepth && n >= ShallowSplit * 64 * items ? ShallowSplit : 1;
         ColumnsPerItem = ColumnsFor(n, items * split);
+        // Where Multiply would split off the first columns of a block whose rows of C start off a cache line (shallow
+        // products), the blocks after the first start on a line instead, so that only the first block pays for it (with
+        // 8 blocks per call of 32 x 50176 x 9, 8 small calls cost ~10%).
+        ColumnShift = RowsPerItem == 0 && ColumnsPerItem < n && Sgemm.SplitsOffLine(k, n, ldc) ? Sgemm.AlignmentSkew(c.Span) : 0;
     }
+
+    /// <summary>Columns the first column block has beyond <see cref="ColumnsPerItem"/>, so that the others start on a cache line of C.</summary>
+    public int ColumnShift;
 
     /// <summary>Runs the GEMM on the layer's pool.</summary>
     public void Run(LayerRun run, long flops) => run.Parallel(this, Items, flops / Items);
@@ -70,8 +77,8 @@ internal sealed class GemmJob : ParallelJob
                 Scratch[worker].Span, in rowEpi);
             return;
         }
-        int j0 = item * ColumnsPerItem;
-        int nj = Math.Min(ColumnsPerItem, N - j0);
+        int j0 = item == 0 ? 0 : ColumnShift + item * ColumnsPerItem;
+        int nj = Math.Min(ColumnShift + (item + 1) * ColumnsPerItem, N) - j0;
         // Columns j0.. of op(B): columns of B stored k x n, or rows of B stored n x k.
         var b = TransB ? B.Span.Slice(j0 * Ldb) : B.Span.Slice(j0);
         var epi = Epilogue.FromColumn(j0);

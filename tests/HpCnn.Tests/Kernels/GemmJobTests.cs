@@ -86,4 +86,33 @@ public class GemmJobTests
         job.Set(false, false, 32, 300, 9, default, 9, default, 300, default, 300, false, default, 2);
         Assert.That(job.Items, Is.EqualTo(2), "too few columns to split further");
     }
+
+    [Test]
+    public void ColumnBlocksAfterTheFirstStartOnACacheLineOfC()
+    {
+        // A shallow, wide product whose rows of C start anywhere in a cache line: the first block takes the columns up to
+        // the line, the others start on one; the result is the whole call's, bit for bit, wherever C starts.
+        var rng = new Random(3);
+        int m = 14, n = 1500, k = 7, ldc = 1504;
+        var a = TestData.Uniform(rng, m * k);
+        var b = TestData.Uniform(rng, k * n);
+        var whole = new float[m * n];
+        Sgemm.Multiply(false, false, m, n, k, a, k, b, n, whole, n, false, new float[Sgemm.WorkspaceSize(m, n, k)]);
+        using var pool = new WorkerPool(2);
+        var buffer = GC.AllocateArray<float>(16 + m * ldc, pinned: true);
+        var shifts = new HashSet<int>();
+        for (int start = 0; start < 16; start++)
+        {
+            Array.Clear(buffer);
+            var c = new HpCnn.Buffer(buffer, start, m * ldc);
+            var job = new GemmJob { Scratch = [new HpCnn.Buffer(new float[Sgemm.WorkspaceSize(m, n, k)]), new HpCnn.Buffer(new float[Sgemm.WorkspaceSize(m, n, k)])] };
+            job.Set(false, false, m, n, k, new HpCnn.Buffer(a), k, new HpCnn.Buffer(b), n, c, ldc, false, default, 2);
+            shifts.Add(job.ColumnShift);
+            Assert.That(Sgemm.AlignmentSkew(c.Span.Slice(job.ColumnShift + job.ColumnsPerItem)), Is.Zero, $"C from float {start}: second block on a line");
+            job.RunOn(pool);
+            for (int i = 0; i < m; i++)
+                Assert.That(c.Span.Slice(i * ldc, n).ToArray(), Is.EqualTo(whole.AsSpan(i * n, n).ToArray()).AsCollection, $"C from float {start}, row {i}");
+        }
+        Assert.That(shifts, Has.Count.EqualTo(16), "every offset within a line was tried");
+    }
 }

@@ -427,6 +427,19 @@ public class SgemmTests
         }
     }
 
+    /// <summary>
+    /// B stored k x n (rows <paramref name="ldb"/> apart, NaN everywhere else) holding the packed panels (kc x 16 each, one
+    /// after the other) side by side from column <paramref name="col0"/>: what the packing-on-the-way kernels read.
+    /// </summary>
+    private static float[] PanelsAsRows(float[] panels, int kc, int ldb, int col0)
+    {
+        int cols = panels.Length / kc;
+        var rows = Enumerable.Repeat(float.NaN, kc * ldb).ToArray();
+        for (int p = 0; p < kc; p++)
+            for (int j = 0; j < cols; j++) rows[p * ldb + col0 + j] = panels[j / Sgemm.NR * Sgemm.NR * kc + p * Sgemm.NR + j % Sgemm.NR];
+        return rows;
+    }
+
     [Test]
     public unsafe void InPlaceRowsKernelGivesThePackedKernelsBits([Values(1, 2, 9, 64, 301)] int kc, [Values] bool accumulate)
     {
@@ -449,9 +462,7 @@ public class SgemmTests
 
         // The variant that reads B where it lies (rows ldb apart, here 3 columns in) and packs the panel on the way.
         int ldb = Sgemm.NR + 7;
-        var bRows = Enumerable.Range(0, kc * ldb).Select(_ => float.NaN).ToArray();
-        for (int p = 0; p < kc; p++)
-            for (int j = 0; j < Sgemm.NR; j++) bRows[p * ldb + 3 + j] = bPanel[p * Sgemm.NR + j];
+        var bRows = PanelsAsRows(bPanel, kc, ldb, 3);
         var repacked = Enumerable.Repeat(float.NaN, kc * Sgemm.NR + 1).ToArray();
         var packing = (float[])c0.Clone();
         fixed (float* ap = a)
@@ -489,9 +500,7 @@ public class SgemmTests
         Assert.That(inPlace, Is.EqualTo(expected).AsCollection, "A in place");
 
         int ldb = Sgemm.NR + 7;
-        var bRows = Enumerable.Range(0, kc * ldb).Select(_ => float.NaN).ToArray();
-        for (int p = 0; p < kc; p++)
-            for (int j = 0; j < Sgemm.NR; j++) bRows[p * ldb + 3 + j] = bPanel[p * Sgemm.NR + j];
+        var bRows = PanelsAsRows(bPanel, kc, ldb, 3);
         var repacked = Enumerable.Repeat(float.NaN, kc * Sgemm.NR + 1).ToArray();
         var packing = (float[])c0.Clone();
         Sgemm.Kernel12x16PackingBAvx512(kc, ref a0, ref a[(1 + Sgemm.MR) * lda + 2], lda, 1, ref bRows[3], ldb, ref repacked[0],
@@ -532,9 +541,7 @@ public class SgemmTests
         Assert.That(inPlace, Is.EqualTo(expected).AsCollection, "A in place");
 
         int ldb = cols + 7;
-        var bRows = Enumerable.Range(0, kc * ldb).Select(_ => float.NaN).ToArray();
-        for (int p = 0; p < kc; p++)
-            for (int j = 0; j < cols; j++) bRows[p * ldb + 3 + j] = bPanels[(j / Sgemm.NR) * Sgemm.NR * kc + p * Sgemm.NR + j % Sgemm.NR];
+        var bRows = PanelsAsRows(bPanels, kc, ldb, 3);
         var repacked = Enumerable.Repeat(float.NaN, 2 * kc * Sgemm.NR + 1).ToArray();
         var packing = (float[])c0.Clone();
         Sgemm.Kernel12x32PackingBAvx512(kc, ref a[1 * lda + 2], ref a[(1 + Sgemm.MR) * lda + 2], lda, 1, ref bRows[3], ldb,
