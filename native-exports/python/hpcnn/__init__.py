@@ -25,7 +25,9 @@ Modules: :mod:`hpcnn.layers` (layer descriptions), :mod:`hpcnn.optimizers` (SGD,
 :mod:`hpcnn.errors` (the exceptions; the common ones are also here).
 
 The library is found through the HPCNN_LIBRARY environment variable (a path to libhpcnn.so), else in the
-repository's artifacts/native/ (./build/publish-native.sh writes it there), else on the system's library path.
+repository's artifacts/native/ (./build/publish-native.sh writes it there: libhpcnn-avx512.so, loaded first on a
+CPU with AVX-512 F/BW/CD/DQ/VL, and libhpcnn.so), else on the system's library path. gemm_kernel() tells which
+register tiles the loaded build runs.
 
 Threads: predict, predict_classes, evaluate and layer_output may run on one model from several Python threads
 at once; ctypes releases the GIL during library calls, so they run in parallel. Training or changing a model
