@@ -581,6 +581,24 @@ public class SgemmTests
     }
 
     [Test]
+    public void StripKernelGivesEachTilesBitsAndWritesOnlyItsTiles([Values(1, 9, 31)] int kc, [Values(1, 3)] int panels,
+        [Values] bool accumulate)
+    {
+        if (!Avx2.IsSupported || !Fma.IsSupported) Assert.Ignore("AVX2/FMA not available in this process");
+        var rng = new Random(kc * 10 + panels);
+        int ldc = panels * Sgemm.NR + 5;
+        var aStrip = TestData.Uniform(rng, kc * Sgemm.MR);
+        var bPanels = TestData.Uniform(rng, panels * kc * Sgemm.NR);
+        var c0 = TestData.Uniform(rng, Sgemm.MR * ldc);
+        var tiles = (float[])c0.Clone();
+        for (int p = 0; p < panels; p++)
+            Sgemm.Kernel6x16Avx2(kc, ref aStrip[0], ref bPanels[p * kc * Sgemm.NR], ref tiles[p * Sgemm.NR], ldc, accumulate);
+        var strip = (float[])c0.Clone();
+        Sgemm.Kernel6x16StripAvx2(kc, ref aStrip[0], ref bPanels[0], panels, ref strip[0], ldc, accumulate);
+        Assert.That(strip, Is.EqualTo(tiles).AsCollection, "tile by tile, the last 5 columns of each row untouched");
+    }
+
+    [Test]
     public void EdgeStripKernelGivesTheFullKernelsBitsAndWritesOnlyItsRows([Values(1, 2, 3, 4)] int rows,
         [Values(1, 8, 301)] int kc, [Values] bool accumulate)
     {
