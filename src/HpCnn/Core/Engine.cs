@@ -26,7 +26,7 @@ public static class Engine
 
     /// <summary>
     /// True when the GEMM's register tiles also use the 12x16 AVX-512 kernel (on the AVX2 path, when the CPU and runtime
-    /// have AVX-512F; <c>DOTNET_EnableAVX512F=0</c> turns it off). Same results bit for bit as without.
+    /// have AVX-512F; <c>DOTNET_EnableAVX512=0</c> turns it off). Same results bit for bit as without.
     /// </summary>
     internal static readonly bool UseAvx512 = UseAvx2 && Avx512F.IsSupported && Vector512.IsHardwareAccelerated;
 

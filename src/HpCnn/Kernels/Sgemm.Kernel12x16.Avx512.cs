@@ -9,8 +9,8 @@ public static partial class Sgemm
     /// <summary>
     /// The 12x16 AVX-512 micro-kernel: two 6-row strips of A against one B micro-panel, 12 zmm accumulators (a row of
     /// 16 floats each), per k one B load and 12 FMAs with the A value broadcast from memory (EVEX embedded broadcast).
-    /// Zen 4 runs a zmm FMA as two ymm halves, so the peak is the AVX2 kernel's; what it saves are instructions: 13 per
-    /// 12 zmm FMAs against 20 per 12 ymm FMAs, and half as many tiles (C loads and stores, calls) per block.
+    /// On Zen 5 a zmm FMA runs at full width (twice the ymm peak); on Zen 4 it runs as two ymm halves and the kernel still
+    /// saves instructions: 13 per 12 zmm FMAs against 20 per 12 ymm FMAs, and half as many tiles per block.
     /// A row r of the tile is at <paramref name="a"/> + r * <paramref name="rowStride"/> (rows 6-11 at
     /// <paramref name="a6"/>), its next k <paramref name="kStep"/> further: (1, MR) for packed strips, (lda, 1) for A
     /// read in place. Each element is summed in the same order, with the same FMA, as in <see cref="Kernel6x16Avx2"/>:

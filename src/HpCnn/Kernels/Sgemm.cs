@@ -23,7 +23,7 @@ public static partial class Sgemm
     public const int MR = 6;
     public const int NR = 16;
 
-    /// <summary>The blocking used by <see cref="Multiply"/> (measured on Zen 4; see BENCHMARKS.md).</summary>
+    /// <summary>The blocking used by <see cref="Multiply"/> (measured on this project's Zen 5 machines; see BENCHMARKS.md).</summary>
     public static GemmBlocking Blocking { get; } = new(MR, NR, MC: 144, KC: 320, NC: 3072);
 
     /// <summary>Floats of workspace one call of shape (m, n, k) needs.</summary>
@@ -222,10 +222,11 @@ public static partial class Sgemm
         bool pack = source.Packs;
         if (kc < ShallowDepth)
         {
-            for (int ir = 0; ir < mc; ir += MR)
+            for (int ir = 0, rows; ir < mc; ir += rows)
             {
-                // AVX-512: rows ir..ir+11 as one 12x16 tile per panel (its second strip is skipped below).
+                // AVX-512: rows ir..ir+11 as one 12x16 tile per panel.
                 bool twelve = Engine.UseAvx512 && mc - ir >= 2 * MR && kc >= TwelveMinDepth;
+                rows = twelve ? 2 * MR : MR;
                 int whole = nc / NR * NR;
                 if (!twelve && Engine.UseAvx2 && !applyEpilogue && mc - ir >= MR && whole > 0)
                 {
@@ -252,11 +253,10 @@ public static partial class Sgemm
                         Tile12(ir, jr, NR, kc, aPack, bPack, c, cOffset, ldc, accumulate, applyEpilogue, in epilogue, row0, col0,
                             rowsOfA.Strip(ir), rowsOfA.Lda, ref Unsafe.NullRef<float>(), 0);
                     else
-                        for (int i = ir; i < (twelve ? ir + 2 * MR : ir + 1); i += MR)
+                        for (int i = ir; i < ir + rows; i += MR)
                             Tile(i, jr, mc, nc, kc, aPack, bPack, c, cOffset, ldc, accumulate, edge, applyEpilogue, in epilogue, row0, col0,
                                 rowsOfA.Strip(i), rowsOfA.Lda, ref Unsafe.NullRef<float>(), 0);
                 }
-                if (twelve) ir += MR;
             }
             return;
         }

@@ -59,17 +59,14 @@ public sealed class Dense : Layer
 
     private static int Items(LayerRun run, int n) => Math.Max(1, Math.Min(run.Pool.ThreadCount, (n + Sgemm.NR - 1) / Sgemm.NR));
 
-    /// <summary>Whole-matrix workspace: an upper bound for any split of the layer's GEMMs.</summary>
-    internal override long ScratchFloats(int batch, bool training) => OverGemms(batch, training, Sgemm.WorkspaceSize);
-
-    /// <summary>The largest <paramref name="size"/>(m, n, k) over the forward GEMM and, in training, the two backward ones.</summary>
-    private long OverGemms(int batch, bool training, Func<int, int, int, int> size)
+    /// <summary>Whole-matrix workspace of the forward GEMM and, in training, the two backward ones: an upper bound for any split.</summary>
+    internal override long ScratchFloats(int batch, bool training)
     {
-        long n = size(batch, Units, InFeatures);
+        long n = Sgemm.WorkspaceSize(batch, Units, InFeatures);
         if (training)
         {
-            n = Math.Max(n, size(batch, InFeatures, Units));
-            n = Math.Max(n, size(Units, InFeatures, batch));
+            n = Math.Max(n, Sgemm.WorkspaceSize(batch, InFeatures, Units));
+            n = Math.Max(n, Sgemm.WorkspaceSize(Units, InFeatures, batch));
         }
         return n;
     }
