@@ -35,7 +35,7 @@
 extern "C" {
 #endif
 
-#define HPCNN_ABI_VERSION 1
+#define HPCNN_ABI_VERSION 2
 
 typedef enum hpcnn_status {
     HPCNN_OK = 0,
@@ -132,6 +132,13 @@ hpcnn_status hpcnn_model_output_size(hpcnn_model* model, int32_t* out_size);
 hpcnn_status hpcnn_model_parameter_count(hpcnn_model* model, int64_t* out_count);
 /* Epochs trained so far (kept in the model file). */
 hpcnn_status hpcnn_model_epochs_trained(hpcnn_model* model, int32_t* out_epochs);
+
+/* Memory budget, in bytes, of the workspaces a model keeps between inference calls (default 256 MiB). Calls of any
+   batch size run in workspaces of a few capacity classes (powers of two up to the batch they run at); beyond the
+   budget the least recently used are freed. In use at once: at most the budget plus one workspace per call in flight.
+   0 keeps none (every call plans afresh). Added in ABI 2. Errors: INVALID_ARGUMENT (negative). */
+hpcnn_status hpcnn_model_set_inference_cache(hpcnn_model* model, int64_t bytes);
+hpcnn_status hpcnn_model_get_inference_cache(hpcnn_model* model, int64_t* out_bytes);
 
 /* ---------------------------------------------------------------- building a network
  * Each call appends one layer and checks it against the current output shape: a layer that does not fit
@@ -249,7 +256,8 @@ typedef int32_t (*hpcnn_epoch_callback)(void* user, int32_t epoch, int32_t epoch
 typedef int32_t (*hpcnn_batch_callback)(void* user, int32_t epoch, int32_t epochs, int32_t batch, int32_t batches,
                                         double running_loss, double running_accuracy);
 
-/* Options of hpcnn_fit. Defaults: 1 epoch, batch size 32, shuffle on, seed = the model seed, threads unchanged,
+/* Options of hpcnn_fit. Defaults: 1 epoch, batch size 32, shuffle on, seed = the model seed, the library's thread
+   count (hpcnn_set_threads; a thread count set here applies to that fit alone and leaves the library's unchanged),
    no validation, no callbacks, no early stopping. Setters return INVALID_ARGUMENT for out-of-range values. */
 hpcnn_status hpcnn_fit_options_create(hpcnn_fit_options** out);
 void hpcnn_fit_options_release(hpcnn_fit_options* options);

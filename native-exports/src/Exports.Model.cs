@@ -131,6 +131,25 @@ public static unsafe partial class Exports
         catch (Exception e) { return Status.From(e); }
     }
 
+    [UnmanagedCallersOnly(EntryPoint = "hpcnn_model_set_inference_cache")]
+    public static int ModelSetInferenceCache(nint model, long bytes)
+    {
+        try
+        {
+            if (bytes < 0) throw new ArgumentException($"the inference cache budget must be >= 0 bytes, got {bytes}");
+            ModelOf(model).InferenceCacheBytes = bytes;
+            return Status.Ok;
+        }
+        catch (Exception e) { return Status.From(e); }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "hpcnn_model_get_inference_cache")]
+    public static int ModelGetInferenceCache(nint model, long* bytes)
+    {
+        try { Out(bytes, ModelOf(model).InferenceCacheBytes, "out_bytes"); return Status.Ok; }
+        catch (Exception e) { return Status.From(e); }
+    }
+
     private static LossKind LossOf(int loss) => loss switch
     {
         0 => LossKind.CrossEntropy,

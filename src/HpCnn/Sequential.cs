@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Numerics.Tensors;
 using HpCnn.Data;
 using HpCnn.Kernels;
@@ -20,7 +18,7 @@ public sealed class Sequential
     private readonly List<Layer> _layers = [];
     private readonly object _trainLock = new();
     private ExecutionPlan? _trainPlan;
-    private readonly ConcurrentDictionary<(int Capacity, bool Fuse), ConcurrentBag<ExecutionPlan>> _inferencePlans = new();
+    private readonly InferencePlanCache _inferencePlans;
     private long _structureVersion;
 
     public Sequential(Shape3 inputShape, ulong seed = 42)
@@ -28,6 +26,7 @@ public sealed class Sequential
         inputShape.Validate("model input shape");
         InputShape = inputShape;
         Seed = seed;
+        _inferencePlans = new InferencePlanCache(this);
     }
 
     public Shape3 InputShape { get; }
@@ -124,26 +123,29 @@ public sealed class Sequential
 
     // ------------------------------------------------------------------ training
 
-    /// <summary>True when the loss reads the input of a final Softmax/Sigmoid layer and fuses its gradient.</summary>
-    private bool FusedHead => _layers.Count > 0 && Loss is LossKind lk &&
-        ((lk == LossKind.CrossEntropy && _layers[^1] is Softmax) || (lk == LossKind.BinaryCrossEntropy && _layers[^1] is Sigmoid));
-
     private void RequireCompiled(string what)
     {
         if (Loss is null || Optimizer is null) throw new InvalidOperationException($"{what}: compile the model first (choose a loss and an optimizer)");
     }
 
-    private ExecutionPlan TrainingPlan(int batchSize)
+    /// <summary>
+    /// The training plan for batches of up to <paramref name="batchSize"/> images on <paramref name="pool"/> (default: the
+    /// shared pool). The model keeps one, for the shared pool; a larger batch replaces it, a smaller one runs in it
+    /// (a batch's result does not depend on the capacity of the plan it runs in).
+    /// </summary>
+    internal ExecutionPlan TrainingPlan(int batchSize, WorkerPool? pool = null)
     {
+        if (pool is not null && !ReferenceEquals(pool, WorkerPool.Shared))
+            return new ExecutionPlan(this, batchSize, training: true, pool: pool);
         var p = _trainPlan;
-        if (p is null || p.Capacity != batchSize || !p.IsCurrent)
+        if (p is null || p.Capacity < batchSize || !p.IsCurrent)
             _trainPlan = p = new ExecutionPlan(this, batchSize, training: true);
         return p;
     }
 
     /// <summary>
     /// One training step on a batch: forward, loss, backward, optimizer update. Returns the batch loss.
-    /// Allocates nothing once the plan for this batch size exists.
+    /// Allocates nothing once a plan for this batch size (or a larger one) exists.
     /// </summary>
     public double TrainBatch(ReadOnlySpan<float> images, ReadOnlySpan<int> labels)
     {
@@ -156,191 +158,22 @@ public sealed class Sequential
             plan.SetBatch(n);
             images.CopyTo(plan.Input);
             labels.CopyTo(plan.Labels);
-            return Step(plan, Optimizer!.LearningRateAt(EpochsTrained), out _);
+            return plan.TrainStep(Optimizer!, Optimizer!.LearningRateAt(EpochsTrained), out _);
         }
-    }
-
-    /// <summary>
-    /// One step on the samples <paramref name="indices"/> of <paramref name="data"/>: gathered into the plan's input, then
-    /// <see cref="Step"/>. A method of its own so that it is compiled optimised after a few calls (a long loop inside
-    /// Fit would otherwise keep running in on-stack-replacement code).
-    /// </summary>
-    private double TrainGathered(ExecutionPlan plan, Dataset data, ReadOnlySpan<int> indices, float lr, out int correct)
-    {
-        int size = InputShape.Size, b = indices.Length;
-        plan.SetBatch(b);
-        var input = plan.Input;
-        for (int j = 0; j < b; j++)
-        {
-            int src = indices[j];
-            data.Images.AsSpan(src * size, size).CopyTo(input.Slice(j * size, size));
-            plan.Labels[j] = data.Labels[src];
-        }
-        return Step(plan, lr, out correct);
-    }
-
-    /// <summary>Asks the CPU to start loading the next batch's (randomly placed) samples while this one trains.</summary>
-    private void Prefetch(Dataset data, ReadOnlySpan<int> indices)
-    {
-        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
-        int size = InputShape.Size;
-        unsafe
-        {
-            fixed (float* p = data.Images)
-                foreach (int i in indices)
-                    for (int o = 0; o < size; o += 16) System.Runtime.Intrinsics.X86.Sse.Prefetch1(p + (long)i * size + o);
-        }
-    }
-
-    private double Step(ExecutionPlan plan, float lr, out int correct)
-    {
-        plan.SetStep(Optimizer!.Steps);
-        plan.Forward();
-        double loss = ComputeLoss(plan, withGrad: true, out correct);
-        plan.Backward(FusedHead ? _layers.Count - 2 : _layers.Count - 1);
-        plan.UpdateParameters(Optimizer!, lr);
-        return loss;
-    }
-
-    /// <summary>Loss of the plan's current batch; writes probabilities to plan.Probs and, with grad, the loss gradient.</summary>
-    private double ComputeLoss(ExecutionPlan plan, bool withGrad, out int correct)
-    {
-        int n = _layers.Count, b = plan.Batch, k = plan.Classes;
-        int idx = FusedHead ? n - 1 : n;
-        var z = plan.Acts[idx].Slice(0, b * k);
-        var grad = withGrad ? plan.Grads[idx].Slice(0, b * k) : default;
-        var probs = plan.Probs.Slice(0, b * k);
-        var labels = plan.Labels.AsSpan(0, b);
-        double loss;
-        switch (Loss!.Value)
-        {
-            case LossKind.CrossEntropy:
-                loss = LossKernels.SoftmaxCrossEntropy(z, labels, probs, grad, b, k);
-                break;
-            case LossKind.BinaryCrossEntropy:
-                loss = LossKernels.BinaryCrossEntropy(z, labels, probs, grad, b);
-                break;
-            default:
-                loss = LossKernels.MeanSquaredError(z, labels, grad, b, k);
-                z.CopyTo(probs);
-                break;
-        }
-        correct = LossKernels.CountCorrect(probs, labels, b, k, 0.5f);
-        return loss;
     }
 
     /// <summary>
     /// Trains for <see cref="FitOptions.Epochs"/> epochs of mini-batches (batch size 1 is per-sample SGD), shuffling
     /// each epoch, validating after each epoch, reporting through the callbacks, stopping early or on cancellation
-    /// after the current batch. Returns the metrics of the epochs that completed.
+    /// after the current batch. Returns the metrics of the epochs that completed. <see cref="FitOptions.Threads"/>
+    /// applies to this fit alone.
     /// </summary>
     public TrainingHistory Fit(Dataset train, FitOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(train);
-        var o = options ?? new FitOptions();
         RequireCompiled("fit");
-        if (o.Epochs < 1) throw new ArgumentOutOfRangeException(nameof(options), $"fit: epochs must be at least 1, got {o.Epochs}");
-        if (o.BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(options), $"fit: batch size must be at least 1, got {o.BatchSize}");
-        if (o.Threads is int t) Engine.Threads = t;
-        var validation = o.Validation;
-        if (validation is null && o.ValidationSplit > 0) (train, validation) = train.SplitFraction(o.ValidationSplit);
-        CheckDataset(train, "training data");
-        if (validation is not null) CheckDataset(validation, "validation data");
-
-        var history = new TrainingHistory();
-        int count = train.Count, size = InputShape.Size;
-        int batchSize = Math.Min(o.BatchSize, count);
-        int batches = (count + batchSize - 1) / batchSize;
-        var order = new int[count];
-        for (int i = 0; i < count; i++) order[i] = i;
-        var rng = new Rng(Rng.Mix(o.Seed ?? Seed, (ulong)EpochsTrained + 0x5EED));
-        double bestMetric = double.NaN;
-        int sinceBest = 0;
-        float[][]? bestWeights = null;
-        int bestEpoch = 0;
-
-        lock (_trainLock)
-        {
-            for (int epoch = 1; epoch <= o.Epochs; epoch++)
-            {
-                if (o.Shuffle) rng.Shuffle(order);
-                float lr = Optimizer!.LearningRateAt(EpochsTrained);
-                var plan = TrainingPlan(batchSize);
-                double lossSum = 0;
-                long correct = 0;
-                int seen = 0;
-                var sw = Stopwatch.StartNew();
-                bool stop = false;
-                for (int bi = 0; bi < batches; bi++)
-                {
-                    int start = bi * batchSize, b = Math.Min(batchSize, count - start);
-                    if (start + b < count) Prefetch(train, order.AsSpan(start + b, Math.Min(batchSize, count - start - b)));
-                    double loss = TrainGathered(plan, train, order.AsSpan(start, b), lr, out int c);
-                    if (!double.IsFinite(loss))
-                        throw new ArithmeticException($"fit: the loss became {loss} in epoch {epoch}, batch {bi + 1}: lower the learning rate (now {lr})");
-                    lossSum += loss * b;
-                    correct += c;
-                    seen += b;
-                    if (o.OnBatchEnd is { } cb &&
-                        !cb(new BatchProgress(epoch, o.Epochs, bi + 1, batches, seen, count, lossSum / seen, (double)correct / seen, sw.Elapsed.TotalSeconds)))
-                    {
-                        history.StopReason = "stopped by callback";
-                        stop = true;
-                    }
-                    if (o.Cancellation.IsCancellationRequested)
-                    {
-                        history.StopReason = "cancelled";
-                        stop = true;
-                    }
-                    if (stop) break;
-                }
-                sw.Stop();
-                if (stop && seen < count) break; // a partial epoch is not an epoch: report only completed ones
-                EpochsTrained++;
-                double? valLoss = null, valAcc = null;
-                var vsw = Stopwatch.StartNew();
-                if (validation is not null)
-                {
-                    var ev = Evaluate(validation, o.EvaluationBatchSize);
-                    valLoss = ev.Loss;
-                    valAcc = ev.Accuracy;
-                }
-                vsw.Stop();
-                var m = new EpochMetrics(epoch, lossSum / seen, (double)correct / seen, valLoss, valAcc,
-                    sw.Elapsed.TotalSeconds, seen / Math.Max(sw.Elapsed.TotalSeconds, 1e-9), lr, vsw.Elapsed.TotalSeconds);
-                history.Epochs.Add(m);
-                o.OnEpochEnd?.Invoke(m);
-                if (stop) break;
-                if (o.Cancellation.IsCancellationRequested)
-                {
-                    history.StopReason = "cancelled";
-                    break;
-                }
-
-                if (o.EarlyStopping is { } es && validation is not null)
-                {
-                    double metric = es.MonitorAccuracy ? -valAcc!.Value : valLoss!.Value;
-                    if (double.IsNaN(bestMetric) || metric < bestMetric - es.MinDelta)
-                    {
-                        bestMetric = metric;
-                        sinceBest = 0;
-                        bestEpoch = epoch;
-                        if (es.RestoreBestWeights) bestWeights = SnapshotWeights();
-                    }
-                    else if (++sinceBest >= es.Patience)
-                    {
-                        history.StopReason = "early stopping";
-                        if (es.RestoreBestWeights && bestWeights is not null)
-                        {
-                            RestoreWeights(bestWeights);
-                            history.RestoredEpoch = bestEpoch;
-                        }
-                        break;
-                    }
-                }
-            }
-        }
-        return history;
+        var trainer = new Trainer(this, train, options ?? new FitOptions());
+        lock (_trainLock) return trainer.Run();
     }
 
     /// <summary>A copy of every parameter's values, in model order (layers, then each layer's parameters).</summary>
@@ -354,16 +187,13 @@ public sealed class Sequential
         for (int i = 0; i < ps.Count; i++) ps[i].Set(values[i]);
     }
 
-    private float[][] SnapshotWeights() => CopyParameterValues();
-    private void RestoreWeights(float[][] weights) => SetParameterValues(weights);
-
     /// <summary>Saves the model (architecture, weights, optimizer state, epochs trained) to <paramref name="path"/>, atomically.</summary>
     public void Save(string path, IReadOnlyList<float[]>? initialWeights = null) => IO.ModelFile.Save(this, path, initialWeights);
 
     /// <summary>Loads a model saved by <see cref="Save"/>.</summary>
     public static Sequential Load(string path) => IO.ModelFile.Load(path).Model;
 
-    private void CheckDataset(Dataset d, string what)
+    internal void CheckDataset(Dataset d, string what)
     {
         if (d.Shape != InputShape)
             throw new ArgumentException($"{what}: images are {d.Shape}, the model expects {InputShape}");
@@ -389,19 +219,27 @@ public sealed class Sequential
 
     // ------------------------------------------------------------------ inference
 
-    /// <summary>An inference plan for this caller alone (plans are pooled per capacity; concurrent callers get different ones).</summary>
-    private ExecutionPlan RentInference(int capacity, bool fuse = true)
+    /// <summary>
+    /// Bytes of idle inference plans this model keeps for reuse (default 256 MiB). Calls for any batch size use plans of
+    /// a few capacity classes (powers of two up to the batch size they run at); the least recently used are dropped
+    /// beyond this. Memory in use is at most this plus one plan per call in flight. 0 keeps none.
+    /// </summary>
+    public long InferenceCacheBytes
     {
-        var bag = _inferencePlans.GetOrAdd((capacity, fuse), _ => new ConcurrentBag<ExecutionPlan>());
-        while (bag.TryTake(out var p))
-            if (p.IsCurrent) return p;
-        return new ExecutionPlan(this, capacity, training: false, fuse: fuse);
+        get => _inferencePlans.BudgetBytes;
+        set => _inferencePlans.BudgetBytes = value;
     }
 
-    private void ReturnInference(ExecutionPlan plan)
+    /// <summary>Drops the inference plans kept for reuse (their memory goes back to the collector).</summary>
+    public void ReleaseInferencePlans() => _inferencePlans.Clear();
+
+    /// <summary>Drops the training plan kept for the next step (the next step plans again).</summary>
+    public void ReleaseTrainingPlan()
     {
-        if (plan.IsCurrent && _inferencePlans.TryGetValue((plan.Capacity, plan.Fused), out var bag)) bag.Add(plan);
+        lock (_trainLock) _trainPlan = null;
     }
+
+    internal InferencePlanCache InferencePlans => _inferencePlans;
 
     /// <summary>Loss, accuracy and confusion matrix on <paramref name="data"/> (inference mode).</summary>
     public Evaluation Evaluate(Dataset data, int batchSize = 256)
@@ -412,7 +250,7 @@ public sealed class Sequential
         CheckDataset(data, "evaluation data");
         int size = InputShape.Size, classes = ClassCount;
         var confusion = new int[classes, classes];
-        var plan = RentInference(Math.Min(batchSize, data.Count));
+        var plan = _inferencePlans.Rent(InferencePlanCache.CapacityFor(data.Count, batchSize));
         try
         {
             double lossSum = 0;
@@ -424,7 +262,7 @@ public sealed class Sequential
                 data.Images.AsSpan(start * size, b * size).CopyTo(plan.Input);
                 data.Labels.AsSpan(start, b).CopyTo(plan.Labels);
                 plan.Forward();
-                lossSum += ComputeLoss(plan, withGrad: false, out int c) * b;
+                lossSum += plan.ComputeLoss(withGrad: false, out int c) * b;
                 correct += c;
                 int k = plan.Classes;
                 for (int j = 0; j < b; j++)
@@ -438,7 +276,7 @@ public sealed class Sequential
         }
         finally
         {
-            ReturnInference(plan);
+            _inferencePlans.Return(plan);
         }
     }
 
@@ -457,7 +295,7 @@ public sealed class Sequential
         if (probabilities.Length != count * k)
             throw new ArgumentException($"predict: the output holds {probabilities.Length} values, {count} images x {k} outputs need {count * k}");
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize));
-        var plan = RentInference(Math.Min(batchSize, count));
+        var plan = _inferencePlans.Rent(InferencePlanCache.CapacityFor(count, batchSize));
         try
         {
             for (int start = 0; start < count; start += plan.Capacity)
@@ -476,7 +314,7 @@ public sealed class Sequential
         }
         finally
         {
-            ReturnInference(plan);
+            _inferencePlans.Return(plan);
         }
     }
 
@@ -513,7 +351,7 @@ public sealed class Sequential
             throw new ArgumentException($"model input: expected a whole number of {InputShape} images ({size} values each), got {images.Length} values");
         int count = images.Length / size;
         var result = new float[(long)count * layer.OutputShape.Size];
-        var plan = RentInference(Math.Min(count, 64), fuse: false);
+        var plan = _inferencePlans.Rent(InferencePlanCache.CapacityFor(count, 64), fuse: false);
         try
         {
             for (int start = 0; start < count; start += plan.Capacity)
@@ -528,7 +366,7 @@ public sealed class Sequential
         }
         finally
         {
-            ReturnInference(plan);
+            _inferencePlans.Return(plan);
         }
         return result;
     }

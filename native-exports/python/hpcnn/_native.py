@@ -21,7 +21,7 @@ from numpy.ctypeslib import ndpointer
 from .errors import error_for_status
 
 #: The HPCNN_ABI_VERSION this package was written against (hpcnn.h). A library reporting less lacks functions.
-REQUIRED_ABI_VERSION = 1
+REQUIRED_ABI_VERSION = 2
 
 _F32 = ndpointer(dtype=np.float32, flags="C_CONTIGUOUS")
 _I32 = ndpointer(dtype=np.int32, flags="C_CONTIGUOUS")
@@ -60,6 +60,8 @@ _SIGNATURES = {
     "hpcnn_model_output_size": (_status, [_handle, POINTER(c_int32)]),
     "hpcnn_model_parameter_count": (_status, [_handle, POINTER(c_int64)]),
     "hpcnn_model_epochs_trained": (_status, [_handle, POINTER(c_int32)]),
+    "hpcnn_model_set_inference_cache": (_status, [_handle, c_int64]),
+    "hpcnn_model_get_inference_cache": (_status, [_handle, POINTER(c_int64)]),
     # building a network
     "hpcnn_add_conv2d": (_status, [_handle] + [c_int32] * 11),
     "hpcnn_add_maxpool2d": (_status, [_handle] + [c_int32] * 9),

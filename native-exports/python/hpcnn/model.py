@@ -425,6 +425,18 @@ class Sequential:
         check(lib.hpcnn_model_epochs_trained(self._h, byref(n)))
         return n.value
 
+    @property
+    def inference_cache_bytes(self):
+        """Memory budget (bytes) of the workspaces kept between predict/evaluate calls (default 256 MiB). Calls of any
+        batch size share a few capacity classes; beyond the budget the least recently used are freed. 0 keeps none."""
+        n = c_int64()
+        check(lib.hpcnn_model_get_inference_cache(self._h, byref(n)))
+        return n.value
+
+    @inference_cache_bytes.setter
+    def inference_cache_bytes(self, value):
+        check(lib.hpcnn_model_set_inference_cache(self._h, int(value)), "inference_cache_bytes")
+
     def count_params(self):
         """Number of trainable parameter values."""
         n = c_int64()
@@ -592,7 +604,8 @@ class Sequential:
             validation_split: without validation_data, hold out this last fraction of (x, y) (0 < f < 1).
             shuffle: reshuffle the training data every epoch (default True).
             seed: seed of the shuffling and dropout; None uses the model's seed.
-            threads: threads for training (sets the library-wide count, see :func:`hpcnn.set_threads`); None keeps it.
+            threads: threads for this fit alone (the library-wide count, :func:`hpcnn.set_threads`, is unchanged
+                afterwards); None uses the library-wide count.
             verbose: 0 silent; 1 a live progress line per epoch (batches done, running loss and accuracy, ETA;
                 only when the stream is a terminal) and a summary line per epoch; 2 the summary lines only.
             callbacks: :mod:`hpcnn.callbacks` objects (e.g. EarlyStopping(patience=2)).

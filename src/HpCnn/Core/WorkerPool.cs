@@ -76,13 +76,15 @@ public sealed class WorkerPool : IDisposable
     {
         if (threads < 1 || threads > 256)
             throw new ArgumentOutOfRangeException(nameof(threads), $"thread count must be between 1 and 256, got {threads}");
+        WorkerPool? old;
         lock (s_sharedLock)
         {
             if (s_shared is not null && s_shared.ThreadCount == threads) return;
-            var old = s_shared;
+            old = s_shared;
             s_shared = new WorkerPool(threads);
-            old?.Dispose();
         }
+        // Callers that took the old pool before the swap finish their current call on it, then run inline.
+        old?.Dispose();
     }
 
     /// <summary>Runs items 0..count-1 of <paramref name="job"/> on the pool and returns when all are done.</summary>
@@ -134,9 +136,17 @@ public sealed class WorkerPool : IDisposable
         }
     }
 
+    /// <summary>
+    /// Stops the workers. A call running on the pool finishes first (Dispose waits for it): a worker must never leave a
+    /// job half-signalled, or the caller of that job would wait forever. Later calls run inline on their caller.
+    /// Must not be called from inside a job of this pool.
+    /// </summary>
     public void Dispose()
     {
         if (_disposed) return;
+        // Take the pool as a caller would: once held, no Run is in flight and none can start (they run inline).
+        var spin = new SpinWait();
+        while (Interlocked.CompareExchange(ref _busy, 1, 0) != 0) spin.SpinOnce();
         _disposed = true;
         Interlocked.Increment(ref _epoch);
         foreach (var w in _workers) w.Wake.Set();

@@ -19,7 +19,8 @@ internal sealed class ExecutionPlan
     /// <param name="training">training mode (gradients, batch statistics, dropout) or inference</param>
     /// <param name="fuse">run a ReLU inside the epilogue of the convolution or dense layer before it</param>
     /// <param name="inputGradient">also compute d loss / d model input into Grads[0] (gradient checks, saliency)</param>
-    public ExecutionPlan(Sequential model, int capacity, bool training, bool fuse = true, bool inputGradient = false)
+    /// <param name="pool">the threads that run the plan (default: the shared pool); per-worker scratch is sized for it</param>
+    public ExecutionPlan(Sequential model, int capacity, bool training, bool fuse = true, bool inputGradient = false, WorkerPool? pool = null)
     {
         if (capacity < 1) throw new ArgumentOutOfRangeException(nameof(capacity), $"batch size must be at least 1, got {capacity}");
         if (model.Layers.Count == 0) throw new InvalidOperationException("the model has no layers");
@@ -27,7 +28,7 @@ internal sealed class ExecutionPlan
         Fused = fuse;
         Capacity = capacity;
         Training = training;
-        Pool = WorkerPool.Shared;
+        Pool = pool ?? WorkerPool.Shared;
         var layers = model.Layers;
         int n = _layerCount = layers.Count;
         StructureVersion = model.StructureVersion;
@@ -60,7 +61,7 @@ internal sealed class ExecutionPlan
         if (fuse)
             for (int i = 0; i + 2 < n; i++)
                 if (layers[i] is Conv2D conv && conv.CanPoolInEpilogue && Runs[i + 1].ForwardFused
-                    && layers[i + 2] is MaxPool2D pool && pool.Shape.IsTwoByTwo)
+                    && layers[i + 2] is MaxPool2D maxPool && maxPool.Shape.IsTwoByTwo)
                 {
                     Runs[i].PoolTarget = Runs[i + 2];
                     Runs[i + 2].ForwardByPrevious = true;
@@ -183,8 +184,11 @@ internal sealed class ExecutionPlan
     internal (Parameter Param, int Start, int Count)[] OptimizerSegments { get; }
     private OptimizerJob? UpdateJob { get; }
 
-    /// <summary>True while this plan still matches the model (same frozen layers, same pool).</summary>
-    public bool IsCurrent => StructureVersion == Model.StructureVersion && ReferenceEquals(Pool, WorkerPool.Shared);
+    /// <summary>True while this plan still matches the model's structure (same layers, same frozen layers).</summary>
+    public bool MatchesModel => StructureVersion == Model.StructureVersion;
+
+    /// <summary>True while this plan matches the model and runs on the shared pool (plans of the shared pool are cached).</summary>
+    public bool IsCurrent => MatchesModel && ReferenceEquals(Pool, WorkerPool.Shared);
 
     /// <summary>Tells every layer how many training steps came before this batch (dropout masks depend on it).</summary>
     public void SetStep(long step)
@@ -227,6 +231,53 @@ internal sealed class ExecutionPlan
             if (!r.RunBackward || r.BackwardFused || r.BackwardAbsorbed || r.Layer.IsView(Training)) continue;
             r.Layer.Backward(r);
         }
+    }
+
+    /// <summary>True when the loss reads the input of the model's final Softmax/Sigmoid layer and fuses its gradient.</summary>
+    internal static bool HasFusedHead(Sequential model) => model.Layers.Count > 0 && model.Loss is LossKind lk &&
+        ((lk == LossKind.CrossEntropy && model.Layers[^1] is Softmax) || (lk == LossKind.BinaryCrossEntropy && model.Layers[^1] is Sigmoid));
+
+    /// <summary>
+    /// Loss of the current batch (the model must be compiled): writes the probabilities (raw outputs for MSE) to
+    /// <see cref="Probs"/> and, with <paramref name="withGrad"/>, d loss / d scores to the gradient buffer the backward
+    /// pass starts from.
+    /// </summary>
+    public double ComputeLoss(bool withGrad, out int correct)
+    {
+        bool fused = HasFusedHead(Model);
+        int b = Batch, k = Classes;
+        int idx = fused ? _layerCount - 1 : _layerCount;
+        var z = Acts[idx].Slice(0, b * k);
+        var grad = withGrad ? Grads[idx].Slice(0, b * k) : default;
+        var probs = Probs.Slice(0, b * k);
+        var labels = Labels.AsSpan(0, b);
+        double loss;
+        switch (Model.Loss!.Value)
+        {
+            case LossKind.CrossEntropy:
+                loss = LossKernels.SoftmaxCrossEntropy(z, labels, probs, grad, b, k);
+                break;
+            case LossKind.BinaryCrossEntropy:
+                loss = LossKernels.BinaryCrossEntropy(z, labels, probs, grad, b);
+                break;
+            default:
+                loss = LossKernels.MeanSquaredError(z, labels, grad, b, k);
+                z.CopyTo(probs);
+                break;
+        }
+        correct = LossKernels.CountCorrect(probs, labels, b, k, 0.5f);
+        return loss;
+    }
+
+    /// <summary>One training step on the batch in <see cref="Input"/> / <see cref="Labels"/>: forward, loss, backward, update.</summary>
+    public double TrainStep(Optimizer optimizer, float lr, out int correct)
+    {
+        SetStep(optimizer.Steps);
+        Forward();
+        double loss = ComputeLoss(withGrad: true, out correct);
+        Backward(HasFusedHead(Model) ? _layerCount - 2 : _layerCount - 1);
+        UpdateParameters(optimizer, lr);
+        return loss;
     }
 
     /// <summary>Applies one optimizer step to every trainable, unfrozen parameter.</summary>

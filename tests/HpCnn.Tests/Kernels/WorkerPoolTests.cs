@@ -221,4 +221,84 @@ public class WorkerPoolTests
             Assert.That(job.BadWorker, Is.EqualTo(-1));
         }, "run on a disposed pool");
     }
+
+    private sealed class SlowJob : ParallelJob
+    {
+        public readonly int[] Hits;
+        public SlowJob(int count) => Hits = new int[count];
+
+        public override void Execute(int item, int worker)
+        {
+            Thread.SpinWait(2000);
+            Interlocked.Increment(ref Hits[item]);
+        }
+    }
+
+    [Test]
+    public void DisposingAPoolWhileAnotherThreadRunsOnItNeverHangsTheRunner()
+    {
+        // The defect: Dispose during a Run left a worker returning without signalling, and the caller spun forever.
+        var failures = new List<string>();
+        RunWithDeadline(() =>
+        {
+            for (int round = 0; round < 200; round++)
+            {
+                var pool = new WorkerPool(2);
+                using var started = new ManualResetEventSlim();
+                var runner = Task.Factory.StartNew(() =>
+                {
+                    for (int r = 0; r < 20; r++)
+                    {
+                        var job = new SlowJob(64);
+                        pool.Run(job, 64);
+                        if (r == 0) started.Set();
+                        int wrong = Array.FindIndex(job.Hits, h => h != 1);
+                        if (wrong >= 0) lock (failures) failures.Add($"round {round}, run {r}: item {wrong} ran {job.Hits[wrong]} times");
+                    }
+                }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+                started.Wait(TimeSpan.FromSeconds(5));
+                if (round % 2 == 1) Thread.SpinWait(round * 50);
+                pool.Dispose();
+                runner.Wait();
+            }
+        }, "runs on a pool disposed under them");
+        Assert.That(failures, Is.Empty);
+    }
+
+    [Test]
+    [NonParallelizable]
+    public void ChangingTheSharedThreadCountWhileAJobRunsNeverHangsIt()
+    {
+        int before = WorkerPool.Shared.ThreadCount;
+        try
+        {
+            var failures = new List<string>();
+            using var stop = new CancellationTokenSource();
+            var toggler = Task.Factory.StartNew(() =>
+            {
+                for (int i = 0; !stop.IsCancellationRequested; i++)
+                {
+                    WorkerPool.SetSharedThreads(1 + i % 2);
+                    Thread.Sleep(1);
+                }
+            }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            RunWithDeadline(() =>
+            {
+                for (int r = 0; r < 2000; r++)
+                {
+                    var job = new SlowJob(33);
+                    WorkerPool.Shared.Run(job, 33);
+                    int wrong = Array.FindIndex(job.Hits, h => h != 1);
+                    if (wrong >= 0) lock (failures) failures.Add($"run {r}: item {wrong} ran {job.Hits[wrong]} times");
+                }
+            }, "2,000 runs while the shared pool is replaced every millisecond");
+            stop.Cancel();
+            Assert.That(toggler.Wait(Deadline), Is.True);
+            Assert.That(failures, Is.Empty);
+        }
+        finally
+        {
+            WorkerPool.SetSharedThreads(before);
+        }
+    }
 }

@@ -1,0 +1,149 @@
+using HpCnn.Data;
+using HpCnn.Layers;
+using HpCnn.Training;
+using HpCnn.Tests.IO;
+
+namespace HpCnn.Tests.Model;
+
+/// <summary>
+/// Plans over a model's life: inference plans stay within their budget whatever batch sizes callers use, a batch's result
+/// does not depend on the capacity of the plan it runs in, a fit's thread count is its own, and changing the thread
+/// count under running calls neither hangs them nor changes their answers.
+/// </summary>
+[NonParallelizable]
+public class PlanLifetimeTests
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+    private int _threads;
+
+    [SetUp]
+    public void RememberThreads() => _threads = Engine.Threads;
+
+    [TearDown]
+    public void RestoreThreads() => Engine.Threads = _threads;
+
+    private static Sequential Small(ulong seed = 3) =>
+        new Sequential(new Shape3(2, 9, 9), seed)
+            .Add(new Conv2D(6, 3, padding: Padding.Same)).Add(new ReLU()).Add(new MaxPool2D(2))
+            .Add(new Flatten()).Add(new Dense(5))
+            .Compile(LossKind.CrossEntropy, new Sgd(0.05f, momentum: 0.9f));
+
+    [Test]
+    public void PredictingAtEveryBatchSizeKeepsAFewCapacityClasses()
+    {
+        var model = Small();
+        var x = TestModels.Images(300, model.InputShape, 5);
+        int size = model.InputShape.Size;
+        var order = Enumerable.Range(1, 300).ToArray();
+        new Random(4).Shuffle(order);
+        foreach (int count in order)
+        {
+            var p = model.Predict(x.AsSpan(0, count * size));
+            Assert.That(p.Count, Is.EqualTo(count));
+        }
+        var cache = CacheOf(model);
+        // Classes 1, 2, 4, ..., 256: nine plans at most, however many batch sizes were used.
+        Assert.That(cache.IdleCount, Is.LessThanOrEqualTo(9), "idle plans");
+        Assert.That(cache.IdleBytes, Is.LessThanOrEqualTo(model.InferenceCacheBytes));
+        Assert.That(InferencePlanCache.CapacityFor(17, 256), Is.EqualTo(32));
+        Assert.That(InferencePlanCache.CapacityFor(300, 256), Is.EqualTo(256));
+        Assert.That(InferencePlanCache.CapacityFor(1, 256), Is.EqualTo(1));
+        Assert.That(InferencePlanCache.CapacityFor(100, 100), Is.EqualTo(100));
+    }
+
+    [Test]
+    public void TheBudgetEvictsTheLeastRecentlyUsedPlans()
+    {
+        var model = Small();
+        var x = TestModels.Images(64, model.InputShape, 6);
+        int size = model.InputShape.Size;
+        model.Predict(x.AsSpan(0, 64 * size));
+        long big = CacheOf(model).IdleBytes;
+        Assert.That(big, Is.GreaterThan(0));
+        model.InferenceCacheBytes = big; // room for the 64-plan alone
+        model.Predict(x.AsSpan(0, 1 * size));
+        Assert.That(CacheOf(model).IdleBytes, Is.LessThanOrEqualTo(big), "the budget holds after a second class");
+        Assert.That(CacheOf(model).IdleCount, Is.EqualTo(1), "the older 64-plan made room for the newer 1-plan");
+        model.InferenceCacheBytes = 0;
+        Assert.That(CacheOf(model).IdleCount, Is.Zero, "a budget of 0 keeps nothing");
+        var p = model.Predict(x.AsSpan(0, 3 * size));
+        Assert.That(p.Count, Is.EqualTo(3), "predicting still works with nothing kept");
+        Assert.That(CacheOf(model).IdleCount, Is.Zero);
+        Assert.That(() => model.InferenceCacheBytes = -1, Throws.InstanceOf<ArgumentOutOfRangeException>());
+    }
+
+    [Test]
+    public void ATrainingBatchGivesTheSameWeightsInALargerPlan()
+    {
+        var a = Small(8);
+        var b = Small(8);
+        var x = TestModels.Images(32, a.InputShape, 9);
+        var y = TestModels.Labels(32, 5, 10);
+        int size = a.InputShape.Size;
+        // b first trains on 32 images (its plan has capacity 32), then both train on 17: b runs them in its larger plan.
+        a.TrainBatch(x, y);
+        b.TrainBatch(x, y);
+        for (int step = 0; step < 3; step++)
+        {
+            a.ReleaseTrainingPlan();
+            a.TrainBatch(x.AsSpan(0, 17 * size), y.AsSpan(0, 17));
+            b.TrainBatch(x.AsSpan(0, 17 * size), y.AsSpan(0, 17));
+        }
+        var wa = a.CopyParameterValues();
+        var wb = b.CopyParameterValues();
+        for (int i = 0; i < wa.Length; i++) Assert.That(wb[i], Is.EqualTo(wa[i]), $"parameter array {i}");
+    }
+
+    [Test]
+    public void FitThreadsApplyToTheFitAlone()
+    {
+        Engine.Threads = 2;
+        var data = new Dataset(TestModels.Images(40, new Shape3(2, 9, 9), 11), TestModels.Labels(40, 5, 12), new Shape3(2, 9, 9), 5);
+        var one = Small(13);
+        one.Fit(data, new FitOptions { Epochs = 2, BatchSize = 8, Threads = 1 });
+        Assert.That(Engine.Threads, Is.EqualTo(2), "fit(threads: 1) left the engine at 2 threads");
+        var two = Small(13);
+        two.Fit(data, new FitOptions { Epochs = 2, BatchSize = 8 });
+        var w1 = one.CopyParameterValues();
+        var w2 = two.CopyParameterValues();
+        for (int i = 0; i < w1.Length; i++) Assert.That(w1[i], Is.EqualTo(w2[i]), $"parameter array {i}: 1 thread vs 2");
+        Assert.That(() => Small().Fit(data, new FitOptions { Threads = 0 }), Throws.InstanceOf<ArgumentOutOfRangeException>().With.Message.Contains("threads"));
+    }
+
+    [Test]
+    public void PredictingWhileTheThreadCountChangesNeverHangsAndKeepsItsAnswers()
+    {
+        var model = Small(14);
+        var x = TestModels.Images(48, model.InputShape, 15);
+        var expected = model.Predict(x).Probabilities;
+        var failures = new List<string>();
+        using var stop = new CancellationTokenSource();
+        var toggler = Task.Factory.StartNew(() =>
+        {
+            for (int i = 0; !stop.IsCancellationRequested; i++)
+            {
+                Engine.Threads = 1 + i % 2;
+                Thread.Sleep(2);
+            }
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        int calls = 0;
+        var predictors = Enumerable.Range(0, 3).Select(id => Task.Factory.StartNew(() =>
+        {
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            while (sw.Elapsed < TimeSpan.FromSeconds(3))
+            {
+                var got = model.Predict(x).Probabilities;
+                Interlocked.Increment(ref calls);
+                if (!got.AsSpan().SequenceEqual(expected)) lock (failures) failures.Add($"predictor {id}: a different answer");
+            }
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)).ToArray();
+        bool finished = Task.WaitAll(predictors, Deadline);
+        stop.Cancel();
+        Assert.That(finished, Is.True, "a predictor hung while the thread count changed");
+        Assert.That(toggler.Wait(Deadline), Is.True);
+        Assert.That(failures, Is.Empty);
+        Assert.That(calls, Is.GreaterThan(10));
+    }
+
+    private static InferencePlanCache CacheOf(Sequential model) => model.InferencePlans;
+}
