@@ -37,10 +37,12 @@ internal static class ConvProfile
     {
         Engine.Threads = 1;
         int reps = 5, batch = 64;
+        bool sameImage = false; // --same-image: every image is the first one (input and output stay in cache)
         var shapes = ZooShapes.ToList();
         for (int i = 0; i < args.Length; i++)
         {
             if (args[i] == "--reps") reps = int.Parse(args[++i], CultureInfo.InvariantCulture);
+            else if (args[i] == "--same-image") sameImage = true;
             else if (args[i] == "--shape")
             {
                 var v = args[++i].Split(',').Select(t => int.Parse(t, CultureInfo.InvariantCulture)).ToArray();
@@ -90,7 +92,8 @@ internal static class ConvProfile
                     for (int n = 0; n < batch; n += group)
                     {
                         int c = Math.Min(group, batch - n);
-                        plan.Forward(x.AsSpan(n * s.InSize, c * s.InSize), c, w, packed.Span, y.AsSpan(n * s.OutSize, c * s.OutSize), in epi, scratch.Span);
+                        int at = sameImage ? 0 : n;
+                        plan.Forward(x.AsSpan(at * s.InSize, c * s.InSize), c, w, packed.Span, y.AsSpan(at * s.OutSize, c * s.OutSize), in epi, scratch.Span);
                     }
                 });
                 double td = Best(() =>

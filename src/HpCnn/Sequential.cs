@@ -308,7 +308,7 @@ public sealed class Sequential
                 var output = plan.Output;
                 bool last = _layers[^1] is Softmax or Sigmoid;
                 if (!last && Loss == LossKind.CrossEntropy) LossKernels.Softmax(output, dst, b, k);
-                else if (!last && Loss == LossKind.BinaryCrossEntropy) TensorPrimitives.Sigmoid(output, dst);
+                else if (!last && Loss == LossKind.BinaryCrossEntropy) ActivationKernels.SigmoidForward(output, dst);
                 else output.CopyTo(dst);
             }
         }

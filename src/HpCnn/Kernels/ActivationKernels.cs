@@ -70,16 +70,12 @@ public static class ActivationKernels
     public static void LeakyReluBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, float alpha) =>
         ElementwiseKernels.Map(y, dy, dx, new LeakyReluGradOp(alpha));
 
-    // TensorPrimitives.Sigmoid rejects empty spans; a zero-length range is valid input here, as for every other kernel.
-    public static void SigmoidForward(ReadOnlySpan<float> x, Span<float> y)
-    {
-        if (!x.IsEmpty) TensorPrimitives.Sigmoid(x, y);
-    }
+    public static void SigmoidForward(ReadOnlySpan<float> x, Span<float> y) => ElementwiseKernels.Map(x, y, new SigmoidOp());
 
     public static void SigmoidBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx) =>
         ElementwiseKernels.Map(y, dy, dx, new SigmoidGradOp());
 
-    public static void TanhForward(ReadOnlySpan<float> x, Span<float> y) => TensorPrimitives.Tanh(x, y);
+    public static void TanhForward(ReadOnlySpan<float> x, Span<float> y) => ElementwiseKernels.Map(x, y, new TanhOp());
 
     public static void TanhBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx) =>
         ElementwiseKernels.Map(y, dy, dx, new TanhGradOp());

@@ -320,7 +320,7 @@ public sealed class Conv2dPlan
             for (int oc = 0; oc < s.OutC; oc++)
             {
                 float sum = 0;
-                for (int n = 0; n < count; n++) sum += TensorPrimitives.Sum(outGrads.Slice(n * s.OutSize + oc * s.OutPlane, s.OutPlane));
+                for (int n = 0; n < count; n++) sum += LaneSum.Sum(outGrads.Slice(n * s.OutSize + oc * s.OutPlane, s.OutPlane));
                 biasGrad[oc] = accumulate ? biasGrad[oc] + sum : sum;
             }
         int t1 = _th * _tw;
@@ -508,7 +508,7 @@ public sealed class Conv2dPlan
         if (!biasGrad.IsEmpty)
             for (int oc = 0; oc < s.OutC; oc++)
             {
-                float sum = TensorPrimitives.Sum(outGrad.Slice(oc * s.OutPlane, s.OutPlane));
+                float sum = LaneSum.Sum(outGrad.Slice(oc * s.OutPlane, s.OutPlane));
                 biasGrad[oc] = accumulate ? biasGrad[oc] + sum : sum;
             }
 

@@ -17,8 +17,8 @@ public static class LossKernels
             var p = probs.Slice(r * cols, cols);
             float max = TensorPrimitives.Max(z);
             TensorPrimitives.Subtract(z, max, p);
-            TensorPrimitives.Exp(p, p);
-            float sum = TensorPrimitives.Sum(p);
+            ElementwiseKernels.Map(p, p, new ExpOp());
+            float sum = LaneSum.Sum(p);
             TensorPrimitives.Multiply(p, 1f / sum, p);
         }
     }
@@ -31,7 +31,7 @@ public static class LossKernels
             var yr = y.Slice(r * cols, cols);
             var dyr = dy.Slice(r * cols, cols);
             var dxr = dx.Slice(r * cols, cols);
-            float dot = TensorPrimitives.Dot(yr, dyr);
+            float dot = LaneSum.Dot(yr, dyr);
             TensorPrimitives.Subtract(dyr, dot, dxr);
             TensorPrimitives.Multiply(dxr, yr, dxr);
         }
@@ -53,8 +53,8 @@ public static class LossKernels
             if ((uint)label >= (uint)cols) throw new ArgumentException($"label {label} of sample {r} is outside the {cols} classes of the output");
             float max = TensorPrimitives.Max(z);
             TensorPrimitives.Subtract(z, max, p);
-            TensorPrimitives.Exp(p, p);
-            float sum = TensorPrimitives.Sum(p);
+            ElementwiseKernels.Map(p, p, new ExpOp());
+            float sum = LaneSum.Sum(p);
             // -log softmax[label] = log(sum) - (z[label] - max)
             total += Math.Log(sum) - (z[label] - max);
             TensorPrimitives.Multiply(p, 1f / sum, p);

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace HpCnn.Kernels;
 
@@ -87,7 +88,7 @@ public static partial class Sgemm
             // Fewer rows than one register strip (a batch of one, a single output unit): packing full panels would
             // cost more than the products. The choice depends on m alone, so splitting the columns over threads
             // never changes which path computes an element.
-            SmallRows(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, in epilogue);
+            SmallRows(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, workspace, in epilogue);
             return;
         }
 
@@ -162,39 +163,127 @@ public static partial class Sgemm
     }
 
     /// <summary>
-    /// C (m &lt; MR rows) as dot products (B transposed: rows of A and B both contiguous in k) or as row updates
-    /// C[i] += A[i][p] B[p] (B not transposed: rows of B contiguous in n). Each element is summed in a fixed order.
+    /// C (m &lt; MR rows) without register tiles: for each depth block of <see cref="KBlock"/>, each element's products
+    /// are summed from zero with one FMA each, in k order, then added to C: exactly the sums the micro-kernels form, so
+    /// a row computes the same bits whether it is one of a few rows or one of many (a prediction does not depend on the
+    /// batch it is in) and whatever the vector width. B is read by rows of n (op(B) k x n); a transposed B is first
+    /// copied block by block into the workspace.
     /// </summary>
-    private static void SmallRows(bool transA, bool transB, int m, int n, int k, ReadOnlySpan<float> a, int lda,
-        ReadOnlySpan<float> b, int ldb, Span<float> c, int ldc, bool accumulate, in GemmEpilogue epilogue)
+    private static unsafe void SmallRows(bool transA, bool transB, int m, int n, int k, ReadOnlySpan<float> a, int lda,
+        ReadOnlySpan<float> b, int ldb, Span<float> c, int ldc, bool accumulate, Span<float> workspace, in GemmEpilogue epilogue)
     {
-        for (int i = 0; i < m; i++)
+        var bl = Blocking;
+        int kSteps = KSteps(k);
+        for (int jc = 0; jc < n; jc += bl.NC)
         {
-            var row = c.Slice(i * ldc, n);
-            if (transB && !transA)
+            int nc = Math.Min(bl.NC, n - jc);
+            for (int step = 0; step < kSteps; step++)
             {
-                var ai = a.Slice(i * lda, k);
-                for (int j = 0; j < n; j++)
+                var (p0, kc) = KBlock(k, kSteps, step);
+                ReadOnlySpan<float> rows;
+                int ldr;
+                if (transB)
                 {
-                    float d = System.Numerics.Tensors.TensorPrimitives.Dot(ai, b.Slice(j * ldb, k));
-                    row[j] = accumulate ? row[j] + d : d;
+                    // op(B)[p][j] = B[j][p]: the block's kc x nc values, row p contiguous.
+                    var t = workspace.Slice(0, kc * nc);
+                    for (int j = 0; j < nc; j++)
+                    {
+                        var src = b.Slice((jc + j) * ldb + p0, kc);
+                        for (int p = 0; p < kc; p++) t[p * nc + j] = src[p];
+                    }
+                    rows = t;
+                    ldr = nc;
+                }
+                else
+                {
+                    rows = b.Slice(p0 * ldb + jc);
+                    ldr = ldb;
+                }
+                for (int i = 0; i < m; i++)
+                {
+                    var row = c.Slice(i * ldc + jc, nc);
+                    bool add = accumulate || step > 0;
+                    fixed (float* pr = rows, pc = row, pa = a)
+                    {
+                        nint aStep = transA ? lda : 1;
+                        float* ai = transA ? pa + p0 * lda + i : pa + i * lda + p0;
+                        RowChains(ai, aStep, kc, pr, ldr, nc, pc, add);
+                    }
                 }
             }
-            else
-            {
-                if (!accumulate) row.Clear();
-                for (int p = 0; p < k; p++)
-                {
-                    float av = transA ? a[p * lda + i] : a[i * lda + p];
-                    if (transB)
-                        for (int j = 0; j < n; j++) row[j] += av * b[j * ldb + p];
-                    else
-                        System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(b.Slice(p * ldb, n), av, row, row);
-                }
-            }
-            if (epilogue.IsActive) epilogue.Apply(row, i, 0);
+            if (epilogue.IsActive)
+                for (int i = 0; i < m; i++) epilogue.FromColumn(jc).Apply(c.Slice(i * ldc + jc, nc), i, 0);
         }
     }
+
+    /// <summary>
+    /// c[j] = (add ? c[j] : 0) + (sum over p &lt; kc of a[p * aStep] * b[p * ldb + j], one FMA chain from zero per j),
+    /// for j &lt; n: 64 columns at a time in registers (four zmm, or eight ymm), then 16, then one by one.
+    /// </summary>
+    private static unsafe void RowChains(float* a, nint aStep, int kc, float* b, nint ldb, int n, float* c, bool add)
+    {
+        int j = 0;
+        if (Engine.UseAvx512 && Vector512.IsHardwareAccelerated)
+        {
+            for (; j + 64 <= n; j += 64)
+            {
+                Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
+                float* bp = b + j;
+                for (int p = 0; p < kc; p++, bp += ldb)
+                {
+                    var av = Vector512.Create(a[p * aStep]);
+                    s0 = Vector512.FusedMultiplyAdd(av, Vector512.Load(bp), s0);
+                    s1 = Vector512.FusedMultiplyAdd(av, Vector512.Load(bp + 16), s1);
+                    s2 = Vector512.FusedMultiplyAdd(av, Vector512.Load(bp + 32), s2);
+                    s3 = Vector512.FusedMultiplyAdd(av, Vector512.Load(bp + 48), s3);
+                }
+                StoreChain(c + j, s0, add); StoreChain(c + j + 16, s1, add); StoreChain(c + j + 32, s2, add); StoreChain(c + j + 48, s3, add);
+            }
+            for (; j + 16 <= n; j += 16)
+            {
+                Vector512<float> s0 = default;
+                float* bp = b + j;
+                for (int p = 0; p < kc; p++, bp += ldb) s0 = Vector512.FusedMultiplyAdd(Vector512.Create(a[p * aStep]), Vector512.Load(bp), s0);
+                StoreChain(c + j, s0, add);
+            }
+        }
+        else if (Engine.UseAvx2 && Vector256.IsHardwareAccelerated)
+        {
+            for (; j + 32 <= n; j += 32)
+            {
+                Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
+                float* bp = b + j;
+                for (int p = 0; p < kc; p++, bp += ldb)
+                {
+                    var av = Vector256.Create(a[p * aStep]);
+                    s0 = Vector256.FusedMultiplyAdd(av, Vector256.Load(bp), s0);
+                    s1 = Vector256.FusedMultiplyAdd(av, Vector256.Load(bp + 8), s1);
+                    s2 = Vector256.FusedMultiplyAdd(av, Vector256.Load(bp + 16), s2);
+                    s3 = Vector256.FusedMultiplyAdd(av, Vector256.Load(bp + 24), s3);
+                }
+                StoreChain(c + j, s0, add); StoreChain(c + j + 8, s1, add); StoreChain(c + j + 16, s2, add); StoreChain(c + j + 24, s3, add);
+            }
+            for (; j + 8 <= n; j += 8)
+            {
+                Vector256<float> s0 = default;
+                float* bp = b + j;
+                for (int p = 0; p < kc; p++, bp += ldb) s0 = Vector256.FusedMultiplyAdd(Vector256.Create(a[p * aStep]), Vector256.Load(bp), s0);
+                StoreChain(c + j, s0, add);
+            }
+        }
+        for (; j < n; j++)
+        {
+            float s = 0f;
+            for (int p = 0; p < kc; p++) s = MathF.FusedMultiplyAdd(a[p * aStep], b[p * ldb + j], s);
+            c[j] = add ? c[j] + s : s;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void StoreChain(float* c, Vector512<float> s, bool add) => Vector512.Store(add ? Vector512.Load(c) + s : s, c);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void StoreChain(float* c, Vector256<float> s, bool add) => Vector256.Store(add ? Vector256.Load(c) + s : s, c);
 
     /// <summary>Where <see cref="MacroKernel"/> packs B micro-panels from, when it packs them itself: op(B) is k x n, the block starts at (P0, J0).</summary>
     internal readonly record struct PanelSource(bool TransB, int Ldb, int P0, int J0, int N, int K)

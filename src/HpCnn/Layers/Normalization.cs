@@ -197,7 +197,7 @@ public sealed class BatchNorm2D : Layer
             double sumG = 0, sumGX = 0;
             for (int n = 0; n < batch; n++) { sumG += sums[ch * run.Capacity + n]; sumGX += dots[ch * run.Capacity + n]; }
             float mean = state[ch], inv = state[c + ch], gamma = _gamma!.Value[ch];
-            // sum(g xhat) = inv (sum(g x) - mean sum(g)); dx = a g + b x + c0 (see NormKernels.BatchNormBackward).
+            // sum(g xhat) = inv (sum(g x) - mean sum(g)); dx = gamma inv / M (M g - sum g - xhat sum(g xhat)) = a g + b x + c0.
             double sumGXhat = inv * (sumGX - mean * sumG);
             if (run.NeedParamGrad)
             {

@@ -709,4 +709,41 @@ public class SgemmTests
         if (!(Avx2.IsSupported && Fma.IsSupported)) Assert.Ignore("AVX2/FMA not available in this process");
         CheckMicroKernel(Sgemm.Kernel6x16Avx2, "avx2 6x16");
     }
+
+    [TestCase(false, false, 37, 700)]
+    [TestCase(false, true, 37, 700)]
+    [TestCase(true, false, 70, 33)]
+    [TestCase(true, true, 17, 1)]
+    [TestCase(false, true, 129, 3136)]
+    public void ARowGetsTheSameBitsAloneOrAmongMany(bool transA, bool transB, int n, int k)
+    {
+        // A prediction must not depend on the batch it is computed in: rows computed one to five at a time (fewer than a
+        // register strip) equal, bit for bit, the same rows computed among 13 by the register tiles; with an epilogue.
+        if (!Engine.UseAvx2) Assert.Ignore("the portable micro-kernel sums without FMA; the row path is held to the vector tiles");
+        const int m = 13;
+        var rng = new Random(n * 7 + k);
+        var a = TestData.Uniform(rng, m * k);
+        var b = TestData.Uniform(rng, n * k);
+        var bias = TestData.Uniform(rng, n);
+        int lda = transA ? m : k, ldb = transB ? k : n;
+        var epi = new GemmEpilogue(BiasMode.PerColumn, bias, 0, -0.5f, 3f);
+        var all = new float[m * n];
+        var ws = new float[Sgemm.WorkspaceSize(m, n, k)];
+        Sgemm.Multiply(transA, transB, m, n, k, a, lda, b, ldb, all, n, false, ws, in epi);
+        foreach (int rows in new[] { 1, 2, 3, 5 })
+            for (int i0 = 0; i0 + rows <= m; i0 += rows)
+            {
+                // op(A) rows i0.. as their own matrix.
+                var sub = new float[rows * k];
+                for (int r = 0; r < rows; r++)
+                    for (int p = 0; p < k; p++) sub[r * k + p] = transA ? a[p * m + i0 + r] : a[(i0 + r) * k + p];
+                var got = new float[rows * n];
+                var ws2 = new float[Sgemm.WorkspaceSize(rows, n, k)];
+                Sgemm.Multiply(false, transB, rows, n, k, sub, k, b, ldb, got, n, false, ws2, in epi);
+                for (int r = 0; r < rows; r++)
+                    for (int j = 0; j < n; j++)
+                        Assert.That(BitConverter.SingleToInt32Bits(got[r * n + j]), Is.EqualTo(BitConverter.SingleToInt32Bits(all[(i0 + r) * n + j])),
+                            $"row {i0 + r} computed {rows} at a time, column {j}: {got[r * n + j]:R} vs {all[(i0 + r) * n + j]:R}");
+            }
+    }
 }
