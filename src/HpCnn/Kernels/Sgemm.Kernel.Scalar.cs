@@ -6,7 +6,9 @@ public static partial class Sgemm
 {
     /// <summary>
     /// Portable micro-kernel with the same contract as <see cref="Kernel6x16Avx2"/>: used when AVX2/FMA
-    /// are not available. Accumulates in a stack tile, one multiply and one add per term (no fused FMA).
+    /// are not available. Accumulates in a stack tile with the same FMA chains as the vector kernels (MathF's FMA is
+    /// exact, with or without the instruction), so every path gives the same bits, and rows computed here or by the
+    /// few-rows path agree.
     /// </summary>
     internal static void Kernel6x16Scalar(int kc, ref float a, ref float b, ref float c, int ldc, bool accumulate)
     {
@@ -20,7 +22,7 @@ public static partial class Sgemm
             {
                 float av = Unsafe.Add(ref ak, r);
                 var row = acc.Slice(r * NR, NR);
-                for (int j = 0; j < NR; j++) row[j] += av * Unsafe.Add(ref bk, j);
+                for (int j = 0; j < NR; j++) row[j] = MathF.FusedMultiplyAdd(av, Unsafe.Add(ref bk, j), row[j]);
             }
         }
         for (int r = 0; r < MR; r++)
