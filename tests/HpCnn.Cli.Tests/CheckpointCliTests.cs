@@ -38,7 +38,7 @@ public class CheckpointCliTests
     }
 
     private static string[] TrainArgs(string spec, string? dir, string output, string metrics) =>
-        ["train", "--net", spec, "--limit", "1200", "--epochs", "3", "--batch-size", "16", "--seed", "9", "--quiet",
+        ["train", "--net", spec, "--limit", "640", "--epochs", "2", "--batch-size", "16", "--seed", "9", "--quiet",
          "--out", output, "--metrics-json", metrics, .. dir is null ? Array.Empty<string>() : ["--checkpoint-dir", dir, "--checkpoint-every", "4"]];
 
     [Test]

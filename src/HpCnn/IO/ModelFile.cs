@@ -209,10 +209,11 @@ public static class ModelFile
         uint actual = Crc32.Compute(data[..^4]);
         if (version == 0 || version > PlausibleVersions)
             throw new InvalidDataException($"{name}: the header is corrupt: its format version field reads {version} (0x{version:X8}), which no HpCnn writes (this HpCnn {Engine.Version} reads versions 1 to {FormatVersion}); the file is damaged");
+        if (version > FormatVersion) // a later format may lay the file out otherwise: say what the checksum says, but as a hint
+            throw new InvalidDataException($"{name}: model format version {version} is not supported (this HpCnn {Engine.Version} reads versions 1 to {FormatVersion}; " +
+                (stored == actual ? "a newer HpCnn wrote it)" : "a newer HpCnn wrote it, or the file is damaged: its checksum does not match)"));
         if (stored != actual)
             throw new InvalidDataException($"{name}: checksum mismatch (stored 0x{stored:X8}, computed 0x{actual:X8}): the file is corrupted or truncated");
-        if (version > FormatVersion)
-            throw new InvalidDataException($"{name}: model format version {version} is not supported (this HpCnn {Engine.Version} reads versions 1 to {FormatVersion}; a newer HpCnn wrote it)");
 
         var body = data[12..^4];
         string? spec = null, meta = null;
