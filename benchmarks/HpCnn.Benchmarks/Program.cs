@@ -8,5 +8,6 @@ if (args.Length > 0 && args[0] == "side-by-side") return SideBySide.Run(args[1..
 if (args.Length > 0 && args[0] == "side-by-side-gemm") return SideBySideGemm.Run(args[1..]);
 if (args.Length > 0 && args[0] == "kernel-profile") return KernelProfile.Run(args[1..]);
 if (args.Length > 0 && args[0] == "profile") return LayerProfile.Run(args[1..]);
+if (args.Length > 0 && args[0] == "conv-profile") return ConvProfile.Run(args[1..]);
 BenchmarkSwitcher.FromAssembly(typeof(Workloads).Assembly).Run(args);
 return 0;

@@ -13,6 +13,8 @@ public enum Conv2dAlgorithm
     DirectSmall,
     /// <summary>3x3, stride 1, enough channels: Winograd F(2x2, 3x3), 16 GEMMs over tiles of a group of images (2.25x fewer multiplies).</summary>
     Winograd2x2,
+    /// <summary>Any kernel, stride and padding: direct convolution with the result's channels in 16-wide blocks (<see cref="BlockedConv"/>).</summary>
+    Blocked,
 }
 
 /// <summary>
@@ -42,6 +44,7 @@ public sealed class Conv2dPlan
     private readonly int _tilePixels, _tiles;
     // Winograd: forward tiles _th x _tw per image on padded planes _hq x _wq; backward-data the same on the input side.
     private readonly int _th, _tw, _hq, _wq, _bth, _btw, _bhq, _bwq, _group;
+    private readonly BlockedConv? _blocked;
 
     public Conv2dPlan(in Conv2dShape shape, Conv2dAlgorithm? force = null)
     {
@@ -54,7 +57,11 @@ public sealed class Conv2dPlan
         if (Algorithm == Conv2dAlgorithm.Winograd2x2 && !WinogradFits(s))
             throw new ArgumentException($"the Winograd algorithm needs a 3x3 kernel and stride 1, got {s.KH}x{s.KW} stride {s.StrideH}x{s.StrideW}");
 
-        if (Algorithm is Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall)
+        if (Algorithm == Conv2dAlgorithm.Blocked)
+        {
+            _blocked = new BlockedConv(s);
+        }
+        else if (Algorithm is Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall)
         {
             if (s.StrideH != 1 || s.StrideW != 1)
                 throw new ArgumentException($"the {Algorithm} convolution algorithm needs stride 1, got {s.StrideH}x{s.StrideW}");
@@ -117,8 +124,12 @@ public sealed class Conv2dPlan
         Conv2dAlgorithm.ImplicitPadded => _fwdStrips,
         Conv2dAlgorithm.DirectSmall => 1,
         Conv2dAlgorithm.Winograd2x2 => Math.Max(1, Math.Min((Shape.OutC + Sgemm.MR - 1) / Sgemm.MR, Shape.OutC / 16)),
+        Conv2dAlgorithm.Blocked => _blocked!.ForwardUnits,
         _ => _tiles,
     };
+
+    /// <summary>True when one BackwardWeights call should get a whole chunk of images (the blocked weight gradient sums them in its registers).</summary>
+    public bool WeightsTakeWholeChunk => Algorithm == Conv2dAlgorithm.Blocked;
 
     /// <summary>Floats of packed forward weights (0 when the algorithm reads the weights as they are).</summary>
     public int PackedWeightsSize => Algorithm switch
@@ -126,6 +137,7 @@ public sealed class Conv2dPlan
         Conv2dAlgorithm.ImplicitPadded => Sgemm.RoundUp(Shape.OutC, MR) * Shape.K,
         Conv2dAlgorithm.DirectSmall => 0,
         Conv2dAlgorithm.Winograd2x2 => 16 * Conv2dKernels.WinogradPackedSize(Shape.OutC, Shape.InC),
+        Conv2dAlgorithm.Blocked => _blocked!.PackedWeightsSize,
         _ => 0,
     };
 
@@ -134,6 +146,7 @@ public sealed class Conv2dPlan
     {
         Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall => Sgemm.RoundUp(Shape.InC, MR) * Shape.OutC * Shape.KH * Shape.KW,
         Conv2dAlgorithm.Winograd2x2 => 16 * Conv2dKernels.WinogradPackedSize(Shape.InC, Shape.OutC),
+        Conv2dAlgorithm.Blocked => _blocked!.PackedWeightsTSize,
         _ => 0,
     };
 
@@ -142,6 +155,7 @@ public sealed class Conv2dPlan
     {
         Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall => Shape.InC * _hp * _wp + Slack,
         Conv2dAlgorithm.Winograd2x2 => WinogradScratch(Shape.InC, Shape.OutC, _hq, _wq, _th * _tw),
+        Conv2dAlgorithm.Blocked => _blocked!.ForwardScratch,
         _ => Shape.K * _tilePixels + Sgemm.WorkspaceSize(Shape.OutC, _tilePixels, Shape.K),
     };
 
@@ -159,6 +173,7 @@ public sealed class Conv2dPlan
     {
         Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall => Shape.OutC * _bhp * _bwp + Slack,
         Conv2dAlgorithm.Winograd2x2 => WinogradScratch(Shape.OutC, Shape.InC, _bhq, _bwq, _bth * _btw),
+        Conv2dAlgorithm.Blocked => _blocked!.BackwardDataScratch,
         _ => Shape.K * _tilePixels + Sgemm.WorkspaceSize(Shape.K, _tilePixels, Shape.OutC),
     };
 
@@ -167,12 +182,14 @@ public sealed class Conv2dPlan
     {
         Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall => Shape.InC * _hp * _wp + Slack + Shape.OutC * _qLen,
         Conv2dAlgorithm.Winograd2x2 => WinogradScratch(Shape.InC, Shape.OutC, _hq, _wq, _th * _tw) + 16 * Shape.OutC * Shape.InC,
+        Conv2dAlgorithm.Blocked => _blocked!.BackwardWeightsScratch,
         _ => Shape.K * _tilePixels + Sgemm.WorkspaceSize(Shape.OutC, Shape.K, _tilePixels),
     };
 
     /// <summary>Packs the weights (OutC x K) for Forward; once per weight update.</summary>
     public void PackWeights(ReadOnlySpan<float> weights, Span<float> packed)
     {
+        if (_blocked is not null) { _blocked.PackWeights(weights, packed); return; }
         if (Algorithm == Conv2dAlgorithm.Winograd2x2) { Conv2dKernels.WinogradWeights(weights, Shape.OutC, Shape.InC, false, packed); return; }
         if (Algorithm != Conv2dAlgorithm.ImplicitPadded) return;
         Sgemm.PackA(false, weights, Shape.K, 0, Shape.OutC, 0, Shape.K, packed);
@@ -181,6 +198,7 @@ public sealed class Conv2dPlan
     /// <summary>Packs the rotated, channel-swapped weights (InC x OutC*KH*KW) for BackwardData.</summary>
     public void PackWeightsTransposed(ReadOnlySpan<float> weights, Span<float> packed)
     {
+        if (_blocked is not null) { _blocked.PackWeightsTransposed(weights, packed); return; }
         if (Algorithm == Conv2dAlgorithm.Winograd2x2) { Conv2dKernels.WinogradWeights(weights, Shape.OutC, Shape.InC, true, packed); return; }
         if (Algorithm is not (Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall)) return;
         var s = Shape;
@@ -229,7 +247,8 @@ public sealed class Conv2dPlan
     /// True when the forward can end with a 2x2 stride-2 max-pool of its (clamped) output in registers: Winograd F(2x2)
     /// output tiles are pooling windows, and the direct kernel's 2 x 8 blocks hold four of them.
     /// </summary>
-    public bool CanPool2x2 => Algorithm == Conv2dAlgorithm.Winograd2x2 || (Algorithm == Conv2dAlgorithm.DirectSmall && Shape.OutC % 4 == 0);
+    public bool CanPool2x2 => Algorithm is Conv2dAlgorithm.Winograd2x2 or Conv2dAlgorithm.Blocked
+        || (Algorithm == Conv2dAlgorithm.DirectSmall && Shape.OutC % 4 == 0);
 
     /// <summary>
     /// Forward of <paramref name="count"/> images followed by a floor-mode 2x2 stride-2 max-pool: writes only the pooled
@@ -242,6 +261,13 @@ public sealed class Conv2dPlan
         var s = Shape;
         if (!CanPool2x2) throw new InvalidOperationException($"the {Algorithm} algorithm cannot pool in its epilogue");
         int pplane = (s.OutH / 2) * (s.OutW / 2);
+        if (_blocked is not null)
+        {
+            for (int n = 0; n < count; n++)
+                _blocked.ForwardPooled(images.Slice(n * s.InSize, s.InSize), packedWeights, pooled.Slice(n * s.OutC * pplane, s.OutC * pplane),
+                    argmax.IsEmpty ? default : argmax.Slice(n * s.OutC * pplane, s.OutC * pplane), in epilogue, scratch, part, parts);
+            return;
+        }
         if (Algorithm == Conv2dAlgorithm.Winograd2x2)
         {
             var (s0, s1) = Split((s.OutC + MR - 1) / MR, part, parts);
@@ -282,6 +308,7 @@ public sealed class Conv2dPlan
         Span<float> biasGrad, bool accumulate, Span<float> scratch)
     {
         var s = Shape;
+        if (_blocked is not null) { _blocked.BackwardWeights(images, outGrads, count, weightGrad, biasGrad, accumulate, scratch); return; }
         if (Algorithm != Conv2dAlgorithm.Winograd2x2)
         {
             for (int n = 0; n < count; n++)
@@ -403,6 +430,7 @@ public sealed class Conv2dPlan
     {
         // Winograd works on groups of images: one image is a group of one.
         if (Algorithm == Conv2dAlgorithm.Winograd2x2) { Forward(image, 1, weights, packedWeights, output, in epilogue, scratch, part, parts); return; }
+        if (_blocked is not null) { _blocked.Forward(image, packedWeights, output, in epilogue, scratch, part, parts); return; }
         var s = Shape;
         if (Algorithm == Conv2dAlgorithm.DirectSmall)
         {
@@ -441,6 +469,7 @@ public sealed class Conv2dPlan
         Span<float> inGrad, Span<float> scratch)
     {
         if (Algorithm == Conv2dAlgorithm.Winograd2x2) { BackwardData(outGrad, 1, weights, packedWeightsT, inGrad, scratch); return; }
+        if (_blocked is not null) { _blocked.BackwardData(outGrad, packedWeightsT, inGrad, scratch); return; }
         var s = Shape;
         if (Algorithm is Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall)
         {
@@ -474,7 +503,7 @@ public sealed class Conv2dPlan
     public void BackwardWeights(ReadOnlySpan<float> image, ReadOnlySpan<float> outGrad, Span<float> weightGrad,
         Span<float> biasGrad, bool accumulate, Span<float> scratch)
     {
-        if (Algorithm == Conv2dAlgorithm.Winograd2x2) { BackwardWeights(image, outGrad, 1, weightGrad, biasGrad, accumulate, scratch); return; }
+        if (Algorithm == Conv2dAlgorithm.Winograd2x2 || _blocked is not null) { BackwardWeights(image, outGrad, 1, weightGrad, biasGrad, accumulate, scratch); return; }
         var s = Shape;
         if (!biasGrad.IsEmpty)
             for (int oc = 0; oc < s.OutC; oc++)

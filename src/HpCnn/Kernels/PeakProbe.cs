@@ -7,9 +7,10 @@ namespace HpCnn.Kernels;
 
 /// <summary>
 /// Measures the fp32 FMA peak of one core: 12 independent ymm (or zmm) accumulators (enough to cover the FMA latency
-/// on two pipes), nothing but FMAs in the loop. The yardstick "% of peak" figures are taken against.
-/// On Zen 4 a zmm FMA runs as two ymm halves (the same peak); on Zen 5 (this project's machines, CPU family 26) the FMA
-/// pipes are 512 bits wide and the zmm peak is twice the ymm peak (245 against 122 GFLOP/s per core, measured).
+/// on two pipes), nothing but FMAs in the loop. The yardstick "% of peak" figures are taken against. Whether a zmm FMA
+/// runs at twice the ymm rate depends on the CPU (Zen 4 splits it in two halves, Zen 5 and the Xeons seen do not), so
+/// both are probed; BENCHMARKS.md records what each machine gave. Timed in the thread's CPU time (<see cref="ThreadClock"/>),
+/// the best of several windows, so that other tenants of a shared machine do not lower it.
 /// </summary>
 public static class PeakProbe
 {
@@ -22,15 +23,17 @@ public static class PeakProbe
     private static double Measure(double seconds, Func<long, float> run, double flopPerIteration)
     {
         run(10_000); // warm up (JIT tiers, clocks)
-        long iterations = 200_000;
+        const long iterations = 200_000;
         var sw = Stopwatch.StartNew();
-        long total = 0;
+        double best = 0;
         while (sw.Elapsed.TotalSeconds < seconds)
         {
+            double t0 = ThreadClock.Now();
             run(iterations);
-            total += iterations;
+            double t = ThreadClock.Now() - t0;
+            if (t > 0) best = Math.Max(best, iterations * flopPerIteration / t / 1e9);
         }
-        return total * flopPerIteration / sw.Elapsed.TotalSeconds / 1e9;
+        return best;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]

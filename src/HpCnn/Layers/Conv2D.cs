@@ -6,8 +6,7 @@ namespace HpCnn.Layers;
 /// <summary>
 /// 2-D convolution: <c>OutChannels</c> filters of KH x KW over all input channels, with stride, padding and an
 /// optional bias. Weights OutC x InC x KH x KW. The input channel count is taken from the previous layer;
-/// when given, it is checked. The algorithm (implicit GEMM on padded planes, or tiled im2col + GEMM) is chosen
-/// once per shape by <see cref="Conv2dPlan"/>.
+/// when given, it is checked. The algorithm of each pass is chosen once per shape by <see cref="ConvolutionPlan"/>.
 /// </summary>
 public sealed class Conv2D : Layer
 {
@@ -15,7 +14,7 @@ public sealed class Conv2D : Layer
     internal const int MaxGradientChunks = 16;
 
     private Parameter? _weight, _bias;
-    private Conv2dPlan? _plan;
+    private ConvolutionPlan? _conv;
     private int[]? _pixelOffsets; // output pixel -> channels-last padded input offset (pooled-gradient backward)
 
     public Conv2D(int outChannels, int kernelSize, int stride = 1, Padding? padding = null, bool bias = true,
@@ -49,7 +48,11 @@ public sealed class Conv2D : Layer
 
     /// <summary>The resolved geometry (after the layer is added to a model).</summary>
     public Conv2dShape Shape { get; private set; }
-    public Conv2dAlgorithm Algorithm => _plan!.Algorithm;
+    /// <summary>The forward pass's algorithm (see <see cref="ConvolutionPlan.Choose"/>).</summary>
+    public Conv2dAlgorithm Algorithm => _conv!.Forward.Algorithm;
+    /// <summary>The algorithms of the three passes: forward, input gradient, weight gradient.</summary>
+    public (Conv2dAlgorithm Forward, Conv2dAlgorithm Data, Conv2dAlgorithm Weights) Algorithms =>
+        (_conv!.Forward.Algorithm, _conv.Data.Algorithm, _conv.Weights.Algorithm);
     public Parameter Weight => _weight!;
     public Parameter? Bias => _bias;
 
@@ -65,7 +68,7 @@ public sealed class Conv2D : Layer
         var s = new Conv2dShape(input.C, input.H, input.W, OutChannels, Kernel.H, Kernel.W, Stride.H, Stride.W, pt, pl, pb, pr);
         s.Validate();
         Shape = s;
-        _plan = new Conv2dPlan(s);
+        _conv = new ConvolutionPlan(s);
         _weight = AddParameter("weight", [OutChannels, input.C, Kernel.H, Kernel.W]);
         if (HasBias) _bias = AddParameter("bias", [OutChannels]);
         Init.Fill(_weight.Value, _bias is null ? default : _bias.Value, s.K, OutChannels * Kernel.H * Kernel.W, rng);
@@ -92,7 +95,7 @@ public sealed class Conv2D : Layer
     internal override bool CanFuseClamp => true;
 
     /// <summary>True when this layer's forward can end with a 2x2 max-pool in registers (see <see cref="Conv2dPlan.CanPool2x2"/>).</summary>
-    internal bool CanPoolInEpilogue => _plan!.CanPool2x2;
+    internal bool CanPoolInEpilogue => _conv!.Forward.CanPool2x2;
 
     private int Chunks(int batch) => Math.Min(batch, MaxGradientChunks);
     private int GradSize => Shape.WeightCount + (HasBias ? OutChannels : 0);
@@ -100,10 +103,10 @@ public sealed class Conv2D : Layer
     // State: packed forward weights | packed backward-data weights | chunk partial gradients | channels-last weights.
     internal override long StateFloats(int batch, bool training)
     {
-        long n = _plan!.PackedWeightsSize;
+        long n = _conv!.PackedWeightsSize;
         if (training)
         {
-            n += _plan.PackedWeightsTSize;
+            n += _conv.PackedWeightsTSize;
             if (Chunks(batch) > 1) n += (long)Chunks(batch) * GradSize;
             n += Shape.WeightCount;
         }
@@ -112,9 +115,7 @@ public sealed class Conv2D : Layer
 
     internal override long ScratchFloats(int batch, bool training)
     {
-        long n = _plan!.ForwardScratch;
-        if (training) n = Math.Max(n, Math.Max(_plan.BackwardDataScratch, _plan.BackwardWeightsScratch));
-        return n;
+        return _conv!.Scratch(training);
     }
 
     internal override long ScratchFloats(LayerRun run)
@@ -162,8 +163,8 @@ public sealed class Conv2D : Layer
         };
     }
 
-    private Buffer PackedWeights(LayerRun run) => run.State.Sub(0, _plan!.PackedWeightsSize);
-    private Buffer PackedWeightsT(LayerRun run) => run.State.Sub(_plan!.PackedWeightsSize, _plan.PackedWeightsTSize);
+    private Buffer PackedWeights(LayerRun run) => run.State.Sub(0, _conv!.PackedWeightsSize);
+    private Buffer PackedWeightsT(LayerRun run) => run.State.Sub(_conv!.PackedWeightsSize, _conv.PackedWeightsTSize);
     private Buffer ChannelsLastWeights(LayerRun run) =>
         run.State.Sub(run.State.Length - Shape.WeightCount, Shape.WeightCount);
 
@@ -172,15 +173,15 @@ public sealed class Conv2D : Layer
         var jobs = (Jobs)run.Jobs!;
         if (jobs.PackedVersion != _weight!.Version)
         {
-            _plan!.PackWeights(_weight.Value, PackedWeights(run).Span);
+            _conv!.Forward.PackWeights(_weight.Value, PackedWeights(run).Span);
             jobs.PackedVersion = _weight.Version;
         }
         var f = jobs.Forward;
         // Items are groups of images (Winograd batches tiles of several); small batches also split each group,
         // so both cores work on a single image.
-        f.Group = _plan!.ImagesPerCall;
+        f.Group = _conv!.Forward.ImagesPerCall;
         f.Groups = (run.Batch + f.Group - 1) / f.Group;
-        f.Parts = Math.Min(_plan.ForwardParts, Math.Max(1, (2 * run.Pool.ThreadCount + f.Groups - 1) / f.Groups));
+        f.Parts = Math.Min(_conv.Forward.ForwardParts, Math.Max(1, (2 * run.Pool.ThreadCount + f.Groups - 1) / f.Groups));
         run.Parallel(f, f.Groups * f.Parts, Shape.ForwardFlops * f.Group / f.Parts);
     }
 
@@ -189,7 +190,7 @@ public sealed class Conv2D : Layer
         var jobs = (Jobs)run.Jobs!;
         if (run.NeedInputGrad && jobs.PackedTVersion != _weight!.Version)
         {
-            if (run.PooledGradientSource is null) _plan!.PackWeightsTransposed(_weight.Value, PackedWeightsT(run).Span);
+            if (run.PooledGradientSource is null) _conv!.Data.PackWeightsTransposed(_weight.Value, PackedWeightsT(run).Span);
             else Conv2dKernels.WeightsToChannelsLast(_weight.Value, OutChannels, Shape.InC, Shape.KH * Shape.KW, ChannelsLastWeights(run).Span);
             jobs.PackedTVersion = _weight.Version;
         }
@@ -212,12 +213,12 @@ public sealed class Conv2D : Layer
             if (run.PoolTarget is { } pool)
             {
                 int ps = pool.Layer.OutputShape.Size;
-                layer._plan!.ForwardPooled(run.Input.Slice(n0 * s.InSize, count * s.InSize), count, layer._weight!.Value, layer.PackedWeights(run).Span,
+                layer._conv!.Forward.ForwardPooled(run.Input.Slice(n0 * s.InSize, count * s.InSize), count, layer._weight!.Value, layer.PackedWeights(run).Span,
                     pool.Output.Slice(n0 * ps, count * ps), pool.Training ? pool.State.AsInts().Slice(n0 * ps, count * ps) : default,
                     in epi, run.Scratch[worker].Span, part, Parts);
                 return;
             }
-            layer._plan!.Forward(run.Input.Slice(n0 * s.InSize, count * s.InSize), count, layer._weight!.Value, layer.PackedWeights(run).Span,
+            layer._conv!.Forward.Forward(run.Input.Slice(n0 * s.InSize, count * s.InSize), count, layer._weight!.Value, layer.PackedWeights(run).Span,
                 run.Output.Slice(n0 * s.OutSize, count * s.OutSize), in epi, run.Scratch[worker].Span, part, Parts);
         }
     }
@@ -240,7 +241,7 @@ public sealed class Conv2D : Layer
                 }
                 else
                 {
-                    int baseOff = layer._plan!.PackedWeightsSize + layer._plan.PackedWeightsTSize + chunk * layer.GradSize;
+                    int baseOff = layer._conv!.PackedWeightsSize + layer._conv.PackedWeightsTSize + chunk * layer.GradSize;
                     dw = run.State.Slice(baseOff, s.WeightCount);
                     db = layer.HasBias ? run.State.Slice(baseOff + s.WeightCount, s.OutC) : default;
                 }
@@ -250,16 +251,27 @@ public sealed class Conv2D : Layer
                 layer.SparseBackward(run, src, n0, n1, dw, db, scratch, partial: chunks > 1);
                 return;
             }
-            int group = layer._plan!.ImagesPerCall;
-            for (int n = n0; n < n1; n += group)
+            var data = layer._conv!.Data;
+            if (run.NeedInputGrad)
+                for (int n = n0, group = data.ImagesPerCall; n < n1; n += group)
+                {
+                    int count = Math.Min(group, n1 - n);
+                    data.BackwardData(run.OutGrad.Slice(n * s.OutSize, count * s.OutSize), count, layer._weight!.Value, layer.PackedWeightsT(run).Span,
+                        run.InGrad.Slice(n * s.InSize, count * s.InSize), scratch);
+                }
+            var weights = layer._conv.Weights;
+            if (!run.NeedParamGrad) return;
+            if (weights.WeightsTakeWholeChunk)
+            {
+                weights.BackwardWeights(run.Input.Slice(n0 * s.InSize, (n1 - n0) * s.InSize), run.OutGrad.Slice(n0 * s.OutSize, (n1 - n0) * s.OutSize),
+                    n1 - n0, dw, db, false, scratch);
+                return;
+            }
+            for (int n = n0, group = weights.ImagesPerCall; n < n1; n += group)
             {
                 int count = Math.Min(group, n1 - n);
-                var dy = run.OutGrad.Slice(n * s.OutSize, count * s.OutSize);
-                if (run.NeedInputGrad)
-                    layer._plan.BackwardData(dy, count, layer._weight!.Value, layer.PackedWeightsT(run).Span,
-                        run.InGrad.Slice(n * s.InSize, count * s.InSize), scratch);
-                if (run.NeedParamGrad)
-                    layer._plan.BackwardWeights(run.Input.Slice(n * s.InSize, count * s.InSize), dy, count, dw, db, n > n0, scratch);
+                weights.BackwardWeights(run.Input.Slice(n * s.InSize, count * s.InSize), run.OutGrad.Slice(n * s.OutSize, count * s.OutSize),
+                    count, dw, db, n > n0, scratch);
             }
         }
     }
@@ -345,7 +357,7 @@ public sealed class Conv2D : Layer
         public override void Execute(int part, int worker)
         {
             int size = layer.GradSize, chunks = layer.Chunks(run.Batch);
-            int baseOff = layer._plan!.PackedWeightsSize + layer._plan.PackedWeightsTSize;
+            int baseOff = layer._conv!.PackedWeightsSize + layer._conv.PackedWeightsTSize;
             int wCount = layer.Shape.WeightCount;
             if (layer.PartialsChannelsLast(run))
             {

@@ -53,6 +53,7 @@ public class Conv2dPlanTests
         if (StrideOne(s)) yield return Conv2dAlgorithm.DirectSmall;
         yield return Conv2dAlgorithm.Im2colTiled;
         if (WinogradFits(s)) yield return Conv2dAlgorithm.Winograd2x2;
+        yield return Conv2dAlgorithm.Blocked;
         yield return null;
     }
 

@@ -75,7 +75,8 @@ public class FusedBackwardTests
 }
 
 /// <summary>
-/// Convolution -> ReLU -> 2x2 max-pool whose forward pools in registers (Winograd tiles or direct-kernel blocks) must
+/// Convolution -> ReLU -> 2x2 max-pool whose forward pools in its epilogue (Winograd tiles, direct-kernel blocks or the
+/// blocked kernel's staged tile) must
 /// write exactly what the unfused convolution, ReLU and pooling write: the same values and the same arg-max.
 /// </summary>
 public class FusedPoolForwardTests
@@ -85,11 +86,13 @@ public class FusedPoolForwardTests
         // in channels, h, w, filters, cap, expected fused (on the AVX2 path)
         yield return new TestCaseData(1, 28, 28, 32, null, true).SetName("first layer (direct), reference shape");
         yield return new TestCaseData(3, 13, 11, 8, 6f, true).SetName("direct, odd sizes, capped");
-        yield return new TestCaseData(32, 14, 14, 64, null, true).SetName("Winograd, reference shape");
-        yield return new TestCaseData(16, 9, 15, 12, 6f, true).SetName("Winograd, odd sizes, capped");
-        yield return new TestCaseData(16, 9, 14, 12, null, true).SetName("Winograd, whole tile rows kept, odd height");
-        yield return new TestCaseData(8, 34, 34, 8, null, true).SetName("Winograd, whole tile rows longer than a vector");
+        yield return new TestCaseData(32, 14, 14, 64, null, true).SetName("reference second layer");
+        yield return new TestCaseData(16, 9, 15, 12, 6f, true).SetName("odd sizes, capped");
+        yield return new TestCaseData(16, 9, 14, 12, null, true).SetName("odd height");
+        yield return new TestCaseData(8, 34, 34, 8, null, true).SetName("rows longer than a vector");
         yield return new TestCaseData(1, 10, 10, 6, null, false).SetName("direct with 6 filters: not fused");
+        yield return new TestCaseData(64, 8, 10, 64, 6f, true).SetName("Winograd, capped");
+        yield return new TestCaseData(20, 7, 9, 40, null, true).SetName("blocked, odd sizes, partial channel block");
     }
 
     [TestCaseSource(nameof(Cases))]

@@ -1,0 +1,517 @@
+namespace HpCnn.Kernels;
+
+/// <summary>
+/// One direct convolution in "blocked" form: <c>out[c][pixel] = sum_k W[k][c] * src[off[k] + base(pixel)]</c>, with
+/// the result's channels in blocks of 16 (one zmm register) and each input value broadcast; the forward pass is one such
+/// problem (channels = output channels, src = the padded input split into stride phases) and each stride phase of the
+/// input gradient another (channels = input channels, src = the padded output gradient). The tiling (how many 16-channel
+/// blocks and pixels a register tile holds) comes from <see cref="TileRule"/>, the one rule for it.
+/// </summary>
+internal sealed class BlockedProblem
+{
+    /// <summary>Result channels (16-wide blocks, the last one padded with zero weights).</summary>
+    public required int Channels { get; init; }
+    /// <summary>Terms per result: k runs over (channel, tap) pairs of the source.</summary>
+    public required int K { get; init; }
+    /// <summary>Offset of term k in the source, from a pixel's base.</summary>
+    public required int[] Offsets { get; init; }
+    /// <summary>The result grid (rows x cols pixels) and the source floats between two result rows.</summary>
+    public required int Rows { get; init; }
+    public required int Cols { get; init; }
+    public required int Pitch { get; init; }
+    /// <summary>Channel groups (first channel, 16-wide blocks) and the tile widths covering a row.</summary>
+    public required (int C0, int NB)[] Groups { get; init; }
+    public required int[] Widths { get; init; }
+    /// <summary>Terms per cache block: a block's packed weights (and the source rows they read) stay in L1.</summary>
+    public required int KBlock { get; init; }
+    /// <summary>Where term k's weight of channel c is in the layer's weights: <c>weights[WeightOffsets[k] + c * WeightChannelStride]</c>.</summary>
+    public required int[] WeightOffsets { get; init; }
+    public required int WeightChannelStride { get; init; }
+    /// <summary>Floats of packed weights: K x 16 x blocks, group after group.</summary>
+    public int PackedSize => K * 16 * ((Channels + 15) / 16);
+
+    public static BlockedProblem Create(int channels, int[] offsets, int[] weightOffsets, int weightChannelStride, int rows, int cols, int pitch)
+    {
+        var (groups, widths) = TileRule.Choose(channels, cols);
+        int maxNb = groups.Max(g => g.NB);
+        return new BlockedProblem
+        {
+            Channels = channels, K = offsets.Length, Offsets = offsets, Rows = rows, Cols = cols, Pitch = pitch,
+            Groups = groups, Widths = widths, KBlock = TileRule.KBlock(maxNb),
+            WeightOffsets = weightOffsets, WeightChannelStride = weightChannelStride,
+        };
+    }
+
+    /// <summary>Floats of the staging area of one group for rows [r0, r1): pixels x 64 channels, plus a 16-pixel tail the transposes read.</summary>
+    public static int StagingFloats(int pixels) => (pixels + 16) * 16 * BlockedTiles.MaxBlocks;
+
+    /// <summary>Offset of group <paramref name="g"/>'s packed weights.</summary>
+    public int PackedOffset(int g) => K * Groups[g].C0;
+
+    /// <summary>
+    /// Packs the layer's weights for the tiles: group g's as K rows of 16 x NB floats, <c>packed[k][c - C0]</c> = the weight
+    /// of term k and channel c (see <see cref="WeightOffsets"/>), zero for channels past <see cref="Channels"/>.
+    /// </summary>
+    public void Pack(ReadOnlySpan<float> weights, Span<float> packed)
+    {
+        for (int g = 0; g < Groups.Length; g++)
+        {
+            var (c0, nb) = Groups[g];
+            int lanes = 16 * nb;
+            var dst = packed.Slice(PackedOffset(g), K * lanes);
+            for (int k = 0; k < K; k++)
+            {
+                int o = WeightOffsets[k];
+                var row = dst.Slice(k * lanes, lanes);
+                for (int c = 0; c < lanes; c++)
+                    row[c] = c0 + c < Channels ? weights[o + (c0 + c) * WeightChannelStride] : 0f;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Computes rows [r0, r1) of group <paramref name="g"/> into <paramref name="staging"/> (pixel-major, 16 x NB floats a
+    /// pixel, pixel (r, q) at ((r - r0) * Cols + q)). <paramref name="src"/> is the source at the grid's pixel (0, 0).
+    /// </summary>
+    public unsafe void Run(float* src, float* packed, int g, int r0, int r1, float* staging)
+    {
+        var (_, nb) = Groups[g];
+        nint lanes = 16 * nb;
+        float* w = packed + PackedOffset(g);
+        fixed (int* off = Offsets)
+            for (int k0 = 0; k0 < K; k0 += KBlock)
+            {
+                int k1 = Math.Min(K, k0 + KBlock);
+                bool accumulate = k0 > 0;
+                for (int r = r0; r < r1; r++)
+                {
+                    float* row = src + (nint)r * Pitch;
+                    float* acc = staging + (nint)(r - r0) * Cols * lanes;
+                    int q = 0;
+                    foreach (int tw in Widths)
+                    {
+                        BlockedTiles.F(tw, nb, row + q, off, k0, k1, w, lanes, acc + q * lanes, lanes, accumulate);
+                        q += tw;
+                    }
+                }
+            }
+    }
+}
+
+/// <summary>
+/// How a blocked convolution is tiled: the one place this is decided. A register tile is TW pixels of one row times NB
+/// blocks of 16 channels (TW x NB accumulators, at most 28 of the 32 zmm registers). Per term it loads NB weight vectors
+/// and broadcasts TW inputs for TW x NB FMAs. The rule estimates a row's cycles per tile as the largest of: the FMAs at
+/// two a cycle, the loads at three a cycle, and the FMA latency of four cycles (fewer than eight accumulators leave the
+/// FMA units idle), plus half a cycle of loop overhead; and picks the NB (with balanced tile widths) that makes a row of
+/// all channel groups cheapest. The widths are the same on every path, so the choice never changes a result's bits
+/// (nothing would: each result is one FMA chain over the terms whatever the tiling).
+/// </summary>
+internal static class TileRule
+{
+    public static ((int C0, int NB)[] Groups, int[] Widths) Choose(int channels, int cols)
+    {
+        int blocks = (channels + 15) / 16;
+        double best = double.MaxValue;
+        (int, int)[] bestGroups = [];
+        int[] bestWidths = [];
+        for (int nb = 1; nb <= Math.Min(BlockedTiles.MaxBlocks, blocks); nb++)
+        {
+            var groups = Groups(blocks, nb);
+            var widths = Widths(cols, nb);
+            double cycles = 0;
+            foreach (var (_, gnb) in groups)
+                foreach (int tw in widths) cycles += TileCycles(tw, gnb);
+            if (cycles < best - 1e-9)
+            {
+                best = cycles;
+                bestGroups = groups;
+                bestWidths = widths;
+            }
+        }
+        // The last group may hold fewer blocks; its tiles use the same widths (at most the widest tile of any NB in use).
+        int maxLast = BlockedTiles.MaxWidth(bestGroups[^1].Item2);
+        if (bestWidths.Max() > maxLast) throw new InvalidOperationException("tile rule: a group's tile is wider than its kernel");
+        return (bestGroups, bestWidths);
+    }
+
+    /// <summary>Groups of <paramref name="nb"/> blocks, the last one smaller when the blocks do not divide.</summary>
+    public static (int C0, int NB)[] Groups(int blocks, int nb)
+    {
+        var g = new List<(int, int)>();
+        for (int b = 0; b < blocks; b += nb) g.Add((16 * b, Math.Min(nb, blocks - b)));
+        return g.ToArray();
+    }
+
+    /// <summary>Tile widths covering <paramref name="cols"/> pixels, as even as possible, none wider than the NB's kernel.</summary>
+    public static int[] Widths(int cols, int nb)
+    {
+        int max = BlockedTiles.MaxWidth(nb);
+        int tiles = (cols + max - 1) / max;
+        var w = new int[tiles];
+        for (int t = 0; t < tiles; t++) w[t] = (cols * (t + 1)) / tiles - (cols * t) / tiles;
+        return w;
+    }
+
+    /// <summary>Estimated cycles per term of a TW x NB tile (see the class summary).</summary>
+    public static double TileCycles(int tw, int nb) => Math.Max(Math.Max(tw * nb / 2.0, (tw + nb) / 3.0), 4.0) + 0.5;
+
+    /// <summary>Terms per cache block for tiles of <paramref name="nb"/> blocks: 24 KiB of packed weights (L1 is 32-48 KiB).</summary>
+    public static int KBlock(int nb) => Math.Max(16, 24 * 1024 / (64 * nb));
+}
+
+/// <summary>
+/// A <see cref="Conv2dShape"/> computed by blocked direct convolution, for any kernel, stride and padding:
+/// <list type="bullet">
+/// <item>forward: the image is padded and split into its stride phases (plane (c, a, b) holds the padded pixels whose
+/// row is a and column b modulo the strides), so that every tap of a strided convolution reads consecutive values and
+/// one <see cref="BlockedProblem"/> over the output channels covers it;</item>
+/// <item>input gradient: for each stride phase (a, b) of the input, only the taps with (a + pad - tap) divisible by the
+/// stride reach it, through the zero-padded output gradient at stride 1: one problem over the input channels per phase;</item>
+/// <item>weight gradient: the output gradient transposed to pixel-major rows of 16-channel blocks, and register tiles of
+/// (taps x output-channel blocks) each summing over all pixels of the images in order.</item>
+/// </list>
+/// Every result is one FMA chain in a fixed order (terms, or pixels then images), so the bits do not depend on the tiling,
+/// the vector width, the thread count or the batch. Nothing allocates after construction.
+/// </summary>
+internal sealed unsafe class BlockedConv
+{
+    private const int Slack = 16;
+    public Conv2dShape Shape { get; }
+
+    // Forward: input phases, (InC x sh x sw) planes of Hq x Wq.
+    private readonly int _hq, _wq;
+    private readonly BlockedProblem _forward;
+    private readonly int[] _forwardOffsets;
+    // Input gradient: output gradient padded to OutC planes of Hd x Wd; one problem per phase (null: no tap reaches it).
+    private readonly int _hd, _wd, _ptd, _pld;
+    private readonly BlockedProblem?[] _phases;
+    private readonly int[] _phaseOffsets;
+    // Weight gradient: tap tiles (first term, count) per channel group, over the forward's offsets.
+    private readonly (int J0, int T)[] _tapTiles;
+    private readonly int _ocPad;
+
+    public BlockedConv(in Conv2dShape s)
+    {
+        s.Validate();
+        Shape = s;
+        int sh = s.StrideH, sw = s.StrideW;
+        _hq = (s.InH + s.PadTop + s.PadBottom + sh - 1) / sh;
+        _wq = (s.InW + s.PadLeft + s.PadRight + sw - 1) / sw;
+        var off = new int[s.K];
+        for (int ic = 0, k = 0; ic < s.InC; ic++)
+            for (int kh = 0; kh < s.KH; kh++)
+                for (int kw = 0; kw < s.KW; kw++)
+                    off[k++] = ((ic * sh + kh % sh) * sw + kw % sw) * _hq * _wq + kh / sh * _wq + kw / sw;
+        _forwardOffsets = off;
+        var forwardWeights = new int[s.K];
+        for (int k = 0; k < s.K; k++) forwardWeights[k] = k;
+        _forward = BlockedProblem.Create(s.OutC, off, forwardWeights, s.K, s.OutH, s.OutW, _wq);
+        _ocPad = 16 * ((s.OutC + 15) / 16);
+
+        // Weight-gradient tap tiles: as many terms per tile as the widest group's kernel takes.
+        int nbMax = _forward.Groups.Max(g => g.NB);
+        int tMax = BlockedTiles.MaxTaps(nbMax);
+        var tiles = new List<(int, int)>();
+        int count = (s.K + tMax - 1) / tMax;
+        for (int t = 0; t < count; t++) tiles.Add((s.K * t / count, s.K * (t + 1) / count - s.K * t / count));
+        _tapTiles = tiles.ToArray();
+
+        // Input-gradient phases. Phase a of the rows: input rows y = a + sh * r; tap kh reaches it when (a + PadTop - kh) is a
+        // multiple of sh, from output-gradient row r + (a + PadTop - kh) / sh.
+        var rowTaps = new List<(int Tap, int Shift)>[sh];
+        var colTaps = new List<(int Tap, int Shift)>[sw];
+        int minShiftH = 0, maxReachH = s.OutH - 1, minShiftW = 0, maxReachW = s.OutW - 1;
+        for (int a = 0; a < sh; a++)
+        {
+            rowTaps[a] = [];
+            int rows = PhaseCount(s.InH, a, sh);
+            for (int kh = 0; kh < s.KH; kh++)
+                if (((a + s.PadTop - kh) % sh + sh) % sh == 0)
+                {
+                    int shift = (a + s.PadTop - kh) / sh;
+                    rowTaps[a].Add((kh, shift));
+                    minShiftH = Math.Min(minShiftH, shift);
+                    if (rows > 0) maxReachH = Math.Max(maxReachH, rows - 1 + shift);
+                }
+        }
+        for (int b = 0; b < sw; b++)
+        {
+            colTaps[b] = [];
+            int cols = PhaseCount(s.InW, b, sw);
+            for (int kw = 0; kw < s.KW; kw++)
+                if (((b + s.PadLeft - kw) % sw + sw) % sw == 0)
+                {
+                    int shift = (b + s.PadLeft - kw) / sw;
+                    colTaps[b].Add((kw, shift));
+                    minShiftW = Math.Min(minShiftW, shift);
+                    if (cols > 0) maxReachW = Math.Max(maxReachW, cols - 1 + shift);
+                }
+        }
+        _ptd = -minShiftH;
+        _pld = -minShiftW;
+        _hd = maxReachH + 1 + _ptd;
+        _wd = maxReachW + 1 + _pld;
+        _phases = new BlockedProblem?[sh * sw];
+        _phaseOffsets = new int[sh * sw + 1];
+        for (int a = 0; a < sh; a++)
+            for (int b = 0; b < sw; b++)
+            {
+                int rows = PhaseCount(s.InH, a, sh), cols = PhaseCount(s.InW, b, sw);
+                int p = a * sw + b;
+                BlockedProblem? problem = null;
+                if (rows > 0 && cols > 0 && rowTaps[a].Count > 0 && colTaps[b].Count > 0)
+                {
+                    int terms = s.OutC * rowTaps[a].Count * colTaps[b].Count;
+                    var offsets = new int[terms];
+                    var weightOffsets = new int[terms];
+                    int k = 0;
+                    for (int oc = 0; oc < s.OutC; oc++)
+                        foreach (var (kh, dh) in rowTaps[a])
+                            foreach (var (kw, dw) in colTaps[b])
+                            {
+                                offsets[k] = oc * _hd * _wd + (dh + _ptd) * _wd + dw + _pld;
+                                weightOffsets[k++] = (oc * s.InC * s.KH + kh) * s.KW + kw;
+                            }
+                    problem = BlockedProblem.Create(s.InC, offsets, weightOffsets, s.KH * s.KW, rows, cols, _wd);
+                }
+                _phases[p] = problem;
+                _phaseOffsets[p + 1] = _phaseOffsets[p] + (problem?.PackedSize ?? 0);
+            }
+    }
+
+    /// <summary>Values of [0, n) congruent to <paramref name="phase"/> modulo <paramref name="stride"/>.</summary>
+    private static int PhaseCount(int n, int phase, int stride) => phase >= n ? 0 : (n - phase + stride - 1) / stride;
+
+    private int InputPhasesSize => Shape.InC * Shape.StrideH * Shape.StrideW * _hq * _wq;
+
+    /// <summary>Floats of packed forward weights.</summary>
+    public int PackedWeightsSize => _forward.PackedSize;
+    /// <summary>Floats of packed input-gradient weights (every phase's).</summary>
+    public int PackedWeightsTSize => _phaseOffsets[^1];
+
+    /// <summary>Units a forward of one image splits into: channel groups x row bands (a band: 2 rows, so pooling windows never split).</summary>
+    public int ForwardUnits => _forward.Groups.Length * ((Shape.OutH + 1) / 2);
+
+    /// <summary>Input phases, then the staged output tile and (pooling) the pooled tile and its arg-max.</summary>
+    public int ForwardScratch => InputPhasesSize + Slack + BlockedProblem.StagingFloats(Shape.OutPlane) * 2;
+    public int BackwardDataScratch => Shape.OutC * _hd * _wd + Slack +
+        BlockedProblem.StagingFloats(_phases.Max(p => p is null ? 0 : p.Rows * p.Cols));
+    /// <summary>Input phases, the transposed output gradient (pixels x padded channels) and the chunk's weight-gradient sums (terms x padded channels).</summary>
+    public int BackwardWeightsScratch => InputPhasesSize + Slack + Shape.OutPlane * _ocPad + Shape.K * _ocPad + _ocPad;
+
+    /// <summary>Rows of group g's band b: bands are 2 rows, so a 2x2 pooling window never straddles two units.</summary>
+    private int Bands => (Shape.OutH + 1) / 2;
+
+    /// <summary>
+    /// Forward of one image, units [a, b) of <see cref="ForwardUnits"/> for part <paramref name="part"/> of
+    /// <paramref name="parts"/>: output := conv(image) then the epilogue (bias, clamp). Every part pads the image itself.
+    /// </summary>
+    public void Forward(ReadOnlySpan<float> image, ReadOnlySpan<float> packed, Span<float> output, in GemmEpilogue epilogue,
+        Span<float> scratch, int part = 0, int parts = 1) =>
+        Forward(image, packed, output, default, in epilogue, scratch, part, parts, pool: false);
+
+    /// <summary>
+    /// Forward of one image followed by a floor-mode 2x2 stride-2 max-pool of its (clamped) output, pooled in the
+    /// epilogue: writes only <paramref name="pooled"/> (OutC x OutH/2 x OutW/2) and, when not empty, the arg-max (the
+    /// index in the convolution's output plane of each window's first maximum).
+    /// </summary>
+    public void ForwardPooled(ReadOnlySpan<float> image, ReadOnlySpan<float> packed, Span<float> pooled, Span<int> argmax,
+        in GemmEpilogue epilogue, Span<float> scratch, int part = 0, int parts = 1) =>
+        Forward(image, packed, pooled, argmax, in epilogue, scratch, part, parts, pool: true);
+
+    private void Forward(ReadOnlySpan<float> image, ReadOnlySpan<float> packed, Span<float> output, Span<int> argmax, in GemmEpilogue epilogue,
+        Span<float> scratch, int part, int parts, bool pool)
+    {
+        var s = Shape;
+        int units = ForwardUnits, u0 = (int)((long)units * part / parts), u1 = (int)((long)units * (part + 1) / parts);
+        if (u0 >= u1) return;
+        if (scratch.Length < ForwardScratch) throw new ArgumentException($"scratch holds {scratch.Length} floats, the blocked forward needs {ForwardScratch}");
+        fixed (float* img = image, w = packed, outp = output, sc = scratch)
+        fixed (int* idx = argmax)
+        {
+            float* x = sc;
+            PadPhases(img, x);
+            float* staging = sc + InputPhasesSize + Slack;
+            int bands = Bands;
+            // Consecutive units of one group are one run of rows.
+            for (int u = u0; u < u1;)
+            {
+                int g = u / bands, band0 = u % bands;
+                int end = Math.Min(u1, (g + 1) * bands);
+                int r0 = 2 * band0, r1 = Math.Min(s.OutH, 2 * (end - g * bands));
+                _forward.Run(x, w, g, r0, r1, staging);
+                Finish(staging, g, r0, r1, outp, in epilogue, pool, idx);
+                u = end;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The forward epilogue of rows [r0, r1) of group g: bias and clamp on the staged tile, then (pooled) channel-major
+    /// into the output.
+    /// </summary>
+    private void Finish(float* staging, int g, int r0, int r1, float* output, in GemmEpilogue epilogue, bool pool, int* argmax)
+    {
+        var s = Shape;
+        var (c0, nb) = _forward.Groups[g];
+        int lanes = 16 * nb, pixels = (r1 - r0) * s.OutW, valid = Math.Min(lanes, s.OutC - c0);
+        if (epilogue.IsActive)
+        {
+            float* bias = stackalloc float[16 * BlockedTiles.MaxBlocks];
+            for (int c = 0; c < lanes; c++)
+                bias[c] = epilogue.Bias == BiasMode.PerRow && c < valid ? epilogue.BiasValues![epilogue.BiasOffset + c0 + c] : 0f;
+            BlockedEpilogue.BiasClamp(staging, pixels, lanes, bias, epilogue.Low, epilogue.High);
+        }
+        if (!pool)
+        {
+            BlockedTiles.Transpose(staging, lanes, pixels, valid, output + (nint)c0 * s.OutPlane + r0 * s.OutW, s.OutPlane);
+            return;
+        }
+        int ph = (r1 - r0) / 2, pw = s.OutW / 2, pplane = (s.OutH / 2) * pw;
+        if (ph == 0 || pw == 0) return;
+        float* pooled = staging + (nint)(pixels + 16) * lanes;
+        int* idx = (int*)(pooled + (nint)(ph * pw + 16) * lanes);
+        BlockedPool.Max2x2(staging, r1 - r0, s.OutW, lanes, r0, pooled, idx);
+        nint at = (nint)c0 * pplane + r0 / 2 * pw;
+        BlockedTiles.Transpose(pooled, lanes, ph * pw, valid, output + at, pplane);
+        if (argmax != null) BlockedTiles.Transpose((float*)idx, lanes, ph * pw, valid, (float*)argmax + at, pplane);
+    }
+
+    /// <summary>
+    /// Writes the image padded and split into stride phases: plane (c, a, b) of Hq x Wq holds padded pixel
+    /// (a + sh * i, b + sw * j) at (i, j); everything outside the image is zero.
+    /// </summary>
+    private void PadPhases(float* img, float* x)
+    {
+        var s = Shape;
+        int sh = s.StrideH, sw = s.StrideW, plane = _hq * _wq;
+        for (int c = 0; c < s.InC; c++)
+            for (int a = 0; a < sh; a++)
+                for (int b = 0; b < sw; b++)
+                {
+                    float* dst = x + (nint)((c * sh + a) * sw + b) * plane;
+                    // Columns j of this phase inside the image: b + sw * j - PadLeft in [0, InW).
+                    int j0 = Math.Max(0, (s.PadLeft - b + sw - 1) / sw);
+                    int j1 = Math.Min(_wq, (s.InW + s.PadLeft - b + sw - 1) / sw);
+                    for (int i = 0; i < _hq; i++)
+                    {
+                        float* row = dst + i * _wq;
+                        int y = a + sh * i - s.PadTop;
+                        if ((uint)y >= (uint)s.InH || j0 >= j1)
+                        {
+                            new Span<float>(row, _wq).Clear();
+                            continue;
+                        }
+                        float* src = img + ((nint)c * s.InH + y) * s.InW;
+                        for (int j = 0; j < j0; j++) row[j] = 0f;
+                        if (sw == 1) new ReadOnlySpan<float>(src + j0 - s.PadLeft, j1 - j0).CopyTo(new Span<float>(row + j0, j1 - j0));
+                        else for (int j = j0; j < j1; j++) row[j] = src[b + sw * j - s.PadLeft];
+                        for (int j = j1; j < _wq; j++) row[j] = 0f;
+                    }
+                }
+    }
+
+    /// <summary>Input gradient of one image: <paramref name="inGrad"/> := d loss / d input (overwritten).</summary>
+    public void BackwardData(ReadOnlySpan<float> outGrad, ReadOnlySpan<float> packedT, Span<float> inGrad, Span<float> scratch)
+    {
+        var s = Shape;
+        if (scratch.Length < BackwardDataScratch) throw new ArgumentException($"scratch holds {scratch.Length} floats, the blocked input gradient needs {BackwardDataScratch}");
+        fixed (float* dy = outGrad, w = packedT, dx = inGrad, sc = scratch)
+        {
+            float* d = sc;
+            int plane = _hd * _wd;
+            new Span<float>(d, s.OutC * plane).Clear();
+            for (int c = 0; c < s.OutC; c++)
+                for (int y = 0; y < s.OutH; y++)
+                    new ReadOnlySpan<float>(dy + ((nint)c * s.OutH + y) * s.OutW, s.OutW)
+                        .CopyTo(new Span<float>(d + (nint)c * plane + (y + _ptd) * _wd + _pld, s.OutW));
+            float* staging = sc + s.OutC * plane + Slack;
+            int sh = s.StrideH, sw = s.StrideW, inPlane = s.InH * s.InW;
+            for (int a = 0; a < sh; a++)
+                for (int b = 0; b < sw; b++)
+                {
+                    var problem = _phases[a * sw + b];
+                    if (problem is null)
+                    {
+                        for (int c = 0; c < s.InC; c++)
+                            for (int y = a; y < s.InH; y += sh)
+                                for (int xx = b; xx < s.InW; xx += sw) dx[(nint)c * inPlane + y * s.InW + xx] = 0f;
+                        continue;
+                    }
+                    float* pw = w + _phaseOffsets[a * sw + b];
+                    for (int g = 0; g < problem.Groups.Length; g++)
+                    {
+                        var (c0, nb) = problem.Groups[g];
+                        int lanes = 16 * nb, valid = Math.Min(lanes, s.InC - c0);
+                        problem.Run(d, pw, g, 0, problem.Rows, staging);
+                        if (sh == 1 && sw == 1)
+                        {
+                            BlockedTiles.Transpose(staging, lanes, problem.Rows * problem.Cols, valid, dx + (nint)c0 * inPlane, inPlane);
+                            continue;
+                        }
+                        for (int r = 0; r < problem.Rows; r++)
+                            for (int q = 0; q < problem.Cols; q++)
+                            {
+                                float* v = staging + (r * problem.Cols + q) * lanes;
+                                float* o = dx + (nint)c0 * inPlane + (a + sh * r) * s.InW + b + sw * q;
+                                for (int c = 0; c < valid; c++) o[(nint)c * inPlane] = v[c];
+                            }
+                    }
+                }
+        }
+    }
+
+    /// <summary>
+    /// Weight and bias gradients of <paramref name="count"/> consecutive images: <paramref name="weightGrad"/> (OutC x K)
+    /// and <paramref name="biasGrad"/> (OutC, may be empty) are overwritten, or added to when <paramref name="accumulate"/>.
+    /// Each gradient is the sum over the images' pixels in order (one FMA chain per weight).
+    /// </summary>
+    public void BackwardWeights(ReadOnlySpan<float> images, ReadOnlySpan<float> outGrads, int count, Span<float> weightGrad,
+        Span<float> biasGrad, bool accumulate, Span<float> scratch)
+    {
+        var s = Shape;
+        if (scratch.Length < BackwardWeightsScratch) throw new ArgumentException($"scratch holds {scratch.Length} floats, the blocked weight gradient needs {BackwardWeightsScratch}");
+        int pixels = s.OutPlane, ocp = _ocPad;
+        fixed (float* img = images, dy = outGrads, dw = weightGrad, db = biasGrad, sc = scratch)
+        fixed (int* off = _forwardOffsets)
+        {
+            float* x = sc;
+            float* dyt = x + InputPhasesSize + Slack;
+            float* acc = dyt + (nint)pixels * ocp;
+            float* bsum = acc + (nint)s.K * ocp;
+            if (s.OutC < ocp)
+                for (int p = 0; p < pixels; p++) new Span<float>(dyt + (nint)p * ocp + s.OutC, ocp - s.OutC).Clear();
+            new Span<float>(bsum, ocp).Clear();
+            for (int n = 0; n < count; n++)
+            {
+                PadPhases(img + (nint)n * s.InSize, x);
+                BlockedTiles.Transpose(dy + (nint)n * s.OutSize, pixels, s.OutC, pixels, dyt, ocp);
+                BlockedEpilogue.AddRows(dyt, pixels, ocp, bsum);
+                for (int g = 0; g < _forward.Groups.Length; g++)
+                {
+                    var (c0, nb) = _forward.Groups[g];
+                    foreach (var (j0, t) in _tapTiles)
+                        BlockedTiles.G(t, nb, x, off + j0, s.OutH, s.OutW, _wq, dyt + c0, ocp, acc + (nint)j0 * ocp + c0, ocp, n > 0);
+                }
+            }
+            if (!accumulate)
+                BlockedTiles.Transpose(acc, ocp, s.K, s.OutC, dw, s.K);
+            else
+                for (int oc = 0; oc < s.OutC; oc++)
+                    for (int k = 0; k < s.K; k++) dw[(nint)oc * s.K + k] += acc[(nint)k * ocp + oc];
+            if (!biasGrad.IsEmpty)
+                for (int oc = 0; oc < s.OutC; oc++) db[oc] = accumulate ? db[oc] + bsum[oc] : bsum[oc];
+        }
+    }
+
+    /// <summary>Packs the weights (OutC x InC x KH x KW) for the forward pass; once per weight update.</summary>
+    public void PackWeights(ReadOnlySpan<float> weights, Span<float> packed) => _forward.Pack(weights, packed);
+
+    /// <summary>Packs the weights for the input gradient (every phase's taps); once per weight update.</summary>
+    public void PackWeightsTransposed(ReadOnlySpan<float> weights, Span<float> packed)
+    {
+        for (int p = 0; p < _phases.Length; p++)
+            _phases[p]?.Pack(weights, packed.Slice(_phaseOffsets[p], _phaseOffsets[p + 1] - _phaseOffsets[p]));
+    }
+}

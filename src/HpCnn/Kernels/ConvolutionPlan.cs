@@ -1,0 +1,67 @@
+namespace HpCnn.Kernels;
+
+/// <summary>
+/// What runs for one convolution shape: an algorithm per pass (forward, input gradient, weight gradient), chosen once
+/// per shape and CPU by <see cref="Choose"/>, with the packed weights and scratch each needs. The passes are independent
+/// (each reads the layer's weights and writes its own result), so each gets the algorithm that is fastest for it.
+/// </summary>
+public sealed class ConvolutionPlan
+{
+    public ConvolutionPlan(in Conv2dShape shape, (Conv2dAlgorithm Forward, Conv2dAlgorithm Data, Conv2dAlgorithm Weights)? force = null)
+    {
+        shape.Validate();
+        Shape = shape;
+        var (f, d, w) = force ?? Choose(shape);
+        Forward = new Conv2dPlan(shape, f);
+        Data = d == f ? Forward : new Conv2dPlan(shape, d);
+        Weights = w == f ? Forward : w == d ? Data : new Conv2dPlan(shape, w);
+    }
+
+    public Conv2dShape Shape { get; }
+    /// <summary>Runs the forward pass; its packed weights are <see cref="PackedWeightsSize"/> floats.</summary>
+    public Conv2dPlan Forward { get; }
+    /// <summary>Runs the input gradient; its packed weights are <see cref="PackedWeightsTSize"/> floats.</summary>
+    public Conv2dPlan Data { get; }
+    /// <summary>Runs the weight (and bias) gradient.</summary>
+    public Conv2dPlan Weights { get; }
+
+    public int PackedWeightsSize => Forward.PackedWeightsSize;
+    public int PackedWeightsTSize => Data.PackedWeightsTSize;
+
+    /// <summary>Per-worker scratch of a forward pass, or of any pass when <paramref name="training"/>.</summary>
+    public long Scratch(bool training) =>
+        training ? Math.Max(Forward.ForwardScratch, Math.Max(Data.BackwardDataScratch, Weights.BackwardWeightsScratch)) : Forward.ForwardScratch;
+
+    /// <summary>
+    /// The rule (measured with <c>conv-profile</c> in the benchmarks on the zoo's layer shapes; BENCHMARKS.md has the table):
+    /// <list type="bullet">
+    /// <item>Without AVX2 (the portable path): each pass keeps the GEMM-based algorithms (<see cref="Conv2dPlan.Choose"/>).</item>
+    /// <item>Forward: Winograd F(2x2, 3x3) for 3x3 stride-1 layers with 64 or more input and output channels (2.25x
+    /// fewer multiplies beat the blocked kernel's higher efficiency there); the direct small-channel kernel for at most
+    /// 4 input channels at stride 1 (the blocked kernel has too few terms per result to hide its epilogue); the blocked
+    /// direct convolution for everything else.</item>
+    /// <item>Input gradient (its results are the input channels): Winograd on the same condition; with fewer than 8 input
+    /// channels, the implicit GEMM at stride 1 or im2col otherwise (16-channel blocks would be mostly padding); blocked
+    /// otherwise.</item>
+    /// <item>Weight gradient: blocked (fastest on every shape measured, from 1 to 256 channels).</item>
+    /// </list>
+    /// A fixed rule, not a timing at run time: the same machine gives the same bits on every run.
+    /// </summary>
+    public static (Conv2dAlgorithm Forward, Conv2dAlgorithm Data, Conv2dAlgorithm Weights) Choose(in Conv2dShape s)
+    {
+        if (!Engine.UseAvx2)
+        {
+            var a = Conv2dPlan.Choose(s);
+            return (a, a, a);
+        }
+        bool strideOne = s.StrideH == 1 && s.StrideW == 1;
+        bool winograd = strideOne && s.KH == 3 && s.KW == 3 && s.InC >= 64 && s.OutC >= 64;
+        var forward = winograd ? Conv2dAlgorithm.Winograd2x2
+            : strideOne && s.InC <= 4 && s.KW <= 7 ? Conv2dAlgorithm.DirectSmall
+            : Conv2dAlgorithm.Blocked;
+        var data = winograd ? Conv2dAlgorithm.Winograd2x2
+            : s.InC < 8 ? (strideOne ? Conv2dAlgorithm.ImplicitPadded : Conv2dAlgorithm.Im2colTiled)
+            : Conv2dAlgorithm.Blocked;
+        return (forward, data, Conv2dAlgorithm.Blocked);
+    }
+}

@@ -1,0 +1,212 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using HpCnn.Kernels;
+
+namespace HpCnn.Tests.Kernels;
+
+/// <summary>
+/// The blocked convolution's register tiles, one by one: every generated AVX-512 tile and every AVX2 group gives the
+/// scalar reference tile's bits (the same FMA chains), reads nothing outside its operands (NaN markers around them) and
+/// writes nothing outside its accumulators; the transposes move every value once; the tile rule picks sensible tiles.
+/// Whole convolutions are tested against the double-precision reference in Conv2dPlanTests.
+/// </summary>
+public unsafe class BlockedConvTests
+{
+    private static float[] Values(Random rng, int n)
+    {
+        var a = new float[n];
+        for (int i = 0; i < n; i++) a[i] = (float)(rng.NextDouble() * 2 - 1);
+        return a;
+    }
+
+    private delegate void FTile(int tw, int nb, float* src, int* off, int k0, int k1, float* w, nint ldw, float* acc, nint accPitch, bool accumulate);
+
+    private static IEnumerable<(int Width, int Blocks)> FTiles()
+    {
+        for (int nb = 1; nb <= BlockedTiles.MaxBlocks; nb++)
+            for (int tw = 1; tw <= BlockedTiles.MaxWidth(nb); tw++) yield return (tw, nb);
+    }
+
+    private static IEnumerable<(int Taps, int Blocks)> GTiles()
+    {
+        for (int nb = 1; nb <= BlockedTiles.MaxBlocks; nb++)
+            for (int t = 1; t <= BlockedTiles.MaxTaps(nb); t++) yield return (t, nb);
+    }
+
+    /// <summary>Runs an F tile on fresh operands; returns the accumulator area (with a marker guard around it).</summary>
+    private static float[] RunF(FTile tile, int tw, int nb, bool accumulate, int seed)
+    {
+        var rng = new Random(seed);
+        const int k = 37, k0 = 3, k1 = 31, srcLen = 400;
+        int lanes = 16 * nb, accPitch = lanes + 16;
+        var src = Values(rng, srcLen);
+        var off = new int[k];
+        for (int i = 0; i < k; i++) off[i] = rng.Next(srcLen - tw);
+        int ldw = lanes + 16;
+        var w = Sentinel.Buffer(k * ldw);
+        for (int i = 0; i < k; i++)
+            for (int c = 0; c < ldw; c++) w[i * ldw + c] = c < lanes ? (float)(rng.NextDouble() * 2 - 1) : Sentinel.Marker;
+        var acc = Sentinel.Buffer(tw * accPitch);
+        for (int t = 0; t < tw; t++)
+            for (int c = 0; c < lanes; c++) acc[t * accPitch + c] = accumulate ? (float)rng.NextDouble() : Sentinel.Marker;
+        fixed (float* ps = src, pw = w, pa = acc)
+        fixed (int* po = off)
+            tile(tw, nb, ps, po, k0, k1, pw, ldw, pa, accPitch, accumulate);
+        return acc;
+    }
+
+    [Test]
+    public void ForwardTilesGiveTheScalarTilesBits([Values(false, true)] bool accumulate)
+    {
+        var paths = new List<(string, FTile)>();
+        if (Avx512F.IsSupported && Vector512.IsHardwareAccelerated) paths.Add(("avx512", BlockedConvAvx512.F));
+        if (Avx2.IsSupported && Fma.IsSupported) paths.Add(("avx2", BlockedConvAvx2.F));
+        if (paths.Count == 0) Assert.Ignore("no vector tiles on this CPU/runtime");
+        foreach (var (tw, nb) in FTiles())
+        {
+            int seed = tw * 100 + nb;
+            var expected = RunF(BlockedTiles.ScalarF, tw, nb, accumulate, seed);
+            int lanes = 16 * nb, accPitch = lanes + 16;
+            for (int t = 0; t < tw; t++)
+                for (int c = 0; c < lanes; c++)
+                    Assert.That(Sentinel.IsMarker(expected[t * accPitch + c]), Is.False, $"scalar F{tw}x{nb} left ({t}, {c}) unwritten");
+            foreach (var (name, tile) in paths)
+            {
+                var got = RunF(tile, tw, nb, accumulate, seed);
+                for (int i = 0; i < got.Length; i++)
+                    if (BitConverter.SingleToInt32Bits(got[i]) != BitConverter.SingleToInt32Bits(expected[i]))
+                        Assert.Fail($"{name} F{tw}x{nb} (accumulate {accumulate}): element {i} is {got[i]:R}, the scalar tile gives {expected[i]:R}");
+            }
+        }
+    }
+
+    private delegate void GTile(int tt, int nb, float* x, int* off, int rows, int cols, nint pitch, float* dy, nint ldy, float* acc, nint accPitch, bool accumulate);
+
+    private static float[] RunG(GTile tile, int tt, int nb, bool accumulate, int seed)
+    {
+        var rng = new Random(seed);
+        const int rows = 3, cols = 5, pitch = 9, xLen = 200;
+        int lanes = 16 * nb, ldy = lanes + 16, accPitch = lanes + 16;
+        var x = Values(rng, xLen);
+        var off = new int[tt];
+        for (int j = 0; j < tt; j++) off[j] = rng.Next(xLen - (rows - 1) * pitch - cols);
+        var dy = Sentinel.Buffer(rows * cols * ldy);
+        for (int p = 0; p < rows * cols; p++)
+            for (int c = 0; c < ldy; c++) dy[p * ldy + c] = c < lanes ? (float)(rng.NextDouble() * 2 - 1) : Sentinel.Marker;
+        var acc = Sentinel.Buffer(tt * accPitch);
+        for (int j = 0; j < tt; j++)
+            for (int c = 0; c < lanes; c++) acc[j * accPitch + c] = accumulate ? (float)rng.NextDouble() : Sentinel.Marker;
+        fixed (float* px = x, pd = dy, pa = acc)
+        fixed (int* po = off)
+            tile(tt, nb, px, po, rows, cols, pitch, pd, ldy, pa, accPitch, accumulate);
+        return acc;
+    }
+
+    [Test]
+    public void WeightGradientTilesGiveTheScalarTilesBits([Values(false, true)] bool accumulate)
+    {
+        var paths = new List<(string, GTile)>();
+        if (Avx512F.IsSupported && Vector512.IsHardwareAccelerated) paths.Add(("avx512", BlockedConvAvx512.G));
+        if (Avx2.IsSupported && Fma.IsSupported) paths.Add(("avx2", BlockedConvAvx2.G));
+        if (paths.Count == 0) Assert.Ignore("no vector tiles on this CPU/runtime");
+        foreach (var (tt, nb) in GTiles())
+        {
+            int seed = tt * 100 + nb + 7;
+            var expected = RunG(BlockedTiles.ScalarG, tt, nb, accumulate, seed);
+            foreach (var (name, tile) in paths)
+            {
+                var got = RunG(tile, tt, nb, accumulate, seed);
+                for (int i = 0; i < got.Length; i++)
+                    if (BitConverter.SingleToInt32Bits(got[i]) != BitConverter.SingleToInt32Bits(expected[i]))
+                        Assert.Fail($"{name} G{tt}x{nb} (accumulate {accumulate}): element {i} is {got[i]:R}, the scalar tile gives {expected[i]:R}");
+            }
+        }
+    }
+
+    [Test]
+    public void TheScalarTilesAreFmaChainsInOrder()
+    {
+        // F: acc = fma(src[off[k] + t], w[k][c], acc) for k = k0..k1-1, checked against the chain written out.
+        float[] src = [0.1f, 0.7f, -1.3f, 2.5f, 0.01f];
+        int[] off = [3, 0, 1];
+        var w = new float[3 * 16];
+        for (int i = 0; i < w.Length; i++) w[i] = 0.3f + i * 0.017f;
+        var acc = new float[2 * 16];
+        fixed (float* ps = src, pw = w, pa = acc)
+        fixed (int* po = off)
+            BlockedTiles.ScalarF(2, 1, ps, po, 0, 3, pw, 16, pa, 16, false);
+        for (int t = 0; t < 2; t++)
+            for (int c = 0; c < 16; c++)
+            {
+                float e = 0f;
+                for (int k = 0; k < 3; k++) e = MathF.FusedMultiplyAdd(src[off[k] + t], w[k * 16 + c], e);
+                Assert.That(acc[t * 16 + c], Is.EqualTo(e), $"pixel {t}, channel {c}");
+            }
+    }
+
+    [TestCase(1, 1)]
+    [TestCase(16, 16)]
+    [TestCase(17, 5)]
+    [TestCase(3, 40)]
+    [TestCase(33, 31)]
+    [TestCase(196, 64)]
+    public void TransposeMovesEveryValueOnce(int rows, int cols)
+    {
+        var rng = new Random(rows * 1000 + cols);
+        int srcPitch = cols + 3, dstPitch = rows + 5;
+        var src = Sentinel.Buffer(rows * srcPitch);
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++) src[r * srcPitch + c] = (float)rng.NextDouble();
+        var dst = Sentinel.Buffer(cols * dstPitch);
+        fixed (float* ps = src, pd = dst)
+            BlockedTiles.Transpose(ps, srcPitch, rows, cols, pd, dstPitch);
+        for (int c = 0; c < cols; c++)
+            for (int r = 0; r < dstPitch; r++)
+            {
+                float v = dst[c * dstPitch + r];
+                if (r < rows) Assert.That(v, Is.EqualTo(src[r * srcPitch + c]), $"({r}, {c})");
+                else Assert.That(Sentinel.IsMarker(v), Is.True, $"gap ({r}, {c}) was written");
+            }
+        Sentinel.AssertTail(dst, cols * dstPitch, "transpose output");
+    }
+
+    [Test]
+    public void TheTileRuleCoversEveryChannelAndPixelWithKernelsThatExist()
+    {
+        for (int channels = 1; channels <= 300; channels += 7)
+            for (int cols = 1; cols <= 40; cols += 3)
+            {
+                var (groups, widths) = TileRule.Choose(channels, cols);
+                Assert.That(widths.Sum(), Is.EqualTo(cols), $"{channels} channels, {cols} columns: widths");
+                Assert.That(groups[0].C0, Is.Zero);
+                for (int g = 0; g < groups.Length; g++)
+                {
+                    Assert.That(groups[g].NB, Is.InRange(1, BlockedTiles.MaxBlocks));
+                    Assert.That(widths.Max(), Is.LessThanOrEqualTo(BlockedTiles.MaxWidth(groups[g].NB)), $"{channels}/{cols}: group {g} tile too wide");
+                    if (g > 0) Assert.That(groups[g].C0, Is.EqualTo(groups[g - 1].C0 + 16 * groups[g - 1].NB));
+                }
+                Assert.That(groups[^1].C0 + 16 * groups[^1].NB, Is.EqualTo(16 * ((channels + 15) / 16)), $"{channels}/{cols}: blocks");
+            }
+        // Rows of 14 pixels and 64 channels (the reference network's second convolution): 2 blocks x 14 pixels.
+        var (g14, w14) = TileRule.Choose(64, 14);
+        Assert.That(g14.Select(g => g.NB), Is.All.EqualTo(2));
+        Assert.That(w14, Is.EqualTo(new[] { 14 }));
+        // Rows of 4 pixels: wide channel groups keep enough accumulators busy.
+        var (g4, _) = TileRule.Choose(128, 4);
+        Assert.That(g4[0].NB, Is.EqualTo(4));
+    }
+
+    [Test]
+    public void TheGeneratedTilesAreWhatTheGeneratorWrites()
+    {
+        string root = TestContext.CurrentContext.TestDirectory;
+        while (root is not null && !File.Exists(Path.Combine(root, "HpCnn.sln"))) root = Path.GetDirectoryName(root)!;
+        if (root is null || !File.Exists("/usr/bin/python3")) Assert.Ignore("needs the source tree and /usr/bin/python3");
+        var psi = new System.Diagnostics.ProcessStartInfo("/usr/bin/python3", [Path.Combine(root, "build", "codegen", "blocked_conv.py"), "--check"])
+        { RedirectStandardError = true, RedirectStandardOutput = true };
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        string err = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        Assert.That(p.ExitCode, Is.Zero, err);
+    }
+}
