@@ -110,7 +110,7 @@ public class CheckpointCliTests
     }
 
     [Test]
-    public void InterruptWritesACheckpointAndResumeFinishesTheRun()
+    public void CtrlCWritesAMidEpochCheckpointAndStillSavesTheModel()
     {
         Cli.RequireDataset();
         string spec = Spec(), ck = Path.Combine(_dir, "ck"), output = Path.Combine(_dir, "out.hpcnn");
