@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace HpCnn.Kernels;
 
@@ -97,4 +98,75 @@ public static class NormKernels
         }
         return ((float)sumDyXhat, (float)sumDy);
     }
+
+    /// <summary>Mean and sum of squared deviations of one plane (<see cref="LaneSum"/>: the same bits on any vector width).</summary>
+    public static (float Mean, float M2) PlaneMoments(ReadOnlySpan<float> x)
+    {
+        float mean = LaneSum.Sum(x) / x.Length;
+        return (mean, LaneSum.SumOfSquaredDeviations(x, mean));
+    }
+
+    /// <summary>
+    /// Mean and biased variance over planes of <paramref name="planeSize"/> values each, from their means and sums of
+    /// squared deviations, combined in order (Chan, Golub and LeVeque's pairwise update, in double).
+    /// </summary>
+    public static (double Mean, double Var) CombineMoments(ReadOnlySpan<double> means, ReadOnlySpan<double> m2s, int planeSize)
+    {
+        double mean = 0, m2 = 0, n = 0;
+        for (int i = 0; i < means.Length; i++)
+        {
+            double nb = planeSize, total = n + nb, delta = means[i] - mean;
+            mean += delta * nb / total;
+            m2 += m2s[i] + delta * delta * n * nb / total;
+            n = total;
+        }
+        return (mean, n > 0 ? m2 / n : 0);
+    }
+
+    /// <summary>y = min(max(x * scale + shift, low), high), with one FMA (batch norm folded with a following ReLU).</summary>
+    public static void AffineClamp(ReadOnlySpan<float> x, Span<float> y, float scale, float shift, float low, float high) =>
+        ElementwiseKernels.Map(x, y, new AffineClampOp(scale, shift, low, high));
+
+    /// <summary>
+    /// The gradient reaching a batch norm's output through a ReLU clamped to [0, cap] (from the ReLU's output y):
+    /// g[i] = dy[i] where 0 &lt; y[i] &lt; cap, else 0. Without a ReLU (cap NaN) g = dy.
+    /// </summary>
+    public static void MaskedGradient(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> g, float cap)
+    {
+        if (float.IsNaN(cap)) dy.CopyTo(g);
+        else ElementwiseKernels.Map(y, dy, g, new ReluGradOp(cap));
+    }
+
+    /// <summary>
+    /// The same through a max-pool after the ReLU: g is zero but at each window's winner (<paramref name="argmax"/>,
+    /// an index in the plane), which gets the pooled gradient where the pooled value is inside the ReLU's open range
+    /// (summed, in window order, where overlapping windows share a winner).
+    /// </summary>
+    public static void PooledMaskedGradient(ReadOnlySpan<float> pooled, ReadOnlySpan<float> pooledGrad, ReadOnlySpan<int> argmax, Span<float> g, float cap)
+    {
+        g.Clear();
+        bool relu = !float.IsNaN(cap);
+        for (int i = 0; i < pooled.Length; i++)
+            if (!relu || (pooled[i] > 0f && pooled[i] < cap)) g[argmax[i]] += pooledGrad[i];
+    }
+
+    /// <summary>dx = g * a + (x * b + c), two FMAs per value: batch norm's input gradient with per-channel coefficients.</summary>
+    public static void BatchNormInputGradient(ReadOnlySpan<float> g, ReadOnlySpan<float> x, Span<float> dx, float a, float b, float c) =>
+        ElementwiseKernels.Map(g, x, dx, new BatchNormGradOp(a, b, c));
+}
+
+/// <summary>y = min(max(fma(x, scale, shift), low), high).</summary>
+public readonly struct AffineClampOp(float scale, float shift, float low, float high) : IUnaryOperator
+{
+    public float Invoke(float x) => MathF.Min(MathF.Max(MathF.FusedMultiplyAdd(x, scale, shift), low), high);
+    public Vector256<float> Invoke(Vector256<float> x) =>
+        Vector256.Min(Vector256.Max(Vector256.FusedMultiplyAdd(x, Vector256.Create(scale), Vector256.Create(shift)), Vector256.Create(low)), Vector256.Create(high));
+}
+
+/// <summary>dx = fma(g, a, fma(x, b, c)).</summary>
+public readonly struct BatchNormGradOp(float a, float b, float c) : IBinaryOperator
+{
+    public float Invoke(float g, float x) => MathF.FusedMultiplyAdd(g, a, MathF.FusedMultiplyAdd(x, b, c));
+    public Vector256<float> Invoke(Vector256<float> g, Vector256<float> x) =>
+        Vector256.FusedMultiplyAdd(g, Vector256.Create(a), Vector256.FusedMultiplyAdd(x, Vector256.Create(b), Vector256.Create(c)));
 }

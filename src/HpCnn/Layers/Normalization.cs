@@ -105,6 +105,7 @@ public sealed class BatchNorm2D : Layer
     }
 
     public override long FlopsPerSample => 4L * InputShape.Size;
+    internal override bool CanFuseClamp => true;
     public override string Describe() => $"momentum {Momentum.ToString(CultureInfo.InvariantCulture)}";
     protected override void WriteSpecFields(Utf8JsonWriter w)
     {
@@ -112,67 +113,192 @@ public sealed class BatchNorm2D : Layer
         if (Momentum != 0.1f) w.WriteNumber("momentum", Momentum);
     }
 
-    // State: per channel the batch mean and 1/sqrt(var + eps) of the last training forward.
-    internal override long StateFloats(int batch, bool training) => training ? 2L * InputShape.C : 0;
+    // State. Training: per channel the batch mean, 1/sqrt(var + eps), and the folded scale and shift; then per channel and
+    // image two doubles (forward: the plane's mean and sum of squared deviations; backward: the plane's sums of g and g x).
+    // Inference: the folded scale and shift.
+    private int C => InputShape.C;
+    internal override long StateFloats(int batch, bool training) => training ? 4L * C + 4L * batch * C : 2L * C;
+
+    // Scratch per worker: one plane (the masked gradient, or the normalised plane before pooling), and its arg-max.
+    internal override long ScratchFloats(int batch, bool training) => 2L * InputShape.Plane + 32;
+
     internal override void Prepare(LayerRun run) => run.Jobs = new Job(this, run);
+
+    /// <summary>The folded per-channel scale (gamma / std) and shift (beta - mean scale) in the state.</summary>
+    private static Span<float> Scale(LayerRun run, int c) => run.Training ? run.State.Slice(2 * c, c) : run.State.Slice(0, c);
+    private static Span<float> Shift(LayerRun run, int c) => run.Training ? run.State.Slice(3 * c, c) : run.State.Slice(c, c);
+
+    /// <summary>Per channel and image doubles, channel-major (a channel's images contiguous): part 0 or 1.</summary>
+    private static Span<double> Partials(LayerRun run, int c, int part) =>
+        System.Runtime.InteropServices.MemoryMarshal.Cast<float, double>(run.State.Slice(4 * c, 4 * run.Capacity * c))
+            .Slice(part * run.Capacity * c, run.Capacity * c);
+
+    private int Groups(LayerRun run) => run.Batch >= 2 * run.Pool.ThreadCount ? 1 : Math.Min(C, 2 * run.Pool.ThreadCount);
 
     internal override void Forward(LayerRun run)
     {
         var job = (Job)run.Jobs!;
-        job.Backward = false;
-        run.Parallel(job, InputShape.C, (long)run.Batch * InputShape.Plane * 4);
+        int c = C, batch = run.Batch;
+        job.Groups = Groups(run);
+        long work = (long)InputShape.Size / job.Groups;
+        var scale = Scale(run, c);
+        var shift = Shift(run, c);
         if (run.Training)
         {
+            job.Phase = Phase.Moments;
+            run.Parallel(job, batch * job.Groups, work);
+            var means = Partials(run, c, 0);
+            var m2s = Partials(run, c, 1);
+            var state = run.State.Span;
+            int plane = InputShape.Plane;
+            long m = (long)batch * plane;
+            float mom = Momentum;
+            for (int ch = 0; ch < c; ch++)
+            {
+                var (mean, var) = NormKernels.CombineMoments(means.Slice(ch * run.Capacity, batch), m2s.Slice(ch * run.Capacity, batch), plane);
+                float invStd = (float)(1 / Math.Sqrt(var + Epsilon));
+                state[ch] = (float)mean;
+                state[c + ch] = invStd;
+                scale[ch] = _gamma!.Value[ch] * invStd;
+                shift[ch] = _beta!.Value[ch] - (float)mean * scale[ch];
+                double unbiased = m > 1 ? var * m / (m - 1) : var;
+                _runningMean!.Value[ch] = (1 - mom) * _runningMean.Value[ch] + mom * (float)mean;
+                _runningVar!.Value[ch] = (1 - mom) * _runningVar.Value[ch] + mom * (float)unbiased;
+            }
             _runningMean!.MarkChanged();
             _runningVar!.MarkChanged();
         }
+        else
+            for (int ch = 0; ch < c; ch++)
+            {
+                float inv = 1f / MathF.Sqrt(_runningVar!.Value[ch] + Epsilon);
+                scale[ch] = _gamma!.Value[ch] * inv;
+                shift[ch] = _beta!.Value[ch] - _runningMean!.Value[ch] * scale[ch];
+            }
+        job.Phase = Phase.Normalize;
+        run.Parallel(job, batch * job.Groups, work);
     }
 
     internal override void Backward(LayerRun run)
     {
         var job = (Job)run.Jobs!;
-        job.Backward = true;
-        run.Parallel(job, InputShape.C, (long)run.Batch * InputShape.Plane * 4);
+        int c = C, batch = run.Batch;
+        job.Groups = Groups(run);
+        long work = 2L * InputShape.Size / job.Groups;
+        job.Phase = Phase.GradientSums;
+        run.Parallel(job, batch * job.Groups, work);
+        var sums = Partials(run, c, 0);
+        var dots = Partials(run, c, 1);
+        var state = run.State.Span;
+        double m = (double)batch * InputShape.Plane;
+        var coef = job.Coefficients;
+        for (int ch = 0; ch < c; ch++)
+        {
+            double sumG = 0, sumGX = 0;
+            for (int n = 0; n < batch; n++) { sumG += sums[ch * run.Capacity + n]; sumGX += dots[ch * run.Capacity + n]; }
+            float mean = state[ch], inv = state[c + ch], gamma = _gamma!.Value[ch];
+            // sum(g xhat) = inv (sum(g x) - mean sum(g)); dx = a g + b x + c0 (see NormKernels.BatchNormBackward).
+            double sumGXhat = inv * (sumGX - mean * sumG);
+            if (run.NeedParamGrad)
+            {
+                _gamma.Grad[ch] = (float)sumGXhat;
+                _beta!.Grad[ch] = (float)sumG;
+            }
+            float a = gamma * inv;
+            float b = (float)(-gamma * inv * inv * sumGXhat / m);
+            coef[3 * ch] = a;
+            coef[3 * ch + 1] = b;
+            coef[3 * ch + 2] = (float)(-a * sumG / m - b * mean);
+        }
+        if (!run.NeedInputGrad) return;
+        job.Phase = Phase.InputGradient;
+        run.Parallel(job, batch * job.Groups, work);
     }
 
+    private enum Phase { Moments, Normalize, GradientSums, InputGradient }
+
+    /// <summary>
+    /// One image's planes of a range of channels, in one of the four phases. A following ReLU (the run's clamp) and 2x2
+    /// max-pool (the run's pool target) are done here: the normalised, clamped values go straight into the pool, and the
+    /// backward starts from the pooled gradient through the ReLU's mask; neither runs a pass of its own.
+    /// </summary>
     private sealed class Job(BatchNorm2D layer, LayerRun run) : ParallelJob
     {
-        public bool Backward;
+        public Phase Phase;
+        public int Groups = 1;
+        public readonly float[] Coefficients = new float[3 * layer.InputShape.C];
 
-        public override void Execute(int c, int worker)
+        public override void Execute(int item, int worker)
         {
-            int channels = layer.InputShape.C, plane = layer.InputShape.Plane, batch = run.Batch;
-            float gamma = layer._gamma!.Value[c], beta = layer._beta!.Value[c];
-            if (!run.Training)
+            int c = layer.C, plane = layer.InputShape.Plane, size = layer.InputShape.Size;
+            int n = item / Groups;
+            var (c0, c1) = LayerRun.Range(c, item % Groups, Groups);
+            var scratch = run.Scratch[worker].Span;
+            var scale = Scale(run, c);
+            var shift = Shift(run, c);
+            bool relu = !float.IsNegativeInfinity(run.FusedLow);
+            float cap = relu ? run.FusedHigh : float.NaN;
+            var pool = run.PoolTarget;
+            var gradPool = run.PooledGradientSource;
+            for (int ch = c0; ch < c1; ch++)
             {
-                float inv = 1f / MathF.Sqrt(layer._runningVar!.Value[c] + layer.Epsilon);
-                NormKernels.ChannelAffine(run.Input.Span, run.Output.Span, batch, channels, plane, c, layer._runningMean!.Value[c], inv, gamma, beta);
-                return;
-            }
-            var state = run.State.Span;
-            if (!Backward)
-            {
-                var (mean, var) = NormKernels.ChannelStats(run.Input.Span, batch, channels, plane, c);
-                float invStd = (float)(1 / Math.Sqrt(var + layer.Epsilon));
-                state[c] = (float)mean;
-                state[channels + c] = invStd;
-                NormKernels.ChannelAffine(run.Input.Span, run.Output.Span, batch, channels, plane, c, (float)mean, invStd, gamma, beta);
-                long m = (long)batch * plane;
-                double unbiased = m > 1 ? var * m / (m - 1) : var;
-                float mom = layer.Momentum;
-                layer._runningMean!.Value[c] = (1 - mom) * layer._runningMean.Value[c] + mom * (float)mean;
-                layer._runningVar!.Value[c] = (1 - mom) * layer._runningVar.Value[c] + mom * (float)unbiased;
-            }
-            else
-            {
-                var (dGamma, dBeta) = NormKernels.BatchNormBackward(run.Input.Span, run.OutGrad.Span, run.InGrad.Span, batch, channels, plane, c,
-                    state[c], state[channels + c], gamma, run.NeedInputGrad);
-                if (run.NeedParamGrad)
+                int o = n * size + ch * plane;
+                var x = run.Input.Slice(o, plane);
+                switch (Phase)
                 {
-                    layer._gamma.Grad[c] = dGamma;
-                    layer._beta!.Grad[c] = dBeta;
+                    case Phase.Moments:
+                        {
+                            var (mean, m2) = NormKernels.PlaneMoments(x);
+                            Partials(run, c, 0)[ch * run.Capacity + n] = mean;
+                            Partials(run, c, 1)[ch * run.Capacity + n] = m2;
+                            break;
+                        }
+                    case Phase.Normalize:
+                        if (pool is null)
+                        {
+                            NormKernels.AffineClamp(x, run.Output.Slice(o, plane), scale[ch], shift[ch], run.FusedLow, run.FusedHigh);
+                            break;
+                        }
+                        {
+                            // Normalised plane in scratch, then the pool's 2x2 windows into its output (and arg-max in training).
+                            var y = scratch.Slice(0, plane);
+                            NormKernels.AffineClamp(x, y, scale[ch], shift[ch], run.FusedLow, run.FusedHigh);
+                            var ps = ((MaxPool2D)pool.Layer).Shape;
+                            int pp = ps.OutPlane, po = n * pool.Layer.OutputShape.Size + ch * pp;
+                            PoolKernels.MaxForward(new Pool2dShape(1, ps.InH, ps.InW, ps.KH, ps.KW, ps.StrideH, ps.StrideW), y,
+                                pool.Output.Slice(po, pp), pool.Training ? pool.State.AsInts().Slice(po, pp) : default, 0, 1);
+                            break;
+                        }
+                    case Phase.GradientSums:
+                        {
+                            var g = Gradient(n, ch, o, plane, scratch, cap, gradPool);
+                            Partials(run, c, 0)[ch * run.Capacity + n] = LaneSum.Sum(g);
+                            Partials(run, c, 1)[ch * run.Capacity + n] = LaneSum.Dot(g, x);
+                            break;
+                        }
+                    case Phase.InputGradient:
+                        {
+                            var g = Gradient(n, ch, o, plane, scratch, cap, gradPool);
+                            NormKernels.BatchNormInputGradient(g, x, run.InGrad.Slice(o, plane), Coefficients[3 * ch], Coefficients[3 * ch + 1], Coefficients[3 * ch + 2]);
+                            break;
+                        }
                 }
             }
+        }
+
+        /// <summary>The gradient at this layer's output for plane (n, ch): through the fused ReLU's mask, and from the fused pool's gradient.</summary>
+        private ReadOnlySpan<float> Gradient(int n, int ch, int o, int plane, Span<float> scratch, float cap, LayerRun? gradPool)
+        {
+            var g = scratch.Slice(0, plane);
+            if (gradPool is not null)
+            {
+                int pp = gradPool.Layer.OutputShape.Plane, po = n * gradPool.Layer.OutputShape.Size + ch * pp;
+                NormKernels.PooledMaskedGradient(gradPool.Output.Slice(po, pp), gradPool.OutGrad.Slice(po, pp), gradPool.State.AsInts().Slice(po, pp), g, cap);
+                return g;
+            }
+            if (float.IsNaN(cap)) return run.OutGrad.Slice(o, plane);
+            NormKernels.MaskedGradient(run.Output.Slice(o, plane), run.OutGrad.Slice(o, plane), g, cap);
+            return g;
         }
     }
 }

@@ -77,6 +77,26 @@ internal sealed class ExecutionPlan
                     Runs[i + 2].BackwardAbsorbed = true;
                 }
 
+        // Batch norm -> fused ReLU (-> max-pool): the batch norm's normalising pass also clamps (and pools, writing the pool's
+        // output and arg-max), and its backward starts from the ReLU's output gradient through the ReLU's mask (from the
+        // pooled gradient and arg-max): neither the ReLU nor the pool runs a pass of its own.
+        if (fuse)
+            for (int i = 0; i + 1 < n; i++)
+                if (layers[i] is BatchNorm2D && Runs[i + 1].ForwardFused && layers[i + 1] is ReLU)
+                {
+                    if (training) Runs[i + 1].BackwardFused = true;
+                    if (i + 2 < n && layers[i + 2] is MaxPool2D)
+                    {
+                        Runs[i].PoolTarget = Runs[i + 2];
+                        Runs[i + 2].ForwardByPrevious = true;
+                        if (training)
+                        {
+                            Runs[i].PooledGradientSource = Runs[i + 2];
+                            Runs[i + 2].BackwardAbsorbed = true;
+                        }
+                    }
+                }
+
         // Which backward work is needed: parameter gradients of trainable, unfrozen layers; input gradients
         // of any layer with such a layer before it.
         bool anyTrainableBefore = training && inputGradient;

@@ -1,3 +1,4 @@
+using HpCnn.Training;
 using HpCnn.Kernels;
 using HpCnn.Layers;
 using static HpCnn.Tests.Layers.GradientCheck;
@@ -262,6 +263,40 @@ public class LayerGradientTests
             .Add(new BatchNorm2D())
             .Add(new Tanh());
         AssertMatch(Objective(model, 3, RandomInput(model, 3, 22), eps: 3e-3));
+    }
+
+    [Test]
+    public void BatchNorm2D_FusedWithCappedReLUAndMaxPool()
+    {
+        // Batch norm -> ReLU -> max-pool run as one pass (and one backward): checked through the fused plan.
+        var model = new Sequential(new Shape3(2, 4, 4), seed: 34)
+            .Add(new Conv2D(2, 3, padding: Padding.Same, bias: false)) // a bias before batch norm cancels out
+            .Add(new BatchNorm2D())
+            .Add(new ReLU(cap: 1.2f))
+            .Add(new MaxPool2D(2))
+            .Add(new Flatten())
+            .Add(new Dense(3));
+        var plan = new ExecutionPlan(model, 2, training: true, fuse: true);
+        Assert.That(plan.Runs[1].PoolTarget, Is.SameAs(plan.Runs[3]), "the batch norm pools");
+        Assert.That(plan.Runs[1].PooledGradientSource, Is.SameAs(plan.Runs[3]), "the batch norm's backward starts from the pool's gradient");
+        var x = InputClearOfKinks(model, 2, new Random(35), -1, 1, 0.004, (1, 1.2f));
+        AssertMatch(Objective(model, 2, x, eps: 5e-4));
+    }
+
+    [Test]
+    public void BatchNorm2D_FusedWithReLUBeforeAConvolution()
+    {
+        var model = new Sequential(new Shape3(3, 4, 4), seed: 36)
+            .Add(new Conv2D(2, 3, padding: Padding.Same, bias: false))
+            .Add(new BatchNorm2D())
+            .Add(new ReLU())
+            .Add(new Conv2D(2, 3))
+            .Add(new Flatten())
+            .Add(new Dense(2));
+        var plan = new ExecutionPlan(model, 2, training: true, fuse: true);
+        Assert.That(plan.Runs[2].ForwardFused && plan.Runs[2].BackwardFused, "the ReLU runs inside the batch norm");
+        var x = InputClearOfKinks(model, 2, new Random(37), -1, 1, 0.004, (1, float.PositiveInfinity));
+        AssertMatch(Objective(model, 2, x, eps: 5e-4));
     }
 
     // ------------------------------------------------------------------ structural
