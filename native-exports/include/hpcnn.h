@@ -35,7 +35,7 @@
 extern "C" {
 #endif
 
-#define HPCNN_ABI_VERSION 2
+#define HPCNN_ABI_VERSION 3
 
 typedef enum hpcnn_status {
     HPCNN_OK = 0,
@@ -110,7 +110,8 @@ hpcnn_status hpcnn_model_from_spec(const char* json, hpcnn_model** out);
 
 /* Loads a model file written by hpcnn_model_save (or the hpcnn command). Weights, optimizer state and epochs
    trained are restored, so training can resume. Errors: IO_ERROR (missing/unreadable), INVALID_FILE (corrupt,
-   truncated, wrong version, checksum mismatch, hostile sizes). */
+   truncated, wrong version, checksum mismatch, hostile sizes, a forward pass above the compute budget: see
+   hpcnn_model_load_with_budget). */
 hpcnn_status hpcnn_model_load(const char* path, hpcnn_model** out);
 
 /* Saves the model atomically (a temporary file renamed over path). Errors: IO_ERROR, INVALID_ARGUMENT. */
@@ -279,7 +280,8 @@ hpcnn_status hpcnn_fit_options_set_callbacks(hpcnn_fit_options* options, hpcnn_e
 
 /* Trains the model (compile it first). options may be NULL (defaults). *out_epochs (may be NULL) receives the
    epochs completed; a callback asking to stop is not an error. Errors: INVALID_STATE (not compiled),
-   INVALID_ARGUMENT (data does not fit the model, labels out of range), NUMERIC_ERROR (loss diverged). */
+   INVALID_ARGUMENT (data does not fit the model, labels out of range, NaN or infinity in the data), NUMERIC_ERROR (loss
+   or weights diverged; with checkpoints on, the last good checkpoint is kept and named in the message). */
 hpcnn_status hpcnn_fit(hpcnn_model* model, hpcnn_dataset* train, const hpcnn_fit_options* options, int32_t* out_epochs);
 
 /* Mean loss and accuracy on a dataset (inference mode). batch_size <= 0 means 256. Thread-safe. */
@@ -287,6 +289,52 @@ hpcnn_status hpcnn_evaluate(hpcnn_model* model, hpcnn_dataset* data, int32_t bat
 
 /* One training step on a batch from caller memory: n images and n labels. *out_loss (may be NULL) gets the loss. */
 hpcnn_status hpcnn_train_batch(hpcnn_model* model, const float* images, const int32_t* labels, int64_t n, double* out_loss);
+
+/* ---------------------------------------------------------------- checkpoints, data checks, compute budget (ABI 3) */
+
+/* Crash-safe checkpoints during hpcnn_fit, into `directory` (created if needed; NULL turns checkpoints off): one at
+   every epoch end, one when a callback stops training mid-epoch, one every `every_batches` batches (0: none) and one
+   whenever `every_seconds` have passed since the last (<= 0: none). A checkpoint is a model file
+   (docs/model-format.md) that also holds the whole training state (optimizer state and step count, schedule
+   position, shuffling generator, the epoch's data order and position, early-stopping state, metrics so far),
+   written atomically (temporary file, fsync, rename, fsync of the folder) as checkpoint-NNNNNNNN.hpcnn; the two
+   newest are kept. hpcnn_model_load reads one as a model. Errors: INVALID_ARGUMENT (negative every_batches). */
+hpcnn_status hpcnn_fit_options_set_checkpoint(hpcnn_fit_options* options, const char* directory, int32_t every_batches,
+                                              double every_seconds);
+/* resume != 0: hpcnn_fit continues from the newest good checkpoint in the checkpoint directory (a damaged one is
+   renamed *.corrupt, reported through the message callback, and the one before it used; with none there, training
+   starts from the beginning). The model must have the checkpoint's architecture and optimizer (build it the same way,
+   or take hpcnn_checkpoint_load's); its weights, optimizer state and epochs trained are replaced by the checkpoint's,
+   and the fit ends with the bytes an uninterrupted fit would have. hpcnn_fit then fails with INVALID_ARGUMENT if the
+   batch size, shuffle, seed or data differ from the run's. *out_epochs counts the restored epochs too. */
+hpcnn_status hpcnn_fit_options_set_resume(hpcnn_fit_options* options, int32_t resume);
+/* check != 0 (the default): before training, hpcnn_fit refuses training or validation data holding NaN or infinity
+   with INVALID_ARGUMENT naming the first bad sample (one pass over the data; without it a bad value only shows up
+   as a diverged loss). Labels outside the model's classes are always refused. */
+hpcnn_status hpcnn_fit_options_set_check_data(hpcnn_fit_options* options, int32_t check);
+/* Called with notices about checkpoints (a damaged one skipped, where a resume starts); message is valid during the
+   call only. Without a callback they go to standard error. */
+typedef void (*hpcnn_message_callback)(void* user, const char* message);
+hpcnn_status hpcnn_fit_options_set_message_callback(hpcnn_fit_options* options, hpcnn_message_callback on_message, void* user);
+/* The history of the last hpcnn_fit that returned with these options, as JSON: {"epochs": [{"epoch", "train_loss",
+   "train_accuracy", "val_loss", "val_accuracy", "seconds", "samples_per_second", "learning_rate"}, ...],
+   "resumed_epochs": N (the first N came from the checkpoint), "resumed_from", "stop_reason", "restored_epoch",
+   "last_checkpoint", "checkpoints_written"} (null where none). *out_json is freed with hpcnn_free.
+   Errors: INVALID_STATE (no fit returned yet). */
+hpcnn_status hpcnn_fit_options_history_json(hpcnn_fit_options* options, char** out_json);
+/* The model of the newest good checkpoint in directory (weights, optimizer state, epochs trained), to continue with
+   hpcnn_fit_options_set_resume or to use as it is. Errors: IO_ERROR (no checkpoint there), INVALID_FILE (none usable). */
+hpcnn_status hpcnn_checkpoint_load(const char* directory, hpcnn_model** out);
+
+/* Model files and JSON specs are untrusted input: hpcnn_model_load and hpcnn_model_from_spec refuse a network whose
+   forward pass costs more than a budget of FLOPs per image (computed from the layer shapes before any weight is
+   read), with INVALID_FILE and a message naming the layer and the cost. The default budget (10 GFLOP per image) is
+   what this returns; real small CNNs cost well under 1 GFLOP. */
+int64_t hpcnn_default_max_flops_per_image(void);
+/* hpcnn_model_load / hpcnn_model_from_spec with another budget (0: the default). Errors: as those, and
+   INVALID_ARGUMENT (negative budget). */
+hpcnn_status hpcnn_model_load_with_budget(const char* path, int64_t max_flops_per_image, hpcnn_model** out);
+hpcnn_status hpcnn_model_from_spec_with_budget(const char* json, int64_t max_flops_per_image, hpcnn_model** out);
 
 #ifdef __cplusplus
 }

@@ -146,4 +146,12 @@ internal sealed class NativeFitOptions
     public double ValidationSplit;
     public HpCnn.Training.EarlyStopping? EarlyStopping;
     public nint OnEpoch, OnBatch, User;
+    public string? CheckpointDirectory;
+    public int CheckpointEveryBatches;
+    public TimeSpan? CheckpointInterval;
+    public bool Resume;
+    public bool CheckData = true;
+    public nint OnMessage, MessageUser;
+    /// <summary>What the last hpcnn_fit with these options returned (hpcnn_fit_options_history_json).</summary>
+    public HpCnn.Training.TrainingHistory? LastHistory;
 }

@@ -139,7 +139,23 @@ public static unsafe partial class Exports
                 ValidationSplit = o.ValidationSplit,
                 EarlyStopping = o.EarlyStopping,
                 Cancellation = cts.Token,
+                CheckpointDirectory = o.CheckpointDirectory,
+                CheckpointEveryBatches = o.CheckpointEveryBatches,
+                CheckpointInterval = o.CheckpointInterval,
+                Resume = o.Resume,
+                CheckData = o.CheckData,
             };
+            if (o.OnMessage != 0)
+            {
+                var cb = (delegate* unmanaged<nint, byte*, void>)o.OnMessage;
+                nint user = o.MessageUser;
+                fit.OnMessage = text =>
+                {
+                    nint p = Utf8.Alloc(text);
+                    try { cb(user, (byte*)p); }
+                    finally { NativeMemory.Free((void*)p); }
+                };
+            }
             if (o.OnEpoch != 0)
             {
                 var cb = (delegate* unmanaged<nint, int, int, double, double, double, double, double, double, int>)o.OnEpoch;
@@ -158,7 +174,9 @@ public static unsafe partial class Exports
                 nint user = o.User;
                 fit.OnBatchEnd = p => cb(user, p.Epoch, p.Epochs, p.Batch, p.Batches, p.RunningLoss, p.RunningAccuracy) == 0;
             }
+            o.LastHistory = null;
             var history = m.Fit(data, fit);
+            o.LastHistory = history;
             if (epochsOut != null) *epochsOut = history.Epochs.Count;
             return Status.Ok;
         }

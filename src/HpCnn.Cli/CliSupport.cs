@@ -2,6 +2,7 @@ using System.CommandLine;
 using HpCnn.Data;
 using HpCnn.IO;
 using HpCnn.Presets;
+using HpCnn.Training;
 using Spectre.Console;
 
 namespace HpCnn.Cli;
@@ -59,11 +60,32 @@ internal static class Shared
         }
     }
 
+    /// <summary>--max-gflops: the compute budget for model and spec files (every command; the root command holds it).</summary>
+    public static readonly Option<double?> MaxGflops = new("--max-gflops")
+    {
+        Description = $"Refuse a model or spec file whose forward pass costs more than this many GFLOP per image (default {ComputeBudget.DefaultFlopsPerImage / 1e9:0}; raise it for a large network you trust)",
+        HelpName = "X",
+        Recursive = true,
+    };
+
+    /// <summary>The compute budget in FLOPs per image from --max-gflops (the default without it).</summary>
+    public static long MaxFlopsPerImage { get; private set; } = ComputeBudget.DefaultFlopsPerImage;
+
+    public static void ApplyMaxGflops(double? gflops)
+    {
+        if (gflops is not double g) return;
+        if (!(g > 0) || g > 1e9) throw new CliException($"--max-gflops must be a positive number of GFLOP per image, got {g}", ExitCodes.Usage);
+        MaxFlopsPerImage = (long)Math.Min(g * 1e9, long.MaxValue / 2);
+    }
+
     /// <summary>Loads a model file with a message for the usual failures.</summary>
     public static LoadedModel LoadModel(string path)
     {
+        if (Directory.Exists(path))
+            throw new CliException($"{path} is a directory, not a model file" +
+                (Checkpoint.List(path).Count > 0 ? $" (it holds training checkpoints: continue with `hpcnn train --resume {path}`, or give one of its checkpoint-*.hpcnn files)" : ""));
         if (!File.Exists(path)) throw new CliException($"model file not found: {path} (train one with `hpcnn train --net reference --out {path}`)");
-        return ModelFile.Load(path);
+        return ModelFile.Load(path, MaxFlopsPerImage);
     }
 
     /// <summary>Applies a model's saved preprocessing (class subset, standardisation) to raw data (a copy).</summary>
@@ -73,6 +95,10 @@ internal static class Shared
         meta.Standardization?.Apply(d);
         return d;
     }
+
+    /// <summary>The data recipe of --net NAME|FILE (a preset's own; a spec file: all classes, global standardisation).</summary>
+    public static DataRecipe RecipeFor(string net) =>
+        NetworkPresets.All.FirstOrDefault(p => p.Name == net)?.Data ?? new DataRecipe(null, null, StandardizeMode.Global);
 
     /// <summary>A network preset by name, or a spec file: returns the model and its data recipe.</summary>
     public static (Sequential Model, DataRecipe Recipe, int Epochs, int BatchSize, string Name) ResolveNetwork(string net, ulong seed)
@@ -87,7 +113,7 @@ internal static class Shared
         NetworkDefinition def;
         try
         {
-            def = NetworkSpec.Load(net);
+            def = NetworkSpec.Load(net, MaxFlopsPerImage);
         }
         catch (FormatException e)
         {
@@ -100,7 +126,7 @@ internal static class Shared
             model.Compile(loss, new Training.Sgd(0.01f, momentum: 0.9f));
         }
         // With seed given on the command line, rebuild with it unless the spec fixes its own.
-        return (model, new DataRecipe(null, null, StandardizeMode.Global), def.Epochs ?? 3, def.BatchSize ?? 64, Path.GetFileName(net));
+        return (model, RecipeFor(net), def.Epochs ?? 3, def.BatchSize ?? 64, Path.GetFileName(net));
     }
 
     public static int[]? ParseClasses(string? text)

@@ -17,6 +17,8 @@ internal sealed class ModelMetadata
     public List<string> ClassNames { get; set; } = [];
     public Standardization? Standardization { get; set; }
     public List<EpochMetrics> History { get; set; } = [];
+    /// <summary>The settings of `hpcnn train` (in checkpoints, so that --resume repeats them); null in saved models.</summary>
+    public TrainCommand.Args? TrainArgs { get; set; }
 
     public string ToJson()
     {
@@ -50,6 +52,27 @@ internal sealed class ModelMetadata
             w.WriteStartArray("history");
             foreach (var e in History) MetricsJson.WriteEpoch(w, e);
             w.WriteEndArray();
+            if (TrainArgs is { } a)
+            {
+                w.WriteStartObject("train_args");
+                if (a.Net is not null) w.WriteString("net", a.Net);
+                if (a.Epochs is int ep) w.WriteNumber("epochs", ep);
+                if (a.BatchSize is int bs) w.WriteNumber("batch_size", bs);
+                if (a.Lr is float lr) w.WriteNumber("lr", lr);
+                if (a.Seed is ulong sd) w.WriteNumber("seed", sd);
+                if (a.MetricsJson is not null) w.WriteString("metrics_json", Path.GetFullPath(a.MetricsJson));
+                if (a.Out is not null) w.WriteString("out", Path.GetFullPath(a.Out));
+                if (a.Limit is int lim) w.WriteNumber("limit", lim);
+                if (a.Classes is not null)
+                {
+                    w.WriteStartArray("classes");
+                    foreach (int c in a.Classes) w.WriteNumberValue(c);
+                    w.WriteEndArray();
+                }
+                if (a.DataDir is not null) w.WriteString("data_dir", Path.GetFullPath(a.DataDir));
+                if (a.CheckpointEvery is not null) w.WriteString("checkpoint_every", a.CheckpointEvery);
+                w.WriteEndObject();
+            }
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(ms.ToArray());
@@ -74,6 +97,17 @@ internal sealed class ModelMetadata
         }
         if (r.TryGetProperty("history", out var h) && h.ValueKind == JsonValueKind.Array)
             m.History = h.EnumerateArray().Select(MetricsJson.ReadEpoch).ToList();
+        if (r.TryGetProperty("train_args", out var t) && t.ValueKind == JsonValueKind.Object)
+        {
+            string? S(string n) => t.TryGetProperty(n, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+            int? I(string n) => t.TryGetProperty(n, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt32() : null;
+            m.TrainArgs = new TrainCommand.Args(S("net"), I("epochs"), I("batch_size"),
+                t.TryGetProperty("lr", out var lr) && lr.ValueKind == JsonValueKind.Number ? lr.GetSingle() : null,
+                t.TryGetProperty("seed", out var sd) && sd.ValueKind == JsonValueKind.Number ? sd.GetUInt64() : null,
+                S("metrics_json"), S("out"), false, I("limit"),
+                t.TryGetProperty("classes", out var cl) && cl.ValueKind == JsonValueKind.Array ? cl.EnumerateArray().Select(e => e.GetInt32()).ToArray() : null,
+                S("data_dir"), null, null, S("checkpoint_every"), false);
+        }
         return m;
     }
 

@@ -10,6 +10,7 @@ var root = new RootCommand("hpcnn: train, evaluate, inspect and visualise small 
     InspectCommand.Create(),
     VisualizeCommand.Create(),
     BenchCommand.Create(),
+    Shared.MaxGflops,
 };
 // Redirected output (logs, pipes, tests) gets wide tables instead of Spectre's 80-column default.
 if (Console.IsOutputRedirected)
@@ -23,6 +24,7 @@ if (parse.Errors.Count > 0)
 }
 try
 {
+    Shared.ApplyMaxGflops(parse.GetValue(Shared.MaxGflops));
     return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
 }
 catch (CliException e)

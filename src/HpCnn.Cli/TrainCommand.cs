@@ -14,45 +14,121 @@ internal static class TrainCommand
 {
     public static Command Create()
     {
-        var net = new Option<string>("--net") { Description = "Network: a preset (reference, seed-binary, seed-mse, deep) or a JSON spec file", HelpName = "NAME|FILE", Required = true };
+        var net = new Option<string?>("--net") { Description = "Network: a preset (reference, seed-binary, seed-mse, deep) or a JSON spec file", HelpName = "NAME|FILE" };
         var epochs = new Option<int?>("--epochs") { Description = "Epochs (default: the preset's)", HelpName = "N" };
         var batch = new Option<int?>("--batch-size") { Description = "Mini-batch size (default: the preset's; 1 = per-sample SGD)", HelpName = "N" };
         var lr = new Option<float?>("--lr") { Description = "Learning rate (default: the preset's)", HelpName = "X" };
-        var seed = new Option<ulong>("--seed") { Description = "Seed of the initial weights and the shuffling", DefaultValueFactory = _ => 42, HelpName = "N" };
+        var seed = new Option<ulong?>("--seed") { Description = "Seed of the initial weights and the shuffling (default 42)", HelpName = "N" };
         var metrics = new Option<string?>("--metrics-json") { Description = "Write per-epoch metrics to this JSON file", HelpName = "FILE" };
         var output = new Option<string?>("--out") { Description = "Save the trained model (and its initial weights) to this file", HelpName = "MODEL" };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "No progress display; print only the final result" };
         var limit = new Option<int?>("--limit") { Description = "Use only the first N training images of the task (quick runs)", HelpName = "N" };
         var classes = new Option<string?>("--classes") { Description = "Train on these classes only, e.g. 1,3 (relabelled 0..k-1)", HelpName = "LIST" };
+        var checkpointDir = new Option<string?>("--checkpoint-dir")
+        {
+            Description = "Write crash-safe checkpoints here (at every epoch end, on Ctrl+C and per --checkpoint-every; the two newest are kept)",
+            HelpName = "DIR",
+        };
+        var checkpointEvery = new Option<string?>("--checkpoint-every")
+        {
+            Description = $"How often to checkpoint besides epoch ends: N batches (200) or a time (30s, 5m, 1h); default {DefaultCheckpointEvery}",
+            HelpName = "N|TIME",
+        };
+        var resume = new Option<string?>("--resume")
+        {
+            Description = "Continue the run whose checkpoints are in DIR (its network, data and options come from the checkpoint)",
+            HelpName = "DIR",
+        };
+        var noCheckData = new Option<bool>("--no-check-data") { Description = "Skip the check for NaN or infinite input values before training" };
         var dataDir = Shared.DataDir();
         var threads = Shared.Threads();
         var cmd = new Command("train", "Train a network on Fashion-MNIST")
         {
-            net, epochs, batch, lr, seed, metrics, output, quiet, limit, classes, dataDir, threads,
+            net, epochs, batch, lr, seed, metrics, output, quiet, limit, classes, checkpointDir, checkpointEvery, resume, noCheckData, dataDir, threads,
         };
-        cmd.SetAction(r => Run(new Args(r.GetValue(net)!, r.GetValue(epochs), r.GetValue(batch), r.GetValue(lr), r.GetValue(seed),
+        cmd.SetAction(r => Run(new Args(r.GetValue(net), r.GetValue(epochs), r.GetValue(batch), r.GetValue(lr), r.GetValue(seed),
             r.GetValue(metrics), r.GetValue(output), r.GetValue(quiet), r.GetValue(limit), Shared.ParseClasses(r.GetValue(classes)),
-            r.GetValue(dataDir), r.GetValue(threads))));
+            r.GetValue(dataDir), r.GetValue(threads), r.GetValue(checkpointDir), r.GetValue(checkpointEvery), r.GetValue(noCheckData)), r.GetValue(resume)));
         return cmd;
     }
 
-    private sealed record Args(string Net, int? Epochs, int? BatchSize, float? Lr, ulong Seed, string? MetricsJson, string? Out,
-        bool Quiet, int? Limit, int[]? Classes, string? DataDir, int? Threads);
+    private const string DefaultCheckpointEvery = "5m";
 
-    private static int Run(Args a)
+    /// <summary>The command's settings; kept in checkpoints (<see cref="ModelMetadata.TrainArgs"/>) so --resume repeats them.</summary>
+    internal sealed record Args(string? Net, int? Epochs, int? BatchSize, float? Lr, ulong? Seed, string? MetricsJson, string? Out,
+        bool Quiet, int? Limit, int[]? Classes, string? DataDir, int? Threads, string? CheckpointDir, string? CheckpointEvery, bool NoCheckData);
+
+    /// <summary>"200" is batches; "30s", "5m", "1.5h" a time.</summary>
+    internal static (int Batches, TimeSpan? Interval) ParseCheckpointEvery(string text)
     {
-        Shared.ApplyThreads(a.Threads);
+        string t = text.Trim();
+        if (int.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n > 0) return (n, null);
+        if (t.Length > 1 && "smh".Contains(t[^1]) && double.TryParse(t[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && v > 0 && v < 1e6)
+            return (0, t[^1] switch { 's' => TimeSpan.FromSeconds(v), 'm' => TimeSpan.FromMinutes(v), _ => TimeSpan.FromHours(v) });
+        throw new CliException($"--checkpoint-every takes a number of batches (e.g. 200) or a time (30s, 5m, 1h), got '{text}'", ExitCodes.Usage);
+    }
+
+    private static int Run(Args given, string? resumeDir)
+    {
+        Shared.ApplyThreads(given.Threads);
+        var a = given;
+        Checkpoint? resumed = null;
+        if (resumeDir is not null)
+        {
+            if (given with { Quiet = false, Threads = null, DataDir = null, NoCheckData = false } != new Args(null, null, null, null, null, null, null, false, null, null, null, null, null, null, false))
+                throw new CliException("--resume continues a run with the settings it was started with (they are in the checkpoint); only --threads, --quiet, --data-dir and --no-check-data may be given with it", ExitCodes.Usage);
+            try
+            {
+                resumed = Checkpoint.Load(resumeDir, m => Console.Error.WriteLine($"hpcnn: {m}"), Shared.MaxFlopsPerImage);
+            }
+            catch (FileNotFoundException e)
+            {
+                throw new CliException($"--resume: {e.Message}");
+            }
+            var saved = ModelMetadata.FromModel(resumed.Model).TrainArgs
+                ?? throw new CliException($"--resume: {resumed.FilePath} was not written by `hpcnn train` (it has no command settings); resume it from code with FitOptions.Resume");
+            a = saved with { Quiet = given.Quiet, Threads = given.Threads, DataDir = given.DataDir ?? saved.DataDir, NoCheckData = given.NoCheckData, CheckpointDir = resumeDir };
+        }
+        else if (a.Net is null)
+        {
+            throw new CliException("give --net NAME|FILE (or --resume DIR to continue a checkpointed run)", ExitCodes.Usage);
+        }
         if (a.Epochs is < 1) throw new CliException($"--epochs must be at least 1, got {a.Epochs}", ExitCodes.Usage);
         if (a.BatchSize is < 1) throw new CliException($"--batch-size must be at least 1, got {a.BatchSize}", ExitCodes.Usage);
         if (a.Lr is float l && !(l > 0)) throw new CliException($"--lr must be positive, got {l}", ExitCodes.Usage);
         if (a.Limit is < 1) throw new CliException($"--limit must be at least 1, got {a.Limit}", ExitCodes.Usage);
         if (a.Out is { } o && Path.GetDirectoryName(Path.GetFullPath(o)) is { } od && !Directory.Exists(od))
             throw new CliException($"--out: folder {od} does not exist", ExitCodes.Usage);
+        if (a.CheckpointEvery is not null && a.CheckpointDir is null) throw new CliException("--checkpoint-every needs --checkpoint-dir DIR", ExitCodes.Usage);
+        if (a.CheckpointDir is { } cd && File.Exists(cd)) throw new CliException($"--checkpoint-dir {cd} is a file, not a folder", ExitCodes.Usage);
+        var (everyBatches, everyInterval) = a.CheckpointDir is null ? (0, null) : ParseCheckpointEvery(a.CheckpointEvery ?? DefaultCheckpointEvery);
+        ulong seedValue = a.Seed ?? 42;
 
-        var (model, recipe, defEpochs, defBatch, name) = Shared.ResolveNetwork(a.Net, a.Seed);
+        Sequential model;
+        DataRecipe recipe;
+        int epochs, batch;
+        string name;
+        float[][] initial;
+        if (resumed is not null)
+        {
+            model = resumed.Model;
+            recipe = Shared.RecipeFor(a.Net!);
+            epochs = resumed.EpochsRequested;
+            batch = resumed.BatchSize;
+            name = ModelMetadata.FromModel(model).Network ?? a.Net!;
+            // The weights before training come from the seed: the checkpoint's architecture built afresh.
+            initial = NetworkSpec.Parse(NetworkSpec.ToJson(model), maxFlopsPerImage: long.MaxValue).Model.CopyParameterValues();
+        }
+        else
+        {
+            int defEpochs, defBatch;
+            (model, recipe, defEpochs, defBatch, name) = Shared.ResolveNetwork(a.Net!, seedValue);
+            if (a.Lr is float lr) model.Optimizer!.LearningRate = lr;
+            epochs = a.Epochs ?? defEpochs;
+            batch = a.BatchSize ?? defBatch;
+            initial = model.CopyParameterValues();
+        }
         if (a.Classes is not null) recipe = recipe with { Classes = a.Classes };
-        if (a.Lr is float lr) model.Optimizer!.LearningRate = lr;
-        int epochs = a.Epochs ?? defEpochs, batch = a.BatchSize ?? defBatch;
 
         var (rawTrain, rawTest) = Shared.LoadFashionMnist(a.DataDir);
         if (model.InputShape != rawTrain.Shape)
@@ -69,8 +145,11 @@ internal static class TrainCommand
             Classes = data.Classes,
             ClassNames = Enumerable.Range(0, data.Train.ClassCount).Select(data.Train.ClassName).ToList(),
             Standardization = data.Standardization,
+            TrainArgs = a with { Quiet = false, Threads = null, NoCheckData = false, Epochs = epochs, BatchSize = batch, Seed = seedValue },
         };
-        var initial = model.CopyParameterValues();
+        var history = new List<EpochMetrics>(resumed?.History ?? []);
+        meta.History.AddRange(history);
+        model.Metadata = meta.ToJson(); // checkpoints carry it: --resume reads the settings back
 
         bool interactive = !a.Quiet && AnsiConsole.Profile.Capabilities.Interactive;
         if (!a.Quiet)
@@ -88,7 +167,6 @@ internal static class TrainCommand
             cts.Cancel();
         };
         Console.CancelKeyPress += onCancel;
-        var history = new List<EpochMetrics>();
         TrainingHistory result;
         try
         {
@@ -97,13 +175,20 @@ internal static class TrainCommand
                 Epochs = epochs,
                 BatchSize = batch,
                 Validation = data.Validation,
-                Seed = a.Seed,
+                Seed = seedValue,
                 Cancellation = cts.Token,
+                CheckpointDirectory = a.CheckpointDir,
+                CheckpointEveryBatches = everyBatches,
+                CheckpointInterval = everyInterval,
+                Resume = resumed is not null,
+                CheckData = !a.NoCheckData,
+                OnMessage = m => Console.Error.WriteLine($"hpcnn: {m}"),
             };
             fit.OnEpochEnd = m =>
             {
                 history.Add(m);
                 meta.History.Add(m);
+                model.Metadata = meta.ToJson();
                 if (a.MetricsJson is not null) MetricsJson.Write(a.MetricsJson, history, null);
             };
             result = interactive ? TrainWithProgress(model, data.Train, fit, epochs)
@@ -118,6 +203,7 @@ internal static class TrainCommand
         if (a.MetricsJson is not null) MetricsJson.Write(a.MetricsJson, history, result.StopReason);
         if (a.Out is not null)
         {
+            meta.TrainArgs = null;
             model.Metadata = meta.ToJson();
             model.Save(a.Out, initial);
         }
@@ -128,6 +214,7 @@ internal static class TrainCommand
         if (result.StopReason is not null) final += $" (stopped: {result.StopReason})";
         Console.WriteLine(final);
         if (a.Out is not null) Console.WriteLine($"saved {a.Out}");
+        if (result.LastCheckpoint is not null) Console.WriteLine($"checkpoint {result.LastCheckpoint}");
         return cts.IsCancellationRequested ? ExitCodes.Interrupted : ExitCodes.Ok;
     }
 

@@ -190,8 +190,11 @@ public sealed class Sequential
     /// <summary>Saves the model (architecture, weights, optimizer state, epochs trained) to <paramref name="path"/>, atomically.</summary>
     public void Save(string path, IReadOnlyList<float[]>? initialWeights = null) => IO.ModelFile.Save(this, path, initialWeights);
 
-    /// <summary>Loads a model saved by <see cref="Save"/>.</summary>
-    public static Sequential Load(string path) => IO.ModelFile.Load(path).Model;
+    /// <summary>
+    /// Loads a model saved by <see cref="Save"/>, refusing one whose forward pass costs more than
+    /// <paramref name="maxFlopsPerImage"/> per image (see <see cref="IO.ComputeBudget"/>; 0: the default).
+    /// </summary>
+    public static Sequential Load(string path, long maxFlopsPerImage = IO.ComputeBudget.DefaultFlopsPerImage) => IO.ModelFile.Load(path, maxFlopsPerImage).Model;
 
     internal void CheckDataset(Dataset d, string what)
     {

@@ -21,7 +21,7 @@ from numpy.ctypeslib import ndpointer
 from .errors import error_for_status
 
 #: The HPCNN_ABI_VERSION this package was written against (hpcnn.h). A library reporting less lacks functions.
-REQUIRED_ABI_VERSION = 2
+REQUIRED_ABI_VERSION = 3
 
 _F32 = ndpointer(dtype=np.float32, flags="C_CONTIGUOUS")
 _I32 = ndpointer(dtype=np.int32, flags="C_CONTIGUOUS")
@@ -35,6 +35,8 @@ EPOCH_CALLBACK = ctypes.CFUNCTYPE(c_int32, c_void_p, c_int32, c_int32, c_double,
 #: int32 (*hpcnn_batch_callback)(void* user, int32 epoch, int32 epochs, int32 batch, int32 batches,
 #:                               double running_loss, double running_accuracy)
 BATCH_CALLBACK = ctypes.CFUNCTYPE(c_int32, c_void_p, c_int32, c_int32, c_int32, c_int32, c_double, c_double)
+#: void (*hpcnn_message_callback)(void* user, const char* message)
+MESSAGE_CALLBACK = ctypes.CFUNCTYPE(None, c_void_p, c_char_p)
 
 # name: (restype, argtypes), in the order of hpcnn.h.
 _SIGNATURES = {
@@ -123,6 +125,16 @@ _SIGNATURES = {
     "hpcnn_fit": (_status, [_handle, _handle, _handle, POINTER(c_int32)]),
     "hpcnn_evaluate": (_status, [_handle, _handle, c_int32, POINTER(c_double), POINTER(c_double)]),
     "hpcnn_train_batch": (_status, [_handle, _F32, _I32, c_int64, POINTER(c_double)]),
+    # checkpoints, data checks, compute budget (ABI 3)
+    "hpcnn_fit_options_set_checkpoint": (_status, [_handle, c_char_p, c_int32, c_double]),
+    "hpcnn_fit_options_set_resume": (_status, [_handle, c_int32]),
+    "hpcnn_fit_options_set_check_data": (_status, [_handle, c_int32]),
+    "hpcnn_fit_options_set_message_callback": (_status, [_handle, MESSAGE_CALLBACK, c_void_p]),
+    "hpcnn_fit_options_history_json": (_status, [_handle, POINTER(c_void_p)]),
+    "hpcnn_checkpoint_load": (_status, [c_char_p, _out_handle]),
+    "hpcnn_default_max_flops_per_image": (c_int64, []),
+    "hpcnn_model_load_with_budget": (_status, [c_char_p, c_int64, _out_handle]),
+    "hpcnn_model_from_spec_with_budget": (_status, [c_char_p, c_int64, _out_handle]),
 }
 
 _BUILD_HINT = ("build it with ./build/publish-native.sh (or ./build/test.sh / ./build/demo.sh) in the HpCnn repository, "

@@ -13,12 +13,50 @@ import numpy as np
 
 from . import callbacks as _callbacks
 from . import optimizers as _optimizers
-from ._native import BATCH_CALLBACK, EPOCH_CALLBACK, OwnedHandle, check, encode_path, lib, take_string
+from ._native import BATCH_CALLBACK, EPOCH_CALLBACK, MESSAGE_CALLBACK, OwnedHandle, check, encode_path, lib, take_string
 from .datasets import NativeDataset
 from .errors import InvalidArgumentError, InvalidStateError
 from .layers import Layer
 
-__all__ = ["Sequential", "LayerInfo", "History", "load", "from_spec"]
+__all__ = ["Sequential", "LayerInfo", "History", "load", "from_spec", "load_checkpoint", "DEFAULT_MAX_FLOPS_PER_IMAGE"]
+
+#: The compute budget model files and specs are loaded with unless told otherwise: forward FLOPs per image
+#: (10 GFLOP; real small CNNs cost well under 1). A network above it is refused with InvalidFileError naming the layer.
+DEFAULT_MAX_FLOPS_PER_IMAGE = int(lib.hpcnn_default_max_flops_per_image())
+
+
+def _budget(max_flops_per_image):
+    """The budget argument of the C calls: 0 for the default."""
+    if max_flops_per_image is None:
+        return 0
+    value = int(max_flops_per_image)
+    if value <= 0:
+        raise InvalidArgumentError(f"max_flops_per_image must be positive, got {max_flops_per_image}")
+    return value
+
+
+def _checkpoint_every(every):
+    """checkpoint_every as (batches, seconds): an int is batches; "30s", "5m", "1h" or a timedelta is a time."""
+    if every is None:
+        return 0, 0.0
+    if isinstance(every, bool):
+        raise InvalidArgumentError(f"checkpoint_every takes a number of batches or a time such as '5m', got {every!r}")
+    if isinstance(every, int):
+        if every < 1:
+            raise InvalidArgumentError(f"checkpoint_every must be at least 1 batch, got {every}")
+        return every, 0.0
+    if hasattr(every, "total_seconds"):
+        seconds = every.total_seconds()
+    else:
+        text = str(every).strip()
+        units = {"s": 1, "m": 60, "h": 3600}
+        try:
+            seconds = float(text[:-1]) * units[text[-1]]
+        except (KeyError, ValueError, IndexError):
+            raise InvalidArgumentError(f"checkpoint_every takes a number of batches (200) or a time ('30s', '5m', '1h'), got {every!r}") from None
+    if not seconds > 0:
+        raise InvalidArgumentError(f"checkpoint_every must be a positive time, got {every!r}")
+    return 0, float(seconds)
 
 _LOSSES = {
     "cross_entropy": 0, "crossentropy": 0, "categorical_crossentropy": 0, "sparse_categorical_crossentropy": 0,
@@ -61,6 +99,10 @@ class History:
             the last batch it trained.
         stopped_by_callback: a callback asked to stop (returned True or set ``model.stop_training``).
         stopped_early: an :class:`hpcnn.callbacks.EarlyStopping` callback ended training.
+        resumed_epochs: with ``resume=True``, how many of ``epochs`` came from the checkpoint (ran before).
+        resumed_from: the checkpoint file training continued from, or None.
+        last_checkpoint: the newest checkpoint this fit wrote, or None.
+        messages: notices about checkpoints (a damaged one skipped, where the resume started).
     """
 
     def __init__(self):
@@ -68,6 +110,10 @@ class History:
         self.interrupted = False
         self.stopped_by_callback = False
         self.stopped_early = False
+        self.resumed_epochs = 0
+        self.resumed_from = None
+        self.last_checkpoint = None
+        self.messages = []
 
     @property
     def history(self):
@@ -158,6 +204,15 @@ class _FitRun:
         # Keep the ctypes function objects alive while the library may call them.
         self.c_epoch = EPOCH_CALLBACK(self._on_epoch)
         self.c_batch = BATCH_CALLBACK(self._on_batch)
+        self.c_message = MESSAGE_CALLBACK(self._on_message)
+
+    def _on_message(self, user, message):
+        try:
+            text = message.decode("utf-8", "replace")
+            self.history.messages.append(text)
+            self.progress.message(text)
+        except BaseException as e:  # noqa: B036
+            self._fail(e)
 
     def _stop_requested(self):
         return self.error is not None or self.interrupts > 0 or self.model.stop_training
@@ -308,20 +363,25 @@ class Sequential:
     # ---------------------------------------------------------------- construction
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path, max_flops_per_image=None):
         """Loads a model file written by :meth:`save` (or the hpcnn command): architecture, weights, loss,
         optimizer state and epochs trained, so training can resume.
 
+        A model file is untrusted input: one whose forward pass would cost more than max_flops_per_image FLOPs per
+        image (None: :data:`DEFAULT_MAX_FLOPS_PER_IMAGE`, 10 GFLOP) is refused before any weight is read; raise it for
+        a large network you trust.
+
         Raises:
-            HpcnnIOError (an OSError): the file is missing or unreadable.
-            InvalidFileError: the content is corrupt, truncated, of another version, or fails its checksum.
+            HpcnnIOError (an OSError): the file is missing or unreadable, or the path is a directory.
+            InvalidFileError: the content is corrupt, truncated, of another version, fails its checksum, or costs more
+                than the budget (the message names the layer and the cost).
         """
         out = c_void_p()
-        check(lib.hpcnn_model_load(encode_path(path), byref(out)))
+        check(lib.hpcnn_model_load_with_budget(encode_path(path), _budget(max_flops_per_image), byref(out)))
         return cls._from_handle(out)
 
     @classmethod
-    def from_spec(cls, spec):
+    def from_spec(cls, spec, max_flops_per_image=None):
         """A model from a network spec: a dict, a JSON string, or the path of a JSON spec file.
 
         The spec has "input" [C, H, W], optional "seed", "layers" (objects as :meth:`Layer.to_spec` gives), and
@@ -332,7 +392,8 @@ class Sequential:
                         {"type": "flatten"}, {"type": "dense", "units": 10}],
              "loss": "cross_entropy", "optimizer": {"type": "sgd", "lr": 0.01, "momentum": 0.9}}
 
-        Raises InvalidArgumentError naming the field for a bad spec.
+        Raises InvalidArgumentError naming the field for a bad spec, InvalidFileError for a network whose forward
+        pass costs more than max_flops_per_image per image (None: the default budget, see :meth:`load`).
         """
         if isinstance(spec, dict):
             text = json.dumps(spec)
@@ -342,7 +403,7 @@ class Sequential:
         else:
             text = str(spec)
         out = c_void_p()
-        check(lib.hpcnn_model_from_spec(text.encode("utf-8"), byref(out)))
+        check(lib.hpcnn_model_from_spec_with_budget(text.encode("utf-8"), _budget(max_flops_per_image), byref(out)))
         return cls._from_handle(out)
 
     def add(self, layer):
@@ -593,7 +654,8 @@ class Sequential:
     # ---------------------------------------------------------------- training
 
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0, shuffle=True, seed=None,
-            threads=None, verbose=1, callbacks=None, stream=None):
+            threads=None, verbose=1, callbacks=None, stream=None, checkpoint_dir=None, checkpoint_every=None, resume=False,
+            check_data=True):
         """Trains the model (compile it first).
 
         Args:
@@ -610,6 +672,18 @@ class Sequential:
                 only when the stream is a terminal) and a summary line per epoch; 2 the summary lines only.
             callbacks: :mod:`hpcnn.callbacks` objects (e.g. EarlyStopping(patience=2)).
             stream: where progress goes (default sys.stderr).
+            checkpoint_dir: write crash-safe checkpoints into this folder (created if needed): at every epoch end, when
+                training is stopped mid-epoch (Ctrl-C, a callback) and per checkpoint_every. Each holds the model,
+                optimizer state and where the fit is (data order and position, shuffling generator, early-stopping state,
+                metrics); written atomically; the two newest are kept. :func:`hpcnn.load` reads one as a model.
+            checkpoint_every: besides epoch ends, a number of batches (200) or a time ("30s", "5m", "1h", a timedelta).
+            resume: continue from the newest good checkpoint in checkpoint_dir (a damaged one is skipped with a notice
+                and the one before it used; with none there, train from the start). Build the model the same way (or
+                take :func:`hpcnn.load_checkpoint`'s) and give the same data and options: the result is bit for bit
+                that of a run never interrupted. The history then holds the earlier epochs too.
+            check_data: refuse NaN or infinite values in x (and the validation data) before training, naming the
+                first bad sample (default True: one pass over the data, and without it a bad value only shows up as a
+                NumericError that blames the learning rate).
         Returns:
             a :class:`History`: per-epoch loss, accuracy, val_loss, val_accuracy, seconds, samples_per_second.
 
@@ -621,8 +695,14 @@ class Sequential:
         Raises:
             InvalidStateError: the model is not compiled.
             InvalidArgumentError: shapes that do not fit, labels outside the model's classes, bad options.
-            NumericError: the loss became NaN or infinite (lower the learning rate).
+            NumericError: the loss or the weights became NaN or infinite (lower the learning rate); the last good
+                checkpoint is kept and named.
         """
+        every_batches, every_seconds = _checkpoint_every(checkpoint_every)
+        if resume and checkpoint_dir is None:
+            raise InvalidArgumentError("fit: resume=True needs checkpoint_dir (the folder the checkpoints are in)")
+        if checkpoint_every is not None and checkpoint_dir is None:
+            raise InvalidArgumentError("fit: checkpoint_every needs checkpoint_dir")
         callbacks = list(callbacks or [])
         early = [cb for cb in callbacks if isinstance(cb, _callbacks.EarlyStopping)]
         if len(early) > 1:
@@ -660,6 +740,12 @@ class Sequential:
                 check(lib.hpcnn_fit_options_set_early_stopping(o, es.patience, es.min_delta, int(es.monitor == "val_accuracy"),
                                                                int(es.restore_best_weights)), "fit: EarlyStopping")
             check(lib.hpcnn_fit_options_set_callbacks(o, run.c_epoch, run.c_batch, None))
+            check(lib.hpcnn_fit_options_set_message_callback(o, run.c_message, None))
+            check(lib.hpcnn_fit_options_set_check_data(o, int(bool(check_data))))
+            if checkpoint_dir is not None:
+                check(lib.hpcnn_fit_options_set_checkpoint(o, encode_path(checkpoint_dir), every_batches, every_seconds),
+                      "fit: checkpoint_dir")
+                check(lib.hpcnn_fit_options_set_resume(o, int(bool(resume))))
 
             for cb in callbacks:
                 cb.set_model(self)
@@ -668,6 +754,10 @@ class Sequential:
             completed = c_int32()
             with _SigintGuard(run):
                 status = lib.hpcnn_fit(self._h, train.value, o, byref(completed))
+            if status == 0:
+                text = c_void_p()
+                check(lib.hpcnn_fit_options_history_json(o, byref(text)))
+                _restore_history(run.history, json.loads(take_string(text)))
         finally:
             for owned in (options, validation, train):
                 if owned is not None:
@@ -752,11 +842,38 @@ class Sequential:
         check(lib.hpcnn_model_save(self._h, encode_path(path)))
 
 
-def load(path):
+def load(path, max_flops_per_image=None):
     """Loads a model file written by :meth:`Sequential.save`; see :meth:`Sequential.load`."""
-    return Sequential.load(path)
+    return Sequential.load(path, max_flops_per_image)
 
 
-def from_spec(spec):
+def from_spec(spec, max_flops_per_image=None):
     """A model from a network spec (dict, JSON string or file path); see :meth:`Sequential.from_spec`."""
-    return Sequential.from_spec(spec)
+    return Sequential.from_spec(spec, max_flops_per_image)
+
+
+def load_checkpoint(directory):
+    """The model of the newest good checkpoint in directory (written by ``fit(checkpoint_dir=...)``), with its
+    optimizer state; continue its run with ``model.fit(..., checkpoint_dir=directory, resume=True)``."""
+    out = c_void_p()
+    check(lib.hpcnn_checkpoint_load(encode_path(directory), byref(out)))
+    return Sequential._from_handle(out)
+
+
+def _restore_history(history, recorded):
+    """Puts the library's record of the fit into history: the epochs restored from a checkpoint go first (their
+    callbacks ran in the earlier process), then the ones this call reported."""
+    restored = recorded["epochs"][:recorded["resumed_epochs"]]
+    earlier = []
+    for e in restored:
+        logs = {"loss": e["train_loss"], "accuracy": e["train_accuracy"]}
+        if e["val_loss"] is not None:
+            logs["val_loss"] = e["val_loss"]
+            logs["val_accuracy"] = e["val_accuracy"]
+        logs["seconds"] = e["seconds"]
+        logs["samples_per_second"] = e["samples_per_second"]
+        earlier.append(logs)
+    history.epochs[:0] = earlier
+    history.resumed_epochs = recorded["resumed_epochs"]
+    history.resumed_from = recorded["resumed_from"]
+    history.last_checkpoint = recorded["last_checkpoint"]

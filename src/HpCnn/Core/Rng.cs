@@ -18,6 +18,13 @@ public sealed class Rng
         _s0 = SplitMix(ref x); _s1 = SplitMix(ref x); _s2 = SplitMix(ref x); _s3 = SplitMix(ref x);
     }
 
+    /// <summary>The generator's whole state (for checkpoints): four words, the spare normal deviate and whether it is held.</summary>
+    internal (ulong S0, ulong S1, ulong S2, ulong S3, double Spare, bool HasSpare) State
+    {
+        get => (_s0, _s1, _s2, _s3, _spare, _hasSpare);
+        set => (_s0, _s1, _s2, _s3, _spare, _hasSpare) = value;
+    }
+
     /// <summary>A generator for a sub-stream (layer index, purpose...) of a seed.</summary>
     public static Rng For(ulong seed, ulong stream) => new(Mix(seed, stream));
 

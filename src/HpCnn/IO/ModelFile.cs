@@ -10,7 +10,11 @@ namespace HpCnn.IO;
 /// <param name="InitialWeights">the weights before training, one array per parameter in model order (null if not saved)</param>
 /// <param name="Epochs">training defaults from the spec</param>
 /// <param name="BatchSize">training defaults from the spec</param>
-public sealed record LoadedModel(Sequential Model, float[][]? InitialWeights, int? Epochs, int? BatchSize);
+public sealed record LoadedModel(Sequential Model, float[][]? InitialWeights, int? Epochs, int? BatchSize)
+{
+    /// <summary>Optional (lower-case) chunks other than <c>meta</c>, by tag: the checkpoint's training state.</summary>
+    internal IReadOnlyDictionary<string, byte[]> OptionalChunks { get; init; } = new Dictionary<string, byte[]>();
+}
 
 /// <summary>
 /// The HpCnn model file (docs/model-format.md). Little-endian:
@@ -38,27 +42,25 @@ public static class ModelFile
     public const long MaxFileBytes = int.MaxValue - 64;
     private const int MaxNameBytes = 64, MaxRank = 8;
 
-    /// <summary>Writes the model (atomically: a temporary file renamed over <paramref name="path"/>).</summary>
+    /// <summary>
+    /// Writes the model atomically and durably (<see cref="AtomicFile"/>: a temporary file flushed to the disk, renamed
+    /// over <paramref name="path"/>, the folder flushed).
+    /// </summary>
     public static void Save(Sequential model, string path, IReadOnlyList<float[]>? initialWeights = null)
     {
         var bytes = ToBytes(model, initialWeights);
         string full = Path.GetFullPath(path);
         string? dir = Path.GetDirectoryName(full);
         if (dir is not null && !Directory.Exists(dir)) throw new DirectoryNotFoundException($"cannot save the model: folder {dir} does not exist");
-        string tmp = full + ".tmp-" + Environment.ProcessId;
-        try
-        {
-            File.WriteAllBytes(tmp, bytes);
-            File.Move(tmp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
+        if (Directory.Exists(full)) throw new IOException($"cannot save the model: {path} is a directory");
+        AtomicFile.Write(full, bytes);
     }
 
     /// <summary>The file's bytes for <paramref name="model"/>.</summary>
-    public static byte[] ToBytes(Sequential model, IReadOnlyList<float[]>? initialWeights = null)
+    public static byte[] ToBytes(Sequential model, IReadOnlyList<float[]>? initialWeights = null) => ToBytes(model, initialWeights, []);
+
+    /// <summary>The file's bytes with extra optional chunks (lower-case tags) before END.</summary>
+    internal static byte[] ToBytes(Sequential model, IReadOnlyList<float[]>? initialWeights, IReadOnlyList<(string Tag, Action<BinaryWriter> Body)> extra)
     {
         ArgumentNullException.ThrowIfNull(model);
         var tensors = model.Layers.SelectMany(l => l.Parameters.Select(p => (Layer: l, Param: p))).ToList();
@@ -92,6 +94,11 @@ public static class ModelFile
             });
         if (initialWeights is not null) WriteChunk(w, "INIT", b => WriteTensors(b, tensors, i => initialWeights[i]));
         if (model.Metadata is { } meta) WriteChunk(w, "meta", b => b.Write(Encoding.UTF8.GetBytes(meta)));
+        foreach (var (tag, body) in extra)
+        {
+            if (tag.Length != 4 || tag[0] is < 'a' or > 'z' || tag == "meta") throw new ArgumentException($"extra chunk tag '{tag}' must be 4 characters starting with a lower-case letter");
+            WriteChunk(w, tag, body);
+        }
         WriteChunk(w, "END ", _ => { });
         w.Flush();
         uint crc = Crc32.Compute(ms.GetBuffer().AsSpan(0, (int)ms.Length));
@@ -107,6 +114,27 @@ public static class ModelFile
         w.Write(Encoding.ASCII.GetBytes(tag));
         w.Write((uint)ms.Length);
         w.Write(ms.GetBuffer(), 0, (int)ms.Length);
+    }
+
+    /// <summary>Every parameter of <paramref name="model"/> with its layer, in file order.</summary>
+    internal static List<(Layer Layer, Parameter Param)> Tensors(Sequential model) =>
+        model.Layers.SelectMany(l => l.Parameters.Select(p => (Layer: l, Param: p))).ToList();
+
+    /// <summary>Writes arrays of <paramref name="model"/>'s parameter shapes, laid out as the PARM chunk.</summary>
+    internal static void WriteTensors(BinaryWriter b, Sequential model, IReadOnlyList<float[]> values)
+    {
+        var tensors = Tensors(model);
+        if (values.Count != tensors.Count) throw new ArgumentException($"{values.Count} arrays for {tensors.Count} parameters");
+        WriteTensors(b, tensors, i => values[i]);
+    }
+
+    /// <summary>Reads arrays laid out as the PARM chunk, checked against <paramref name="model"/>'s parameters.</summary>
+    internal static float[][] ReadTensorArrays(ReadOnlySpan<byte> payload, Sequential model, string name, string chunk)
+    {
+        var tensors = Tensors(model);
+        var arrays = new float[tensors.Count][];
+        ReadTensors(payload, tensors, name, chunk, (i, values) => arrays[i] = values.ToArray());
+        return arrays;
     }
 
     private static void WriteTensors(BinaryWriter b, List<(Layer Layer, Parameter Param)> tensors, Func<int, float[]> values)
@@ -131,21 +159,28 @@ public static class ModelFile
         else foreach (float v in values) b.Write(v);
     }
 
-    /// <summary>Reads a model file.</summary>
-    public static LoadedModel Load(string path)
+    /// <summary>
+    /// Reads a model file, refusing a network whose forward pass costs more than <paramref name="maxFlopsPerImage"/> per
+    /// image (0: <see cref="ComputeBudget.DefaultFlopsPerImage"/>; the <see cref="InvalidDataException"/> names the layer).
+    /// </summary>
+    public static LoadedModel Load(string path, long maxFlopsPerImage = ComputeBudget.DefaultFlopsPerImage)
     {
+        if (Directory.Exists(path))
+            throw new FileNotFoundException($"{path} is a directory, not a model file" +
+                (Directory.EnumerateFiles(path, "checkpoint-*.hpcnn").Any() ? " (it holds training checkpoints: resume with `hpcnn train --resume`, or load its newest with Checkpoint.Load)" : ""), path);
         if (!File.Exists(path)) throw new FileNotFoundException($"model file not found: {path}", path);
         long len = new FileInfo(path).Length;
         if (len > MaxFileBytes) throw new InvalidDataException($"{path}: {len} bytes is larger than a model file can be");
-        return Read(File.ReadAllBytes(path), path);
+        return Read(File.ReadAllBytes(path), path, maxFlopsPerImage);
     }
 
     /// <summary>Reads a model from the bytes of a file; <paramref name="name"/> is used in messages.</summary>
-    public static LoadedModel Read(ReadOnlySpan<byte> data, string name = "model file")
+    public static LoadedModel Read(ReadOnlySpan<byte> data, string name = "model file", long maxFlopsPerImage = ComputeBudget.DefaultFlopsPerImage)
     {
+        long budget = ComputeBudget.Resolve(maxFlopsPerImage);
         try
         {
-            return ReadCore(data, name);
+            return ReadCore(data, name, budget);
         }
         catch (FormatException e)
         {
@@ -157,16 +192,26 @@ public static class ModelFile
         }
     }
 
-    private static LoadedModel ReadCore(ReadOnlySpan<byte> data, string name)
+    /// <summary>Versions a later HpCnn could plausibly have written; a version field above it is a damaged header.</summary>
+    private const uint PlausibleVersions = 1000;
+
+    private static LoadedModel ReadCore(ReadOnlySpan<byte> data, string name, long flopBudget)
     {
+        if (data.Length == 0) throw new InvalidDataException($"{name}: the file is empty (0 bytes), not an HpCnn model file");
         if (data.Length < 8 || !data[..8].SequenceEqual(Magic))
-            throw new InvalidDataException($"{name}: not an HpCnn model file (it does not start with \"HPCNNMDL\")");
+        {
+            string hint = data.TrimStart(" \t\r\n"u8) is [(byte)'{', ..] ? " (it looks like a JSON network spec: build it with --net FILE, NetworkSpec.Load or from_spec)" : "";
+            throw new InvalidDataException($"{name}: not an HpCnn model file (it does not start with \"HPCNNMDL\"){hint}");
+        }
         if (data.Length < 8 + 4 + 4) throw new InvalidDataException($"{name}: truncated ({data.Length} bytes)");
         uint version = BinaryPrimitives.ReadUInt32LittleEndian(data[8..]);
-        if (version == 0 || version > FormatVersion)
-            throw new InvalidDataException($"{name}: model format version {version} is not supported (this HpCnn {Engine.Version} reads versions 1 to {FormatVersion}; a newer HpCnn wrote it)");
         uint stored = BinaryPrimitives.ReadUInt32LittleEndian(data[^4..]);
         uint actual = Crc32.Compute(data[..^4]);
+        if (version == 0 || version > PlausibleVersions)
+            throw new InvalidDataException($"{name}: the header is corrupt: its format version field reads {version} (0x{version:X8}), which no HpCnn writes (this HpCnn {Engine.Version} reads versions 1 to {FormatVersion}); the file is damaged");
+        if (version > FormatVersion) // a later format may lay the file out otherwise: say what the checksum says, but as a hint
+            throw new InvalidDataException($"{name}: model format version {version} is not supported (this HpCnn {Engine.Version} reads versions 1 to {FormatVersion}; " +
+                (stored == actual ? "a newer HpCnn wrote it)" : "a newer HpCnn wrote it, or the file is damaged: its checksum does not match)"));
         if (stored != actual)
             throw new InvalidDataException($"{name}: checksum mismatch (stored 0x{stored:X8}, computed 0x{actual:X8}): the file is corrupted or truncated");
 
@@ -177,6 +222,7 @@ public static class ModelFile
         ulong steps = 0;
         bool end = false, sawStat = false;
         var seen = new HashSet<string>();
+        var optional = new Dictionary<string, byte[]>();
         while (!end)
         {
             if (body.Length - pos < 8) throw new InvalidDataException($"{name}: truncated chunk header at byte {12 + pos}");
@@ -213,7 +259,11 @@ public static class ModelFile
                     end = true;
                     break;
                 default:
-                    if (tag.Length == 4 && tag[0] is >= 'a' and <= 'z') break; // optional chunk of a later version
+                    if (tag.Length == 4 && tag[0] is >= 'a' and <= 'z')
+                    {
+                        if (tag is "ckpt" or "best") optional[tag] = payload.ToArray(); // read by Checkpoint
+                        break; // otherwise: an optional chunk of a later version
+                    }
                     throw new InvalidDataException($"{name}: unknown chunk '{Printable(tag)}' (a newer HpCnn may have written it)");
             }
         }
@@ -227,11 +277,15 @@ public static class ModelFile
         NetworkDefinition def;
         try
         {
-            def = NetworkSpec.Parse(spec, budget);
+            def = NetworkSpec.Parse(spec, budget, flopBudget);
         }
         catch (FormatException e)
         {
             throw new InvalidDataException($"{name}: bad network spec: {e.Message}", e);
+        }
+        catch (InvalidDataException e) // the compute budget
+        {
+            throw new InvalidDataException($"{name}: {e.Message}", e);
         }
         var model = def.Model;
         var tensors = model.Layers.SelectMany(l => l.Parameters.Select(p => (Layer: l, Param: p))).ToList();
@@ -252,7 +306,7 @@ public static class ModelFile
             catch (ArgumentException e) { throw new InvalidDataException($"{name}: the meta chunk is not a JSON object ({e.Message})", e); }
         }
         if (model.Optimizer is not null) model.Optimizer.Steps = (long)steps;
-        return new LoadedModel(model, init, def.Epochs, def.BatchSize);
+        return new LoadedModel(model, init, def.Epochs, def.BatchSize) { OptionalChunks = optional };
     }
 
     private static void ReadTensors(ReadOnlySpan<byte> p, List<(Layer Layer, Parameter Param)> tensors, string name, string chunk,

@@ -27,27 +27,35 @@ public static class NetworkSpec
     /// <summary>Limits that keep a hostile spec from asking for absurd allocations.</summary>
     public const int MaxLayers = 1000, MaxDimension = 1 << 16, MaxKernel = 1024, MaxSpecBytes = 1 << 20;
 
-    /// <summary>Reads a spec file.</summary>
-    public static NetworkDefinition Load(string path)
+    /// <summary>Reads a spec file (refusing a network above the compute budget, see <see cref="ComputeBudget"/>).</summary>
+    public static NetworkDefinition Load(string path, long maxFlopsPerImage = ComputeBudget.DefaultFlopsPerImage)
     {
+        if (Directory.Exists(path)) throw new FileNotFoundException($"network spec {path} is a directory, not a JSON file", path);
         if (!File.Exists(path)) throw new FileNotFoundException($"network spec not found: {path}", path);
         var info = new FileInfo(path);
         if (info.Length > MaxSpecBytes) throw new InvalidDataException($"{path}: {info.Length} bytes is too large for a network spec (limit {MaxSpecBytes})");
         try
         {
-            return Parse(File.ReadAllText(path));
+            return Parse(File.ReadAllText(path), maxFlopsPerImage: maxFlopsPerImage);
         }
         catch (FormatException e)
         {
             throw new FormatException($"{path}: {e.Message}", e);
+        }
+        catch (InvalidDataException e) // the compute budget
+        {
+            throw new InvalidDataException($"{path}: {e.Message}", e);
         }
     }
 
     /// <summary>Parses a spec. Throws <see cref="FormatException"/> naming the field for any problem.</summary>
     /// <param name="json">the spec text</param>
     /// <param name="parameterBudget">largest number of parameter values the network may have (model files pass what they hold)</param>
-    public static NetworkDefinition Parse(string json, long parameterBudget = long.MaxValue)
+    /// <param name="maxFlopsPerImage">largest forward cost per image (0: <see cref="ComputeBudget.DefaultFlopsPerImage"/>); a network
+    /// above it is refused with an <see cref="InvalidDataException"/> naming the layer that crosses it</param>
+    public static NetworkDefinition Parse(string json, long parameterBudget = long.MaxValue, long maxFlopsPerImage = ComputeBudget.DefaultFlopsPerImage)
     {
+        long flopBudget = ComputeBudget.Resolve(maxFlopsPerImage);
         if (Encoding.UTF8.GetByteCount(json) > MaxSpecBytes) throw new FormatException($"spec is larger than {MaxSpecBytes} bytes");
         JsonDocument doc;
         try
@@ -73,6 +81,7 @@ public static class NetworkSpec
             int count = layers.Element.GetArrayLength();
             if (count > MaxLayers) throw new FormatException($"spec.layers: {count} layers, more than the limit of {MaxLayers}");
             int i = 0;
+            long flops = 0;
             foreach (var le in layers.Element.EnumerateArray())
             {
                 var node = new Node(le, $"layers[{i}]");
@@ -90,6 +99,12 @@ public static class NetworkSpec
                     throw new FormatException($"layers[{i}] ({layer.Kind}): {e.Message}", e);
                 }
                 if (node.Optional("frozen") is { } fz && fz.Bool()) layer.Frozen = true;
+                flops += layer.FlopsPerSample; // each term < 2^52 (dimensions and kernels are bounded above), at most 1000 of them
+                if (flops > flopBudget)
+                    throw new InvalidDataException(
+                        $"layers[{i}] ({layer.Kind}, {layer.Describe()}, output {layer.OutputShape}): the forward pass would cost {ComputeBudget.Gflop(flops)} per image " +
+                        $"(this layer {ComputeBudget.Gflop(layer.FlopsPerSample)}), above the compute budget of {ComputeBudget.Gflop(flopBudget)} per image; " +
+                        "if you trust this network, raise the budget (maxFlopsPerImage, --max-gflops, max_flops_per_image)");
                 i++;
             }
             model.ParameterBudget = long.MaxValue;

@@ -27,6 +27,14 @@ public sealed class TrainingHistory
     public string? StopReason { get; internal set; }
     /// <summary>Epoch (1-based) whose weights the model holds when early stopping restored the best ones.</summary>
     public int? RestoredEpoch { get; internal set; }
+    /// <summary>The checkpoint this fit continued from (<see cref="FitOptions.Resume"/>), or null.</summary>
+    public string? ResumedFrom { get; internal set; }
+    /// <summary>Epochs at the start of <see cref="Epochs"/> that ran before the resume (restored from the checkpoint; their callbacks are not called again).</summary>
+    public int ResumedEpochs { get; internal set; }
+    /// <summary>The newest checkpoint this fit wrote, or null.</summary>
+    public string? LastCheckpoint { get; internal set; }
+    /// <summary>Checkpoints this fit wrote.</summary>
+    public int CheckpointsWritten { get; internal set; }
 }
 
 /// <summary>Stops training when the monitored validation metric has not improved for <see cref="Patience"/> epochs.</summary>
@@ -55,6 +63,36 @@ public sealed class FitOptions
     public CancellationToken Cancellation { get; set; }
     /// <summary>Batch size of the validation passes.</summary>
     public int EvaluationBatchSize { get; set; } = 256;
+
+    /// <summary>
+    /// Folder for crash-safe checkpoints (null: none). A checkpoint is a model file (docs/model-format.md) with the whole
+    /// training state besides: optimizer state and step count, epochs trained (the schedule's position), the shuffling
+    /// generator, the epoch's data order and position in it, early-stopping state and the metrics so far. One is written at
+    /// the end of every epoch, when training is stopped or cancelled mid-epoch, and as often as
+    /// <see cref="CheckpointEveryBatches"/> / <see cref="CheckpointInterval"/> say; each atomically and durably
+    /// (<see cref="IO.AtomicFile"/>), as <c>checkpoint-NNNNNNNN.hpcnn</c>; the two newest are kept.
+    /// </summary>
+    public string? CheckpointDirectory { get; set; }
+    /// <summary>Also write a checkpoint after every this many batches (0: only at epoch ends).</summary>
+    public int CheckpointEveryBatches { get; set; }
+    /// <summary>Also write a checkpoint when this much time has passed since the last one (null: no time-based checkpoints).</summary>
+    public TimeSpan? CheckpointInterval { get; set; }
+    /// <summary>
+    /// Continue from the newest good checkpoint in <see cref="CheckpointDirectory"/> (a corrupt or partial one is reported
+    /// through <see cref="OnMessage"/> and the one before it is used); with none there, train from the start. The model must
+    /// have the checkpoint's architecture (build it the same way, or take <see cref="Checkpoint.Model"/>); its weights,
+    /// optimizer state and epochs trained are replaced by the checkpoint's. The result is bit for bit the result of a run
+    /// that was never interrupted, given the same data and options (batch size, shuffle, seed are checked).
+    /// </summary>
+    public bool Resume { get; set; }
+    /// <summary>
+    /// Before training, check every training and validation value is finite and report the first NaN or infinity by sample
+    /// index (default on: one pass over the data, far less than one epoch, and otherwise a bad value only shows as a loss that
+    /// "became NaN", which wrongly points at the learning rate). Labels outside the model's classes are always refused.
+    /// </summary>
+    public bool CheckData { get; set; } = true;
+    /// <summary>Notices about checkpoints (a corrupt one skipped, a resume, none found); null writes them to standard error.</summary>
+    public Action<string>? OnMessage { get; set; }
 }
 
 /// <summary>Loss, accuracy and confusion matrix of a model on a dataset.</summary>

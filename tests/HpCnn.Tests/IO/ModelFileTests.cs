@@ -99,7 +99,64 @@ public class ModelFileTests
     {
         var b = Bytes();
         b[8] = 2;
-        Assert.That(ReadError(b), Does.Contain("format version 2").And.Contain("newer"));
+        Assert.That(ReadError(b), Does.Contain("format version 2").And.Contain("newer").And.Contain("checksum does not match"));
+        FixChecksum(b);
+        Assert.That(ReadError(b), Does.Contain("format version 2").And.Contain("a newer HpCnn wrote it)"));
+    }
+
+    [Test]
+    public void AnImplausibleVersionIsACorruptHeaderNotANewerFile()
+    {
+        var b = Bytes();
+        BitConverter.TryWriteBytes(b.AsSpan(8), 1092352152u);
+        foreach (bool fix in new[] { false, true })
+        {
+            if (fix) FixChecksum(b);
+            Assert.That(ReadError(b), Does.Contain("the header is corrupt").And.Contain("1092352152").And.Not.Contain("newer"));
+        }
+    }
+
+    [Test]
+    public void LoadSaysWhatIsWrongWithThePath()
+    {
+        string dir = Directory.CreateTempSubdirectory("hpcnn-load-").FullName;
+        try
+        {
+            Assert.That(() => ModelFile.Load(dir), Throws.InstanceOf<FileNotFoundException>().With.Message.Contain("is a directory, not a model file"));
+            string empty = Path.Combine(dir, "empty.hpcnn");
+            File.WriteAllBytes(empty, []);
+            Assert.That(() => ModelFile.Load(empty), Throws.InstanceOf<InvalidDataException>().With.Message.Contain("empty (0 bytes)"));
+            string spec = Path.Combine(dir, "net.json");
+            File.WriteAllText(spec, "{\"input\": [1, 4, 4], \"layers\": [{\"type\": \"flatten\"}]}");
+            Assert.That(() => ModelFile.Load(spec), Throws.InstanceOf<InvalidDataException>().With.Message.Contain("looks like a JSON network spec"));
+            Assert.That(() => ModelFile.Load(Path.Combine(dir, "none.hpcnn")), Throws.InstanceOf<FileNotFoundException>().With.Message.Contain("model file not found"));
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Test]
+    public void ANetworkAboveTheComputeBudgetIsRefusedQuicklyNamingTheLayer()
+    {
+        // The file: stride-1 average pools with 256x256 windows and 255 padding on a 4x4 image (15 s an image).
+        string hostile = "{\"input\": [1, 4, 4], \"layers\": [" + string.Concat(Enumerable.Repeat("{\"type\": \"avgpool2d\", \"kernel\": 256, \"stride\": 1, \"padding\": 255}, ", 3)) + "{\"type\": \"flatten\"}]}";
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        Assert.That(() => NetworkSpec.Parse(hostile), Throws.InstanceOf<InvalidDataException>().Or.InstanceOf<FormatException>());
+        Assert.That(sw.Elapsed, Is.LessThan(TimeSpan.FromSeconds(5)));
+        // Geometry a real network could have, 17 GFLOP per image: refused by the budget alone, in specs and model files.
+        string costly = "{\"input\": [1, 2048, 2048], \"layers\": [{\"type\": \"avgpool2d\", \"kernel\": 64, \"stride\": 1, \"padding\": 32}, {\"type\": \"flatten\"}]}";
+        Assert.That(() => NetworkSpec.Parse(costly), Throws.InstanceOf<InvalidDataException>().With.Message
+            .Contain("layers[0] (avgpool2d, 64x64, stride 1, padding 32, output 1x2049x2049): the forward pass would cost 17.197 GFLOP per image").And.Message.Contain("budget of 10 GFLOP"));
+        var model = NetworkSpec.Parse(costly, maxFlopsPerImage: 20_000_000_000).Model;
+        var bytes = ModelFile.ToBytes(model);
+        Assert.That(() => ModelFile.Read(bytes, "costly.hpcnn"), Throws.InstanceOf<InvalidDataException>().With.Message.StartWith("costly.hpcnn: layers[0] (avgpool2d"));
+        Assert.That(ModelFile.Read(bytes, "costly.hpcnn", 20_000_000_000).Model.FlopsPerSample, Is.EqualTo(2049L * 2049 * 64 * 64));
+        Assert.That(() => ModelFile.Read(bytes, "x", -1), Throws.InstanceOf<ArgumentOutOfRangeException>());
+        // Every real network passes with room: the presets and the fixture.
+        foreach (var preset in HpCnn.Presets.NetworkPresets.All)
+            Assert.That(preset.Build(1).FlopsPerSample, Is.LessThan(ComputeBudget.DefaultFlopsPerImage / 100), preset.Name);
     }
 
     [Test]
