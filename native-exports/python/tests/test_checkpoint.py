@@ -102,9 +102,14 @@ def test_a_killed_child_process_resumes_bit_identically(tmp_path):
     script = f"""
 import sys
 sys.path.insert(0, {HERE!r})
+import time
+import hpcnn.callbacks
 from test_checkpoint import build, fit
+# A fast CPU trains this in a fraction of a second, too fast to kill three times: the child sleeps 20 ms after each
+# batch (48 batches, about a second); sleeping changes no arithmetic.
+pace = hpcnn.callbacks.LambdaCallback(on_batch_end=lambda batch, logs: time.sleep(0.02))
 model = build()
-fit(model, sys.argv[1], epochs=4)
+fit(model, sys.argv[1], epochs=4, callbacks=[pace])
 model.save(sys.argv[2])
 """
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
@@ -116,7 +121,7 @@ model.save(sys.argv[2])
         p = subprocess.Popen([sys.executable, "-c", script, ck, out], env=env, stderr=subprocess.PIPE)
         if kills < 3:
             try:
-                p.wait(timeout=0.2 + rng.random() * 1.5)
+                p.wait(timeout=0.1 + rng.random() * 0.8)
             except subprocess.TimeoutExpired:
                 p.kill()  # SIGKILL
                 p.wait()
