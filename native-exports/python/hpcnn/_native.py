@@ -142,7 +142,7 @@ _BUILD_HINT = ("install the hpcnn wheel (it carries the library; ./build/python-
                "or point the HPCNN_LIBRARY environment variable at libhpcnn.so")
 
 
-#: The AVX-512 subsets the AVX-512 build needs (x86-64-v3 + "avx512": the subsets of x86-64-v4) (what libhpcnn-avx512.so was compiled for).
+#: The AVX-512 subsets libhpcnn-avx512.so was compiled for (x86-64-v3 plus "avx512": those of x86-64-v4).
 _V4_FLAGS = {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}
 
 
