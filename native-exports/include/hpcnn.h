@@ -35,7 +35,7 @@
 extern "C" {
 #endif
 
-#define HPCNN_ABI_VERSION 3
+#define HPCNN_ABI_VERSION 4
 
 typedef enum hpcnn_status {
     HPCNN_OK = 0,
@@ -277,6 +277,11 @@ hpcnn_status hpcnn_fit_options_set_early_stopping(hpcnn_fit_options* options, in
                                                   int32_t monitor_accuracy, int32_t restore_best);
 hpcnn_status hpcnn_fit_options_set_callbacks(hpcnn_fit_options* options, hpcnn_epoch_callback on_epoch,
                                              hpcnn_batch_callback on_batch, void* user);
+/* The batch callback runs at most once per `seconds` of training, and always after each epoch's last batch;
+   0 (the default) runs it after every batch. A call into an interpreter costs tens of microseconds, more than a
+   small network's whole step: a progress display or a Ctrl-C check wants an interval (Python's fit uses 0.1 s
+   unless a callback of the user's asks for every batch). ABI 4. */
+hpcnn_status hpcnn_fit_options_set_batch_callback_interval(hpcnn_fit_options* options, double seconds);
 
 /* Trains the model (compile it first). options may be NULL (defaults). *out_epochs (may be NULL) receives the
    epochs completed; a callback asking to stop is not an error. Errors: INVALID_STATE (not compiled),

@@ -119,6 +119,20 @@ public static unsafe partial class Exports
         catch (Exception e) { return Status.From(e); }
     }
 
+    [UnmanagedCallersOnly(EntryPoint = "hpcnn_fit_options_set_batch_callback_interval")]
+    public static int FitOptionsSetBatchCallbackInterval(nint options, double seconds)
+    {
+        try
+        {
+            var o = OptionsOf(options);
+            if (!(seconds >= 0 && seconds <= 86400))
+                throw new ArgumentOutOfRangeException(nameof(seconds), $"fit: the batch callback interval must be 0-86400 seconds, got {seconds}");
+            o.BatchCallbackSeconds = seconds;
+            return Status.Ok;
+        }
+        catch (Exception e) { return Status.From(e); }
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "hpcnn_fit")]
     public static int Fit(nint model, nint train, nint options, int* epochsOut)
     {
@@ -172,7 +186,17 @@ public static unsafe partial class Exports
             {
                 var cb = (delegate* unmanaged<nint, int, int, int, int, double, double, int>)o.OnBatch;
                 nint user = o.User;
-                fit.OnBatchEnd = p => cb(user, p.Epoch, p.Epochs, p.Batch, p.Batches, p.RunningLoss, p.RunningAccuracy) == 0;
+                long interval = (long)(o.BatchCallbackSeconds * System.Diagnostics.Stopwatch.Frequency), last = System.Diagnostics.Stopwatch.GetTimestamp();
+                fit.OnBatchEnd = p =>
+                {
+                    if (interval > 0 && p.Batch < p.Batches)
+                    {
+                        long now = System.Diagnostics.Stopwatch.GetTimestamp();
+                        if (now - last < interval) return true;
+                        last = now;
+                    }
+                    return cb(user, p.Epoch, p.Epochs, p.Batch, p.Batches, p.RunningLoss, p.RunningAccuracy) == 0;
+                };
             }
             o.LastHistory = null;
             var history = m.Fit(data, fit);

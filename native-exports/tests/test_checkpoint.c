@@ -182,6 +182,41 @@ static void test_compute_budget(const char* tmp) {
     CHECK_FAILS(hpcnn_model_load(tmp, &m), HPCNN_IO_ERROR, "is a directory, not a model file");
 }
 
+static int last_batch_seen = 0;
+static int32_t count_batch(void* user, int32_t epoch, int32_t epochs, int32_t batch, int32_t batches, double loss, double acc) {
+    (void)user; (void)epoch; (void)epochs; (void)loss; (void)acc;
+    batches_seen++;
+    last_batch_seen = batch == batches;
+    return 0;
+}
+
+/* The batch callback interval: 0 calls after every batch; a long interval only after each epoch's last batch. */
+static void test_batch_callback_interval(void) {
+    hpcnn_dataset* train = NULL;
+    CHECK_OK(hpcnn_dataset_create(images, labels, N, C, H, W, CLASSES, &train));
+    for (int pass = 0; pass < 2; pass++) {
+        hpcnn_model* m = build();
+        hpcnn_fit_options* o = NULL;
+        CHECK_OK(hpcnn_fit_options_create(&o));
+        CHECK_OK(hpcnn_fit_options_set_epochs(o, 3));
+        CHECK_OK(hpcnn_fit_options_set_batch_size(o, 4));
+        CHECK_OK(hpcnn_fit_options_set_callbacks(o, NULL, count_batch, NULL));
+        CHECK_OK(hpcnn_fit_options_set_batch_callback_interval(o, pass == 0 ? 0.0 : 3600.0));
+        batches_seen = 0;
+        CHECK_OK(hpcnn_fit(m, train, o, NULL));
+        int per_epoch = (N + 3) / 4;
+        CHECK(batches_seen == (pass == 0 ? 3 * per_epoch : 3), "interval %s: %d callbacks", pass == 0 ? "0" : "1 h", batches_seen);
+        CHECK(last_batch_seen, "the epoch's last batch always calls back");
+        hpcnn_fit_options_release(o);
+        hpcnn_model_release(m);
+    }
+    hpcnn_fit_options* o = NULL;
+    CHECK_OK(hpcnn_fit_options_create(&o));
+    CHECK_FAILS(hpcnn_fit_options_set_batch_callback_interval(o, -1), HPCNN_INVALID_ARGUMENT, "0-86400 seconds");
+    hpcnn_fit_options_release(o);
+    hpcnn_dataset_release(train);
+}
+
 int main(void) {
     for (int i = 0; i < N * C * H * W; i++) images[i] = (float)((i * 7919) % 1000) / 500.0f - 1.0f;
     for (int i = 0; i < N; i++) labels[i] = (i * 31 + i / 5) % CLASSES;
@@ -189,6 +224,7 @@ int main(void) {
     if (!mkdtemp(tmp)) { perror("mkdtemp"); return 1; }
     test_resume_is_bit_identical(tmp);
     test_compute_budget(tmp);
+    test_batch_callback_interval();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);

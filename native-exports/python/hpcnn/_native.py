@@ -21,7 +21,7 @@ from numpy.ctypeslib import ndpointer
 from .errors import error_for_status
 
 #: The HPCNN_ABI_VERSION this package was written against (hpcnn.h). A library reporting less lacks functions.
-REQUIRED_ABI_VERSION = 3
+REQUIRED_ABI_VERSION = 4
 
 _F32 = ndpointer(dtype=np.float32, flags="C_CONTIGUOUS")
 _I32 = ndpointer(dtype=np.int32, flags="C_CONTIGUOUS")
@@ -122,6 +122,7 @@ _SIGNATURES = {
     "hpcnn_fit_options_set_validation_split": (_status, [_handle, c_double]),
     "hpcnn_fit_options_set_early_stopping": (_status, [_handle, c_int32, c_double, c_int32, c_int32]),
     "hpcnn_fit_options_set_callbacks": (_status, [_handle, EPOCH_CALLBACK, BATCH_CALLBACK, c_void_p]),
+    "hpcnn_fit_options_set_batch_callback_interval": (_status, [_handle, c_double]),
     "hpcnn_fit": (_status, [_handle, _handle, _handle, POINTER(c_int32)]),
     "hpcnn_evaluate": (_status, [_handle, _handle, c_int32, POINTER(c_double), POINTER(c_double)]),
     "hpcnn_train_batch": (_status, [_handle, _F32, _I32, c_int64, POINTER(c_double)]),

@@ -131,6 +131,12 @@ class History:
         return f"History({len(self.epochs)} epoch(s), last: {last})"
 
 
+def _wants_every_batch(callback):
+    """True when a callback overrides on_batch_end (by subclassing or, as LambdaCallback does, per instance)."""
+    hook = getattr(callback, "on_batch_end", None)
+    return getattr(hook, "__func__", hook) is not _callbacks.Callback.on_batch_end
+
+
 def _format_metrics(logs):
     parts = []
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
@@ -740,6 +746,10 @@ class Sequential:
                 check(lib.hpcnn_fit_options_set_early_stopping(o, es.patience, es.min_delta, int(es.monitor == "val_accuracy"),
                                                                int(es.restore_best_weights)), "fit: EarlyStopping")
             check(lib.hpcnn_fit_options_set_callbacks(o, run.c_epoch, run.c_batch, None))
+            # A call back into Python costs more than a small network's step: progress and Ctrl-C are served ten
+            # times a second unless a callback of the user's wants every batch.
+            every_batch = any(_wants_every_batch(cb) for cb in run.callbacks)
+            check(lib.hpcnn_fit_options_set_batch_callback_interval(o, 0.0 if every_batch else 0.1), "fit: callbacks")
             check(lib.hpcnn_fit_options_set_message_callback(o, run.c_message, None))
             check(lib.hpcnn_fit_options_set_check_data(o, int(bool(check_data))))
             if checkpoint_dir is not None:

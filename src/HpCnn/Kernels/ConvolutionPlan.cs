@@ -43,7 +43,8 @@ public sealed class ConvolutionPlan
     /// <item>Input gradient (its results are the input channels): Winograd on the same condition; with fewer than 8 input
     /// channels, the implicit GEMM at stride 1 or im2col otherwise (16-channel blocks would be mostly padding); blocked
     /// otherwise.</item>
-    /// <item>Weight gradient: blocked (fastest on every shape measured, from 1 to 256 channels).</item>
+    /// <item>Weight gradient: blocked, except at stride 1 with fewer than 16 output channels, where the implicit GEMM
+    /// wins (one 16-channel block would be mostly padding: the seed network's single filter spent 9x the time).</item>
     /// </list>
     /// A fixed rule, not a timing at run time: the same machine gives the same bits on every run.
     /// </summary>
@@ -62,6 +63,7 @@ public sealed class ConvolutionPlan
         var data = winograd ? Conv2dAlgorithm.Winograd2x2
             : s.InC < 8 ? (strideOne ? Conv2dAlgorithm.ImplicitPadded : Conv2dAlgorithm.Im2colTiled)
             : Conv2dAlgorithm.Blocked;
-        return (forward, data, Conv2dAlgorithm.Blocked);
+        var weights = strideOne && s.OutC < 16 ? Conv2dAlgorithm.ImplicitPadded : Conv2dAlgorithm.Blocked;
+        return (forward, data, weights);
     }
 }

@@ -1,0 +1,31 @@
+using HpCnn.Kernels;
+
+namespace HpCnn.Tests.Kernels;
+
+/// <summary>The written-down rule that picks each pass's convolution algorithm (ConvolutionPlan.Choose), shape by shape.</summary>
+public class ConvolutionPlanRuleTests
+{
+    private static Conv2dShape S(int inC, int h, int outC, int k, int stride, int pad) =>
+        new(inC, h, h, outC, k, k, stride, stride, pad, pad, pad, pad);
+
+    private static IEnumerable<TestCaseData> Cases()
+    {
+        const Conv2dAlgorithm W = Conv2dAlgorithm.Winograd2x2, D = Conv2dAlgorithm.DirectSmall, B = Conv2dAlgorithm.Blocked,
+            I = Conv2dAlgorithm.ImplicitPadded, C = Conv2dAlgorithm.Im2colTiled;
+        yield return new TestCaseData(S(64, 16, 64, 3, 1, 1), W, W, B).SetName("3x3, 64 channels in and out: Winograd");
+        yield return new TestCaseData(S(32, 14, 64, 3, 1, 1), B, B, B).SetName("3x3, 32 in: blocked");
+        yield return new TestCaseData(S(1, 28, 32, 3, 1, 1), D, I, B).SetName("one input channel: direct small");
+        yield return new TestCaseData(S(1, 28, 1, 3, 1, 1), D, I, I).SetName("one filter: the weight gradient by implicit GEMM");
+        yield return new TestCaseData(S(16, 14, 4, 3, 1, 1), B, B, I).SetName("four filters at stride 1: implicit weight gradient");
+        yield return new TestCaseData(S(8, 16, 6, 3, 2, 1), B, B, B).SetName("six filters at stride 2: blocked");
+        yield return new TestCaseData(S(3, 32, 64, 3, 2, 1), B, C, B).SetName("three channels at stride 2: im2col input gradient");
+        yield return new TestCaseData(S(64, 16, 256, 1, 1, 0), B, B, B).SetName("1x1: blocked");
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void EachPassGetsTheRulesAlgorithm(Conv2dShape shape, Conv2dAlgorithm forward, Conv2dAlgorithm data, Conv2dAlgorithm weights)
+    {
+        if (!Engine.UseAvx2) Assert.Ignore("without AVX2 every pass keeps the GEMM-based algorithm of Conv2dPlan.Choose");
+        Assert.That(ConvolutionPlan.Choose(shape), Is.EqualTo((forward, data, weights)));
+    }
+}
