@@ -277,7 +277,7 @@ hpcnn_status hpcnn_fit_options_set_early_stopping(hpcnn_fit_options* options, in
                                                   int32_t monitor_accuracy, int32_t restore_best);
 hpcnn_status hpcnn_fit_options_set_callbacks(hpcnn_fit_options* options, hpcnn_epoch_callback on_epoch,
                                              hpcnn_batch_callback on_batch, void* user);
-/* The batch callback runs at most once per `seconds` of training, and always after each epoch's last batch;
+/* The batch callback runs at most once per `seconds` of training, and always after each epoch's first and last batch;
    0 (the default) runs it after every batch. A call into an interpreter costs tens of microseconds, more than a
    small network's whole step: a progress display or a Ctrl-C check wants an interval (Python's fit uses 0.1 s
    unless a callback of the user's asks for every batch). ABI 4. */

@@ -146,7 +146,7 @@ internal sealed class NativeFitOptions
     public double ValidationSplit;
     public HpCnn.Training.EarlyStopping? EarlyStopping;
     public nint OnEpoch, OnBatch, User;
-    /// <summary>Least time between two batch callbacks (0: every batch); the epoch's last batch always calls.</summary>
+    /// <summary>Least time between two batch callbacks (0: every batch); an epoch's first and last batches always call.</summary>
     public double BatchCallbackSeconds;
     public string? CheckpointDirectory;
     public int CheckpointEveryBatches;

@@ -189,7 +189,7 @@ public static unsafe partial class Exports
                 long interval = (long)(o.BatchCallbackSeconds * System.Diagnostics.Stopwatch.Frequency), last = System.Diagnostics.Stopwatch.GetTimestamp();
                 fit.OnBatchEnd = p =>
                 {
-                    if (interval > 0 && p.Batch < p.Batches)
+                    if (interval > 0 && p.Batch > 1 && p.Batch < p.Batches) // an epoch's first and last batches always call
                     {
                         long now = System.Diagnostics.Stopwatch.GetTimestamp();
                         if (now - last < interval) return true;

@@ -71,24 +71,57 @@ public sealed class Dense : Layer
         return n;
     }
 
-    internal override void Prepare(LayerRun run)
+    /// <summary>
+    /// Inference plans whose every batch has fewer rows than a GEMM register strip keep W^T (In x Units): those products
+    /// read op(B) by rows, and transposing 128 x 3136 weights on every call cost more than the product. Same bits: the
+    /// row path sums the same products in the same order from either layout.
+    /// </summary>
+    private static bool KeepsTransposed(LayerRun run) => !run.Training && run.Capacity < Sgemm.MR;
+
+    internal override long StateFloats(LayerRun run) => KeepsTransposed(run) ? (long)Units * InFeatures : 0;
+
+    private sealed class Jobs
     {
-        run.Jobs = new GemmJob { Scratch = run.Scratch };
+        public readonly GemmJob Gemm = new();
+        public long TransposedVersion = -1;
     }
 
-    internal override void Forward(LayerRun run)
+    internal override void Prepare(LayerRun run)
     {
-        var job = (GemmJob)run.Jobs!;
+        var jobs = new Jobs();
+        jobs.Gemm.Scratch = run.Scratch;
+        run.Jobs = jobs;
+    }
+
+    private static GemmJob Gemm(LayerRun run) => ((Jobs)run.Jobs!).Gemm;
+
+    internal override unsafe void Forward(LayerRun run)
+    {
+        var jobs = (Jobs)run.Jobs!;
         var epi = new GemmEpilogue(HasBias ? BiasMode.PerColumn : BiasMode.None, _bias?.Value, 0, run.Epilogue.Low, run.Epilogue.High);
-        // Y (B x Units) = X (B x In) * W^T: W is stored Units x In, so op(B) = W^T is "transposed".
-        job.Set(false, true, run.Batch, Units, InFeatures, run.Input, InFeatures, new Buffer(_weight!.Value), InFeatures,
-            run.Output, Units, false, epi, Items(run, Units));
-        job.Run(run, FlopsPerSample * run.Batch);
+        if (KeepsTransposed(run))
+        {
+            if (jobs.TransposedVersion != _weight!.Version)
+            {
+                fixed (float* w = _weight.Value, t = run.State.Span)
+                    BlockedTiles.Transpose(w, InFeatures, Units, InFeatures, t, Units);
+                jobs.TransposedVersion = _weight.Version;
+            }
+            jobs.Gemm.Set(false, false, run.Batch, Units, InFeatures, run.Input, InFeatures, run.State, Units,
+                run.Output, Units, false, epi, Items(run, Units));
+        }
+        else
+        {
+            // Y (B x Units) = X (B x In) * W^T: W is stored Units x In, so op(B) = W^T is "transposed".
+            jobs.Gemm.Set(false, true, run.Batch, Units, InFeatures, run.Input, InFeatures, new Buffer(_weight!.Value), InFeatures,
+                run.Output, Units, false, epi, Items(run, Units));
+        }
+        jobs.Gemm.Run(run, FlopsPerSample * run.Batch);
     }
 
     internal override void Backward(LayerRun run)
     {
-        var job = (GemmJob)run.Jobs!;
+        var job = Gemm(run);
         if (run.NeedInputGrad)
         {
             // dX (B x In) = dY (B x Units) * W (Units x In)
