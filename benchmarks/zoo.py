@@ -263,7 +263,7 @@ def worker(args):
         return {k: median(v) for k, v in times.items()}
 
     res = {"threads": t, "hpcnn_gemm_kernel": hpcnn.gemm_kernel(), "hpcnn_library": hpcnn.library_path,
-           "torch": torch.__version__, "peak_before": probe_peak(), "networks": {}}
+           "torch": torch.__version__, "peak_before": probe_peak(), "networks": {}, "load_before": os.getloadavg()[0]}
     ort = None
     if args.onnx_dir and os.path.exists(ORT_DLL):
         ort = OrtServer()
@@ -342,6 +342,7 @@ def worker(args):
     if args.conv:
         res["conv"] = conv_shapes(args, t, rounds, settle)
     res["peak_after"] = probe_peak()
+    res["load_after"] = os.getloadavg()[0]
     if ort is not None:
         ort.close()
     print(json.dumps(res))
@@ -483,7 +484,8 @@ def report(args, cpu, blas, checks, workers, net_list):
         w["peak_core"] = max(pb["fma_peak_gflops"], pb["fma512_peak_gflops"], pa["fma_peak_gflops"], pa["fma512_peak_gflops"])
         p(f"FMA peak probed, {w['threads']}T run: ymm {max(pb['fma_peak_gflops'], pa['fma_peak_gflops']):.1f}, "
           f"zmm {max(pb['fma512_peak_gflops'], pa['fma512_peak_gflops']):.1f} GFLOP/s per core "
-          f"(shares below: of {w['peak_core']:.1f} x {w['threads']} cores)")
+          f"(shares below: of {w['peak_core']:.1f} x {w['threads']} cores); load average {w['load_before']:.1f} "
+          f"before, {w['load_after']:.1f} after (above {cpu['cores']}: other work shared the cores)")
     p("")
     p("Twin check (HpCnn predict vs the PyTorch twin with HpCnn's weights, 8 random images, largest difference of the "
       "outputs / tolerance):")
@@ -604,7 +606,7 @@ def main():
                     if m:
                         blas["ran"].append(m.group(1))
                     elif line.startswith("-- "):
-                        log(line.rstrip())
+                        print(line.rstrip(), file=sys.stderr, flush=True)
                 rc = proc.wait()
             with open(out_file, encoding="utf-8") as f:
                 out = f.read()
