@@ -36,7 +36,9 @@ done
 if [ "$run_zoo" = 1 ]; then
     # zoo.py runs HpCnn through its Python package: the NativeAOT library, rebuilt when a source is newer.
     lib="$ROOT/artifacts/native/libhpcnn.so"
-    if [ ! -f "$lib" ] || [ -n "$(find "$ROOT/src" "$ROOT/native-exports" \( -name '*.cs' -o -name '*.csproj' \) -newer "$lib" -print -quit)" ]; then
+    # (bin/ and obj/ hold generated sources that every build rewrites: they do not count.)
+    if [ ! -f "$lib" ] || [ -n "$(find "$ROOT/src" "$ROOT/native-exports" \( -name bin -o -name obj \) -prune -o \
+            \( -name '*.cs' -o -name '*.csproj' \) -newer "$lib" -print -quit)" ]; then
         "$ROOT/build/publish-native.sh"
     fi
 fi
