@@ -113,7 +113,7 @@ def openblas_probe(env):
 
 
 # Cores of OpenBLAS 0.3.21's dynamic-arch list that run no AVX2/FMA kernels: on a CPU whose flags have AVX2 and FMA,
-# picking one of them is a misdetection (an AVX-512 Xeon taken for a Prescott ran sgemm at a fifth of its speed).
+# picking one of them is a misdetection (one AVX-512 Xeon was taken for a Prescott; BENCHMARKS.md has its figures).
 _OLD_CORES = {"prescott", "katmai", "coppermine", "northwood", "banias", "atom", "core2", "penryn", "dunnington",
               "nehalem", "sandybridge", "opteron", "opteron_sse3", "barcelona", "bobcat", "bulldozer", "piledriver",
               "steamroller", "excavator", "generic"}
@@ -124,7 +124,7 @@ def coretype_candidate(cpu, detected):
     """The OPENBLAS_CORETYPE the CPU's flags call for when OpenBLAS picked less than they allow, else None. Decided
     from /proc/cpuinfo, never from one machine: a CPU with AVX-512 F/BW/VL/DQ gets the AVX-512 kernels (Cooperlake
     where it has BF16, else SkylakeX) when the detected core has none (OpenBLAS 0.3.21 took an AVX-512 Xeon for a
-    Prescott, and a Zen 5 for a Haswell); an AVX2 + FMA CPU detected as an older core gets Zen (AMD) or Haswell."""
+    Prescott); an AVX2 + FMA CPU detected as an older core gets Zen (AMD) or Haswell."""
     flags = cpu["flags"]
     core = (detected or "").lower()
     if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags and core not in _AVX512_CORES:
@@ -137,7 +137,7 @@ def coretype_candidate(cpu, detected):
 def choose_coretype(cpu, forced=None):
     """The fair peer's OPENBLAS_CORETYPE (None: OpenBLAS's own choice) and the probes that decided it. Candidates:
     OpenBLAS's own detection (OPENBLAS_CORETYPE removed), the value inherited from the environment if any (a machine
-    may set one that is not its best: Haswell kernels on an AVX-512 Zen 5 run at half the AVX-512 kernels' speed),
+    may set one that is not its best, e.g. AVX2 kernels on a CPU whose AVX-512 FMAs run at full width),
     and the core the CPU's flags call for (coretype_candidate). Each runs a one-thread sgemm; the fastest wins, and
     OpenBLAS's own choice stays unless another beats it by more than 5%. `forced` skips the choice."""
     own_env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
