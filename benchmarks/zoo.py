@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -446,6 +447,9 @@ def prepare(args, net_list, onnx_dir):
                         "convs": len(twin.convs), "layers": len(spec["layers"])}
         if onnx_dir:
             m = twin.predict_module().eval()
+            # featuremapnorm's twin (InstanceNorm2d without running statistics) normalises with each image's own
+            # statistics in inference too, which torch.onnx warns about: that is what HpCnn computes.
+            warnings.filterwarnings("ignore", message=".*instance_norm.*train=True.*")
             torch.onnx.export(m, torch.from_numpy(x[:1]), os.path.join(onnx_dir, name + ".onnx"), opset_version=13,
                               input_names=["input"], output_names=["output"],
                               dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
