@@ -517,9 +517,11 @@ def report(args, cpu, blas, checks, workers, net_list):
                 for tname, tval, r in (("PT", targets[0], rp), ("ORT", targets[1], ro)):
                     if tval is not None and r is not None:
                         status.append(f"{tname} {'met' if r <= tval else 'MISSED'}")
-                p(f"{n:12} {w['threads']:>2} {h * unit_scale:10.3f} {pt * unit_scale:10.3f} "
-                  f"{(o * unit_scale if o else float('nan')):10.3f} {rp:6.2f} {(ro if ro else float('nan')):6.2f}  "
-                  f"{g[0]:7.1f} / {g[1]:6.1f} / {g[2]:6.1f}  {pct(g[0], peak)} / {pct(g[1], peak)} / {pct(g[2], peak) if o else '  - '}"
+                ort_t = f"{o * unit_scale:10.3f}" if o else f"{'-':>10}"
+                ort_r = f"{ro:6.2f}" if ro else f"{'-':>6}"
+                ort_g = f"{g[2]:6.1f}" if o else f"{'-':>6}"
+                p(f"{n:12} {w['threads']:>2} {h * unit_scale:10.3f} {pt * unit_scale:10.3f} {ort_t} {rp:6.2f} {ort_r}  "
+                  f"{g[0]:7.1f} / {g[1]:6.1f} / {ort_g}  {pct(g[0], peak)} / {pct(g[1], peak)} / {pct(g[2], peak) if o else '  - '}"
                   f"  {', '.join(status)}")
                 rows.append({"table": key, "network": n, "threads": w["threads"], "hpcnn_s": h, "torch_s": pt, "ort_s": o,
                              "ratio_torch": rp, "ratio_ort": ro, "gflops": g, "peak_core": w["peak_core"]})
