@@ -329,7 +329,7 @@ def worker(args):
                     return timed(lambda: pm(txi), calls_)
 
             def hp_pred(calls_):
-                return timed(lambda: hlib.hpcnn_predict(hp._h, xi, batch, out, out.size), calls_)
+                return timed(lambda: hpcnn._native.check(hlib.hpcnn_predict(hp._h, xi, batch, out, out.size)), calls_)
 
             engines = {"hpcnn": hp_pred, "torch": torch_pred}
             if ort is not None and onnx_path and os.path.exists(onnx_path):
