@@ -498,6 +498,7 @@ def report(args, cpu, blas, checks, workers, net_list):
         p(f"  {n:12} {ck['max_diff']:.2e} / {ck['tolerance']:.1e} {'ok' if ck['ok'] else 'MISMATCH'}; "
           f"{ck['forward_flops'] / 1e6:.2f} MFLOP forward, {ck['training_flops'] / 1e6:.2f} MFLOP per trained image")
     rows = []
+    tally = {True: 0, False: 0}
 
     def table(title, key, flops_of, unit_scale, unit, targets):
         p("")
@@ -517,6 +518,7 @@ def report(args, cpu, blas, checks, workers, net_list):
                 for tname, tval, r in (("PT", targets[0], rp), ("ORT", targets[1], ro)):
                     if tval is not None and r is not None:
                         status.append(f"{tname} {'met' if r <= tval else 'MISSED'}")
+                        tally[r <= tval] += 1
                 ort_t = f"{o * unit_scale:10.3f}" if o else f"{'-':>10}"
                 ort_r = f"{ro:6.2f}" if ro else f"{'-':>6}"
                 ort_g = f"{g[2]:6.1f}" if o else f"{'-':>6}"
@@ -553,7 +555,12 @@ def report(args, cpu, blas, checks, workers, net_list):
                     rows.append({"table": "conv", "shape": row["name"], "part": part, "threads": w["threads"],
                                  "hpcnn_s": h, "torch_s": pt, "ratio_torch": h / pt, "gflops": g})
                 p(f"{row['name']:28} {w['threads']:>2} {' '.join(cells)}  {('met' if ok else 'MISSED') if big else '-'}")
+                if big:
+                    tally[ok] += 1
         p("(forward FLOPs counted for all three parts: backward-data and backward-weights do as many multiply-adds)")
+    p("")
+    p(f"Targets: {tally[True]} met, {tally[False]} missed (each network x thread count x comparison, each conv shape x "
+      f"thread count)")
     return lines, rows
 
 
