@@ -8,7 +8,8 @@
 --repeat N (default 3) runs PyTorch and HpCnn alternately N times per thread count and compares each engine's
 best time (this shared machine's timings drift by 20% between back-to-back runs; the spread is printed).
 sgemm rows: HpCnn's sgemm and OpenBLAS's cblas_sgemm (libopenblas0) alternated in one process, best of the rounds.
-Targets are checked and printed; nothing is loosened. Needs python3-torch, python3-numpy, python3-scipy,
+Targets are checked and printed; nothing is loosened. OpenBLAS (PyTorch's BLAS and the sgemm peer) runs the
+core zoo.py's choose_coretype picks on this machine (printed). Needs python3-torch, python3-numpy, python3-scipy,
 libopenblas0 and the dataset (./build/bench.sh installs them and runs this script).
 """
 import argparse
@@ -16,6 +17,8 @@ import json
 import os
 import subprocess
 import sys
+
+import zoo
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -27,11 +30,13 @@ def run_json(cmd, env=None):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# The fair peer's OpenBLAS core (zoo.py's choose_coretype: OpenBLAS's own detection, the inherited OPENBLAS_CORETYPE
+# and the one the CPU's flags call for, the fastest measured sgemm wins), set in main.
+CORETYPE = None
+
+
 def tuned_env(threads):
-    env = dict(os.environ)
-    env.update(OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               MALLOC_MMAP_THRESHOLD_="4294967296", MALLOC_TRIM_THRESHOLD_="4294967296")
-    return env
+    return zoo.tuned_env(threads, CORETYPE)
 
 
 def main():
@@ -42,6 +47,13 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
+    global CORETYPE
+    cpu = zoo.cpu_info()
+    blas = zoo.choose_coretype(cpu)
+    CORETYPE = blas["coretype"]
+    probes = ", ".join(f"{k} -> {v[0]} {v[1]:.0f}" for k, v in blas["probes"].items())
+    print(f"CPU: {cpu['model_name']} (family {cpu['family']} model {cpu['model']}); OpenBLAS sgemm 1024^3 1T probes, "
+          f"GFLOP/s: {probes}; OPENBLAS_CORETYPE {CORETYPE or '(not set)'}", file=sys.stderr, flush=True)
     subprocess.run(["dotnet", "build", os.path.join(HERE, "HpCnn.Benchmarks"), "-c", "Release", "-v", "q", "-nologo"],
                    check=True, stdout=subprocess.DEVNULL)
     quick = ["--quick"] if args.quick else []
@@ -71,7 +83,7 @@ def main():
         results[f"torch_{t}_runs"] = torch_runs
         results[f"hpcnn_{t}_runs"] = hp_runs
         print(f"-- {t} thread(s): sgemm, HpCnn and OpenBLAS alternated ...", file=sys.stderr, flush=True)
-        results[f"gemm_{t}"] = run_json(["dotnet", RUNNER, "side-by-side-gemm", "--threads", str(t)] + quick)
+        results[f"gemm_{t}"] = run_json(["dotnet", RUNNER, "side-by-side-gemm", "--threads", str(t)] + quick, tuned_env(t))
     print("-- NumPy tutorial loop ...", file=sys.stderr, flush=True)
     results["numpy"] = run_json([sys.executable, "numpy_tutorial.py"], tuned_env(1))
 
@@ -119,6 +131,8 @@ def main():
     ratio("seed-binary speed-up vs ANCHORS NumPy loop (2.50 s)", 2.50 / best, 1.0, 100, False)
     ratio("seed-binary speed-up vs numpy_tutorial.py here", n["numpy_seed_epoch_s"] / best, 1.0)
 
+    print(f"\nCPU: {cpu['model_name']} (family {cpu['family']} model {cpu['model']}); OpenBLAS probes: {probes}; "
+          f"OPENBLAS_CORETYPE {CORETYPE or '(not set)'}")
     print(f"\n{'workload':44} {'HpCnn':>12} {'PyTorch':>12} {'ratio':>8}  {'target':>8}")
     for name, h, p, r, target, status in rows:
         print(f"{name:44} {h:12.5g} {p:12.5g} {r:8.3f}  {target:>8}  {status}")
@@ -136,7 +150,7 @@ def main():
           f"NumPy loop {n['numpy_seed_epoch_s']:.2f} s/epoch (val acc {n['numpy_seed_val_accuracy']:.4f})")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"results": results, "rows": rows}, f, indent=2)
+            json.dump({"results": results, "rows": rows, "cpu": cpu["model_name"], "openblas": blas}, f, indent=2)
 
 
 if __name__ == "__main__":
