@@ -21,7 +21,7 @@ from numpy.ctypeslib import ndpointer
 from .errors import error_for_status
 
 #: The HPCNN_ABI_VERSION this package was written against (hpcnn.h). A library reporting less lacks functions.
-REQUIRED_ABI_VERSION = 3
+REQUIRED_ABI_VERSION = 4
 
 _F32 = ndpointer(dtype=np.float32, flags="C_CONTIGUOUS")
 _I32 = ndpointer(dtype=np.int32, flags="C_CONTIGUOUS")
@@ -135,6 +135,9 @@ _SIGNATURES = {
     "hpcnn_default_max_flops_per_image": (c_int64, []),
     "hpcnn_model_load_with_budget": (_status, [c_char_p, c_int64, _out_handle]),
     "hpcnn_model_from_spec_with_budget": (_status, [c_char_p, c_int64, _out_handle]),
+    # ONNX (ABI 4)
+    "hpcnn_model_save_onnx": (_status, [_handle, c_char_p, c_int32]),
+    "hpcnn_model_load_onnx": (_status, [c_char_p, c_int64, _out_handle]),
 }
 
 _BUILD_HINT = ("build it with ./build/publish-native.sh (or ./build/test.sh / ./build/demo.sh) in the HpCnn repository, "
