@@ -7,6 +7,8 @@
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 apt_install gcc make python3-numpy python3-pytest
+# ONNX tests: onnx.checker on exports, PyTorch's exports imported (python3-torch is PyTorch 1.13).
+apt_install python3-onnx python3-torch
 need_dataset
 
 lib="$ROOT/artifacts/native/libhpcnn.so"
