@@ -12,7 +12,7 @@ apt_install python3-onnx python3-torch
 need_dataset
 
 lib="$ROOT/artifacts/native/libhpcnn.so"
-if [ ! -f "$lib" ] || [ ! -f "$ROOT/artifacts/native/libhpcnn-avx512.so" ] || [ -n "$(find src/HpCnn native-exports/src native-exports/HpCnn.Native.csproj Directory.Build.props \
+if [ ! -f "$lib" ] || [ ! -f "$ROOT/artifacts/native/libhpcnn-avx512.so" ] || [ -n "$(find src/HpCnn src/HpCnn.Onnx native-exports/src native-exports/HpCnn.Native.csproj Directory.Build.props \
         \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' \) -newer "$lib" -print -quit)" ]; then
     "$ROOT/build/publish-native.sh"
 else

@@ -347,7 +347,8 @@ hpcnn_status hpcnn_model_from_spec_with_budget(const char* json, int64_t max_flo
    compiled with cross-entropy, or binary cross-entropy, and does not end with one). The batch dimension is symbolic.
    Dropout layers are left out (inference). metadata_props: hpcnn_version, class_names (JSON array, when the metadata
    has them), hpcnn_spec, hpcnn_metadata. flags: 0 or HPCNN_ONNX_EMBED_STANDARDIZATION.
-   Errors: INVALID_ARGUMENT (unknown flags; nothing to embed), INVALID_STATE (no layers), IO_ERROR. */
+   Errors: INVALID_ARGUMENT (unknown flags, NULL path), INVALID_STATE (no layers; the embed flag on a model without a
+   saved standardisation), IO_ERROR. */
 hpcnn_status hpcnn_model_save_onnx(hpcnn_model* model, const char* path, int32_t flags);
 
 /* Reads an ONNX file that is a chain of supported operators (Conv, Gemm, MatMul + Add, Relu, Clip(0, cap), LeakyRelu,
