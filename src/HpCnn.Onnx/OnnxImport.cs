@@ -69,6 +69,7 @@ public static class OnnxImport
         private long _flops;
         private int _rank;
         private long? _fixedBatch;
+        private Data.Standardization? _standardization;
 
         public Sequential Run()
         {
@@ -272,6 +273,13 @@ public static class OnnxImport
                 int i = chain[c];
                 var n = _graph.Node[i];
                 string label = NodeLabel(i);
+                if (n.OpType == "Sub" && _seq.Layers.Count == 0 && _standardization is null && c + 1 < chain.Count
+                    && _graph.Node[chain[c + 1]].OpType is "Mul" or "Div")
+                {
+                    _standardization = ReadStandardization(i, chain[c + 1]);
+                    c++;
+                    continue;
+                }
                 if (pendingPad is not null && n.OpType is not ("Conv" or "AveragePool"))
                     throw new InvalidDataException($"{NodeLabel(padNode)}: a Pad is supported only when a Conv or AveragePool follows it (it is folded into their padding); here {label} follows");
                 switch (n.OpType)
@@ -366,7 +374,7 @@ public static class OnnxImport
         }
 
         /// <summary>The operators the importer maps (for messages and the README).</summary>
-        public const string SupportedOperators = "Conv, Gemm, MatMul+Add, Relu, Clip, LeakyRelu, Sigmoid, Tanh, Softmax, MaxPool, AveragePool, " +
+        public const string SupportedOperators = "leading Sub + Mul/Div (standardisation), Conv, Gemm, MatMul+Add, Relu, Clip, LeakyRelu, Sigmoid, Tanh, Softmax, MaxPool, AveragePool, " +
             "BatchNormalization, InstanceNormalization, Flatten, Reshape to [batch, -1], Pad (zeros, folded), Constant, Identity, Dropout";
 
         private void Add(int node, Layer layer)
@@ -692,6 +700,56 @@ public static class OnnxImport
             throw new InvalidDataException($"{NodeLabel(i)}: reshape of {cur} to [{string.Join(", ", shape)}] is not supported (only to [batch, -1], a flatten)");
         }
 
+        /// <summary>
+        /// Leading Sub(mean) then Mul(1/std) or Div(std) with constants: the input's standardisation, which an HpCnn model
+        /// keeps in its metadata (the hpcnn command applies it) rather than as layers. Global (one value each) or per
+        /// pixel ([1, C, H, W] or [C, H, W]).
+        /// </summary>
+        private Data.Standardization ReadStandardization(int sub, int scale)
+        {
+            RefuseAttributes(sub);
+            RefuseAttributes(scale);
+            var meanT = Constant(sub, 1);
+            var scaleT = Constant(scale, 1);
+            var mean = Floats(sub, 1, "mean");
+            var factor = Floats(scale, 1, _graph.Node[scale].OpType == "Mul" ? "scale" : "divisor");
+            var input = Current;
+            bool Global(OnnxPb.TensorProto t, float[] v) => v.Length == 1 && t.Dims.All(d => d == 1);
+            bool PerPixel(OnnxPb.TensorProto t, float[] v) =>
+                v.Length == input.Size && t.Dims.Count >= 3 && t.Dims[^3] == input.C && t.Dims[^2] == input.H && t.Dims[^1] == input.W && t.Dims.SkipLast(3).All(d => d == 1);
+            bool global = Global(meanT, mean) && Global(scaleT, factor);
+            if (!global && !(PerPixel(meanT, mean) && PerPixel(scaleT, factor)))
+                throw new InvalidDataException($"{NodeLabel(sub)}: a leading Sub and {_graph.Node[scale].OpType} are read as the input's standardisation, which needs one mean and one scale, or one of each per pixel of the {input} input; got {OnnxTensors.DimsText(meanT)} and {OnnxTensors.DimsText(scaleT)}");
+            float[] std = factor;
+            if (_graph.Node[scale].OpType == "Mul")
+                std = factor.Select(Reciprocal).ToArray();
+            try
+            {
+                return Data.Standardization.Create(global ? Data.StandardizeMode.Global : Data.StandardizeMode.PerPixel, mean, std);
+            }
+            catch (ArgumentException e)
+            {
+                throw new InvalidDataException($"{NodeLabel(sub)}: {e.Message}", e);
+            }
+        }
+
+        /// <summary>A std whose float reciprocal (as the engine computes 1f / std) is exactly <paramref name="inv"/> where one exists.</summary>
+        private static float Reciprocal(float inv)
+        {
+            float s = 1f / inv;
+            for (int k = 0; k < 4 && 1f / s != inv; k++)
+            {
+                if (1f / MathF.BitIncrement(s) == inv) return MathF.BitIncrement(s);
+                if (1f / MathF.BitDecrement(s) == inv) return MathF.BitDecrement(s);
+                s = 1f / s > inv ? MathF.BitIncrement(s) : MathF.BitDecrement(s);
+            }
+            return s;
+        }
+
+        /// <summary>
+        /// The model's metadata: HpCnn's own (metadata_props "hpcnn_metadata") or a new object, with the class names
+        /// ("class_names") and a standardisation read from leading nodes.
+        /// </summary>
         private void ApplyMetadata()
         {
             string? hpcnn = null, classNames = null;
@@ -700,19 +758,56 @@ public static class OnnxImport
                 if (p.Key == "hpcnn_metadata") hpcnn = p.Value;
                 else if (p.Key == "class_names") classNames = p.Value;
             }
+            JsonDocument? original = null, names = null;
             try
             {
-                if (hpcnn is not null) { _seq.Metadata = hpcnn; return; }
-                if (classNames is not null)
+                try { original = hpcnn is null ? null : JsonDocument.Parse(hpcnn); } catch (JsonException) { }
+                try { names = classNames is null ? null : JsonDocument.Parse(classNames); } catch (JsonException) { }
+                if (original is not null && original.RootElement.ValueKind != JsonValueKind.Object) original = null;
+                if (names is not null && names.RootElement.ValueKind != JsonValueKind.Array) names = null;
+                if (original is null && names is null && _standardization is null) return;
+                if (original is not null && _standardization is null) { _seq.Metadata = hpcnn; return; } // HpCnn's own, as written
+                using var ms = new MemoryStream();
+                using (var w = new Utf8JsonWriter(ms))
                 {
-                    using var doc = JsonDocument.Parse(classNames);
-                    if (doc.RootElement.ValueKind != JsonValueKind.Array) return;
-                    _seq.Metadata = $"{{\"class_names\": {doc.RootElement.GetRawText()}}}";
+                    w.WriteStartObject();
+                    bool hasNames = false;
+                    if (original is not null)
+                        foreach (var prop in original.RootElement.EnumerateObject())
+                        {
+                            if (prop.Name == "standardization" && _standardization is not null) continue;
+                            hasNames |= prop.Name == "class_names";
+                            prop.WriteTo(w);
+                        }
+                    if (!hasNames && names is not null)
+                    {
+                        w.WritePropertyName("class_names");
+                        names.RootElement.WriteTo(w);
+                    }
+                    if (_standardization is { } st)
+                    {
+                        w.WriteStartObject("standardization");
+                        w.WriteString("mode", st.Mode == Data.StandardizeMode.Global ? "global" : "per_pixel");
+                        w.WriteStartArray("mean");
+                        foreach (float v in st.Mean) w.WriteNumberValue(v);
+                        w.WriteEndArray();
+                        w.WriteStartArray("std");
+                        foreach (float v in st.Std) w.WriteNumberValue(v);
+                        w.WriteEndArray();
+                        w.WriteEndObject();
+                    }
+                    w.WriteEndObject();
                 }
+                _seq.Metadata = System.Text.Encoding.UTF8.GetString(ms.ToArray());
             }
-            catch (Exception e) when (e is ArgumentException or JsonException)
+            catch (ArgumentException)
             {
                 // Metadata is informative: a malformed entry does not stop the import.
+            }
+            finally
+            {
+                original?.Dispose();
+                names?.Dispose();
             }
         }
     }

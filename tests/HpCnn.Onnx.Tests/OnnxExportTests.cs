@@ -1,7 +1,9 @@
 using HpCnn.Layers;
 using HpCnn.Onnx;
 using HpCnn.Training;
+using Google.Protobuf;
 using static HpCnn.Onnx.Tests.OnnxTestSupport;
+using OnnxPb = global::Onnx;
 
 namespace HpCnn.Onnx.Tests;
 
@@ -109,6 +111,26 @@ public class OnnxExportTests
         var props = OnnxExport.Build(m, new()).MetadataProps.ToDictionary(p => p.Key, p => p.Value);
         Assert.That(props["class_names"], Is.EqualTo("[\"a\",\"b\",\"c\"]"));
         Assert.That(props["hpcnn_version"], Is.EqualTo(OnnxExport.HpCnnVersion));
+
+        // Import reads the leading nodes back as the model's standardisation (metadata), not as layers: the same
+        // statistics, bit for bit, also without HpCnn's own metadata in the file.
+        var stripped = OnnxPb.ModelProto.Parser.ParseFrom(embedded);
+        stripped.MetadataProps.Clear();
+        foreach (var bytes in new[] { embedded, stripped.ToByteArray() })
+        {
+            var back = OnnxImport.FromBytes(bytes);
+            Assert.That(back.Layers.Select(l => l.Kind), Is.EqualTo(m.Layers.Select(l => l.Kind)));
+            using var doc = System.Text.Json.JsonDocument.Parse(back.Metadata!);
+            var s = doc.RootElement.GetProperty("standardization");
+            Assert.That(s.GetProperty("mode").GetString(), Is.EqualTo(mode));
+            Assert.That(s.GetProperty("mean").EnumerateArray().Select(e => e.GetSingle()), Is.EqualTo(st.Mean).AsCollection);
+            var readStd = s.GetProperty("std").EnumerateArray().Select(e => e.GetSingle()).ToArray();
+            var again = Data.Standardization.Create(st.Mode, st.Mean, readStd);
+            var restandardized = (float[])raw.Clone();
+            again.Apply(restandardized, 25);
+            Assert.That(restandardized, Is.EqualTo(standardized).AsCollection, "the imported standardisation gives the same inputs");
+            Assert.That(back.Predict(restandardized).Probabilities, Is.EqualTo(expected).AsCollection);
+        }
     }
 
     [Test]
