@@ -97,6 +97,7 @@ public static class OnnxImport
             }
             for (int i = 0; i < _graph.Node.Count; i++)
                 if (_graph.Node[i].OpType == "Constant" && IsDefaultDomain(_graph.Node[i])) ReadConstantNode(i);
+            EvaluateShapeNodes();
 
             var input = GraphInput();
             if (_graph.Output.Count != 1) throw new InvalidDataException($"the graph has {_graph.Output.Count} outputs; HpCnn imports graphs with one output");
@@ -121,6 +122,59 @@ public static class OnnxImport
         }
 
         private static bool IsDefaultDomain(OnnxPb.NodeProto n) => n.Domain is "" or "ai.onnx";
+
+        /// <summary>Nodes beside the chain: constants, and the shape computations evaluated into constants.</summary>
+        private readonly HashSet<int> _shapeNodes = [];
+        private bool IsSideNode(int i) => _shapeNodes.Contains(i) || (_graph.Node[i].OpType == "Constant" && IsDefaultDomain(_graph.Node[i]));
+
+        /// <summary>Stands for the batch size in an evaluated Shape (a Reshape to [it, -1] is a flatten); other dimensions are unknown.</summary>
+        internal const long BatchDim = long.MinValue, UnknownDim = long.MinValue + 1;
+
+        /// <summary>
+        /// The shape arithmetic of <c>x.view(x.size(0), -1)</c> with a dynamic batch (Shape, Gather, Unsqueeze, Concat),
+        /// evaluated into int64 constants: a Shape gives [batch, ?, ?, ?], where only the batch may reach a Reshape.
+        /// </summary>
+        private void EvaluateShapeNodes()
+        {
+            for (bool progress = true; progress;)
+            {
+                progress = false;
+                for (int i = 0; i < _graph.Node.Count; i++)
+                {
+                    var n = _graph.Node[i];
+                    if (_shapeNodes.Contains(i) || !IsDefaultDomain(n) || n.Output.Count != 1 || n.OpType is not ("Shape" or "Gather" or "Unsqueeze" or "Concat")) continue;
+                    long[]? v = null;
+                    bool Known(int k) => k < n.Input.Count && _constants.ContainsKey(n.Input[k]);
+                    long[] Values(int k) => OnnxTensors.Int64s(_constants[n.Input[k]], 64, $"{NodeLabel(i)}: input '{n.Input[k]}'");
+                    switch (n.OpType)
+                    {
+                        case "Shape" when n.Input.Count == 1 && n.Attribute.Count == 0 && !Known(0):
+                            v = [BatchDim, UnknownDim, UnknownDim, UnknownDim];
+                            break;
+                        case "Gather" when Known(0) && Known(1) && (IntAttr(n, "axis") ?? 0) == 0:
+                            {
+                                var data = Values(0);
+                                v = Values(1).Select(k => k >= 0 && k < data.Length ? data[k] : throw new InvalidDataException($"{NodeLabel(i)}: index {k} outside the {data.Length} values")).ToArray();
+                                break;
+                            }
+                        case "Unsqueeze" when Known(0) && (_opset < 13 || Known(1)):
+                            v = Values(0);
+                            break;
+                        case "Concat" when n.Input.Count > 0 && Enumerable.Range(0, n.Input.Count).All(Known) && (IntAttr(n, "axis") ?? 0) == 0:
+                            v = Enumerable.Range(0, n.Input.Count).SelectMany(Values).ToArray();
+                            if (v.Length > 8) throw new InvalidDataException($"{NodeLabel(i)}: a shape of {v.Length} dimensions");
+                            break;
+                    }
+                    if (v is null) continue;
+                    var t = new OnnxPb.TensorProto { DataType = (int)OnnxPb.TensorProto.Types.DataType.Int64 };
+                    t.Dims.Add(v.Length);
+                    t.Int64Data.AddRange(v);
+                    _constants[n.Output[0]] = t;
+                    _shapeNodes.Add(i);
+                    progress = true;
+                }
+            }
+        }
 
         private string NodeLabel(int i)
         {
@@ -205,7 +259,7 @@ public static class OnnxImport
             for (int i = 0; i < _graph.Node.Count; i++)
             {
                 var n = _graph.Node[i];
-                if (n.OpType == "Constant" && IsDefaultDomain(n)) continue;
+                if (IsSideNode(i)) continue;
                 foreach (var name in n.Input.Distinct())
                 {
                     if (name.Length == 0 || _constants.ContainsKey(name)) continue;
@@ -230,7 +284,7 @@ public static class OnnxImport
                 {
                     string nodes = string.Join(", ", next.Select(NodeLabel));
                     string hint = next.Any(i => _graph.Node[i].OpType == "Shape")
-                        ? " (a shape computed at run time, as x.view(x.size(0), -1) exports, is not supported: use torch.flatten(x, 1) or nn.Flatten, or export with a fixed batch size and constant folding)"
+                        ? " (of shapes computed at run time only [batch, -1], as x.view(x.size(0), -1) exports, is supported: use torch.flatten(x, 1) or nn.Flatten)"
                         : " (branches and residual connections are not supported yet)";
                     throw new InvalidDataException($"tensor '{current}' feeds {next.Count} nodes: {nodes}{hint}");
                 }
@@ -257,7 +311,7 @@ public static class OnnxImport
                 current = outs[0];
             }
             for (int i = 0; i < _graph.Node.Count; i++)
-                if (!visited.Contains(i) && !(_graph.Node[i].OpType == "Constant" && IsDefaultDomain(_graph.Node[i])))
+                if (!visited.Contains(i) && !IsSideNode(i))
                     throw new InvalidDataException($"{NodeLabel(i)}: is not on the chain from the input to the output (branches are not supported yet)");
             return chain;
         }
@@ -685,7 +739,7 @@ public static class OnnxImport
                 ? OnnxTensors.Int64s(Constant(i, 1), 8, $"{NodeLabel(i)}: shape")
                 : IntsAttr(n, "shape") ?? throw new InvalidDataException($"{NodeLabel(i)}: no shape");
             var cur = Current;
-            bool batchOk = shape.Length > 0 && (shape[0] is 0 or -1 || shape[0] == _fixedBatch);
+            bool batchOk = shape.Length > 0 && (shape[0] is 0 or -1 or BatchDim || shape[0] == _fixedBatch);
             if (batchOk && shape.Length == 2 && (shape[1] == -1 || shape[1] == cur.Size))
             {
                 if (_rank == 4) Add(i, new Flatten());
@@ -697,7 +751,8 @@ public static class OnnxImport
                 _rank = 4; // a flat C x 1 x 1 vector as an image, or an image to itself
                 return;
             }
-            throw new InvalidDataException($"{NodeLabel(i)}: reshape of {cur} to [{string.Join(", ", shape)}] is not supported (only to [batch, -1], a flatten)");
+            string target = string.Join(", ", shape.Select(d => d == BatchDim ? "batch" : d == UnknownDim ? "?" : d.ToString(CultureInfo.InvariantCulture)));
+            throw new InvalidDataException($"{NodeLabel(i)}: reshape of {cur} to [{target}] is not supported (only to [batch, -1], a flatten)");
         }
 
         /// <summary>

@@ -861,8 +861,9 @@ def load_onnx(path, max_flops_per_image=None):
     """A model from an ONNX file that is a chain of Conv, Gemm (or MatMul + Add), Relu, Clip(0, cap), LeakyRelu,
     Sigmoid, Tanh, Softmax, MaxPool, AveragePool, BatchNormalization, InstanceNormalization (scale 1, bias 0), Flatten
     or Reshape to (N, -1), zero Pad before a Conv or AveragePool, Constant, Identity and Dropout nodes, as
-    ``torch.onnx.export`` writes them (export with ``torch.flatten(x, 1)`` or ``nn.Flatten``, not ``x.view(x.size(0), -1)``
-    with a dynamic batch). The model is not compiled: compile it to fine-tune.
+    ``torch.onnx.export`` writes them (``nn.Flatten``, ``torch.flatten(x, 1)`` and ``x.view(x.size(0), -1)`` all import).
+    A leading Sub + Mul/Div of constants becomes the model's standardisation (its metadata). The model is not
+    compiled: compile it to fine-tune.
 
     Raises InvalidFileError naming the node and its operator for anything unsupported (and for a corrupt file, a
     missing initializer, external data, a network above max_flops_per_image), HpcnnIOError for a missing file.

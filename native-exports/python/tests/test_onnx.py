@@ -128,3 +128,34 @@ def test_a_residual_block_is_refused_by_node(tmp_path):
     torch.onnx.export(Residual().eval(), torch.randn(1, 2, 8, 8), str(path), opset_version=13)
     with pytest.raises(hpcnn.InvalidFileError, match=r"node \d+ .*\((Add|Conv)\).*(residual|branches)"):
         hpcnn.load_onnx(path)
+
+
+class ViewFlatten(nn.Module):
+    """The classic tutorial network: x.view(x.size(0), -1) instead of nn.Flatten."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3)
+        self.fc = nn.Linear(3 * 6 * 6, 4)
+
+    def forward(self, x):
+        x = torch.relu(self.conv(x))
+        return self.fc(x.view(x.size(0), -1))
+
+
+@pytest.mark.parametrize("dynamic", [True, False])
+@pytest.mark.parametrize("folding", [True, False])
+def test_view_with_a_dynamic_batch_imports(tmp_path, dynamic, folding):
+    torch.manual_seed(1)
+    net = ViewFlatten().eval()
+    x = torch.randn(3, 1, 8, 8)
+    path = tmp_path / "view.onnx"
+    torch.onnx.export(net, x, str(path), opset_version=13, do_constant_folding=folding, input_names=["input"],
+                      output_names=["output"], dynamic_axes={"input": {0: "batch"}} if dynamic else None)
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    assert "Reshape" in ops and ("Shape" in ops) == dynamic
+    with torch.no_grad():
+        expected = net(x).numpy()
+    with hpcnn.load_onnx(path) as model:
+        assert [l.kind for l in model.layers] == ["conv2d", "relu", "flatten", "dense"]
+        assert relative_error(expected, model.predict(x.numpy())) <= 1e-5
