@@ -191,8 +191,7 @@ public static class OnnxExport
     }
 
     /// <summary>The engine's version ("0.1.0").</summary>
-    public static string HpCnnVersion =>
-        typeof(Sequential).Assembly.GetName().Version is { } v ? $"{v.Major}.{v.Minor}.{v.Build}" : "unknown";
+    public static string HpCnnVersion => Engine.Version;
 
     private static void AddProp(OnnxPb.ModelProto m, string key, string value) => m.MetadataProps.Add(new OnnxPb.StringStringEntryProto { Key = key, Value = value });
 

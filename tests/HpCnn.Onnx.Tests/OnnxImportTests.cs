@@ -209,7 +209,7 @@ public class OnnxImportTests
         var good = OnnxExport.ToBytes(RandomNetwork(3));
         Assert.That(ImportError([1, 2, 3, 4, 5]), Does.Contain("ONNX"));
         var rng = new Random(1);
-        int cases = int.TryParse(Environment.GetEnvironmentVariable("HPCNN_ONNX_FUZZ_CASES"), out int n) ? n : 3000;
+        int cases = int.TryParse(Environment.GetEnvironmentVariable("HPCNN_ONNX_FUZZ_CASES"), out int n) ? n : 10000;
         int accepted = 0;
         for (int i = 0; i < cases; i++)
         {

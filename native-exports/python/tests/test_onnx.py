@@ -30,6 +30,31 @@ def relative_error(expected, actual):
     return np.abs(expected - actual).max() / max(np.abs(expected).max(), 1e-30)
 
 
+def other_models():
+    """Heads and shapes the every-layer model does not have: a 1x1 convolution after a flatten (a Reshape back to an
+    image), a binary head (a final Sigmoid), a flat input."""
+    after_flatten = hpcnn.Sequential([L.Conv2D(3, 3), L.Flatten(), L.Conv2D(4, 1), L.Flatten(), L.Dense(2)],
+                                     input_shape=(1, 3, 3))
+    binary = hpcnn.Sequential([L.Conv2D(2, 3, stride=2, padding="same"), L.Sigmoid(), L.AvgPool2D(2, padding="same"),
+                               L.Flatten(), L.Dense(1)], input_shape=(3, 9, 9))
+    binary.compile(loss="binary_cross_entropy", optimizer=hpcnn.optimizers.SGD(lr=0.01))
+    flat = hpcnn.Sequential([L.Flatten(), L.Dense(5), L.BatchNorm2D(), L.ReLU(), L.Dense(3), L.Softmax()],
+                            input_shape=(6, 1, 1))
+    return [("after_flatten", after_flatten), ("binary", binary), ("flat", flat)]
+
+
+@pytest.mark.parametrize("name,model", other_models())
+def test_other_exports_pass_the_check_and_round_trip(tmp_path, name, model):
+    path = tmp_path / f"{name}.onnx"
+    with model:
+        model.save_onnx(path)
+        onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+        shape = model.input_shape
+        x = np.random.default_rng(2).standard_normal((3, *shape)).astype(np.float32)
+        with hpcnn.load_onnx(path) as back:
+            assert np.array_equal(back.predict(x), model.predict(x))
+
+
 @pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
 def test_export_passes_the_full_onnx_check(tmp_path, loss):
     path = tmp_path / "m.onnx"
