@@ -1,5 +1,7 @@
 using System.CommandLine;
+using HpCnn.Layers;
 using HpCnn.Onnx;
+using HpCnn.Training;
 
 namespace HpCnn.Cli;
 
@@ -38,8 +40,17 @@ internal static class OnnxCommands
             string src = r.GetValue(input)!, dst = r.GetValue(output)!;
             if (!File.Exists(src)) throw new CliException($"ONNX file not found: {src}");
             var m = OnnxImport.Load(src, Shared.MaxFlopsPerImage);
+            // A classifier head gets its loss, so that `hpcnn eval` runs on the imported file.
+            LossKind? loss = m.Layers[^1] switch
+            {
+                Softmax when m.OutputShape.Size >= 2 => LossKind.CrossEntropy,
+                Sigmoid when m.OutputShape.Size == 1 => LossKind.BinaryCrossEntropy,
+                _ => null,
+            };
+            if (loss is LossKind l) m.Compile(l, new Sgd(0.01f, momentum: 0.9f));
             m.Save(dst);
-            Console.WriteLine($"wrote {dst}: {m.Layers.Count} layers, {m.ParameterCount:N0} parameters, input {m.InputShape}, output {m.OutputShape}");
+            Console.WriteLine($"wrote {dst}: {m.Layers.Count} layers, {m.ParameterCount:N0} parameters, input {m.InputShape}, output {m.OutputShape}" +
+                (loss is LossKind k ? $"; loss {k.Name()} (from its {m.Layers[^1].Kind} head)" : "; no loss (not a softmax or sigmoid classifier)"));
             return ExitCodes.Ok;
         });
         return cmd;
