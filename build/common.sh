@@ -46,3 +46,21 @@ build_cli() {
         { dotnet build "$ROOT/src/HpCnn.Cli/HpCnn.Cli.csproj" -c Release -v q -nologo; die "building the hpcnn command failed"; }
     export HPCNN_CLI
 }
+
+# The engine's version (src/HpCnn/HpCnn.csproj <Version>): the library's, the wheel's, the NuGet package's.
+hpcnn_version() {
+    sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' "$ROOT/src/HpCnn/HpCnn.csproj" | head -n 1
+}
+
+# Publishes both library builds into artifacts/native/ unless they are newer than every source they are built from.
+ensure_native() {
+    local lib="$ROOT/artifacts/native/libhpcnn.so"
+    # bin/ and obj/ are skipped: every dotnet build rewrites the generated sources there.
+    if [ ! -f "$lib" ] || [ ! -f "$ROOT/artifacts/native/libhpcnn-avx512.so" ] || [ -n "$(cd "$ROOT" && find src/HpCnn src/HpCnn.Onnx native-exports/src \
+            native-exports/HpCnn.Native.csproj Directory.Build.props \( -name bin -o -name obj \) -prune -o \
+            \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' \) -newer "$lib" -print -quit)" ]; then
+        "$ROOT/build/publish-native.sh"
+    else
+        echo "libhpcnn.so is newer than its sources: not publishing again"
+    fi
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, from a fresh machine: train the reference network on Fashion-MNIST with live progress,
-# evaluate it, draw what it learned, and predict one test image. Also publishes libhpcnn.so so that
-# C and Python (PYTHONPATH=native-exports/python /usr/bin/python3 -c "import hpcnn") work afterwards.
+# evaluate it, draw what it learned, and predict one test image. Also publishes libhpcnn.so and builds the Python
+# wheel, so that C (./build/install.sh PREFIX) and Python (pip install --no-index artifacts/python/hpcnn-*.whl in a
+# venv) work afterwards.
 # Options: EPOCHS=N (default 3), THREADS=N (default: all cores).
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -19,6 +20,7 @@ step "build the hpcnn command"
 build_cli
 "$ROOT/build/publish-native.sh" >/dev/null
 echo "libhpcnn: $ROOT/artifacts/native/libhpcnn.so (header: native-exports/include/hpcnn.h)"
+"$ROOT/build/python-wheel.sh" | tail -n 1
 
 step "train the reference network ($EPOCHS epochs, batch 64, SGD momentum 0.9)"
 ./build/hpcnn inspect --net reference

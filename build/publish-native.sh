@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Publishes libhpcnn.so (NativeAOT, x86-64-v3) and libhpcnn-avx512.so (x86-64-v4) to artifacts/native/. The header is native-exports/include/hpcnn.h.
+# Publishes libhpcnn.so (NativeAOT, x86-64-v3) and libhpcnn-avx512.so (x86-64-v3 + AVX-512) to artifacts/native/. The header is native-exports/include/hpcnn.h.
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 need_dotnet
@@ -9,12 +9,12 @@ apt_install zlib1g-dev
 out="$ROOT/artifacts/native"
 mkdir -p "$out"
 # Two builds of the same sources. NativeAOT fixes the instruction sets at compile time (AVX-512 cannot be chosen at
-# run time from an x86-64-v3 build), so the AVX-512 tiles need a build of their own: libhpcnn-avx512.so (x86-64-v4:
+# run time from an x86-64-v3 build), so the AVX-512 tiles need a build of their own: libhpcnn-avx512.so (x86-64-v3 plus
 # AVX-512 F/BW/CD/DQ/VL, refuses to load on CPUs without them). The Python package loads it where the CPU has them;
-# C programs link libhpcnn.so and may load the other one themselves. The v4 build goes first, so the last
+# C programs link libhpcnn.so and may load the other one themselves. The AVX-512 build goes first, so the last
 # intermediate build is the default one.
-step "publish libhpcnn-avx512.so (NativeAOT, x86-64-v4)"
-dotnet publish native-exports/HpCnn.Native.csproj -c Release -o "$out/publish-avx512" -nologo -v q -p:IlcInstructionSet=x86-x64-v4
+step "publish libhpcnn-avx512.so (NativeAOT, x86-64-v3 + AVX-512)"
+dotnet publish native-exports/HpCnn.Native.csproj -c Release -o "$out/publish-avx512" -nologo -v q -p:HpCnnAvx512=true
 cp "$out/publish-avx512/libhpcnn.so" "$out/libhpcnn-avx512.so"
 step "publish libhpcnn.so (NativeAOT, x86-64-v3)"
 dotnet publish native-exports/HpCnn.Native.csproj -c Release -o "$out/publish" -nologo -v q

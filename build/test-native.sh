@@ -1,23 +1,19 @@
 #!/usr/bin/env bash
-# Tests libhpcnn.so from C and Python: publishes the library if it is missing or older than its sources,
-# builds the C examples and tests (gcc -Wall -Wextra -Werror, native-exports/Makefile), runs the C tests,
-# runs both examples (filters; train_reference for one epoch of the reference network, ~1-2 minutes),
-# and runs the pytest suite of the hpcnn Python package.
+# Tests libhpcnn.so from C and Python as users get it: publishes the library if it is missing or older than its
+# sources, builds the C examples and tests (gcc -Wall -Wextra -Werror, native-exports/Makefile), runs the C tests,
+# runs both examples (filters; train_reference for one epoch of the reference network, ~1-2 minutes), installs the
+# library into a prefix (build/install.sh) and builds a program against it with CMake (find_package) and with
+# pkg-config, builds the Python wheel (build/python-wheel.sh), installs it into a fresh venv and runs the pytest suite
+# of the hpcnn package against that installed copy.
 #   HPCNN_REFERENCE_EPOCHS=n   epochs for train_reference (default 1; 0 skips it)
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
-apt_install gcc make python3-numpy python3-pytest
+need_dotnet
+apt_install gcc make cmake pkg-config python3-numpy python3-pytest python3-venv python3-pip python3-setuptools python3-wheel
 # ONNX tests: onnx.checker on exports, PyTorch's exports imported (python3-torch is PyTorch 1.13).
 apt_install python3-onnx python3-torch
 need_dataset
-
-lib="$ROOT/artifacts/native/libhpcnn.so"
-if [ ! -f "$lib" ] || [ ! -f "$ROOT/artifacts/native/libhpcnn-avx512.so" ] || [ -n "$(find src/HpCnn src/HpCnn.Onnx native-exports/src native-exports/HpCnn.Native.csproj Directory.Build.props \
-        \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' \) -newer "$lib" -print -quit)" ]; then
-    "$ROOT/build/publish-native.sh"
-else
-    echo "libhpcnn.so is newer than its sources: not publishing again"
-fi
+ensure_native
 
 step "build the C examples and tests"
 make -C native-exports --no-print-directory all || die "building the C examples and tests failed"
@@ -42,14 +38,39 @@ if [ "$epochs" -gt 0 ]; then
     "$bin/train_reference" "$epochs" "$tmp/reference.hpcnn" || die "the train_reference example failed (exit $?)"
 fi
 
-step "Python tests (hpcnn package)"
-PYTHONPATH="$ROOT/native-exports/python${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m pytest native-exports/python/tests -q -p no:cacheprovider ||
+step "install the C library into a prefix; build a program against it with CMake and with pkg-config"
+prefix="$tmp/prefix"
+"$ROOT/build/install.sh" "$prefix" >"$tmp/install.txt" || { cat "$tmp/install.txt"; die "build/install.sh failed"; }
+example="$ROOT/native-exports/examples/installed"
+cmake -S "$example" -B "$tmp/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_C_FLAGS="-Wall -Wextra -Werror" >"$tmp/cmake.txt" 2>&1 && cmake --build "$tmp/cmake-build" >>"$tmp/cmake.txt" 2>&1 ||
+    { cat "$tmp/cmake.txt"; die "building native-exports/examples/installed with CMake (find_package(hpcnn)) failed"; }
+"$tmp/cmake-build/tiny_train" || die "tiny_train built with CMake failed"
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+gcc -std=c11 -O2 -Wall -Wextra -Werror -o "$tmp/tiny_train_pc" "$example/tiny_train.c" $(pkg-config --cflags --libs hpcnn) \
+    -Wl,-rpath,"$(pkg-config --variable=libdir hpcnn)" || die "building tiny_train with pkg-config failed"
+"$tmp/tiny_train_pc" || die "tiny_train built with pkg-config failed"
+unset PKG_CONFIG_PATH
+
+step "Python: build the wheel, install it into a fresh venv"
+"$ROOT/build/python-wheel.sh"
+venv="$tmp/venv"
+"$PY" -m venv --system-site-packages "$venv" || die "could not make a venv with $PY (python3-venv)"
+"$venv/bin/pip" install -q --no-index "$ROOT"/artifacts/python/hpcnn-*.whl || die "pip could not install the wheel offline"
+# The tests must import the installed copy, not native-exports/python: no PYTHONPATH, and not run from that folder.
+installed="$(cd "$tmp" && env -u PYTHONPATH "$venv/bin/python" -c 'import os, hpcnn; print(os.path.dirname(hpcnn.__file__))')" ||
+    die "import hpcnn failed in the venv"
+case "$installed" in "$venv"/*) echo "hpcnn imported from $installed" ;; *) die "hpcnn was imported from $installed, not from the venv" ;; esac
+
+step "Python tests (the installed hpcnn package)"
+(cd "$tmp" && env -u PYTHONPATH "$venv/bin/python" -m pytest "$ROOT/native-exports/python/tests" -q -p no:cacheprovider) ||
     die "a Python test failed"
 # On a CPU with AVX-512 the package loaded libhpcnn-avx512.so above; the AVX2 build gets the same tests.
 if grep -qw avx512f /proc/cpuinfo; then
-    step "Python tests (hpcnn package) on the AVX2 build, libhpcnn.so"
-    HPCNN_LIBRARY="$lib" PYTHONPATH="$ROOT/native-exports/python${PYTHONPATH:+:$PYTHONPATH}" \
-        "$PY" -m pytest native-exports/python/tests -q -p no:cacheprovider || die "a Python test failed (libhpcnn.so)"
+    step "Python tests (the installed hpcnn package) on the AVX2 build, libhpcnn.so"
+    (cd "$tmp" && env -u PYTHONPATH HPCNN_LIBRARY="$installed/lib/libhpcnn.so" \
+        "$venv/bin/python" -m pytest "$ROOT/native-exports/python/tests" -q -p no:cacheprovider) ||
+        die "a Python test failed (libhpcnn.so)"
 fi
 
 echo

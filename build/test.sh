@@ -4,7 +4,9 @@
 #      in child processes with DOTNET_EnableAVX512=0 (AVX2 only), DOTNET_EnableAVX2=0 (scalar fallback) and
 #      DOTNET_EnableHWIntrinsic=0 (no intrinsics at all);
 #   2. the hpcnn command end to end (NUnit, runs the built command as a process); ONNX export/import against ONNX Runtime;
-#   3. libhpcnn.so (NativeAOT) from C and Python: build/test-native.sh.
+#   3. libhpcnn.so (NativeAOT) from C and Python: build/test-native.sh (also the installed C prefix with CMake and
+#      pkg-config, and the Python tests against the wheel installed into a venv);
+#   4. the HpCnn NuGet package: build/test-nuget.sh (packs it, a sample project restores it and trains).
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 need_dotnet
@@ -28,6 +30,7 @@ run_suite tests/HpCnn.Cli.Tests/HpCnn.Cli.Tests.csproj "hpcnn command end to end
 run_suite tests/HpCnn.Onnx.Tests/HpCnn.Onnx.Tests.csproj "ONNX export and import (against ONNX Runtime)"
 
 "$ROOT/build/test-native.sh"
+"$ROOT/build/test-nuget.sh"
 
 echo
 echo "all tests passed ($(( SECONDS - start )) s)"

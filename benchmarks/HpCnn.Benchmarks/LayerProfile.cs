@@ -59,7 +59,7 @@ internal static class LayerProfile
             {
                 var r = plan.Runs[i];
                 double a = Clock();
-                if (!r.ForwardFused && !r.ForwardByPrevious && !r.Layer.IsView(true)) r.Layer.Forward(r);
+                if (r.RunsOwnForward) r.Layer.Forward(r);
                 double dt = Clock() - a;
                 if (record) { fwd[i] += dt; fwdBest[i] = Math.Min(fwdBest[i], dt); }
             }
@@ -72,7 +72,7 @@ internal static class LayerProfile
             {
                 var r = plan.Runs[i];
                 double a = Clock();
-                if (r.RunBackward && !r.BackwardFused && !r.BackwardAbsorbed && !r.Layer.IsView(true)) r.Layer.Backward(r);
+                if (r.RunsOwnBackward) r.Layer.Backward(r);
                 double dt = Clock() - a;
                 if (record) { bwd[i] += dt; bwdBest[i] = Math.Min(bwdBest[i], dt); }
             }

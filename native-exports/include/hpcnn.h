@@ -80,7 +80,7 @@ const char* hpcnn_kernel_path(void);
 
 /* The GEMM micro-kernel in use: "avx512 12x16" (AVX-512 register tiles), "avx2 6x16" or "scalar 6x16". Static string
    owned by the library. Never fails. NativeAOT fixes the instruction sets when the library is compiled, so there are
-   two builds of it: libhpcnn.so (x86-64-v3: AVX2 + FMA) and libhpcnn-avx512.so (x86-64-v4: AVX-512 F/BW/CD/DQ/VL,
+   two builds of it: libhpcnn.so (x86-64-v3: AVX2 + FMA) and libhpcnn-avx512.so (adds AVX-512 F/BW/CD/DQ/VL,
    which fails to load on a CPU without them; on Zen 5 its zmm FMAs double the peak). Both export the same ABI. */
 const char* hpcnn_gemm_kernel(void);
 

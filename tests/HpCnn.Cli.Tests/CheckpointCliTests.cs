@@ -71,7 +71,7 @@ public class CheckpointCliTests
                 bool killed;
                 if (kills == 0)
                 {
-                    killed = !p.WaitForExit(TimeSpan.FromSeconds(0.3 + rng.NextDouble() * 2));
+                    killed = !p.WaitForExit(TimeSpan.FromSeconds(rng.NextDouble() * 0.6 * seconds)); // scaled to this machine's speed
                 }
                 else
                 {

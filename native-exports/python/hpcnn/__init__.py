@@ -24,10 +24,11 @@ Modules: :mod:`hpcnn.layers` (layer descriptions), :mod:`hpcnn.optimizers` (SGD,
 :mod:`hpcnn.callbacks` (Callback, EarlyStopping), :mod:`hpcnn.datasets` (IDX files, Fashion-MNIST, standardisation),
 :mod:`hpcnn.errors` (the exceptions; the common ones are also here).
 
-The library is found through the HPCNN_LIBRARY environment variable (a path to libhpcnn.so), else in the
-repository's artifacts/native/ (./build/publish-native.sh writes it there: libhpcnn-avx512.so, loaded first on a
-CPU with AVX-512 F/BW/CD/DQ/VL, and libhpcnn.so), else on the system's library path. gemm_kernel() tells which
-register tiles the loaded build runs.
+The library is found through the HPCNN_LIBRARY environment variable (a path to libhpcnn.so), else in the package's
+lib/ folder (the wheel carries both builds there: libhpcnn-avx512.so, loaded first on a CPU with AVX-512
+F/BW/CD/DQ/VL, and libhpcnn.so), else in the repository's artifacts/native/ for a source checkout
+(./build/publish-native.sh writes both there), else on the system's library path. library_path names the file loaded
+and gemm_kernel() tells which register tiles it runs.
 
 Threads: predict, predict_classes, evaluate and layer_output may run on one model from several Python threads
 at once; ctypes releases the GIL during library calls, so they run in parallel. Training or changing a model

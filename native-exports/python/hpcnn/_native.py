@@ -140,16 +140,17 @@ _SIGNATURES = {
     "hpcnn_model_load_onnx": (_status, [c_char_p, c_int64, _out_handle]),
 }
 
-_BUILD_HINT = ("build it with ./build/publish-native.sh (or ./build/test.sh / ./build/demo.sh) in the HpCnn repository, "
+_BUILD_HINT = ("install the hpcnn wheel (it carries the library; ./build/python-wheel.sh builds it), or build the library "
+               "with ./build/publish-native.sh (or ./build/test.sh / ./build/demo.sh) in the HpCnn repository, "
                "or point the HPCNN_LIBRARY environment variable at libhpcnn.so")
 
 
-#: The AVX-512 subsets an x86-64-v4 build needs (what libhpcnn-avx512.so was compiled for).
+#: The AVX-512 subsets libhpcnn-avx512.so was compiled for (x86-64-v3 plus "avx512": those of x86-64-v4).
 _V4_FLAGS = {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}
 
 
 def cpu_has_avx512():
-    """Whether this CPU runs libhpcnn-avx512.so (x86-64-v4: AVX-512 F, BW, CD, DQ and VL), from /proc/cpuinfo."""
+    """Whether this CPU runs libhpcnn-avx512.so (AVX-512 F, BW, CD, DQ and VL), from /proc/cpuinfo."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -161,16 +162,19 @@ def cpu_has_avx512():
 
 
 def _candidates():
-    """Where the library is looked for, in order: HPCNN_LIBRARY, the repository's build output (the AVX-512 build first
-    where the CPU runs it), the system."""
+    """Where the library is looked for, in order: HPCNN_LIBRARY; the copies the wheel installed next to this module
+    (hpcnn/lib/); the repository's build output, for a source checkout; the system. In the two folders the AVX-512
+    build comes first where the CPU runs it."""
     env = os.environ.get("HPCNN_LIBRARY")
     if env:
         return [env], True
     here = os.path.dirname(os.path.abspath(__file__))
     repo = os.path.normpath(os.path.join(here, "..", "..", ".."))  # hpcnn/ -> python/ -> native-exports/ -> repo
-    found = [os.path.join(repo, "artifacts", "native", "libhpcnn.so")]
-    if cpu_has_avx512():
-        found.insert(0, os.path.join(repo, "artifacts", "native", "libhpcnn-avx512.so"))
+    found = []
+    for folder in (os.path.join(here, "lib"), os.path.join(repo, "artifacts", "native")):
+        if cpu_has_avx512():
+            found.append(os.path.join(folder, "libhpcnn-avx512.so"))
+        found.append(os.path.join(folder, "libhpcnn.so"))
     system = ctypes.util.find_library("hpcnn")
     if system:
         found.append(system)

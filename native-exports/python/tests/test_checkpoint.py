@@ -99,12 +99,15 @@ def test_a_damaged_checkpoint_is_skipped_with_a_notice(tmp_path):
 def test_a_killed_child_process_resumes_bit_identically(tmp_path):
     reference = build()
     fit(reference, epochs=4)
+    # The child sleeps 50 ms after each of its 48 batches: a whole run takes over 2.4 s, and a run resumed after a kill
+    # at most 1.7 s in still has more than 1.7 s to go, so at least two kills land whatever the machine's speed.
     script = f"""
-import sys
+import sys, time
 sys.path.insert(0, {HERE!r})
+import hpcnn
 from test_checkpoint import build, fit
 model = build()
-fit(model, sys.argv[1], epochs=4)
+fit(model, sys.argv[1], epochs=4, callbacks=[hpcnn.callbacks.LambdaCallback(on_batch_end=lambda b, logs: time.sleep(0.05))])
 model.save(sys.argv[2])
 """
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))

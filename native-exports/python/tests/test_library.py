@@ -1,5 +1,6 @@
 """The published library: kernel path, version, ABI, threads, and how the package finds (or fails to find) it."""
 
+import importlib.metadata
 import os
 import re
 import subprocess
@@ -11,6 +12,8 @@ import hpcnn
 from hpcnn import _native
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(hpcnn.__file__)))
+# The header of the library these tests belong to (the package itself may be installed elsewhere, from the wheel).
+HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "include", "hpcnn.h")
 
 
 def cpu_flags():
@@ -25,7 +28,7 @@ def cpu_flags():
 
 
 def test_kernel_path_is_avx2_fma_on_an_avx2_fma_cpu():
-    # The NativeAOT build must have the AVX2 path compiled in (IlcInstructionSet x86-x64-v3).
+    # The NativeAOT build must have the AVX2 path compiled in (IlcInstructionSet x86-64-v3).
     flags = cpu_flags()
     if not {"avx2", "fma"} <= flags:
         pytest.skip("this CPU has no AVX2+FMA")
@@ -37,7 +40,7 @@ def test_kernel_path_is_a_known_name():
 
 
 def test_gemm_kernel_matches_the_build_loaded():
-    # Two builds: libhpcnn.so (x86-64-v3) runs the AVX2 tiles, libhpcnn-avx512.so (x86-64-v4) the AVX-512 ones.
+    # Two builds: libhpcnn.so (x86-64-v3) runs the AVX2 tiles, libhpcnn-avx512.so (x86-64-v3 + AVX-512) the AVX-512 ones.
     # NativeAOT fixes the instruction sets at compile time, so the file decides.
     flags = cpu_flags()
     if not {"avx2", "fma"} <= flags:
@@ -55,6 +58,19 @@ def test_the_avx512_build_is_loaded_where_the_cpu_runs_it():
         pytest.skip("no AVX-512 CPU or no AVX-512 build next to the library")
     assert hpcnn.library_path == built
     assert hpcnn.gemm_kernel() == "avx512 12x16"
+
+
+def test_an_installed_wheel_loads_the_library_it_carries():
+    # The wheel puts both builds into hpcnn/lib/; the package loads one of those, never one from elsewhere.
+    carried = os.path.join(os.path.dirname(os.path.abspath(hpcnn.__file__)), "lib")
+    if not os.path.isdir(carried):
+        pytest.skip("hpcnn runs from a source folder, not from the wheel")
+    assert sorted(os.listdir(carried)) == ["libhpcnn-avx512.so", "libhpcnn.so"]
+    assert importlib.metadata.version("hpcnn") == hpcnn.version(), "the wheel's version is the library's"
+    if os.environ.get("HPCNN_LIBRARY"):
+        pytest.skip("HPCNN_LIBRARY chooses the library")
+    expected = "libhpcnn-avx512.so" if _native.cpu_has_avx512() else "libhpcnn.so"
+    assert hpcnn.library_path == os.path.join(carried, expected)
 
 
 def test_version_and_abi():
@@ -123,8 +139,7 @@ def test_every_exception_class_matches_its_status_and_builtin():
 def test_every_function_of_the_header_is_declared():
     # A function of hpcnn.h without a ctypes declaration would be called with guessed (int) types.
     from hpcnn import _native
-    header = os.path.join(PACKAGE_DIR, "..", "include", "hpcnn.h")
-    with open(header) as f:
+    with open(HEADER) as f:
         text = f.read()
     declared = set(re.findall(r"^[a-z_][a-z0-9_ *]*?\b(hpcnn_[a-z0-9_]+)\(", text, re.MULTILINE))
     assert len(declared) > 60

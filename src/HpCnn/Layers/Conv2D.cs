@@ -113,6 +113,10 @@ public sealed class Conv2D : Layer
         return n;
     }
 
+    // Inference with a folded batch norm: the folded weights, bias and the batch norm's shift follow the packed weights.
+    internal override long StateFloats(LayerRun run) =>
+        StateFloats(run.Capacity, run.Training) + (run.Epilogue.Fold is null ? 0 : Shape.WeightCount + 2 * OutChannels);
+
     internal override long ScratchFloats(int batch, bool training)
     {
         return _conv!.Scratch(training);
@@ -121,7 +125,7 @@ public sealed class Conv2D : Layer
     internal override long ScratchFloats(LayerRun run)
     {
         long n = ScratchFloats(run.Capacity, run.Training);
-        if (run.PooledGradientSource is { } src) n = Math.Max(n, SparseLayout.Of(this, src).Total);
+        if (run.Epilogue.PooledGradient is { } src) n = Math.Max(n, SparseLayout.Of(this, src).Total);
         return n;
     }
 
@@ -165,13 +169,44 @@ public sealed class Conv2D : Layer
 
     private Buffer PackedWeights(LayerRun run) => run.State.Sub(0, _conv!.PackedWeightsSize);
     private Buffer PackedWeightsT(LayerRun run) => run.State.Sub(_conv!.PackedWeightsSize, _conv.PackedWeightsTSize);
+    private Buffer FoldedWeights(LayerRun run) => run.State.Sub(_conv!.PackedWeightsSize, Shape.WeightCount);
+    private Buffer FoldedBias(LayerRun run) => run.State.Sub(_conv!.PackedWeightsSize + Shape.WeightCount, OutChannels);
+
+    /// <summary>W' = W scale, b' = b scale + shift per output channel, with the batch norm's inference scale and shift.</summary>
+    private void FoldBatchNorm(LayerRun run, BatchNorm2D bn)
+    {
+        var w = FoldedWeights(run).Span;
+        var b = FoldedBias(run).Span;
+        var shift = run.State.Slice(_conv!.PackedWeightsSize + Shape.WeightCount + OutChannels, OutChannels);
+        bn.InferenceAffine(b, shift); // b holds the scale until it is used
+        int k = Shape.WeightCount / OutChannels;
+        for (int o = 0; o < OutChannels; o++)
+        {
+            float sc = b[o];
+            var src = _weight!.Value.AsSpan(o * k, k);
+            var dst = w.Slice(o * k, k);
+            for (int j = 0; j < k; j++) dst[j] = src[j] * sc;
+            b[o] = (_bias is null ? 0f : _bias.Value[o] * sc) + shift[o];
+        }
+    }
+
     private Buffer ChannelsLastWeights(LayerRun run) =>
         run.State.Sub(run.State.Length - Shape.WeightCount, Shape.WeightCount);
 
     internal override void Forward(LayerRun run)
     {
         var jobs = (Jobs)run.Jobs!;
-        if (jobs.PackedVersion != _weight!.Version)
+        if (run.Epilogue.Fold?.Layer is BatchNorm2D bn)
+        {
+            long version = Math.Max(Math.Max(_weight!.Version, _bias?.Version ?? 0), bn.ParametersVersion);
+            if (jobs.PackedVersion != version)
+            {
+                FoldBatchNorm(run, bn);
+                _conv!.Forward.PackWeights(FoldedWeights(run).Span, PackedWeights(run).Span);
+                jobs.PackedVersion = version;
+            }
+        }
+        else if (jobs.PackedVersion != _weight!.Version)
         {
             _conv!.Forward.PackWeights(_weight.Value, PackedWeights(run).Span);
             jobs.PackedVersion = _weight.Version;
@@ -190,7 +225,7 @@ public sealed class Conv2D : Layer
         var jobs = (Jobs)run.Jobs!;
         if (run.NeedInputGrad && jobs.PackedTVersion != _weight!.Version)
         {
-            if (run.PooledGradientSource is null) _conv!.Data.PackWeightsTransposed(_weight.Value, PackedWeightsT(run).Span);
+            if (run.Epilogue.PooledGradient is null) _conv!.Data.PackWeightsTransposed(_weight.Value, PackedWeightsT(run).Span);
             else Conv2dKernels.WeightsToChannelsLast(_weight.Value, OutChannels, Shape.InC, Shape.KH * Shape.KW, ChannelsLastWeights(run).Span);
             jobs.PackedTVersion = _weight.Version;
         }
@@ -209,16 +244,20 @@ public sealed class Conv2D : Layer
             int g = item / Parts, part = item % Parts;
             int n0 = g * Group, count = Math.Min(Group, run.Batch - n0);
             var s = layer.Shape;
-            var epi = new GemmEpilogue(layer.HasBias ? BiasMode.PerRow : BiasMode.None, layer._bias?.Value, 0, run.FusedLow, run.FusedHigh);
-            if (run.PoolTarget is { } pool)
+            var epi = run.Epilogue.Fold is not null
+                ? new GemmEpilogue(BiasMode.PerRow, run.State.Array, layer.FoldedBias(run).Offset, run.Epilogue.Low, run.Epilogue.High)
+                : new GemmEpilogue(layer.HasBias ? BiasMode.PerRow : BiasMode.None, layer._bias?.Value, 0, run.Epilogue.Low, run.Epilogue.High);
+            // Kernels that read the weights as they are (not packed) read the folded ones when a batch norm is folded in.
+            ReadOnlySpan<float> weights = run.Epilogue.Fold is null ? layer._weight!.Value.AsSpan() : layer.FoldedWeights(run).Span;
+            if (run.Epilogue.Pool is { } pool)
             {
                 int ps = pool.Layer.OutputShape.Size;
-                layer._conv!.Forward.ForwardPooled(run.Input.Slice(n0 * s.InSize, count * s.InSize), count, layer._weight!.Value, layer.PackedWeights(run).Span,
+                layer._conv!.Forward.ForwardPooled(run.Input.Slice(n0 * s.InSize, count * s.InSize), count, weights, layer.PackedWeights(run).Span,
                     pool.Output.Slice(n0 * ps, count * ps), pool.Training ? pool.State.AsInts().Slice(n0 * ps, count * ps) : default,
                     in epi, run.Scratch[worker].Span, part, Parts);
                 return;
             }
-            layer._conv!.Forward.Forward(run.Input.Slice(n0 * s.InSize, count * s.InSize), count, layer._weight!.Value, layer.PackedWeights(run).Span,
+            layer._conv!.Forward.Forward(run.Input.Slice(n0 * s.InSize, count * s.InSize), count, weights, layer.PackedWeights(run).Span,
                 run.Output.Slice(n0 * s.OutSize, count * s.OutSize), in epi, run.Scratch[worker].Span, part, Parts);
         }
     }
@@ -246,7 +285,7 @@ public sealed class Conv2D : Layer
                     db = layer.HasBias ? run.State.Slice(baseOff + s.WeightCount, s.OutC) : default;
                 }
             }
-            if (run.PooledGradientSource is { } src)
+            if (run.Epilogue.PooledGradient is { } src)
             {
                 layer.SparseBackward(run, src, n0, n1, dw, db, scratch, partial: chunks > 1);
                 return;
@@ -287,7 +326,7 @@ public sealed class Conv2D : Layer
         var lay = SparseLayout.Of(this, src);
         int taps = s.KH * s.KW;
         int pooledPlane = src.Layer.OutputShape.Plane, pooledSize = src.Layer.OutputShape.Size;
-        float cap = src.ReluMaskCap;
+        float cap = src.Epilogue.ReluMaskCap;
         int at = 0;
         Span<float> Take(Span<float> all, int n) { var r = all.Slice(at, n); at += n; return r; }
         var work = Take(scratch, lay.Work);
@@ -347,7 +386,7 @@ public sealed class Conv2D : Layer
     }
 
     /// <summary>Whether chunk partial weight gradients are in channels-last order (the pooled-gradient path with a channels-last input).</summary>
-    private bool PartialsChannelsLast(LayerRun run) => run.PooledGradientSource is not null && !SparseLayout.UsesPatches(Shape);
+    private bool PartialsChannelsLast(LayerRun run) => run.Epilogue.PooledGradient is not null && !SparseLayout.UsesPatches(Shape);
 
     /// <summary>Sums the chunks' partial gradients in chunk order; parts split the elements, never the sum.</summary>
     private sealed class ReduceJob(Conv2D layer, LayerRun run) : ParallelJob

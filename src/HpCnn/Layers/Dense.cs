@@ -79,7 +79,7 @@ public sealed class Dense : Layer
     internal override void Forward(LayerRun run)
     {
         var job = (GemmJob)run.Jobs!;
-        var epi = new GemmEpilogue(HasBias ? BiasMode.PerColumn : BiasMode.None, _bias?.Value, 0, run.FusedLow, run.FusedHigh);
+        var epi = new GemmEpilogue(HasBias ? BiasMode.PerColumn : BiasMode.None, _bias?.Value, 0, run.Epilogue.Low, run.Epilogue.High);
         // Y (B x Units) = X (B x In) * W^T: W is stored Units x In, so op(B) = W^T is "transposed".
         job.Set(false, true, run.Batch, Units, InFeatures, run.Input, InFeatures, new Buffer(_weight!.Value), InFeatures,
             run.Output, Units, false, epi, Items(run, Units));

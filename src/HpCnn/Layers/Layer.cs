@@ -109,6 +109,9 @@ public abstract class Layer
     /// <summary>Floats of per-plan state (arg-max indices, masks, statistics, packed weights, partial gradients).</summary>
     internal virtual long StateFloats(int batch, bool training) => 0;
 
+    /// <summary>State floats of this layer in one plan, after fusion (default: <see cref="StateFloats(int, bool)"/>).</summary>
+    internal virtual long StateFloats(LayerRun run) => StateFloats(run.Capacity, run.Training);
+
     /// <summary>Floats of scratch per worker thread.</summary>
     internal virtual long ScratchFloats(int batch, bool training) => 0;
 

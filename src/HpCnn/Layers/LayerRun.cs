@@ -1,3 +1,5 @@
+using HpCnn.Training;
+
 namespace HpCnn.Layers;
 
 /// <summary>
@@ -30,28 +32,18 @@ public sealed class LayerRun
     internal Buffer Input, Output, InGrad, OutGrad, State;
     internal Buffer[] Scratch = [];
 
-    /// <summary>Clamp applied in this layer's epilogue on behalf of a following ReLU.</summary>
-    internal float FusedLow = float.NegativeInfinity, FusedHigh = float.PositiveInfinity;
-    /// <summary>This layer's forward was done by the previous layer's epilogue (its output is its input).</summary>
-    internal bool ForwardFused;
-    /// <summary>This layer's backward is done by the next layer's backward (a fused ReLU before a max-pool).</summary>
-    internal bool BackwardFused;
-    /// <summary>A max-pool that also applies the gradient of the ReLU before it, capped here (NaN: no ReLU).</summary>
-    internal float ReluMaskCap = float.NaN;
-    /// <summary>
-    /// For a convolution followed by a fused ReLU and a max-pool: the pool's run, whose output gradient, arg-max and
-    /// output this layer's backward reads directly (only the windows' winners carry gradient).
-    /// </summary>
-    internal LayerRun? PooledGradientSource;
-    /// <summary>This max-pool's backward is done by the convolution before it (see <see cref="PooledGradientSource"/>).</summary>
-    internal bool BackwardAbsorbed;
-    /// <summary>
-    /// For a convolution followed by a fused ReLU and a 2x2 max-pool it can pool in registers: the pool's run, whose output
-    /// (and arg-max) this layer's forward writes instead of its own output.
-    /// </summary>
-    internal LayerRun? PoolTarget;
-    /// <summary>This max-pool's forward is done by the convolution before it (see <see cref="PoolTarget"/>).</summary>
-    internal bool ForwardByPrevious;
+    /// <summary>What this layer's kernels do on behalf of the layers after it (set by <see cref="Fusion"/>).</summary>
+    internal readonly Epilogue Epilogue = new();
+    /// <summary>The earlier layer whose epilogue does this layer's forward (its output is then that layer's), or null.</summary>
+    internal LayerRun? ForwardBy;
+    /// <summary>The layer whose backward also does this layer's backward, or null.</summary>
+    internal LayerRun? BackwardBy;
+
+    /// <summary>True when the plan calls this layer's forward itself (not done by a neighbour, not a view).</summary>
+    internal bool RunsOwnForward => ForwardBy is null && !Layer.IsView(Training);
+    /// <summary>True when the plan calls this layer's backward itself.</summary>
+    internal bool RunsOwnBackward => RunBackward && BackwardBy is null && !Layer.IsView(Training);
+
     /// <summary>Training steps the model took before this batch (the optimizer's count, saved in model files): seeds dropout masks.</summary>
     internal long Step;
     internal object? Jobs;

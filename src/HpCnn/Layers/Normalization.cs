@@ -169,15 +169,24 @@ public sealed class BatchNorm2D : Layer
             _runningVar!.MarkChanged();
         }
         else
-            for (int ch = 0; ch < c; ch++)
-            {
-                float inv = 1f / MathF.Sqrt(_runningVar!.Value[ch] + Epsilon);
-                scale[ch] = _gamma!.Value[ch] * inv;
-                shift[ch] = _beta!.Value[ch] - _runningMean!.Value[ch] * scale[ch];
-            }
+            InferenceAffine(scale, shift);
         job.Phase = Phase.Normalize;
         run.Parallel(job, batch * job.Groups, work);
     }
+
+    /// <summary>Inference's per-channel y = scale x + shift from the running statistics (also what a convolution folds in).</summary>
+    internal void InferenceAffine(Span<float> scale, Span<float> shift)
+    {
+        for (int ch = 0; ch < C; ch++)
+        {
+            float inv = 1f / MathF.Sqrt(_runningVar!.Value[ch] + Epsilon);
+            scale[ch] = _gamma!.Value[ch] * inv;
+            shift[ch] = _beta!.Value[ch] - _runningMean!.Value[ch] * scale[ch];
+        }
+    }
+
+    /// <summary>Changes whenever gamma, beta or the running statistics change (versions come from one rising counter).</summary>
+    internal long ParametersVersion => Math.Max(Math.Max(_gamma!.Version, _beta!.Version), Math.Max(_runningMean!.Version, _runningVar!.Version));
 
     internal override void Backward(LayerRun run)
     {
@@ -236,10 +245,10 @@ public sealed class BatchNorm2D : Layer
             var scratch = run.Scratch[worker].Span;
             var scale = Scale(run, c);
             var shift = Shift(run, c);
-            bool relu = !float.IsNegativeInfinity(run.FusedLow);
-            float cap = relu ? run.FusedHigh : float.NaN;
-            var pool = run.PoolTarget;
-            var gradPool = run.PooledGradientSource;
+            bool relu = run.Epilogue.HasClamp;
+            float cap = relu ? run.Epilogue.High : float.NaN;
+            var pool = run.Epilogue.Pool;
+            var gradPool = run.Epilogue.PooledGradient;
             for (int ch = c0; ch < c1; ch++)
             {
                 int o = n * size + ch * plane;
@@ -256,13 +265,13 @@ public sealed class BatchNorm2D : Layer
                     case Phase.Normalize:
                         if (pool is null)
                         {
-                            NormKernels.AffineClamp(x, run.Output.Slice(o, plane), scale[ch], shift[ch], run.FusedLow, run.FusedHigh);
+                            NormKernels.AffineClamp(x, run.Output.Slice(o, plane), scale[ch], shift[ch], run.Epilogue.Low, run.Epilogue.High);
                             break;
                         }
                         {
                             // Normalised plane in scratch, then the pool's 2x2 windows into its output (and arg-max in training).
                             var y = scratch.Slice(0, plane);
-                            NormKernels.AffineClamp(x, y, scale[ch], shift[ch], run.FusedLow, run.FusedHigh);
+                            NormKernels.AffineClamp(x, y, scale[ch], shift[ch], run.Epilogue.Low, run.Epilogue.High);
                             var ps = ((MaxPool2D)pool.Layer).Shape;
                             int pp = ps.OutPlane, po = n * pool.Layer.OutputShape.Size + ch * pp;
                             PoolKernels.MaxForward(new Pool2dShape(1, ps.InH, ps.InW, ps.KH, ps.KW, ps.StrideH, ps.StrideW), y,

@@ -112,9 +112,9 @@ public sealed class MaxPool2D : Pool2D
         {
             int inS = Layer.InputShape.Size, outS = Layer.OutputShape.Size;
             var shape = Layer.Shape;
-            bool relu = !float.IsNaN(Run.ReluMaskCap);
+            bool relu = !float.IsNaN(Run.Epilogue.ReluMaskCap);
             PoolKernels.MaxBackward(in shape, Run.OutGrad.Slice(n * outS, outS), Run.State.AsInts().Slice(n * outS, outS),
-                Run.InGrad.Slice(n * inS, inS), c0, c1, relu ? Run.Output.Slice(n * outS, outS) : default, relu ? Run.ReluMaskCap : float.PositiveInfinity);
+                Run.InGrad.Slice(n * inS, inS), c0, c1, relu ? Run.Output.Slice(n * outS, outS) : default, relu ? Run.Epilogue.ReluMaskCap : float.PositiveInfinity);
         }
     }
 }

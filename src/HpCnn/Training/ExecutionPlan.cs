@@ -17,7 +17,7 @@ internal sealed class ExecutionPlan
     /// <param name="model">the model whose layers run</param>
     /// <param name="capacity">largest batch the plan runs</param>
     /// <param name="training">training mode (gradients, batch statistics, dropout) or inference</param>
-    /// <param name="fuse">run a ReLU inside the epilogue of the convolution or dense layer before it</param>
+    /// <param name="fuse">let layers do their neighbours' work in their epilogues (<see cref="Fusion"/>)</param>
     /// <param name="inputGradient">also compute d loss / d model input into Grads[0] (gradient checks, saliency)</param>
     /// <param name="pool">the threads that run the plan (default: the shared pool); per-worker scratch is sized for it</param>
     public ExecutionPlan(Sequential model, int capacity, bool training, bool fuse = true, bool inputGradient = false, WorkerPool? pool = null)
@@ -36,66 +36,7 @@ internal sealed class ExecutionPlan
         Runs = new LayerRun[n];
         for (int i = 0; i < n; i++) Runs[i] = new LayerRun(layers[i], capacity, training, Pool);
 
-        // Fusion: a ReLU right after a convolution or dense layer runs in that layer's epilogue.
-        if (fuse)
-            for (int i = 0; i + 1 < n; i++)
-                if (layers[i].CanFuseClamp && layers[i + 1] is ReLU relu && !Runs[i].ForwardFused)
-                {
-                    Runs[i].FusedLow = 0f;
-                    Runs[i].FusedHigh = relu.CapValue;
-                    Runs[i + 1].ForwardFused = true;
-                }
-
-        // A fused ReLU followed by a 2x2 max-pool: the pool's backward applies the ReLU's mask (the pooled value is the
-        // ReLU's output at the winner), saving a pass over the largest activation.
-        if (fuse && training)
-            for (int i = 1; i + 1 < n; i++)
-                if (Runs[i].ForwardFused && layers[i] is ReLU relu && layers[i + 1] is MaxPool2D)
-                {
-                    Runs[i].BackwardFused = true;
-                    Runs[i + 1].ReluMaskCap = relu.CapValue;
-                }
-
-        // Convolution -> fused ReLU -> 2x2 max-pool that the convolution can pool in registers: its forward writes the
-        // pooled values (and arg-max) directly; the full-resolution output is never stored.
-        if (fuse)
-            for (int i = 0; i + 2 < n; i++)
-                if (layers[i] is Conv2D conv && conv.CanPoolInEpilogue && Runs[i + 1].ForwardFused
-                    && layers[i + 2] is MaxPool2D maxPool && maxPool.Shape.IsTwoByTwo)
-                {
-                    Runs[i].PoolTarget = Runs[i + 2];
-                    Runs[i + 2].ForwardByPrevious = true;
-                }
-
-        // Convolution -> fused ReLU -> max-pool: the convolution's backward reads the pooled gradient and the arg-max
-        // directly (at most one value per window is non-zero), and the pool's backward is not run.
-        if (fuse && training)
-            for (int i = 0; i + 2 < n; i++)
-                if (layers[i] is Conv2D && Runs[i + 1].BackwardFused && layers[i + 2] is MaxPool2D)
-                {
-                    Runs[i].PooledGradientSource = Runs[i + 2];
-                    Runs[i + 2].BackwardAbsorbed = true;
-                }
-
-        // Batch norm -> fused ReLU (-> max-pool): the batch norm's normalising pass also clamps (and pools, writing the pool's
-        // output and arg-max), and its backward starts from the ReLU's output gradient through the ReLU's mask (from the
-        // pooled gradient and arg-max): neither the ReLU nor the pool runs a pass of its own.
-        if (fuse)
-            for (int i = 0; i + 1 < n; i++)
-                if (layers[i] is BatchNorm2D && Runs[i + 1].ForwardFused && layers[i + 1] is ReLU)
-                {
-                    if (training) Runs[i + 1].BackwardFused = true;
-                    if (i + 2 < n && layers[i + 2] is MaxPool2D)
-                    {
-                        Runs[i].PoolTarget = Runs[i + 2];
-                        Runs[i + 2].ForwardByPrevious = true;
-                        if (training)
-                        {
-                            Runs[i].PooledGradientSource = Runs[i + 2];
-                            Runs[i + 2].BackwardAbsorbed = true;
-                        }
-                    }
-                }
+        if (fuse) Fusion.Plan(Runs, training);
 
         // Which backward work is needed: parameter gradients of trainable, unfrozen layers; input gradients
         // of any layer with such a layer before it.
@@ -115,7 +56,8 @@ internal sealed class ExecutionPlan
         actAlias[0] = 0;
         for (int i = 0; i < n; i++)
         {
-            bool alias = Runs[i].ForwardFused || layers[i].IsView(training);
+            // A layer done in an earlier layer's epilogue shares that buffer, except a pool whose output the epilogue writes.
+            bool alias = (Runs[i].ForwardBy is { } by && by.Epilogue.Pool != Runs[i]) || layers[i].IsView(training);
             actAlias[i + 1] = alias ? actAlias[i] : i + 1;
             if (!alias) actHandle[i + 1] = _arena.Reserve((long)capacity * layers[i].OutputShape.Size);
         }
@@ -128,7 +70,7 @@ internal sealed class ExecutionPlan
                 if (gradHandle[owner] < 0) gradHandle[owner] = _arena.Reserve((long)capacity * ShapeAt(owner).Size);
             }
         var stateHandle = new int[n];
-        for (int i = 0; i < n; i++) stateHandle[i] = _arena.Reserve(layers[i].StateFloats(capacity, training));
+        for (int i = 0; i < n; i++) stateHandle[i] = _arena.Reserve(layers[i].StateFloats(Runs[i]));
         long scratch = 0;
         for (int i = 0; i < n; i++) scratch = Math.Max(scratch, layers[i].ScratchFloats(Runs[i]));
         var scratchHandle = new int[Pool.ThreadCount];
@@ -155,7 +97,7 @@ internal sealed class ExecutionPlan
             r.Output = Acts[i + 1];
             r.InGrad = Grads[i];
             r.OutGrad = Grads[i + 1];
-            r.State = _arena.Get(stateHandle[i], (int)layers[i].StateFloats(capacity, training));
+            r.State = _arena.Get(stateHandle[i], (int)layers[i].StateFloats(r));
             r.Scratch = scratchBuffers;
             layers[i].Prepare(r);
         }
@@ -237,7 +179,7 @@ internal sealed class ExecutionPlan
         for (int i = 0; i <= last; i++)
         {
             var r = Runs[i];
-            if (r.ForwardFused || r.ForwardByPrevious || r.Layer.IsView(Training)) continue;
+            if (!r.RunsOwnForward) continue;
             r.Layer.Forward(r);
         }
     }
@@ -248,7 +190,7 @@ internal sealed class ExecutionPlan
         for (int i = from; i >= 0; i--)
         {
             var r = Runs[i];
-            if (!r.RunBackward || r.BackwardFused || r.BackwardAbsorbed || r.Layer.IsView(Training)) continue;
+            if (!r.RunsOwnBackward) continue;
             r.Layer.Backward(r);
         }
     }

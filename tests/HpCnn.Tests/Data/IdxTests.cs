@@ -42,7 +42,7 @@ public class IdxTests
         return p;
     }
 
-    private static void AssertInvalid(TestDelegate read, string path, string problem)
+    private static void AssertInvalid(Action read, string path, string problem)
     {
         var e = Assert.Throws<InvalidDataException>(read)!;
         Assert.That(e.Message, Does.Contain(path), "the message names the file");

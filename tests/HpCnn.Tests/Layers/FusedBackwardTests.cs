@@ -45,7 +45,7 @@ public class FusedBackwardTests
         (float[] Input, float[][] Params) Gradients(Sequential m, bool fuse)
         {
             var plan = new ExecutionPlan(m, batch, training: true, fuse: fuse, inputGradient: true);
-            Assert.That(plan.Runs[0].PooledGradientSource is not null, Is.EqualTo(fuse), "the fused plan takes the pooled-gradient path");
+            Assert.That(plan.Runs[0].Epilogue.PooledGradient is not null, Is.EqualTo(fuse), "the fused plan takes the pooled-gradient path");
             plan.SetBatch(batch);
             x.CopyTo(plan.Input);
             plan.Forward();
@@ -114,7 +114,7 @@ public class FusedPoolForwardTests
             var fused = new ExecutionPlan(model, batch, training, fuse: true);
             var plain = new ExecutionPlan(model, batch, training, fuse: false);
             bool expectFused = fusedOnAvx2 && Engine.Path == KernelPath.Avx2Fma;
-            Assert.That(fused.Runs[0].PoolTarget is not null, Is.EqualTo(expectFused), "which forward path runs");
+            Assert.That(fused.Runs[0].Epilogue.Pool is not null, Is.EqualTo(expectFused), "which forward path runs");
             foreach (var p in new[] { fused, plain })
             {
                 p.SetBatch(batch);

@@ -277,8 +277,8 @@ public class LayerGradientTests
             .Add(new Flatten())
             .Add(new Dense(3));
         var plan = new ExecutionPlan(model, 2, training: true, fuse: true);
-        Assert.That(plan.Runs[1].PoolTarget, Is.SameAs(plan.Runs[3]), "the batch norm pools");
-        Assert.That(plan.Runs[1].PooledGradientSource, Is.SameAs(plan.Runs[3]), "the batch norm's backward starts from the pool's gradient");
+        Assert.That(plan.Runs[1].Epilogue.Pool, Is.SameAs(plan.Runs[3]), "the batch norm pools");
+        Assert.That(plan.Runs[1].Epilogue.PooledGradient, Is.SameAs(plan.Runs[3]), "the batch norm's backward starts from the pool's gradient");
         var x = InputClearOfKinks(model, 2, new Random(35), -1, 1, 0.004, (1, 1.2f));
         AssertMatch(Objective(model, 2, x, eps: 5e-4));
     }
@@ -294,7 +294,7 @@ public class LayerGradientTests
             .Add(new Flatten())
             .Add(new Dense(2));
         var plan = new ExecutionPlan(model, 2, training: true, fuse: true);
-        Assert.That(plan.Runs[2].ForwardFused && plan.Runs[2].BackwardFused, "the ReLU runs inside the batch norm");
+        Assert.That(plan.Runs[2].ForwardBy == plan.Runs[1] && plan.Runs[2].BackwardBy == plan.Runs[1], "the ReLU runs inside the batch norm");
         var x = InputClearOfKinks(model, 2, new Random(37), -1, 1, 0.004, (1, float.PositiveInfinity));
         AssertMatch(Objective(model, 2, x, eps: 5e-4));
     }

@@ -30,6 +30,12 @@ public class KillResumeTests
         return (m, train, val);
     }
 
+    /// <summary>
+    /// The child sleeps this long after every batch, so that its run lasts about a second on any machine (a fast CPU trains
+    /// this task in 0.07 s, too fast to kill it five times); sleeping changes no arithmetic.
+    /// </summary>
+    private const int PaceMilliseconds = 20;
+
     private static FitOptions Options(string? dir) => new()
     {
         Epochs = 3, BatchSize = 16, Validation = val(), Seed = 5, EarlyStopping = new EarlyStopping(Patience: 3),
@@ -42,7 +48,9 @@ public class KillResumeTests
     public static void Train(string dir, string output)
     {
         var (m, train, _) = Task();
-        m.Fit(train, Options(dir));
+        var options = Options(dir);
+        options.OnBatchEnd = _ => { Thread.Sleep(PaceMilliseconds); return true; };
+        m.Fit(train, options);
         m.Save(output);
     }
 
@@ -56,6 +64,8 @@ public class KillResumeTests
         var sw = Stopwatch.StartNew();
         reference.Fit(train, Options(null));
         double runSeconds = sw.Elapsed.TotalSeconds;
+        // One checkpoint interval of the paced child: the window in which later kills land.
+        double checkpointSeconds = Options(null).CheckpointEveryBatches * PaceMilliseconds / 1000.0;
         var expected = CheckpointTests.State(reference);
 
         string dir = Directory.CreateTempSubdirectory("hpcnn-kill-").FullName;
@@ -77,14 +87,14 @@ public class KillResumeTests
                     bool killed;
                     if (kills == 0)
                     {
-                        killed = !p.WaitForExit(TimeSpan.FromSeconds(0.2 + rng.NextDouble()));
+                        killed = !p.WaitForExit(TimeSpan.FromSeconds(0.05 + 0.4 * rng.NextDouble()));
                     }
                     else
                     {
                         string? from = Checkpoint.List(checkpoints).LastOrDefault();
                         var wait = Stopwatch.StartNew();
                         while (!p.HasExited && Checkpoint.List(checkpoints).LastOrDefault() == from && wait.Elapsed < TimeSpan.FromMinutes(2)) Thread.Sleep(10);
-                        killed = !p.WaitForExit(TimeSpan.FromSeconds(rng.NextDouble() * Math.Min(1, runSeconds / 10)));
+                        killed = !p.WaitForExit(TimeSpan.FromSeconds(rng.NextDouble() * checkpointSeconds));
                     }
                     if (killed)
                     {

@@ -227,7 +227,7 @@ public class TrainingControlTests
         Assert.That(batchCalls, Is.EqualTo(4));
         Assert.That(epochs, Is.EqualTo(history.Epochs));
         Assert.That(history.Epochs.Select(e => e.Epoch), Is.EqualTo(new[] { 1, 2 }));
-        Assert.That(history.Epochs, Has.All.Matches<EpochMetrics>(e => e.ValLoss is not null && e.ValAccuracy is >= 0 and <= 1));
+        Assert.That(history.Epochs, Has.All.Matches<EpochMetrics>(e => e is { ValLoss: not null, ValAccuracy: >= 0 and <= 1 }));
         Assert.That(model.Optimizer!.Steps, Is.EqualTo(4));
     }
 }

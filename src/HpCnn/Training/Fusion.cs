@@ -1,0 +1,120 @@
+using HpCnn.Layers;
+
+namespace HpCnn.Training;
+
+/// <summary>
+/// What a layer's run does on behalf of the layers after it. A new fusion is a new field here and a new rule in
+/// <see cref="Fusion.Plan"/>; the layer that owns the kernel reads its epilogue, and nothing else decides.
+/// </summary>
+internal sealed class Epilogue
+{
+    /// <summary>Clamp applied to the output on behalf of a following ReLU (-inf..+inf: none).</summary>
+    public float Low = float.NegativeInfinity, High = float.PositiveInfinity;
+
+    /// <summary>True when the output is clamped for a following ReLU.</summary>
+    public bool HasClamp => !float.IsNegativeInfinity(Low);
+
+    /// <summary>A following max-pool whose output (and arg-max) the forward writes instead of this layer's own output.</summary>
+    public LayerRun? Pool;
+
+    /// <summary>
+    /// A following max-pool whose output gradient, arg-max and output the backward reads directly (only the windows'
+    /// winners carry gradient); the pool's backward and the ReLU's between them do not run.
+    /// </summary>
+    public LayerRun? PooledGradient;
+
+    /// <summary>
+    /// Inference: a following batch norm folded into this convolution's weights and bias (its running statistics are
+    /// fixed), so the normalisation costs nothing and the ReLU and pool after it fuse as after a plain convolution.
+    /// </summary>
+    public LayerRun? Fold;
+
+    /// <summary>For a max-pool: its backward also applies the mask of the ReLU before it, capped here (NaN: no ReLU).</summary>
+    public float ReluMaskCap = float.NaN;
+}
+
+/// <summary>
+/// The one owner of fusion: which layer's kernel does which neighbour's work, decided once per plan from the layer
+/// types and shapes (never by timing, so a plan gives the same bits on every run). Each rule below names the pattern,
+/// what moves where, and why it pays.
+/// </summary>
+internal static class Fusion
+{
+    /// <summary>Sets each run's <see cref="LayerRun.Epilogue"/>, <see cref="LayerRun.ForwardBy"/> and <see cref="LayerRun.BackwardBy"/>.</summary>
+    public static void Plan(LayerRun[] all, bool training)
+    {
+        // 0. Convolution -> batch norm (inference): the batch norm folds into the convolution's weights and bias. The
+        //    rules after this see the pair as one convolution.
+        if (!training)
+            for (int i = 0; i + 1 < all.Length; i++)
+                if (all[i].Layer is Conv2D && all[i + 1].Layer is BatchNorm2D)
+                {
+                    all[i].Epilogue.Fold = all[i + 1];
+                    all[i + 1].ForwardBy = all[i];
+                }
+        var runs = Array.FindAll(all, r => r.ForwardBy is null);
+        int n = runs.Length;
+        Layer L(int i) => runs[i].Layer;
+
+        // 1. Convolution, dense layer or batch norm -> ReLU: the clamp runs in the layer's epilogue while the output is
+        //    in registers; the ReLU's output is its input (no pass, no buffer).
+        for (int i = 0; i + 1 < n; i++)
+            if (L(i).CanFuseClamp && L(i + 1) is ReLU relu && runs[i].ForwardBy is null)
+            {
+                runs[i].Epilogue.Low = 0f;
+                runs[i].Epilogue.High = relu.CapValue;
+                runs[i + 1].ForwardBy = runs[i];
+            }
+
+        // 2. Fused ReLU -> max-pool (training): the pool's backward applies the ReLU's mask (the pooled value is the ReLU's
+        //    output at the winner), saving a pass over the largest activation.
+        if (training)
+            for (int i = 1; i + 1 < n; i++)
+                if (runs[i].ForwardBy is not null && L(i) is ReLU relu && L(i + 1) is MaxPool2D)
+                {
+                    runs[i].BackwardBy = runs[i + 1];
+                    runs[i + 1].Epilogue.ReluMaskCap = relu.CapValue;
+                }
+
+        // 3. Convolution -> fused ReLU -> 2x2 max-pool the convolution can pool in registers: the forward writes the pooled
+        //    values and arg-max; the full-resolution output is never stored.
+        for (int i = 0; i + 2 < n; i++)
+            if (L(i) is Conv2D conv && conv.CanPoolInEpilogue && runs[i + 1].ForwardBy == runs[i]
+                && L(i + 2) is MaxPool2D maxPool && maxPool.Shape.IsTwoByTwo)
+                TakePool(runs, i, forward: true, backward: false);
+
+        // 4. Convolution -> fused ReLU -> max-pool (training): the convolution's backward reads the pooled gradient and
+        //    arg-max directly (at most one value per window is non-zero); neither the pool's backward nor the ReLU's runs.
+        if (training)
+            for (int i = 0; i + 2 < n; i++)
+                if (L(i) is Conv2D && runs[i + 1].BackwardBy == runs[i + 2] && L(i + 2) is MaxPool2D)
+                    TakePool(runs, i, forward: false, backward: true);
+
+        // 5. Batch norm -> fused ReLU (-> max-pool): the normalising pass also clamps (and pools, writing the pool's output
+        //    and arg-max); its backward starts from the ReLU's output gradient through the ReLU's mask (from the pooled
+        //    gradient and arg-max): the ReLU and the pool run no pass of their own.
+        for (int i = 0; i + 1 < n; i++)
+            if (L(i) is BatchNorm2D && runs[i + 1].ForwardBy == runs[i] && L(i + 1) is ReLU)
+            {
+                if (training) runs[i + 1].BackwardBy = runs[i];
+                if (i + 2 < n && L(i + 2) is MaxPool2D) TakePool(runs, i, forward: true, backward: training);
+            }
+    }
+
+    /// <summary>Run <paramref name="i"/> does the forward and/or backward of the max-pool two layers on (after a fused ReLU).</summary>
+    private static void TakePool(LayerRun[] runs, int i, bool forward, bool backward)
+    {
+        var pool = runs[i + 2];
+        if (forward)
+        {
+            runs[i].Epilogue.Pool = pool;
+            pool.ForwardBy = runs[i];
+        }
+        if (backward)
+        {
+            runs[i].Epilogue.PooledGradient = pool;
+            pool.BackwardBy = runs[i];
+            runs[i + 1].BackwardBy = runs[i];
+        }
+    }
+}
