@@ -234,4 +234,72 @@ public class OnnxImportTests
         }
         TestContext.Out.WriteLine($"{cases} mutated files, {accepted} still loaded");
     }
+
+    [Test]
+    public void StructurallyMutatedGraphsFailCleanly()
+    {
+        // Byte flips mostly land in weights; these change what the importer reasons about: dimensions, attributes,
+        // operator types, tensor names, node order.
+        var pristine = OnnxExport.Build(RandomNetwork(5), new());
+        var rng = new Random(2);
+        long[] odd = [0, -1, 1, 2, 3, 7, 1 << 20, int.MaxValue, long.MaxValue, long.MinValue];
+        string[] ops = ["Conv", "Gemm", "MatMul", "Add", "Relu", "Clip", "MaxPool", "AveragePool", "Pad", "Reshape", "Flatten", "Softmax", "Shape", "Constant", "Elu"];
+        int cases = int.TryParse(Environment.GetEnvironmentVariable("HPCNN_ONNX_FUZZ_CASES"), out int n) ? n / 4 : 2500;
+        for (int i = 0; i < cases; i++)
+        {
+            var m = pristine.Clone();
+            var g = m.Graph;
+            for (int k = 0, edits = 1 + rng.Next(3); k < edits; k++)
+            {
+                var node = g.Node[rng.Next(g.Node.Count)];
+                switch (rng.Next(7))
+                {
+                    case 0 when g.Initializer.Count > 0:
+                        {
+                            var t = g.Initializer[rng.Next(g.Initializer.Count)];
+                            if (t.Dims.Count > 0) t.Dims[rng.Next(t.Dims.Count)] = odd[rng.Next(odd.Length)];
+                            break;
+                        }
+                    case 1 when node.Attribute.Count > 0:
+                        {
+                            var a = node.Attribute[rng.Next(node.Attribute.Count)];
+                            if (a.Ints.Count > 0) a.Ints[rng.Next(a.Ints.Count)] = odd[rng.Next(odd.Length)];
+                            else { a.I = odd[rng.Next(odd.Length)]; a.F = (float)odd[rng.Next(odd.Length)]; }
+                            break;
+                        }
+                    case 2:
+                        node.OpType = ops[rng.Next(ops.Length)];
+                        break;
+                    case 3:
+                        node.Input[rng.Next(node.Input.Count)] = g.Node[rng.Next(g.Node.Count)].Output[0];
+                        break;
+                    case 4:
+                        {
+                            int from = rng.Next(g.Node.Count);
+                            var moved = g.Node[from];
+                            g.Node.RemoveAt(from);
+                            g.Node.Insert(rng.Next(g.Node.Count + 1), moved);
+                        }
+                        break;
+                    case 5:
+                        var d = g.Input[0].Type.TensorType.Shape.Dim;
+                        d[rng.Next(d.Count)].DimValue = odd[rng.Next(odd.Length)];
+                        break;
+                    default:
+                        if (node.Input.Count > 1) node.Input.RemoveAt(rng.Next(1, node.Input.Count));
+                        break;
+                }
+            }
+            try
+            {
+                var model = OnnxImport.FromBytes(m.ToByteArray());
+                if (model.InputShape.Size <= 1 << 20) model.Predict(new float[model.InputShape.Size]);
+            }
+            catch (InvalidDataException) { }
+            catch (Exception e)
+            {
+                Assert.Fail($"case {i}: {e.GetType().Name}: {e.Message}\n{e.StackTrace}");
+            }
+        }
+    }
 }
