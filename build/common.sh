@@ -56,7 +56,7 @@ hpcnn_version() {
 ensure_native() {
     local lib="$ROOT/artifacts/native/libhpcnn.so"
     # bin/ and obj/ are skipped: every dotnet build rewrites the generated sources there.
-    if [ ! -f "$lib" ] || [ ! -f "$ROOT/artifacts/native/libhpcnn-avx512.so" ] || [ -n "$(cd "$ROOT" && find src/HpCnn native-exports/src \
+    if [ ! -f "$lib" ] || [ ! -f "$ROOT/artifacts/native/libhpcnn-avx512.so" ] || [ -n "$(cd "$ROOT" && find src/HpCnn src/HpCnn.Onnx native-exports/src \
             native-exports/HpCnn.Native.csproj Directory.Build.props \( -name bin -o -name obj \) -prune -o \
             \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' \) -newer "$lib" -print -quit)" ]; then
         "$ROOT/build/publish-native.sh"

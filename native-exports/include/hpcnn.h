@@ -35,7 +35,7 @@
 extern "C" {
 #endif
 
-#define HPCNN_ABI_VERSION 4
+#define HPCNN_ABI_VERSION 5
 
 typedef enum hpcnn_status {
     HPCNN_OK = 0,
@@ -280,7 +280,7 @@ hpcnn_status hpcnn_fit_options_set_callbacks(hpcnn_fit_options* options, hpcnn_e
 /* The batch callback runs at most once per `seconds` of training, and always after each epoch's first and last batch;
    0 (the default) runs it after every batch. A call into an interpreter costs tens of microseconds, more than a
    small network's whole step: a progress display or a Ctrl-C check wants an interval (Python's fit uses 0.1 s
-   unless a callback of the user's asks for every batch). ABI 4. */
+   unless a callback of the user's asks for every batch). ABI 5. */
 hpcnn_status hpcnn_fit_options_set_batch_callback_interval(hpcnn_fit_options* options, double seconds);
 
 /* Trains the model (compile it first). options may be NULL (defaults). *out_epochs (may be NULL) receives the
@@ -340,6 +340,31 @@ int64_t hpcnn_default_max_flops_per_image(void);
    INVALID_ARGUMENT (negative budget). */
 hpcnn_status hpcnn_model_load_with_budget(const char* path, int64_t max_flops_per_image, hpcnn_model** out);
 hpcnn_status hpcnn_model_from_spec_with_budget(const char* json, int64_t max_flops_per_image, hpcnn_model** out);
+
+/* ---------------------------------------------------------------- ONNX (ABI 4) */
+
+/* hpcnn_model_save_onnx flag: put the standardisation the model's metadata carries (saved by `hpcnn train`) in front of
+   the graph as Sub mean, Mul 1/std (global) or Div std (per pixel), so the ONNX model takes raw pixel values. */
+#define HPCNN_ONNX_EMBED_STANDARDIZATION 1
+
+/* Writes the model as an ONNX file (opset 13, IR version 7), atomically. Input "input" float [batch, C, H, W], output
+   "output" float [batch, outputs]: what hpcnn_predict gives (a Softmax, or a Sigmoid, ends the graph when the model is
+   compiled with cross-entropy, or binary cross-entropy, and does not end with one). The batch dimension is symbolic.
+   Dropout layers are left out (inference). metadata_props: hpcnn_version, class_names (JSON array, when the metadata
+   has them), hpcnn_spec, hpcnn_metadata. flags: 0 or HPCNN_ONNX_EMBED_STANDARDIZATION.
+   Errors: INVALID_ARGUMENT (unknown flags, NULL path), INVALID_STATE (no layers; the embed flag on a model without a
+   saved standardisation), IO_ERROR. */
+hpcnn_status hpcnn_model_save_onnx(hpcnn_model* model, const char* path, int32_t flags);
+
+/* Reads an ONNX file that is a chain of supported operators (Conv, Gemm, MatMul + Add, Relu, Clip(0, cap), LeakyRelu,
+   Sigmoid, Tanh, Softmax, MaxPool, AveragePool, BatchNormalization, InstanceNormalization with scale 1 and bias 0,
+   Flatten, Reshape to [batch, -1], zero Pad folded into the next Conv or AveragePool, Constant, Identity, Dropout), as
+   torch.onnx.export writes them, into a new model (not compiled: compile it to train). The caller owns *out (release
+   with hpcnn_model_release). max_flops_per_image: the compute budget (0: the default, see hpcnn_model_load_with_budget).
+   Errors: IO_ERROR (missing/unreadable), INVALID_FILE (not ONNX, an unsupported operator or attribute: the message
+   names the node and its operator; branches, external data, missing initializers, cycles, hostile sizes, above the
+   compute budget), INVALID_ARGUMENT (negative budget). */
+hpcnn_status hpcnn_model_load_onnx(const char* path, int64_t max_flops_per_image, hpcnn_model** out);
 
 #ifdef __cplusplus
 }

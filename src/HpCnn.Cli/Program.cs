@@ -10,6 +10,8 @@ var root = new RootCommand("hpcnn: train, evaluate, inspect and visualise small 
     InspectCommand.Create(),
     VisualizeCommand.Create(),
     BenchCommand.Create(),
+    OnnxCommands.Export(),
+    OnnxCommands.Import(),
     Shared.MaxGflops,
 };
 // Redirected output (logs, pipes, tests) gets wide tables instead of Spectre's 80-column default.

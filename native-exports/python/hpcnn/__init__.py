@@ -41,9 +41,9 @@ from ._native import REQUIRED_ABI_VERSION, lib as _lib, library_path
 from ._native import check as _check
 from .errors import (HpcnnError, HpcnnIOError, HpcnnMemoryError, InternalError, InvalidArgumentError, InvalidFileError,
                      InvalidStateError, NumericError)
-from .model import DEFAULT_MAX_FLOPS_PER_IMAGE, History, LayerInfo, Sequential, from_spec, load, load_checkpoint
+from .model import DEFAULT_MAX_FLOPS_PER_IMAGE, History, LayerInfo, Sequential, from_spec, load, load_checkpoint, load_onnx
 
-__all__ = ["Sequential", "History", "LayerInfo", "load", "from_spec", "layers", "optimizers", "callbacks", "datasets",
+__all__ = ["Sequential", "History", "LayerInfo", "load", "load_onnx", "from_spec", "layers", "optimizers", "callbacks", "datasets",
            "version", "abi_version", "kernel_path", "gemm_kernel", "set_threads", "get_threads", "library_path",
            "HpcnnError", "InvalidArgumentError", "InvalidStateError", "HpcnnIOError", "InvalidFileError",
            "HpcnnMemoryError", "NumericError", "InternalError", "load_checkpoint", "DEFAULT_MAX_FLOPS_PER_IMAGE"]

@@ -21,7 +21,7 @@ from numpy.ctypeslib import ndpointer
 from .errors import error_for_status
 
 #: The HPCNN_ABI_VERSION this package was written against (hpcnn.h). A library reporting less lacks functions.
-REQUIRED_ABI_VERSION = 4
+REQUIRED_ABI_VERSION = 5
 
 _F32 = ndpointer(dtype=np.float32, flags="C_CONTIGUOUS")
 _I32 = ndpointer(dtype=np.int32, flags="C_CONTIGUOUS")
@@ -136,6 +136,9 @@ _SIGNATURES = {
     "hpcnn_default_max_flops_per_image": (c_int64, []),
     "hpcnn_model_load_with_budget": (_status, [c_char_p, c_int64, _out_handle]),
     "hpcnn_model_from_spec_with_budget": (_status, [c_char_p, c_int64, _out_handle]),
+    # ONNX (ABI 4)
+    "hpcnn_model_save_onnx": (_status, [_handle, c_char_p, c_int32]),
+    "hpcnn_model_load_onnx": (_status, [c_char_p, c_int64, _out_handle]),
 }
 
 _BUILD_HINT = ("install the hpcnn wheel (it carries the library; ./build/python-wheel.sh builds it), or build the library "

@@ -851,10 +851,36 @@ class Sequential:
         (a temporary file renamed over it). Load it with :func:`hpcnn.load`."""
         check(lib.hpcnn_model_save(self._h, encode_path(path)))
 
+    def save_onnx(self, path, embed_standardization=False):
+        """Writes the model as an ONNX file (opset 13) that ONNX Runtime and other ONNX engines run: input "input"
+        float32 [batch, C, H, W], output "output" [batch, outputs] with what :meth:`predict` gives (a Softmax or Sigmoid
+        ends the graph for a model compiled with cross-entropy or binary cross-entropy). Dropout is left out.
+
+        embed_standardization=True puts the standardisation saved in the model's metadata (by ``hpcnn train``) in
+        front of the graph, so the ONNX model takes raw pixel values; :func:`hpcnn.load_onnx` reads the file back.
+        """
+        check(lib.hpcnn_model_save_onnx(self._h, encode_path(path), 1 if embed_standardization else 0))
+
 
 def load(path, max_flops_per_image=None):
     """Loads a model file written by :meth:`Sequential.save`; see :meth:`Sequential.load`."""
     return Sequential.load(path, max_flops_per_image)
+
+
+def load_onnx(path, max_flops_per_image=None):
+    """A model from an ONNX file that is a chain of Conv, Gemm (or MatMul + Add), Relu, Clip(0, cap), LeakyRelu,
+    Sigmoid, Tanh, Softmax, MaxPool, AveragePool, BatchNormalization, InstanceNormalization (scale 1, bias 0), Flatten
+    or Reshape to (N, -1), zero Pad before a Conv or AveragePool, Constant, Identity and Dropout nodes, as
+    ``torch.onnx.export`` writes them (``nn.Flatten``, ``torch.flatten(x, 1)`` and ``x.view(x.size(0), -1)`` all import).
+    A leading Sub + Mul/Div of constants becomes the model's standardisation (its metadata). The model is not
+    compiled: compile it to fine-tune.
+
+    Raises InvalidFileError naming the node and its operator for anything unsupported (and for a corrupt file, a
+    missing initializer, external data, a network above max_flops_per_image), HpcnnIOError for a missing file.
+    """
+    out = c_void_p()
+    check(lib.hpcnn_model_load_onnx(encode_path(path), _budget(max_flops_per_image), byref(out)))
+    return Sequential._from_handle(out)
 
 
 def from_spec(spec, max_flops_per_image=None):
