@@ -62,7 +62,7 @@ public sealed class Conv2D : Layer
     {
         if (DeclaredInChannels is int ic && ic != input.C)
             throw new ArgumentException($"expected input with {ic} channels, got {input}");
-        if (input.IsFlat && input.C > 1 && Kernel != (1, 1))
+        if (input.IsVector && input.C > 1 && Kernel != (1, 1))
             throw new ArgumentException($"expected an image (channels x height x width), got a flat vector of {input.C}");
         var (pt, pl, pb, pr) = Padding.Resolve(input.H, input.W, Kernel.H, Kernel.W, Stride.H, Stride.W);
         var s = new Conv2dShape(input.C, input.H, input.W, OutChannels, Kernel.H, Kernel.W, Stride.H, Stride.W, pt, pl, pb, pr);

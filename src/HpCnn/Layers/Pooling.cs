@@ -25,7 +25,7 @@ public abstract class Pool2D : Layer
 
     protected override Shape3 OnBuild(Shape3 input, Rng rng)
     {
-        if (input.IsFlat && input.C > 1)
+        if (input.IsVector && input.C > 1)
             throw new ArgumentException($"expected an image (channels x height x width), got a flat vector of {input.C}");
         var (pt, pl, pb, pr) = Padding.Resolve(input.H, input.W, Kernel.H, Kernel.W, Stride.H, Stride.W);
         var s = new Pool2dShape(input.C, input.H, input.W, Kernel.H, Kernel.W, Stride.H, Stride.W, pt, pl, pb, pr);

@@ -62,6 +62,23 @@ public class ModelValidationTests
     }
 
     [Test]
+    public void AOneByOneFeatureMapIsAnImageUntilAFlatten()
+    {
+        // PyTorch accepts a convolution after a C x 1 x 1 map; a flattened vector has no image layout.
+        var model = new Sequential(new Shape3(1, 3, 3)).Add(new Conv2D(2, 3));
+        Assert.That(() => model.Add(new Conv2D(4, 3, padding: Padding.Symmetric(1))), Throws.Nothing);
+        Assert.That(() => model.Add(new MaxPool2D(1)), Throws.Nothing);
+        Assert.That(model.OutputShape, Is.EqualTo(new Shape3(4, 1, 1)));
+        model.Add(new Flatten());
+        Assert.That(model.OutputShape.IsVector, Is.True);
+        Assert.That(() => model.Add(new Conv2D(4, 3, padding: Padding.Symmetric(1))),
+            Throws.ArgumentException.With.Message.Contains("expected an image (channels x height x width), got a flat vector of 4"));
+        model.Add(new Dense(3));
+        var y = model.Predict(new float[] { 1, 2, 3, 4, 5, 6, 7, 8, 9 }, 1);
+        Assert.That(y.Count, Is.EqualTo(1), "the network runs");
+    }
+
+    [Test]
     public void LayerObjectCannotJoinTwoModels()
     {
         var relu = new ReLU();
