@@ -6,7 +6,9 @@ namespace HpCnn.Benchmarks;
 
 /// <summary>
 /// Where a training step's time goes: runs the reference network's steps layer by layer with a stopwatch around
-/// each forward and backward, the loss and the optimizer. Usage: profile [--threads N] [--batch N] [--steps N] [--net NAME] [--real] (--real: Fashion-MNIST images, not noise).
+/// each forward and backward, the loss and the optimizer. Usage: profile [--threads N] [--batch N] [--steps N] [--net NAME] [--real] [--infer] [--wall] (--real: Fashion-MNIST images, not noise;
+/// --infer: an inference plan's forward only; --wall: wall time even on one thread, for layers of a few microseconds where the
+/// thread clock's own cost shows).
 /// </summary>
 internal static class LayerProfile
 {
@@ -14,7 +16,7 @@ internal static class LayerProfile
     {
         int batch = 64, steps = 200;
         string net = "reference";
-        bool real = false;
+        bool real = false, infer = false, wall = false;
         for (int i = 0; i < args.Length; i++)
         {
             if (args[i] == "--threads") Engine.Threads = int.Parse(args[++i], CultureInfo.InvariantCulture);
@@ -22,6 +24,8 @@ internal static class LayerProfile
             else if (args[i] == "--steps") steps = int.Parse(args[++i], CultureInfo.InvariantCulture);
             else if (args[i] == "--net") net = args[++i];
             else if (args[i] == "--real") real = true;
+            else if (args[i] == "--infer") infer = true;
+            else if (args[i] == "--wall") wall = true;
         }
         // A preset name, or a JSON network spec file (README "Network spec files").
         var model = File.Exists(net) ? IO.NetworkSpec.Load(net).Model : Presets.NetworkPresets.Get(net).Build(1);
@@ -36,9 +40,9 @@ internal static class LayerProfile
             labels = train.Labels.AsSpan(0, batch).ToArray();
         }
         for (int i = 0; i < 20; i++) model.TrainBatch(images, labels);
-        var plan = new ExecutionPlan(model, batch, training: true);
+        var plan = new ExecutionPlan(model, batch, training: !infer);
         // One thread: every layer runs on this thread, so its CPU time is the layer's time whatever else the machine runs.
-        Func<double> Clock = Engine.Threads == 1 ? ThreadClock.Now : () => Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
+        Func<double> Clock = Engine.Threads == 1 && !wall ? ThreadClock.Now : () => Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
         plan.SetBatch(batch);
         images.CopyTo(plan.Input);
         labels.CopyTo(plan.Labels);
@@ -62,6 +66,12 @@ internal static class LayerProfile
                 if (r.RunsOwnForward) r.Layer.Forward(r);
                 double dt = Clock() - a;
                 if (record) { fwd[i] += dt; fwdBest[i] = Math.Min(fwdBest[i], dt); }
+            }
+            if (infer)
+            {
+                double fs = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+                if (record) { total += fs; totalBest = Math.Min(totalBest, fs); }
+                continue;
             }
             long b = Stopwatch.GetTimestamp();
             int k = model.OutputShape.Size;

@@ -191,6 +191,10 @@ internal static class TrainCommand
                 model.Metadata = meta.ToJson();
                 if (a.MetricsJson is not null) MetricsJson.Write(a.MetricsJson, history, null);
             };
+            // HPCNN_TEST_BATCH_DELAY_MS: a sleep after every batch, for tests that must interrupt a run at a random
+            // batch on any machine (a fast CPU finishes their small runs before a kill lands); sleeping changes no result.
+            if (int.TryParse(Environment.GetEnvironmentVariable("HPCNN_TEST_BATCH_DELAY_MS"), out int delay) && delay > 0)
+                fit.OnBatchEnd = _ => { Thread.Sleep(delay); return true; };
             result = interactive ? TrainWithProgress(model, data.Train, fit, epochs)
                 : a.Quiet ? model.Fit(data.Train, fit)
                 : TrainPlain(model, data.Train, fit);
@@ -232,6 +236,7 @@ internal static class TrainCommand
                 ProgressTask? task = null;
                 int taskEpoch = 0;
                 var onEpoch = fit.OnEpochEnd;
+                var onBatch = fit.OnBatchEnd;
                 fit.OnBatchEnd = p =>
                 {
                     if (task is null || taskEpoch != p.Epoch)
@@ -246,7 +251,7 @@ internal static class TrainCommand
                         task.Description = string.Create(CultureInfo.InvariantCulture,
                             $"epoch {p.Epoch}/{epochs}  loss {p.RunningLoss:F4}  acc {p.RunningAccuracy:F3}  {p.SamplesDone / Math.Max(p.ElapsedSeconds, 1e-9):N0}/s");
                     }
-                    return true;
+                    return onBatch?.Invoke(p) ?? true;
                 };
                 fit.OnEpochEnd = m =>
                 {
@@ -267,13 +272,14 @@ internal static class TrainCommand
     private static TrainingHistory TrainPlain(Sequential model, Dataset train, FitOptions fit)
     {
         var onEpoch = fit.OnEpochEnd;
+        var onBatch = fit.OnBatchEnd;
         fit.OnBatchEnd = p =>
         {
             int step = Math.Max(1, p.Batches / 10);
             if (p.Batch % step == 0 && p.Batch != p.Batches)
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"  epoch {p.Epoch}/{p.Epochs}  batch {p.Batch}/{p.Batches}  loss {p.RunningLoss:F4}  acc {p.RunningAccuracy:F3}  {p.SamplesDone / Math.Max(p.ElapsedSeconds, 1e-9):N0} samples/s"));
-            return true;
+            return onBatch?.Invoke(p) ?? true;
         };
         fit.OnEpochEnd = m =>
         {

@@ -41,6 +41,8 @@ public class CheckpointCliTests
         ["train", "--net", spec, "--limit", "640", "--epochs", "2", "--batch-size", "16", "--seed", "9", "--quiet",
          "--out", output, "--metrics-json", metrics, .. dir is null ? Array.Empty<string>() : ["--checkpoint-dir", dir, "--checkpoint-every", "4"]];
 
+    private static readonly Dictionary<string, string> Paced = new() { ["HPCNN_TEST_BATCH_DELAY_MS"] = "25" };
+
     [Test]
     public void ATrainingKilledAtRandomMomentsAndResumedEndsBitIdentical()
     {
@@ -63,7 +65,9 @@ public class CheckpointCliTests
             Assert.That(starts++, Is.LessThan(30), "the run did not finish in 30 starts");
             if (kills < 4)
             {
-                using var p = Cli.Start(_dir, args);
+                // The child sleeps 25 ms after each batch (80 batches: 2 s of training on any machine), so the kills land
+                // mid-run even where start-up is most of an unpaced run; sleeping changes no result.
+                using var p = Cli.Start(_dir, Paced, args);
                 _ = p.StandardOutput.ReadToEndAsync();
                 var stderr = p.StandardError.ReadToEndAsync();
                 // The first kill lands anywhere in start-up or data loading; the others after the run has made progress
@@ -71,14 +75,14 @@ public class CheckpointCliTests
                 bool killed;
                 if (kills == 0)
                 {
-                    killed = !p.WaitForExit(TimeSpan.FromSeconds(rng.NextDouble() * 0.6 * seconds)); // scaled to this machine's speed
+                    killed = !p.WaitForExit(TimeSpan.FromSeconds(rng.NextDouble() * 0.6 * seconds)); // start-up, scaled to this machine
                 }
                 else
                 {
                     string? from = Checkpoint.List(ck).LastOrDefault();
                     var wait = Stopwatch.StartNew();
                     while (!p.HasExited && Checkpoint.List(ck).LastOrDefault() == from && wait.Elapsed < TimeSpan.FromMinutes(2)) Thread.Sleep(20);
-                    killed = !p.WaitForExit(TimeSpan.FromSeconds(rng.NextDouble() * Math.Min(2, seconds / 8)));
+                    killed = !p.WaitForExit(TimeSpan.FromSeconds(rng.NextDouble() * 0.2)); // within two checkpoints of the paced run
                 }
                 if (killed)
                 {
