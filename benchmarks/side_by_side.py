@@ -126,10 +126,11 @@ def main():
                   None if shape == "1024x1024x1024" else 1.0, False)
     n = results["numpy"]
     best = min(results[f"hpcnn_{t}"]["seed_binary_epoch_s"] for t in threads)
-    # The baseline is the tutorial loop of ANCHORS.md (2.50 s/epoch); the loop re-created here
-    # (numpy_tutorial.py, SciPy correlate2d) is leaner and is reported too.
-    ratio("seed-binary speed-up vs ANCHORS NumPy loop (2.50 s)", 2.50 / best, 1.0, 100, False)
-    ratio("seed-binary speed-up vs numpy_tutorial.py here", n["numpy_seed_epoch_s"] / best, 1.0)
+    # The baseline is the tutorial's loop as written (numpy_tutorial.py: scipy.signal.convolve, method 'direct'), run
+    # here; ANCHORS.md's 2.50 s/epoch and the leaner correlate2d loop are reported too.
+    ratio("seed-binary speed-up vs the tutorial's loop here", n["numpy_seed_epoch_s"] / best, 1.0, 200, False)
+    ratio("seed-binary speed-up vs a lean correlate2d loop", n["numpy_lean_epoch_s"] / best, 1.0)
+    ratio("seed-binary speed-up vs ANCHORS NumPy loop (2.50 s)", 2.50 / best, 1.0)
 
     print(f"\nCPU: {cpu['model_name']} (family {cpu['family']} model {cpu['model']}); OpenBLAS probes: {probes}; "
           f"OPENBLAS_CORETYPE {CORETYPE or '(not set)'}")
