@@ -101,7 +101,26 @@ public static class LaneSum
         }
         for (int i = whole; i < n; i++)
             lanes[i - whole] = Step(lanes[i - whole], Unsafe.Add(ref xr, i), product ? Unsafe.Add(ref yr, i) : 0f, product, shift, square);
-        for (int half = Lanes / 2; half >= 1; half /= 2)
+        return Combine(lanes);
+    }
+
+    /// <summary>
+    /// lanes[j] += lanes[j + half] for half = 32, 16, ..., 1, and lanes[0]: with vector adds of the two halves where the
+    /// CPU has them (the same additions, so the same bits; a scalar loop of 63 dependent adds cost as much as summing a
+    /// 32 x 32 plane).
+    /// </summary>
+    private static unsafe float Combine(float* lanes)
+    {
+        int half = Lanes / 2;
+        if (Vector256.IsHardwareAccelerated && Engine.UseAvx2)
+        {
+            for (; half >= 8; half /= 2)
+                for (int j = 0; j < half; j += 8)
+                    Vector256.Store(Vector256.Load(lanes + j) + Vector256.Load(lanes + j + half), lanes + j);
+            Vector128.Store(Vector128.Load(lanes) + Vector128.Load(lanes + 4), lanes);
+            half = 2;
+        }
+        for (; half >= 1; half /= 2)
             for (int j = 0; j < half; j++) lanes[j] += lanes[j + half];
         return lanes[0];
     }
