@@ -11,9 +11,10 @@ internal static class ImageInput
     /// <summary>
     /// A PNG as C x H x W floats in [0, 1] for a model input of <paramref name="shape"/>. Sizes that differ are resized
     /// (or rejected with <paramref name="noResize"/>); a light background is inverted to Fashion-MNIST's light-on-dark
-    /// unless <paramref name="invert"/> says otherwise ("auto", "yes", "no").
+    /// unless <paramref name="invert"/> says otherwise ("auto", "yes", "no"); "auto" inverts only for a model trained on
+    /// light-on-dark images (<paramref name="lightOnDark"/>: MNIST, Fashion-MNIST), never for photographs (CIFAR-10, folders).
     /// </summary>
-    public static Loaded FromPng(string path, Shape3 shape, bool noResize, string invert)
+    public static Loaded FromPng(string path, Shape3 shape, bool noResize, string invert, bool lightOnDark = true)
     {
         if (!File.Exists(path)) throw new CliException($"image not found: {path}");
         if (shape.C != 1 && shape.C != 3) throw new CliException($"the model takes {shape.C}-channel images; PNG input works for 1 (gray) or 3 (RGB) channels");
@@ -36,7 +37,7 @@ internal static class ImageInput
         {
             "yes" => true,
             "no" => false,
-            "auto" => BorderMean(planes, shape) > 0.5,
+            "auto" => lightOnDark && BorderMean(planes, shape) > 0.5,
             _ => throw new CliException($"--invert takes auto, yes or no, got '{invert}'", ExitCodes.Usage),
         };
         if (doInvert)

@@ -40,7 +40,7 @@ internal static class PredictCommand
         var meta = ModelMetadata.FromModel(model);
         var inputs = idx is not null
             ? [ImageInput.FromIdx(idx, index, model.InputShape)]
-            : images.Select(p => ImageInput.FromPng(p, model.InputShape, noResize, invert)).ToList();
+            : images.Select(p => ImageInput.FromPng(p, model.InputShape, noResize, invert, lightOnDark: meta.Dataset is "fashion-mnist" or "mnist")).ToList();
         int size = model.InputShape.Size;
         var batch = new float[inputs.Count * size];
         for (int i = 0; i < inputs.Count; i++) inputs[i].Pixels.CopyTo(batch, i * size);
