@@ -31,10 +31,10 @@ internal static class VisualizeCommand
         var meta = ModelMetadata.FromModel(model);
         Directory.CreateDirectory(outDir);
         var written = new List<string>();
-        void Save(string name, PngImage img)
+        void Save(string name, RasterImage img)
         {
             string p = Path.Combine(outDir, name);
-            Png.Write(p, img);
+            ImageEncoding.WritePng(p, img);
             written.Add($"{p} ({img.Width}x{img.Height})");
         }
 
@@ -60,7 +60,7 @@ internal static class VisualizeCommand
 
         // Feature maps of one image after every layer.
         ImageInput.Loaded input = imagePath is not null
-            ? ImageInput.FromPng(imagePath, model.InputShape, false, "auto")
+            ? ImageInput.FromImage(imagePath, model.InputShape, false, "auto")
             : TestImage(meta, model, imageIndex, dataDir);
         var shape = model.InputShape;
         Save("input.png", ImageGrid.RenderFeatureMaps(input.Pixels, shape.C, shape.H, shape.W, 8));
