@@ -71,6 +71,19 @@ public class DatasetCliTests
         using var ev = JsonDocument.Parse(File.ReadAllText(evalJson));
         Assert.That(ev.RootElement.GetProperty("count").GetInt32(), Is.EqualTo(60));
         Assert.That(ev.RootElement.GetProperty("accuracy").GetDouble(), Is.GreaterThan(0.8), "three easy classes (chance: 1/3)");
+
+        // A JPEG of a "top" picture at twice the size: decoded, resized, not inverted, predicted by class name.
+        var (_, px) = Pictures(2, 5);
+        var rgb = new byte[64 * 64 * 3];
+        for (int y = 0; y < 64; y++)
+            for (int x = 0; x < 64; x++)
+                for (int c = 0; c < 3; c++) rgb[(y * 64 + x) * 3 + c] = px[Cifar10.ImageBytes + (c * 32 + y / 2) * 32 + x / 2];
+        string jpg = Path.Combine(_dir, "top.jpg");
+        using (var f = File.Create(jpg))
+            new StbImageWriteSharp.ImageWriter().WriteJpg(rgb, 64, 64, StbImageWriteSharp.ColorComponents.RedGreenBlue, f, 95);
+        var p = Cli.Run(_dir, "predict", model, jpg, "--top", "1");
+        Assert.That(p.ExitCode, Is.EqualTo(0), p.All);
+        Assert.That(p.Out, Does.Contain("1. top").And.Contain("resized from 64x64 to 32x32").And.Not.Contain("inverted"));
     }
 
     [Test]
