@@ -35,7 +35,7 @@
 extern "C" {
 #endif
 
-#define HPCNN_ABI_VERSION 5
+#define HPCNN_ABI_VERSION 6
 
 typedef enum hpcnn_status {
     HPCNN_OK = 0,
@@ -246,6 +246,22 @@ hpcnn_status hpcnn_dataset_split_last(hpcnn_dataset* dataset, int64_t count, hpc
 /* Standardises `fit_on` in place with its own statistics (HPCNN_STANDARDIZE_*), and `also` (may be NULL) with
    the same statistics (train statistics applied to validation/test data). */
 hpcnn_status hpcnn_dataset_standardize(hpcnn_dataset* fit_on, hpcnn_dataset* also, int32_t mode);
+
+/* ---------------------------------------------------------------- more datasets (ABI 6) */
+
+/* MNIST's training (train != 0) or test set from directory (required): IDX files named as Fashion-MNIST's
+   (train-images-idx3-ubyte(.gz), ...), 1 x 28 x 28, classes "0".."9", pixels in [0, 1].
+   Errors: IO_ERROR (folder or file missing; the message says where to get them), INVALID_FILE. */
+hpcnn_status hpcnn_dataset_load_mnist(const char* directory, int32_t train, hpcnn_dataset** out);
+/* CIFAR-10's training set (train != 0: data_batch_1.bin ... data_batch_5.bin, 50,000 images) or test set
+   (test_batch.bin, 10,000) from directory (required; the cifar-10-batches-bin folder of the binary version from
+   https://www.cs.toronto.edu/~kriz/cifar.html, or the folder holding it). 3 x 32 x 32 (RGB planes), pixels in
+   [0, 1]; class names from batches.meta.txt when present. Errors: IO_ERROR (missing), INVALID_FILE (a size that is
+   not a whole number of 3,073-byte records, a label >= 10, a bad meta file; the message names the file). */
+hpcnn_status hpcnn_dataset_load_cifar10(const char* directory, int32_t train, hpcnn_dataset** out);
+/* The name of class `index` of a dataset (its number when the dataset has no names), into *out_name, allocated by
+   the library: free it with hpcnn_free. Errors: INVALID_ARGUMENT (index outside [0, classes)). */
+hpcnn_status hpcnn_dataset_class_name(hpcnn_dataset* dataset, int32_t index, char** out_name);
 
 /* ---------------------------------------------------------------- training */
 

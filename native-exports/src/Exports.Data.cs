@@ -55,6 +55,44 @@ public static unsafe partial class Exports
         catch (Exception e) { return Status.From(e); }
     }
 
+    [UnmanagedCallersOnly(EntryPoint = "hpcnn_dataset_load_mnist")]
+    public static int DatasetLoadMnist(byte* directory, int train, nint* @out)
+    {
+        try
+        {
+            CheckOut(@out, "out");
+            *@out = NewDataset(Mnist.Load(Utf8.Read(directory, "directory"), train != 0));
+            return Status.Ok;
+        }
+        catch (Exception e) { return Status.From(e); }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "hpcnn_dataset_load_cifar10")]
+    public static int DatasetLoadCifar10(byte* directory, int train, nint* @out)
+    {
+        try
+        {
+            CheckOut(@out, "out");
+            *@out = NewDataset(Cifar10.Load(Utf8.Read(directory, "directory"), train != 0));
+            return Status.Ok;
+        }
+        catch (Exception e) { return Status.From(e); }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "hpcnn_dataset_class_name")]
+    public static int DatasetClassName(nint dataset, int index, nint* @out)
+    {
+        try
+        {
+            CheckOut(@out, "out_name");
+            var d = DataOf(dataset);
+            if ((uint)index >= (uint)d.ClassCount) throw new ArgumentException($"index: class {index} is outside [0, {d.ClassCount})");
+            *@out = Utf8.Alloc(d.ClassName(index));
+            return Status.Ok;
+        }
+        catch (Exception e) { return Status.From(e); }
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "hpcnn_dataset_release")]
     public static void DatasetRelease(nint dataset)
     {

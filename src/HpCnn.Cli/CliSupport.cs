@@ -23,9 +23,43 @@ internal static class Shared
 {
     public static Option<string?> DataDir() => new("--data-dir")
     {
-        Description = $"Folder with the Fashion-MNIST IDX files (default {FashionMnist.DefaultDirectory}, from `apt-get install dataset-fashion-mnist`)",
+        Description = $"Folder with the dataset's files (Fashion-MNIST default {FashionMnist.DefaultDirectory}, from `apt-get install dataset-fashion-mnist`; required for mnist and cifar10)",
         HelpName = "DIR",
     };
+
+    /// <summary>The datasets --dataset names.</summary>
+    public static readonly string[] DatasetNames = ["fashion-mnist", "mnist", "cifar10"];
+
+    public static Option<string?> DatasetOption(string defaultText) => new("--dataset")
+    {
+        Description = $"Dataset: fashion-mnist (IDX), mnist (IDX, same file names) or cifar10 (the binary batches); {defaultText}",
+        HelpName = "NAME",
+    };
+
+    /// <summary>The training and test sets of a dataset named by --dataset, from --data-dir (Fashion-MNIST: its Debian folder by default).</summary>
+    public static (Dataset Train, Dataset Test) LoadData(string dataset, string? dataDir)
+    {
+        switch (dataset)
+        {
+            case "fashion-mnist":
+                return LoadFashionMnist(dataDir);
+            case "mnist":
+            case "cifar10":
+                if (dataDir is null)
+                    throw new CliException($"--dataset {dataset} needs --data-dir DIR. " + (dataset == "mnist" ? Mnist.DownloadHint : Cifar10.DownloadHint), ExitCodes.Usage);
+                if (!Directory.Exists(dataDir)) throw new CliException($"--data-dir {dataDir} does not exist.");
+                try
+                {
+                    return dataset == "mnist" ? Mnist.Load(dataDir) : Cifar10.Load(dataDir);
+                }
+                catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or InvalidDataException)
+                {
+                    throw new CliException(e.Message);
+                }
+            default:
+                throw new CliException($"--dataset {dataset}: unknown (known: {string.Join(", ", DatasetNames)})", ExitCodes.Usage);
+        }
+    }
 
     public static Option<int?> Threads() => new("--threads")
     {

@@ -14,14 +14,15 @@ internal static class EvalCommand
         var batch = new Option<int>("--batch-size") { Description = "Batch size of the evaluation", DefaultValueFactory = _ => 256, HelpName = "N" };
         var json = new Option<string?>("--json") { Description = "Also write the results as JSON to this file", HelpName = "FILE" };
         var train = new Option<bool>("--train-set") { Description = "Evaluate on the training set instead of the test set" };
+        var dataset = Shared.DatasetOption("default: the one the model was trained on");
         var dataDir = Shared.DataDir();
         var threads = Shared.Threads();
-        var cmd = new Command("eval", "Evaluate a model on the Fashion-MNIST test set") { model, batch, json, train, dataDir, threads };
-        cmd.SetAction(r => Run(r.GetValue(model)!, r.GetValue(batch), r.GetValue(json), r.GetValue(train), r.GetValue(dataDir), r.GetValue(threads)));
+        var cmd = new Command("eval", "Evaluate a model on the test set of its dataset") { model, batch, json, train, dataset, dataDir, threads };
+        cmd.SetAction(r => Run(r.GetValue(model)!, r.GetValue(batch), r.GetValue(json), r.GetValue(train), r.GetValue(dataset), r.GetValue(dataDir), r.GetValue(threads)));
         return cmd;
     }
 
-    private static int Run(string path, int batch, string? json, bool trainSet, string? dataDir, int? threads)
+    private static int Run(string path, int batch, string? json, bool trainSet, string? dataset, string? dataDir, int? threads)
     {
         Shared.ApplyThreads(threads);
         if (batch < 1) throw new CliException($"--batch-size must be at least 1, got {batch}", ExitCodes.Usage);
@@ -29,7 +30,7 @@ internal static class EvalCommand
         var model = loaded.Model;
         if (model.Loss is null) throw new CliException($"{path}: the model has no loss (it was never compiled), so it cannot be evaluated");
         var meta = ModelMetadata.FromModel(model);
-        var (rawTrain, rawTest) = Shared.LoadFashionMnist(dataDir);
+        var (rawTrain, rawTest) = Shared.LoadData(dataset ?? meta.Dataset, dataDir);
         var data = Shared.Prepare(trainSet ? rawTrain : rawTest, meta);
         if (data.Shape != model.InputShape) throw new CliException($"{path} takes {model.InputShape} inputs, the data is {data.Shape}");
         var sw = System.Diagnostics.Stopwatch.StartNew();

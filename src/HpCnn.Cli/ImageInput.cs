@@ -3,22 +3,23 @@ using HpCnn.Imaging;
 
 namespace HpCnn.Cli;
 
-/// <summary>Turns PNG files or IDX entries into model inputs (raw [0, 1] pixels, before standardisation).</summary>
+/// <summary>Turns image files (PNG, JPEG, BMP, GIF) or IDX entries into model inputs (raw [0, 1] pixels, before standardisation).</summary>
 internal static class ImageInput
 {
     public sealed record Loaded(string Name, float[] Pixels, int? TrueLabel, string? Note);
 
     /// <summary>
-    /// A PNG as C x H x W floats in [0, 1] for a model input of <paramref name="shape"/>. Sizes that differ are resized
+    /// An image file (PNG, JPEG, BMP or GIF) as C x H x W floats in [0, 1] for a model input of <paramref name="shape"/>. Sizes that differ are resized
     /// (or rejected with <paramref name="noResize"/>); a light background is inverted to Fashion-MNIST's light-on-dark
-    /// unless <paramref name="invert"/> says otherwise ("auto", "yes", "no").
+    /// unless <paramref name="invert"/> says otherwise ("auto", "yes", "no"); "auto" inverts only for a model trained on
+    /// light-on-dark images (<paramref name="lightOnDark"/>: MNIST, Fashion-MNIST), never for photographs (CIFAR-10, folders).
     /// </summary>
-    public static Loaded FromPng(string path, Shape3 shape, bool noResize, string invert)
+    public static Loaded FromImage(string path, Shape3 shape, bool noResize, string invert, bool lightOnDark = true)
     {
         if (!File.Exists(path)) throw new CliException($"image not found: {path}");
-        if (shape.C != 1 && shape.C != 3) throw new CliException($"the model takes {shape.C}-channel images; PNG input works for 1 (gray) or 3 (RGB) channels");
-        PngImage img;
-        try { img = Png.Read(path); }
+        if (shape.C != 1 && shape.C != 3) throw new CliException($"the model takes {shape.C}-channel images; image files work for 1 (gray) or 3 (RGB) channels");
+        RasterImage img;
+        try { img = ImageDecoding.Read(path); }
         catch (InvalidDataException e) { throw new CliException(e.Message); }
         var planes = img.ToPlanes(shape.C);
         var notes = new List<string>();
@@ -36,7 +37,7 @@ internal static class ImageInput
         {
             "yes" => true,
             "no" => false,
-            "auto" => BorderMean(planes, shape) > 0.5,
+            "auto" => lightOnDark && BorderMean(planes, shape) > 0.5,
             _ => throw new CliException($"--invert takes auto, yes or no, got '{invert}'", ExitCodes.Usage),
         };
         if (doInvert)

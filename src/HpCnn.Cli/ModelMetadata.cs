@@ -71,6 +71,7 @@ internal sealed class ModelMetadata
                 }
                 if (a.DataDir is not null) w.WriteString("data_dir", Path.GetFullPath(a.DataDir));
                 if (a.CheckpointEvery is not null) w.WriteString("checkpoint_every", a.CheckpointEvery);
+                if (a.Dataset is not null) w.WriteString("dataset", a.Dataset);
                 w.WriteEndObject();
             }
             w.WriteEndObject();
@@ -106,7 +107,7 @@ internal sealed class ModelMetadata
                 t.TryGetProperty("seed", out var sd) && sd.ValueKind == JsonValueKind.Number ? sd.GetUInt64() : null,
                 S("metrics_json"), S("out"), false, I("limit"),
                 t.TryGetProperty("classes", out var cl) && cl.ValueKind == JsonValueKind.Array ? cl.EnumerateArray().Select(e => e.GetInt32()).ToArray() : null,
-                S("data_dir"), null, null, S("checkpoint_every"), false);
+                S("data_dir"), null, null, S("checkpoint_every"), false, S("dataset"));
         }
         return m;
     }

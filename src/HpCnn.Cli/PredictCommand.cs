@@ -10,13 +10,13 @@ internal static class PredictCommand
     public static Command Create()
     {
         var model = new Argument<string>("model") { Description = "Model file written by `hpcnn train --out`" };
-        var images = new Argument<string[]>("images") { Description = "PNG images (grayscale or RGB)", Arity = ArgumentArity.ZeroOrMore };
+        var images = new Argument<string[]>("images") { Description = "Image files: PNG, JPEG, BMP or GIF (grayscale or colour)", Arity = ArgumentArity.ZeroOrMore };
         var idx = new Option<string?>("--idx") { Description = "Predict an image of an IDX image file instead", HelpName = "FILE" };
         var index = new Option<int>("--index") { Description = "Which image of the --idx file", DefaultValueFactory = _ => 0, HelpName = "N" };
         var top = new Option<int>("--top") { Description = "How many classes to show", DefaultValueFactory = _ => 3, HelpName = "K" };
         var noResize = new Option<bool>("--no-resize") { Description = "Reject images whose size differs from the model's input instead of resizing them" };
         var invert = new Option<string>("--invert") { Description = "Invert light-background images: auto, yes or no", DefaultValueFactory = _ => "auto", HelpName = "MODE" };
-        var cmd = new Command("predict", "Predict the classes of PNG images or of an IDX image") { model, images, idx, index, top, noResize, invert };
+        var cmd = new Command("predict", "Predict the classes of image files (PNG, JPEG, BMP, GIF) or of an IDX image") { model, images, idx, index, top, noResize, invert };
         cmd.SetAction(r => Run(r.GetValue(model)!, r.GetValue(images) ?? [], r.GetValue(idx), r.GetValue(index), r.GetValue(top),
             r.GetValue(noResize), r.GetValue(invert)!));
         return cmd;
@@ -33,14 +33,14 @@ internal static class PredictCommand
 
     private static int Run(string path, string[] images, string? idx, int index, int top, bool noResize, string invert)
     {
-        if (images.Length == 0 && idx is null) throw new CliException("give PNG image files, or --idx FILE --index N", ExitCodes.Usage);
-        if (images.Length > 0 && idx is not null) throw new CliException("give either PNG image files or --idx, not both", ExitCodes.Usage);
+        if (images.Length == 0 && idx is null) throw new CliException("give image files (PNG, JPEG, BMP, GIF), or --idx FILE --index N", ExitCodes.Usage);
+        if (images.Length > 0 && idx is not null) throw new CliException("give either image files or --idx, not both", ExitCodes.Usage);
         if (top < 1) throw new CliException($"--top must be at least 1, got {top}", ExitCodes.Usage);
         var model = Shared.LoadModel(path).Model;
         var meta = ModelMetadata.FromModel(model);
         var inputs = idx is not null
             ? [ImageInput.FromIdx(idx, index, model.InputShape)]
-            : images.Select(p => ImageInput.FromPng(p, model.InputShape, noResize, invert)).ToList();
+            : images.Select(p => ImageInput.FromImage(p, model.InputShape, noResize, invert, lightOnDark: meta.Dataset is "fashion-mnist" or "mnist")).ToList();
         int size = model.InputShape.Size;
         var batch = new float[inputs.Count * size];
         for (int i = 0; i < inputs.Count; i++) inputs[i].Pixels.CopyTo(batch, i * size);

@@ -14,7 +14,7 @@ internal static class TrainCommand
 {
     public static Command Create()
     {
-        var net = new Option<string?>("--net") { Description = "Network: a preset (reference, seed-binary, seed-mse, deep) or a JSON spec file", HelpName = "NAME|FILE" };
+        var net = new Option<string?>("--net") { Description = "Network: a preset (reference, seed-binary, seed-mse, deep, deep-cifar10) or a JSON spec file", HelpName = "NAME|FILE" };
         var epochs = new Option<int?>("--epochs") { Description = "Epochs (default: the preset's)", HelpName = "N" };
         var batch = new Option<int?>("--batch-size") { Description = "Mini-batch size (default: the preset's; 1 = per-sample SGD)", HelpName = "N" };
         var lr = new Option<float?>("--lr") { Description = "Learning rate (default: the preset's)", HelpName = "X" };
@@ -40,15 +40,16 @@ internal static class TrainCommand
             HelpName = "DIR",
         };
         var noCheckData = new Option<bool>("--no-check-data") { Description = "Skip the check for NaN or infinite input values before training" };
+        var dataset = Shared.DatasetOption("default fashion-mnist");
         var dataDir = Shared.DataDir();
         var threads = Shared.Threads();
-        var cmd = new Command("train", "Train a network on Fashion-MNIST")
+        var cmd = new Command("train", "Train a network on Fashion-MNIST, MNIST or CIFAR-10")
         {
-            net, epochs, batch, lr, seed, metrics, output, quiet, limit, classes, checkpointDir, checkpointEvery, resume, noCheckData, dataDir, threads,
+            net, epochs, batch, lr, seed, metrics, output, quiet, limit, classes, checkpointDir, checkpointEvery, resume, noCheckData, dataset, dataDir, threads,
         };
         cmd.SetAction(r => Run(new Args(r.GetValue(net), r.GetValue(epochs), r.GetValue(batch), r.GetValue(lr), r.GetValue(seed),
             r.GetValue(metrics), r.GetValue(output), r.GetValue(quiet), r.GetValue(limit), Shared.ParseClasses(r.GetValue(classes)),
-            r.GetValue(dataDir), r.GetValue(threads), r.GetValue(checkpointDir), r.GetValue(checkpointEvery), r.GetValue(noCheckData)), r.GetValue(resume)));
+            r.GetValue(dataDir), r.GetValue(threads), r.GetValue(checkpointDir), r.GetValue(checkpointEvery), r.GetValue(noCheckData), r.GetValue(dataset)), r.GetValue(resume)));
         return cmd;
     }
 
@@ -56,7 +57,7 @@ internal static class TrainCommand
 
     /// <summary>The command's settings; kept in checkpoints (<see cref="ModelMetadata.TrainArgs"/>) so --resume repeats them.</summary>
     internal sealed record Args(string? Net, int? Epochs, int? BatchSize, float? Lr, ulong? Seed, string? MetricsJson, string? Out,
-        bool Quiet, int? Limit, int[]? Classes, string? DataDir, int? Threads, string? CheckpointDir, string? CheckpointEvery, bool NoCheckData);
+        bool Quiet, int? Limit, int[]? Classes, string? DataDir, int? Threads, string? CheckpointDir, string? CheckpointEvery, bool NoCheckData, string? Dataset = null);
 
     /// <summary>"200" is batches; "30s", "5m", "1.5h" a time.</summary>
     internal static (int Batches, TimeSpan? Interval) ParseCheckpointEvery(string text)
@@ -130,9 +131,11 @@ internal static class TrainCommand
         }
         if (a.Classes is not null) recipe = recipe with { Classes = a.Classes };
 
-        var (rawTrain, rawTest) = Shared.LoadFashionMnist(a.DataDir);
+        string datasetName = a.Dataset ?? "fashion-mnist";
+        var (rawTrain, rawTest) = Shared.LoadData(datasetName, a.DataDir);
         if (model.InputShape != rawTrain.Shape)
-            throw new CliException($"network {name} takes {model.InputShape} inputs, Fashion-MNIST images are {rawTrain.Shape}");
+            throw new CliException($"network {name} takes {model.InputShape} inputs, {datasetName} images are {rawTrain.Shape}" +
+                (datasetName == "cifar10" ? " (the deep-cifar10 preset takes them)" : ""));
         PreparedData data;
         try { data = recipe.Prepare(rawTrain, rawTest, a.Limit); }
         catch (ArgumentException e) { throw new CliException($"--limit: {e.Message}", ExitCodes.Usage); }
@@ -141,6 +144,7 @@ internal static class TrainCommand
 
         var meta = new ModelMetadata
         {
+            Dataset = datasetName,
             Network = name,
             Classes = data.Classes,
             ClassNames = Enumerable.Range(0, data.Train.ClassCount).Select(data.Train.ClassName).ToList(),

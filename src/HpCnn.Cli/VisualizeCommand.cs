@@ -31,10 +31,10 @@ internal static class VisualizeCommand
         var meta = ModelMetadata.FromModel(model);
         Directory.CreateDirectory(outDir);
         var written = new List<string>();
-        void Save(string name, PngImage img)
+        void Save(string name, RasterImage img)
         {
             string p = Path.Combine(outDir, name);
-            Png.Write(p, img);
+            ImageEncoding.WritePng(p, img);
             written.Add($"{p} ({img.Width}x{img.Height})");
         }
 
@@ -60,7 +60,7 @@ internal static class VisualizeCommand
 
         // Feature maps of one image after every layer.
         ImageInput.Loaded input = imagePath is not null
-            ? ImageInput.FromPng(imagePath, model.InputShape, false, "auto")
+            ? ImageInput.FromImage(imagePath, model.InputShape, false, "auto")
             : TestImage(meta, model, imageIndex, dataDir);
         var shape = model.InputShape;
         Save("input.png", ImageGrid.RenderFeatureMaps(input.Pixels, shape.C, shape.H, shape.W, 8));
@@ -105,7 +105,7 @@ internal static class VisualizeCommand
 
     private static ImageInput.Loaded TestImage(ModelMetadata meta, Sequential model, int index, string? dataDir)
     {
-        var (_, test) = Shared.LoadFashionMnist(dataDir);
+        var (_, test) = Shared.LoadData(meta.Dataset, dataDir);
         var data = meta.Classes is { } keep ? test.FilterClasses(keep) : test;
         if (data.Shape != model.InputShape) throw new CliException($"the model takes {model.InputShape} images, the test set has {data.Shape}");
         if (index < 0 || index >= data.Count) throw new CliException($"--image-index {index} is outside the {data.Count} test images (0..{data.Count - 1})");

@@ -15,14 +15,19 @@ import ctypes
 
 import numpy as np
 
-from ._native import OwnedHandle, check, encode_path, lib
+from ._native import OwnedHandle, check, encode_path, lib, take_string
 
-__all__ = ["load_idx", "fashion_mnist", "filter_classes", "standardize", "FASHION_MNIST_CLASSES", "FASHION_MNIST_DIRECTORY"]
+__all__ = ["load_idx", "fashion_mnist", "mnist", "cifar10", "filter_classes", "standardize", "FASHION_MNIST_CLASSES",
+           "FASHION_MNIST_DIRECTORY", "CIFAR10_CLASSES", "MNIST_CLASSES", "cifar10_class_names"]
 
 #: Fashion-MNIST's class names, by label.
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 #: Where Debian's dataset-fashion-mnist package puts the files (the default of :func:`fashion_mnist`).
 FASHION_MNIST_DIRECTORY = "/usr/share/datasets/fashion-mnist"
+#: CIFAR-10's class names, by label (batches.meta.txt of the binary version).
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+#: MNIST's class names, by label.
+MNIST_CLASSES = tuple(str(d) for d in range(10))
 
 
 class NativeDataset(OwnedHandle):
@@ -49,6 +54,18 @@ class NativeDataset(OwnedHandle):
         check(lib.hpcnn_dataset_get_images(self.value, images, images.size))
         check(lib.hpcnn_dataset_get_labels(self.value, labels, labels.size))
         return images, labels
+
+    def class_names(self):
+        """The dataset's class names, by label (numbers as text when it has none)."""
+        n, c, h, w, classes = ctypes.c_int64(), ctypes.c_int32(), ctypes.c_int32(), ctypes.c_int32(), ctypes.c_int32()
+        check(lib.hpcnn_dataset_info(self.value, ctypes.byref(n), ctypes.byref(c), ctypes.byref(h), ctypes.byref(w),
+                                     ctypes.byref(classes)))
+        names = []
+        for k in range(classes.value):
+            p = ctypes.c_void_p()
+            check(lib.hpcnn_dataset_class_name(self.value, k, ctypes.byref(p)))
+            names.append(take_string(p))
+        return names
 
     def __enter__(self):
         return self
@@ -93,6 +110,57 @@ def fashion_mnist(directory=None):
         with NativeDataset(out) as ds:
             result.append(ds.arrays())
     return tuple(result[0]), tuple(result[1])
+
+
+def _train_and_test(loader, directory):
+    result = []
+    for train in (1, 0):
+        out = ctypes.c_void_p()
+        check(loader(encode_path(directory), train, ctypes.byref(out)))
+        with NativeDataset(out) as ds:
+            result.append(ds.arrays())
+    return tuple(result[0]), tuple(result[1])
+
+
+def mnist(directory):
+    """MNIST digits (60,000 training and 10,000 test images of 1 x 28 x 28, classes "0".."9").
+
+    Args:
+        directory: the folder holding MNIST's IDX files, named as Fashion-MNIST's (train-images-idx3-ubyte(.gz),
+            train-labels-idx1-ubyte(.gz), t10k-images-idx3-ubyte(.gz), t10k-labels-idx1-ubyte(.gz)).
+    Returns:
+        ((x_train, y_train), (x_test, y_test)): float32 images (N, 1, 28, 28) in [0, 1], int32 labels (N,).
+    Raises:
+        HpcnnIOError when the folder or a file is missing (the message says where MNIST is published);
+        InvalidFileError for a damaged file (the message names it).
+    """
+    return _train_and_test(lib.hpcnn_dataset_load_mnist, directory)
+
+
+def cifar10(directory):
+    """CIFAR-10 (50,000 training and 10,000 test colour images of 3 x 32 x 32, 10 classes), binary version.
+
+    Get cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and unpack it (``tar xzf``).
+
+    Args:
+        directory: the cifar-10-batches-bin folder (data_batch_1.bin ... data_batch_5.bin, test_batch.bin,
+            batches.meta.txt), or the folder holding it.
+    Returns:
+        ((x_train, y_train), (x_test, y_test)): float32 images (N, 3, 32, 32), RGB planes, in [0, 1]; int32 labels.
+        Class names are in :data:`CIFAR10_CLASSES` (:func:`cifar10_class_names` reads a folder's meta file).
+    Raises:
+        HpcnnIOError when a file is missing; InvalidFileError for a file that is not a whole number of 3,073-byte
+        records, a label of 10 or more, or a bad batches.meta.txt (the message names the file).
+    """
+    return _train_and_test(lib.hpcnn_dataset_load_cifar10, directory)
+
+
+def cifar10_class_names(directory):
+    """The class names of a CIFAR-10 folder: its batches.meta.txt, or :data:`CIFAR10_CLASSES` without one."""
+    out = ctypes.c_void_p()
+    check(lib.hpcnn_dataset_load_cifar10(encode_path(directory), 0, ctypes.byref(out)))
+    with NativeDataset(out) as ds:
+        return ds.class_names()
 
 
 def filter_classes(images, labels, classes):

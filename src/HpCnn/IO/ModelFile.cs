@@ -101,7 +101,7 @@ public static class ModelFile
         }
         WriteChunk(w, "END ", _ => { });
         w.Flush();
-        uint crc = Crc32.Compute(ms.GetBuffer().AsSpan(0, (int)ms.Length));
+        uint crc = System.IO.Hashing.Crc32.HashToUInt32(ms.GetBuffer().AsSpan(0, (int)ms.Length));
         w.Write(crc);
         w.Flush();
         return ms.ToArray();
@@ -206,7 +206,7 @@ public static class ModelFile
         if (data.Length < 8 + 4 + 4) throw new InvalidDataException($"{name}: truncated ({data.Length} bytes)");
         uint version = BinaryPrimitives.ReadUInt32LittleEndian(data[8..]);
         uint stored = BinaryPrimitives.ReadUInt32LittleEndian(data[^4..]);
-        uint actual = Crc32.Compute(data[..^4]);
+        uint actual = System.IO.Hashing.Crc32.HashToUInt32(data[..^4]);
         if (version == 0 || version > PlausibleVersions)
             throw new InvalidDataException($"{name}: the header is corrupt: its format version field reads {version} (0x{version:X8}), which no HpCnn writes (this HpCnn {Engine.Version} reads versions 1 to {FormatVersion}); the file is damaged");
         if (version > FormatVersion) // a later format may lay the file out otherwise: say what the checksum says, but as a hint

@@ -81,7 +81,7 @@ public static class ImageGrid
     /// column t % columns. The image is columns * tileW * scale + (columns - 1) * gap pixels wide and
     /// rows * tileH * scale + (rows - 1) * gap high; it is gray for <see cref="ColorMap.Gray"/>, RGB otherwise.
     /// </summary>
-    public static PngImage RenderTiles(ReadOnlySpan<float> values, int tiles, int tileH, int tileW, TileGridOptions? options = null)
+    public static RasterImage RenderTiles(ReadOnlySpan<float> values, int tiles, int tileH, int tileW, TileGridOptions? options = null)
     {
         var o = options ?? new TileGridOptions();
         if (tiles <= 0 || tileH <= 0 || tileW <= 0)
@@ -100,10 +100,10 @@ public static class ImageGrid
         int cellW = tileW * o.Scale, cellH = tileH * o.Scale;
         long width = (long)columns * cellW + (long)(columns - 1) * o.Gap;
         long height = (long)rows * cellH + (long)(rows - 1) * o.Gap;
-        Png.CheckSize(width, height, msg => new ArgumentException($"the tile grid is too large: {msg}"));
+        ImageDecoding.CheckSize(width, height, msg => new ArgumentException($"the tile grid is too large: {msg}"));
 
         var format = o.ColorMap == ColorMap.Gray ? PixelFormat.Gray : PixelFormat.Rgb;
-        var image = new PngImage((int)width, (int)height, format);
+        var image = new RasterImage((int)width, (int)height, format);
         image.Pixels.AsSpan().Fill(o.GapShade);
 
         bool symmetric = o.Range is null && o.Symmetric;
@@ -139,7 +139,7 @@ public static class ImageGrid
     /// Pass the union of two weight sets' <see cref="ValueRange.SymmetricOf"/> as <paramref name="range"/> to
     /// compare them on one scale (e.g. initial and learned filters, joined with <see cref="Concat"/>).
     /// </summary>
-    public static PngImage RenderFilters(ReadOnlySpan<float> weights, int outChannels, int inChannels, int kernelH, int kernelW,
+    public static RasterImage RenderFilters(ReadOnlySpan<float> weights, int outChannels, int inChannels, int kernelH, int kernelW,
         int scale = 8, ValueRange? range = null)
     {
         if (outChannels <= 0 || inChannels <= 0)
@@ -157,7 +157,7 @@ public static class ImageGrid
     }
 
     /// <summary>The feature maps of one sample (channels x height x width), each stretched to black..white on its own.</summary>
-    public static PngImage RenderFeatureMaps(ReadOnlySpan<float> maps, int channels, int height, int width, int scale = 2) =>
+    public static RasterImage RenderFeatureMaps(ReadOnlySpan<float> maps, int channels, int height, int width, int scale = 2) =>
         RenderTiles(maps, channels, height, width, new TileGridOptions { Scale = scale, Gap = 2, Normalization = TileNormalization.PerTile });
 
     /// <summary>
@@ -165,7 +165,7 @@ public static class ImageGrid
     /// <paramref name="gap"/> pixels apart, on a background of gray level <paramref name="shade"/>. The result
     /// is RGB if any input has colour, gray otherwise, with alpha if any input has alpha.
     /// </summary>
-    public static PngImage Concat(IReadOnlyList<PngImage> images, int gap = 8, bool horizontal = true, byte shade = 255)
+    public static RasterImage Concat(IReadOnlyList<RasterImage> images, int gap = 8, bool horizontal = true, byte shade = 255)
     {
         ArgumentNullException.ThrowIfNull(images);
         if (images.Count == 0) throw new ArgumentException("no images to join", nameof(images));
@@ -181,9 +181,9 @@ public static class ImageGrid
         long along = images.Sum(i => (long)(horizontal ? i.Width : i.Height)) + (long)gap * (images.Count - 1);
         long across = images.Max(i => horizontal ? i.Height : i.Width);
         long width = horizontal ? along : across, height = horizontal ? across : along;
-        Png.CheckSize(width, height, msg => new ArgumentException($"the joined image is too large: {msg}"));
+        ImageDecoding.CheckSize(width, height, msg => new ArgumentException($"the joined image is too large: {msg}"));
 
-        var output = new PngImage((int)width, (int)height, format);
+        var output = new RasterImage((int)width, (int)height, format);
         int n = output.Channels;
         for (int i = 0; i < output.Pixels.Length; i += n)
         {

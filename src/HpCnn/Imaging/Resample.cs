@@ -1,6 +1,10 @@
 namespace HpCnn.Imaging;
 
-/// <summary>Resampling of float planes (C x H x W), separable: rows first, then columns.</summary>
+/// <summary>
+/// Resampling of float planes (C x H x W), separable: rows first, then columns. Kept here rather than taken from a
+/// library because StbImageSharp decodes but does not resize, and this small resampler (Pillow's BILINEAR, tested
+/// against it) works on the float planes the models take, which an 8-bit image library would round.
+/// </summary>
 public static class Resample
 {
     /// <summary>

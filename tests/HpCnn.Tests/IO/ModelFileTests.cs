@@ -171,7 +171,7 @@ public class ModelFileTests
     /// <summary>Rewrites the checksum so the structure checks behind it are reached.</summary>
     internal static void FixChecksum(byte[] b)
     {
-        uint crc = Crc32.Compute(b.AsSpan(0, b.Length - 4));
+        uint crc = System.IO.Hashing.Crc32.HashToUInt32(b.AsSpan(0, b.Length - 4));
         BitConverter.GetBytes(crc).CopyTo(b, b.Length - 4);
     }
 

@@ -116,8 +116,8 @@ public class ImageGridTests
     [Test]
     public void ConcatJoinsImagesOnACommonFormat()
     {
-        var gray = new PngImage(3, 2, PixelFormat.Gray, [1, 2, 3, 4, 5, 6]);
-        var rgb = new PngImage(2, 3, PixelFormat.Rgb, Enumerable.Range(100, 18).Select(i => (byte)i).ToArray());
+        var gray = new RasterImage(3, 2, PixelFormat.Gray, [1, 2, 3, 4, 5, 6]);
+        var rgb = new RasterImage(2, 3, PixelFormat.Rgb, Enumerable.Range(100, 18).Select(i => (byte)i).ToArray());
         var joined = ImageGrid.Concat([gray, rgb], gap: 2, shade: 9);
         Assert.That((joined.Width, joined.Height, joined.Format), Is.EqualTo((7, 3, PixelFormat.Rgb)));
         Assert.That(joined.Row(0).ToArray(), Is.EqualTo(new byte[] { 1, 1, 1, 2, 2, 2, 3, 3, 3, 9, 9, 9, 9, 9, 9, 100, 101, 102, 103, 104, 105 }));

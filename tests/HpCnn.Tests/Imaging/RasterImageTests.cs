@@ -6,7 +6,7 @@ public class PngImageTests
 {
     private const float Tol = 1e-6f;
 
-    private static PngImage Image(int width, int height, PixelFormat format, params byte[] pixels) => new(width, height, format, pixels);
+    private static RasterImage Image(int width, int height, PixelFormat format, params byte[] pixels) => new(width, height, format, pixels);
 
     [Test]
     public void GrayscaleUsesBt601LumaWeights()
@@ -60,7 +60,7 @@ public class PngImageTests
     [Test]
     public void ResizeToTheSameSizeIsACopy()
     {
-        var image = new PngImage(13, 7, PixelFormat.Rgb);
+        var image = new RasterImage(13, 7, PixelFormat.Rgb);
         new Random(1).NextBytes(image.Pixels);
         Assert.That(image.Resize(13, 7).Pixels, Is.EqualTo(image.Pixels));
     }

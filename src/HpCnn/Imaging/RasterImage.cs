@@ -1,6 +1,6 @@
 namespace HpCnn.Imaging;
 
-/// <summary>Layout of one pixel of a <see cref="PngImage"/>: 8-bit channels, interleaved; the value is the channel count.</summary>
+/// <summary>Layout of one pixel of a <see cref="RasterImage"/>: 8-bit channels, interleaved; the value is the channel count.</summary>
 public enum PixelFormat
 {
     Gray = 1,
@@ -21,9 +21,10 @@ public enum AlphaBackground
 /// An 8-bit image: <see cref="Height"/> rows of <see cref="Width"/> pixels, each <see cref="Channels"/> bytes
 /// in the order of <see cref="Format"/> (gray; gray, alpha; R, G, B; R, G, B, A), rows top to bottom with no
 /// padding, so pixel (x, y) channel c is <c>Pixels[(y * Width + x) * Channels + c]</c>. Alpha is straight
-/// (not premultiplied). <see cref="Png.Decode(ReadOnlySpan{byte})"/> produces every PNG in this form, whatever its bit depth.
+/// (not premultiplied). <see cref="ImageDecoding.Decode(ReadOnlySpan{byte}, string)"/> produces every PNG, JPEG, BMP and GIF in this form
+/// (16-bit samples keep their high byte).
 /// </summary>
-public sealed class PngImage
+public sealed class RasterImage
 {
     /// <summary>Luma weights of ITU-R BT.601, the ones of PIL's <c>convert("L")</c> and OpenCV's <c>cvtColor</c>.</summary>
     public const float LumaR = 0.299f, LumaG = 0.587f, LumaB = 0.114f;
@@ -38,11 +39,11 @@ public sealed class PngImage
 
     /// <summary>
     /// An image over <paramref name="pixels"/> (not copied), or a new all-zero one when it is null.
-    /// Width and height must be in 1..<see cref="Png.MaxDimension"/> with at most <see cref="Png.MaxPixels"/> pixels.
+    /// Width and height must be in 1..<see cref="ImageDecoding.MaxDimension"/> with at most <see cref="ImageDecoding.MaxPixels"/> pixels.
     /// </summary>
-    public PngImage(int width, int height, PixelFormat format, byte[]? pixels = null)
+    public RasterImage(int width, int height, PixelFormat format, byte[]? pixels = null)
     {
-        Png.CheckSize(width, height, msg => new ArgumentException(msg));
+        ImageDecoding.CheckSize(width, height, msg => new ArgumentException(msg));
         if (!Enum.IsDefined(format)) throw new ArgumentException($"unknown pixel format {(int)format}", nameof(format));
         int length = width * height * (int)format;
         if (pixels is not null && pixels.Length != length)
@@ -122,13 +123,13 @@ public sealed class PngImage
     }
 
     /// <summary>This image with alpha composited on <paramref name="background"/> and colour reduced to luma or gray expanded, as needed.</summary>
-    public PngImage ConvertTo(PixelFormat format, AlphaBackground background = AlphaBackground.Black)
+    public RasterImage ConvertTo(PixelFormat format, AlphaBackground background = AlphaBackground.Black)
     {
         if (!Enum.IsDefined(format)) throw new ArgumentException($"unknown pixel format {(int)format}", nameof(format));
-        if (format == Format) return new PngImage(Width, Height, Format, (byte[])Pixels.Clone());
+        if (format == Format) return new RasterImage(Width, Height, Format, (byte[])Pixels.Clone());
         int plane = Width * Height, n = Channels, m = (int)format;
         bool srcColor = n >= 3, dstColor = m >= 3, srcAlpha = HasAlpha, dstAlpha = m is 2 or 4;
-        var output = new PngImage(Width, Height, format);
+        var output = new RasterImage(Width, Height, format);
         var dst = output.Pixels;
         int bg = background == AlphaBackground.White ? 255 : 0;
         for (int i = 0; i < plane; i++)
@@ -153,9 +154,9 @@ public sealed class PngImage
     /// This image resampled to <paramref name="width"/> x <paramref name="height"/> with <see cref="Resample.Bilinear"/>
     /// (antialiased when shrinking). Colour is weighted by alpha so transparent pixels do not bleed their colour.
     /// </summary>
-    public PngImage Resize(int width, int height)
+    public RasterImage Resize(int width, int height)
     {
-        Png.CheckSize(width, height, msg => new ArgumentException(msg));
+        ImageDecoding.CheckSize(width, height, msg => new ArgumentException(msg));
         int n = Channels, srcPlane = Width * Height, dstPlane = width * height;
         var src = new float[n * srcPlane];
         for (int i = 0; i < srcPlane; i++)
@@ -171,7 +172,7 @@ public sealed class PngImage
         }
         var dst = new float[n * dstPlane];
         Resample.Bilinear(src, n, Height, Width, dst, height, width);
-        var output = new PngImage(width, height, Format);
+        var output = new RasterImage(width, height, Format);
         for (int i = 0; i < dstPlane; i++)
         {
             float a = HasAlpha ? dst[(n - 1) * dstPlane + i] : 255f;

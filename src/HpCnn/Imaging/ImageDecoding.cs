@@ -1,0 +1,109 @@
+using StbImageSharp;
+
+namespace HpCnn.Imaging;
+
+/// <summary>
+/// Decodes PNG, JPEG, BMP and GIF (the first frame) with StbImageSharp, a managed port of stb_image (also TGA, PSD
+/// and PNM, which stb_image reads too). Image bytes are untrusted input: the header is read first and an image
+/// whose size is zero, larger than <see cref="MaxDimension"/> on a side or than <see cref="MaxPixels"/> in all is
+/// refused before any pixel memory is allocated; anything the decoder cannot read becomes an
+/// <see cref="InvalidDataException"/> naming the file. <see cref="Decode(ReadOnlySpan{byte}, string)"/> is the one
+/// entry point the decode fuzz test drives.
+/// </summary>
+public static class ImageDecoding
+{
+    /// <summary>Largest width or height accepted.</summary>
+    public const int MaxDimension = 16384;
+    /// <summary>Largest width x height accepted (64 Mi pixels: 256 MiB as RGBA bytes).</summary>
+    public const long MaxPixels = 1L << 26;
+    /// <summary>Largest image file accepted.</summary>
+    public const long MaxFileBytes = 1L << 30;
+
+    /// <summary>The file name extensions <see cref="Read"/> is meant for (any content stb_image knows is decoded).</summary>
+    public static IReadOnlyList<string> Extensions { get; } = [".png", ".jpg", ".jpeg", ".bmp", ".gif"];
+
+    /// <summary>Reads and decodes an image file.</summary>
+    public static RasterImage Read(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"image file not found: {path}", path);
+        long length = new FileInfo(path).Length;
+        if (length > MaxFileBytes)
+            throw new InvalidDataException($"{path}: {length} bytes, more than the {MaxFileBytes >> 20} MiB accepted for an image file");
+        return Decode(File.ReadAllBytes(path), path);
+    }
+
+    /// <summary>Decodes image bytes (PNG, JPEG, BMP, GIF); <paramref name="name"/> is used in messages.</summary>
+    public static RasterImage Decode(ReadOnlySpan<byte> data, string name = "image data")
+    {
+        if (data.IsEmpty) throw new InvalidDataException($"{name}: empty (0 bytes)");
+        byte[] bytes = data.ToArray();
+        ImageInfo? info;
+        try
+        {
+            using var header = new MemoryStream(bytes, writable: false);
+            info = ImageInfo.FromStream(header);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new InvalidDataException($"{name}: not a readable image ({e.Message})", e);
+        }
+        if (info is not { } i) throw new InvalidDataException($"{name}: not an image in a known format (PNG, JPEG, BMP or GIF)");
+        CheckSize(i.Width, i.Height, msg => new InvalidDataException($"{name}: {msg}"));
+        ImageResult result;
+        try
+        {
+            result = ImageResult.FromMemory(bytes, ColorComponents.Default);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new InvalidDataException($"{name}: corrupt or unsupported image data ({e.Message})", e);
+        }
+        if (result is null || result.Data is null) throw new InvalidDataException($"{name}: the image could not be decoded");
+        if (result.Width != i.Width || result.Height != i.Height)
+            throw new InvalidDataException($"{name}: the header says {i.Width}x{i.Height}, the decoder gave {result.Width}x{result.Height}");
+        var format = result.Comp switch
+        {
+            ColorComponents.Grey => PixelFormat.Gray,
+            ColorComponents.GreyAlpha => PixelFormat.GrayAlpha,
+            ColorComponents.RedGreenBlue => PixelFormat.Rgb,
+            ColorComponents.RedGreenBlueAlpha => PixelFormat.Rgba,
+            _ => throw new InvalidDataException($"{name}: unsupported pixel layout {result.Comp}"),
+        };
+        if (result.Data.Length != (long)result.Width * result.Height * (int)format)
+            throw new InvalidDataException($"{name}: the decoder gave {result.Data.Length} bytes for a {result.Width}x{result.Height} {format} image");
+        return new RasterImage(result.Width, result.Height, format, result.Data);
+    }
+
+    /// <summary>Checks an image size against the limits; <paramref name="error"/> makes the exception from a message.</summary>
+    public static void CheckSize(long width, long height, Func<string, Exception> error)
+    {
+        if (width <= 0 || height <= 0) throw error($"image size {width}x{height}: width and height must be at least 1");
+        if (width > MaxDimension || height > MaxDimension)
+            throw error($"image size {width}x{height} exceeds the limit of {MaxDimension} pixels per side");
+        if (width * height > MaxPixels)
+            throw error($"image size {width}x{height} = {width * height} pixels exceeds the limit of {MaxPixels} pixels");
+    }
+}
+
+/// <summary>Writes PNG files with StbImageWriteSharp (a managed port of stb_image_write).</summary>
+public static class ImageEncoding
+{
+    /// <summary>The PNG bytes of an image (gray, gray + alpha, RGB or RGBA, 8 bits).</summary>
+    public static byte[] EncodePng(RasterImage image)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        var components = image.Format switch
+        {
+            PixelFormat.Gray => StbImageWriteSharp.ColorComponents.Grey,
+            PixelFormat.GrayAlpha => StbImageWriteSharp.ColorComponents.GreyAlpha,
+            PixelFormat.Rgb => StbImageWriteSharp.ColorComponents.RedGreenBlue,
+            _ => StbImageWriteSharp.ColorComponents.RedGreenBlueAlpha,
+        };
+        using var ms = new MemoryStream();
+        new StbImageWriteSharp.ImageWriter().WritePng(image.Pixels, image.Width, image.Height, components, ms);
+        return ms.ToArray();
+    }
+
+    /// <summary>Writes an image as a PNG file.</summary>
+    public static void WritePng(string path, RasterImage image) => File.WriteAllBytes(path, EncodePng(image));
+}
