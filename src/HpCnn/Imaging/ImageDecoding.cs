@@ -36,6 +36,7 @@ public static class ImageDecoding
     public static RasterImage Decode(ReadOnlySpan<byte> data, string name = "image data")
     {
         if (data.IsEmpty) throw new InvalidDataException($"{name}: empty (0 bytes)");
+        if (data.Length >= 2 && data[0] == 0xFF && data[1] == 0xD8) CheckJpegStructure(data, name);
         byte[] bytes = data.ToArray();
         ImageInfo? info;
         try
@@ -72,6 +73,36 @@ public static class ImageDecoding
         if (result.Data.Length != (long)result.Width * result.Height * (int)format)
             throw new InvalidDataException($"{name}: the decoder gave {result.Data.Length} bytes for a {result.Width}x{result.Height} {format} image");
         return new RasterImage(result.Width, result.Height, format, result.Data);
+    }
+
+    /// <summary>
+    /// Walks a JPEG's marker segments up to the first scan and checks that each lies inside the data and that an end
+    /// marker follows the scan. StbImageSharp 2.30.16 reads zeros past the end of its input and then looks for the next
+    /// marker forever (a JPEG cut after 18 bytes hung both ImageInfo and ImageResult; found by the decode fuzz test), so
+    /// truncated or desynchronised files are refused here, before the decoder sees them.
+    /// </summary>
+    private static void CheckJpegStructure(ReadOnlySpan<byte> d, string name)
+    {
+        int p = 2;
+        while (true)
+        {
+            if (p >= d.Length || d[p] != 0xFF)
+                throw new InvalidDataException($"{name}: corrupt JPEG (no marker at byte {p}; the file may be truncated)");
+            while (p < d.Length && d[p] == 0xFF) p++; // fill bytes
+            if (p >= d.Length) throw new InvalidDataException($"{name}: truncated JPEG (ends inside a marker)");
+            byte m = d[p++];
+            if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) continue; // markers without a segment
+            if (m == 0xD8 || m == 0xD9 || m == 0x00)
+                throw new InvalidDataException($"{name}: corrupt JPEG (marker 0x{m:X2} before the first scan)");
+            if (p + 2 > d.Length) throw new InvalidDataException($"{name}: truncated JPEG (ends inside the length of marker 0x{m:X2})");
+            int length = d[p] << 8 | d[p + 1];
+            if (length < 2 || p + length > d.Length)
+                throw new InvalidDataException($"{name}: corrupt or truncated JPEG (marker 0x{m:X2} at byte {p - 2} claims {length} bytes, {d.Length - p} remain)");
+            p += length;
+            if (m == 0xDA) break; // start of scan: entropy-coded data follows
+        }
+        if (d[p..].IndexOf([(byte)0xFF, (byte)0xD9]) < 0)
+            throw new InvalidDataException($"{name}: truncated JPEG (no end-of-image marker after the scan)");
     }
 
     /// <summary>Checks an image size against the limits; <paramref name="error"/> makes the exception from a message.</summary>
