@@ -34,7 +34,7 @@ public static class FuzzTargets
         PredictOne(model);
     }
 
-    /// <summary>A JSON network spec: ArgumentException (bad spec; FormatException and JSON errors are not promised) or
+    /// <summary>A JSON network spec: FormatException (a bad spec, naming the field), ArgumentException or
     /// InvalidDataException (above the compute budget).</summary>
     public static void Spec(byte[] data)
     {
@@ -43,6 +43,7 @@ public static class FuzzTargets
         catch (ArgumentException) { return; } // not UTF-8: the C door refuses it before the parser
         Sequential model;
         try { model = NetworkSpec.Parse(json, maxFlopsPerImage: FlopBudget).Model; }
+        catch (FormatException) { return; }
         catch (ArgumentException) { return; }
         catch (InvalidDataException) { return; }
         PredictOne(model);
