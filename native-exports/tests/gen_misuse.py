@@ -105,7 +105,7 @@ def main():
                     for bad in ("NAN", "INFINITY", "-INFINITY"):
                         case("float", vals[:i] + [bad] + vals[i + 1:], False)
                 elif k == "string":
-                    case("utf8", vals[:i] + ['"\\xff\\xfe\\xc0\\x80 not utf-8"'] + vals[i + 1:], False)
+                    case("utf8", vals[:i] + ["bad_utf8"] + vals[i + 1:], False)
         elif ret == "void" and name.endswith("_release"):
             h = HANDLES[args[0][0].rstrip("*")]
             body.append(f"    {name}(NULL); calls_++;")
@@ -137,7 +137,7 @@ static float fbuf[16];
 static int32_t ibuf[16];
 static int64_t lbuf[16];
 static double dbuf[16];
-static char path[512], dir[512];
+static char path[512], dir[512], bad_utf8[600];
 static hpcnn_model *m, *out_m, *released_m;
 static hpcnn_dataset *ds, *out_ds, *released_ds;
 static hpcnn_fit_options *o, *out_o, *released_o;
@@ -196,6 +196,8 @@ int main(void) {{
     if (!mkdtemp(tmp)) {{ perror("mkdtemp"); return 1; }}
     snprintf(path, sizeof path, "%s/file", tmp);
     snprintf(dir, sizeof dir, "%s/dir", tmp);
+    /* A path in the temporary folder (a call may create it) that is not UTF-8: lone continuation and overlong bytes. */
+    snprintf(bad_utf8, sizeof bad_utf8, "%s/\\xff\\xfe\\xc0\\x80 not utf-8", tmp);
     hpcnn_set_threads(2);
     released_m = small_model(); hpcnn_model_release(released_m);
     released_ds = small_dataset(); hpcnn_dataset_release(released_ds);
