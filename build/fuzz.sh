@@ -7,8 +7,8 @@
 #   onnx   an ONNX file (OnnxImport.FromBytes; then predicts one image)
 #   png    a PNG image (Png.Decode, what `hpcnn predict` reads)
 # Seeds: tests/HpCnn.Fuzz/corpus/TARGET (committed). Findings: artifacts/fuzz/out/TARGET/default/{crashes,hangs}; each
-# is replayed at the end with its exception and stack. A finding becomes a regression test: put the input under
-# tests/HpCnn.Fuzz/regressions/TARGET/ (replayed by the ONNX test suite) once the engine is fixed.
+# is replayed at the end with its exception and stack. A finding becomes a regression test: a unit test in the suite
+# of the reader, and the input under tests/HpCnn.Fuzz/regressions/TARGET/, which this script replays before fuzzing.
 # Usage: ./build/fuzz.sh [--minutes N] [TARGET...]   (default: 1 minute for each of the five targets)
 #   long run:  ./build/fuzz.sh --minutes 600 onnx    (AFL resumes from artifacts/fuzz/out/onnx when it exists;
 #              FUZZ_FRESH=1 starts from the seeds again)
@@ -36,8 +36,10 @@ bin="$fuzz/bin"
 step "publish tests/HpCnn.Fuzz and instrument HpCnn.dll, HpCnn.Onnx.dll with SharpFuzz"
 [ -x "$tools/sharpfuzz" ] || dotnet tool install SharpFuzz.CommandLine --version 2.3.0 --tool-path "$tools" >/dev/null ||
     die "could not install the sharpfuzz tool (NuGet SharpFuzz.CommandLine 2.3.0)"
-rm -rf "$bin"
+rm -rf "$bin" "$fuzz/replay"
 dotnet publish tests/HpCnn.Fuzz/HpCnn.Fuzz.csproj -c Release -o "$bin" -nologo -v q || die "publishing tests/HpCnn.Fuzz failed"
+# Findings are replayed by an uninstrumented copy: instrumented code runs only inside SharpFuzz's loop.
+cp -r "$bin" "$fuzz/replay"
 for dll in HpCnn.dll HpCnn.Onnx.dll; do
     "$tools/sharpfuzz" "$bin/$dll" >/dev/null || die "sharpfuzz could not instrument $dll"
 done
@@ -46,6 +48,12 @@ done
 # instrumented assemblies through AFL's shared memory), crashes are exceptions, not core dumps.
 export AFL_SKIP_BIN_CHECK=1 AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_AFFINITY=1
 export DOTNET_TieredPGO=0 HPCNN_PIN_THREADS=0
+
+step "replay the regressions of earlier findings (tests/HpCnn.Fuzz/regressions)"
+for t in "${targets[@]}"; do
+    [ -d "tests/HpCnn.Fuzz/regressions/$t" ] || continue
+    timeout 120 dotnet "$fuzz/replay/HpCnn.Fuzz.dll" "$t" "tests/HpCnn.Fuzz/regressions/$t" || die "a regression input of $t fails again"
+done
 
 summary=()
 found=0
@@ -70,7 +78,7 @@ for t in "${targets[@]}"; do
         for f in "$out"/default/crashes/id* "$out"/default/hangs/id*; do
             [ -f "$f" ] || continue
             echo "-- $f"
-            timeout 20 dotnet "$bin/HpCnn.Fuzz.dll" "$t" "$f" | head -n 12 || echo "(exit $?: a hang is a timeout)"
+            timeout 20 dotnet "$fuzz/replay/HpCnn.Fuzz.dll" "$t" "$f" | head -n 12 || echo "(exit $?: a hang is a timeout)"
         done
     fi
 done

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using HpCnn.Data;
 using HpCnn.Imaging;
 using HpCnn.IO;
@@ -25,9 +26,11 @@ public static class FuzzTargets
         ["png"] = PngFile,
     };
 
-    /// <summary>A model file (docs/model-format.md): only InvalidDataException may come out.</summary>
+    /// <summary>A model file (docs/model-format.md): only InvalidDataException may come out. The harness rewrites the
+    /// file's CRC-32 so that mutations reach the structure checks behind it (a wrong checksum is a unit test's job).</summary>
     public static void ModelFile(byte[] data)
     {
+        if (data.Length >= 16) BinaryPrimitives.WriteUInt32LittleEndian(data.AsSpan(data.Length - 4), Crc32(data.AsSpan(0, data.Length - 4)));
         Sequential model;
         try { model = IO.ModelFile.Read(data, "fuzz.hpcnn", FlopBudget).Model; }
         catch (InvalidDataException) { return; }
@@ -65,11 +68,34 @@ public static class FuzzTargets
         PredictOne(model);
     }
 
-    /// <summary>A PNG image (hpcnn predict's input): InvalidDataException only.</summary>
+    /// <summary>A PNG image (hpcnn predict's input): InvalidDataException only. The harness rewrites every chunk's
+    /// CRC-32 it can find, so that mutations of the chunk data reach the decoder.</summary>
     public static void PngFile(byte[] data)
     {
+        for (long pos = 8; pos + 12 <= data.Length;)
+        {
+            long length = BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan((int)pos));
+            if (pos + 12 + length > data.Length) break;
+            BinaryPrimitives.WriteUInt32BigEndian(data.AsSpan((int)(pos + 8 + length)), Crc32(data.AsSpan((int)pos + 4, (int)length + 4)));
+            pos += 12 + length;
+        }
         try { Png.Decode(data); }
         catch (InvalidDataException) { }
+    }
+
+    private static readonly uint[] CrcTable = Enumerable.Range(0, 256).Select(n =>
+    {
+        uint c = (uint)n;
+        for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        return c;
+    }).ToArray();
+
+    /// <summary>CRC-32 of zlib and PNG (HpCnn's own is internal).</summary>
+    private static uint Crc32(ReadOnlySpan<byte> bytes)
+    {
+        uint c = 0xFFFFFFFFu;
+        foreach (byte b in bytes) c = CrcTable[(c ^ b) & 0xFF] ^ (c >> 8);
+        return c ^ 0xFFFFFFFFu;
     }
 
     private static void PredictOne(Sequential model)
