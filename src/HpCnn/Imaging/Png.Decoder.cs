@@ -190,7 +190,9 @@ public static partial class Png
                 got = zlib.ReadAtLeast(raw, raw.Length, throwOnEndOfStream: false);
                 extra = got == raw.Length ? zlib.ReadByte() : -1;
             }
-            catch (InvalidDataException e)
+            // zlib reports some corrupt streams as ZLibException, an IOException, not InvalidDataException (found by
+            // fuzzing: a C caller got HPCNN_IO_ERROR for a corrupt file); both are the file's fault.
+            catch (Exception e) when (e is InvalidDataException or IOException) // the source is a MemoryStream: an IOException is zlib's
             {
                 throw new InvalidDataException($"{name}: corrupt zlib data in IDAT ({e.Message})", e);
             }
