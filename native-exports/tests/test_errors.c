@@ -185,6 +185,12 @@ static void test_wrong_sizes_and_values(void) {
     CHECK_FAILS(hpcnn_add_conv2d(img, 0, 3, 3, 1, 1, HPCNN_PADDING_VALID, 0, 0, 0, 0, 1), HPCNN_INVALID_ARGUMENT, NULL);
     CHECK_FAILS(hpcnn_add_conv2d(img, 4, 9, 9, 1, 1, HPCNN_PADDING_VALID, 0, 0, 0, 0, 1), HPCNN_INVALID_ARGUMENT, "layer 0 (conv2d)");
     CHECK_FAILS(hpcnn_add_maxpool2d(img, 2, 2, 0, 0, 3, 0, 0, 0, 0), HPCNN_INVALID_ARGUMENT, "padding_mode");
+    /* geometry no real network has: pooling padding above half the window, convolution padding of the kernel size,
+       a window larger than the padded input */
+    CHECK_FAILS(hpcnn_add_avgpool2d(img, 4, 4, 1, 1, HPCNN_PADDING_EXPLICIT, 3, 3, 3, 3), HPCNN_INVALID_ARGUMENT, "at most half the 4x4 window");
+    CHECK_FAILS(hpcnn_add_maxpool2d(img, 3, 3, 1, 1, HPCNN_PADDING_EXPLICIT, 2, 0, 0, 0), HPCNN_INVALID_ARGUMENT, "at most half the 3x3 window");
+    CHECK_FAILS(hpcnn_add_conv2d(img, 2, 3, 3, 1, 1, HPCNN_PADDING_EXPLICIT, 3, 3, 3, 3, 1), HPCNN_INVALID_ARGUMENT, "smaller than the 3x3 kernel");
+    CHECK_FAILS(hpcnn_add_avgpool2d(img, 12, 12, 1, 1, HPCNN_PADDING_EXPLICIT, 1, 1, 1, 1), HPCNN_INVALID_ARGUMENT, "does not fit the 8x8 input");
     CHECK_FAILS(hpcnn_add_dense(img, 10, 1), HPCNN_INVALID_ARGUMENT, "add a flatten layer");
     CHECK_FAILS(hpcnn_add_dropout(img, 1.5f, 1), HPCNN_INVALID_ARGUMENT, NULL);
     CHECK_FAILS(hpcnn_add_layer_json(img, "{\"type\":\"conv2d\",\"filters\":4}"), HPCNN_INVALID_ARGUMENT, "kernel");

@@ -152,6 +152,22 @@ public class OnnxImportTests
     }
 
     [Test]
+    public void GeometryNoRealNetworkHasIsRefusedByNode()
+    {
+        // Pooling padding above half the window (PyTorch's rule), convolution padding of the kernel size, a window
+        // larger than the padded input: refused as in every other door, naming the node.
+        var pool = new GraphMaker(13, 1, 1, 8, 8);
+        pool.Node("MaxPool", [], I("kernel_shape", 4, 4), I("strides", 1, 1), I("pads", 3, 3, 3, 3));
+        Assert.That(ImportError(pool.Finish(1, 11, 11)), Does.Contain("(MaxPool)").And.Contain("at most half the 4x4 window"));
+        var conv = new GraphMaker(13, 1, 1, 8, 8);
+        conv.Node("Conv", [conv.Init(RandomValues(9, 1), 1, 1, 3, 3)], I("kernel_shape", 3, 3), I("pads", 3, 3, 3, 3));
+        Assert.That(ImportError(conv.Finish(1, 12, 12)), Does.Contain("(Conv)").And.Contain("smaller than the 3x3 kernel"));
+        var wide = new GraphMaker(13, 1, 1, 8, 8);
+        wide.Node("MaxPool", [], I("kernel_shape", 12, 12), I("pads", 1, 1, 1, 1));
+        Assert.That(ImportError(wide.Finish(1, 1, 1)), Does.Contain("(MaxPool)").And.Contain("does not fit the 8x8 input"));
+    }
+
+    [Test]
     public void MissingInitializersCyclesAndExternalDataAreRefused()
     {
         var missing = new GraphMaker(13, 1, 1, 4, 4);

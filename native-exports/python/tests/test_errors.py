@@ -143,3 +143,24 @@ def test_errors_are_per_thread():
         t.join()
         assert seen == [""]  # another thread has no last error
         assert "layer 9" in last_error()
+
+
+@pytest.mark.parametrize("layer, message", [
+    ({"type": "avgpool2d", "kernel": 4, "stride": 1, "padding": 3}, "at most half the 4x4 window"),
+    ({"type": "maxpool2d", "kernel": 3, "stride": 1, "padding": [2, 0, 0, 0]}, "at most half the 3x3 window"),
+    ({"type": "conv2d", "filters": 2, "kernel": 3, "padding": 3}, "smaller than the 3x3 kernel"),
+    ({"type": "avgpool2d", "kernel": 12, "padding": 1}, "does not fit the 8x8 input"),
+])
+def test_geometry_no_real_network_has_is_refused(layer, message):
+    import json
+    with pytest.raises(hpcnn.InvalidArgumentError, match=message):
+        hpcnn.from_spec(json.dumps({"input": [1, 8, 8], "layers": [layer]}))
+    kind = layer["type"]
+    with pytest.raises(hpcnn.InvalidArgumentError, match=message):
+        pad = layer["padding"]
+        if kind == "conv2d":
+            hpcnn.Sequential([L.Conv2D(2, 3, padding=pad)], input_shape=(1, 8, 8))
+        elif kind == "maxpool2d":
+            hpcnn.Sequential([L.MaxPool2D(3, stride=1, padding=tuple(pad))], input_shape=(1, 8, 8))
+        else:
+            hpcnn.Sequential([L.AvgPool2D(layer["kernel"], stride=layer.get("stride"), padding=pad)], input_shape=(1, 8, 8))

@@ -109,6 +109,24 @@ public class IdxTests
         AssertInvalid(() => Idx.Read(WriteBytes("dims", h)), PathOf("dims"), "truncated header (8 of 16 bytes)");
     }
 
+    /// <summary>Fuzzing regression (tests/HpCnn.Fuzz/regressions/idx): an 11-byte file announcing 548 MB allocated and
+    /// zeroed all of it before finding the data missing, 2 s per input. The buffer now grows with the data read.</summary>
+    [Test]
+    public void AHeaderAnnouncingMoreThanTheFileHoldsAllocatesNothingLarge()
+    {
+        byte[] file = [0, 0, 8, 1, 0x20, 0xaf, 0x03, 0x1b, 0, 1, 2];
+        using var gz = new MemoryStream();
+        using (var z = new System.IO.Compression.GZipStream(gz, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true)) z.Write(file);
+        foreach (var (stream, label) in new (Stream, string)[] { (new MemoryStream(file), "raw"), (new System.IO.Compression.GZipStream(new MemoryStream(gz.ToArray()), System.IO.Compression.CompressionMode.Decompress), "gzip") })
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            var e = Assert.Throws<InvalidDataException>(() => Idx.Read(stream, label))!;
+            long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            Assert.That(e.Message, Does.Contain("548340507 bytes of data, the file holds 3"), label);
+            Assert.That(allocated, Is.LessThan(4 << 20), $"{label}: {allocated} bytes allocated for a file of 11 bytes");
+        }
+    }
+
     [Test]
     public void TruncatedData()
     {

@@ -195,4 +195,30 @@ public class PngDecodeTests
             File.Delete(path);
         }
     }
+
+    /// <summary>Fuzzing regression (tests/HpCnn.Fuzz/regressions/png): corrupt IDAT streams on which zlib throws
+    /// ZLibException (an IOException) came out as such, not as the InvalidDataException a corrupt file gives.</summary>
+    [Test]
+    public void CorruptZlibStreamsFoundByFuzzingAreInvalidData()
+    {
+        var dir = new DirectoryInfo(TestContext.CurrentContext.TestDirectory);
+        while (dir != null && !Directory.Exists(Path.Combine(dir.FullName, "tests/HpCnn.Fuzz/regressions/png"))) dir = dir.Parent;
+        Assert.That(dir, Is.Not.Null, "tests/HpCnn.Fuzz/regressions/png not found above the test directory");
+        var files = Directory.GetFiles(Path.Combine(dir!.FullName, "tests/HpCnn.Fuzz/regressions/png"));
+        Assert.That(files, Is.Not.Empty);
+        foreach (var f in files)
+        {
+            var data = File.ReadAllBytes(f);
+            // The fuzz harness rewrites each chunk's CRC before decoding; do the same.
+            for (long pos = 8; pos + 12 <= data.Length;)
+            {
+                long length = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan((int)pos));
+                if (pos + 12 + length > data.Length) break;
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(data.AsSpan((int)(pos + 8 + length)),
+                    System.IO.Hashing.Crc32.HashToUInt32(data.AsSpan((int)pos + 4, (int)length + 4)));
+                pos += 12 + length;
+            }
+            Assert.That(() => ImageDecoding.Decode(data), Throws.InstanceOf<InvalidDataException>(), Path.GetFileName(f));
+        }
+    }
 }

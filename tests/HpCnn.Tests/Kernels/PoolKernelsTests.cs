@@ -17,7 +17,7 @@ public class PoolKernelsTests
         yield return Case("3x3/2 15x15", new Pool2dShape(2, 15, 15, 3, 3, 2, 2));
         yield return Case("3x3/2 14x17 pad 1", new Pool2dShape(2, 14, 17, 3, 3, 2, 2, 1, 1, 1, 1));
         yield return Case("2x2/2 7x9 pad (1,1,0,0)", new Pool2dShape(2, 7, 9, 2, 2, 2, 2, 1, 1, 0, 0));
-        yield return Case("3x2/(1,2) 6x11 pad (2,0,1,1)", new Pool2dShape(3, 6, 11, 3, 2, 1, 2, 2, 0, 1, 1));
+        yield return Case("3x2/(1,2) 6x11 pad (1,0,1,1)", new Pool2dShape(3, 6, 11, 3, 2, 1, 2, 1, 0, 1, 1));
         yield return Case("2x2/1 5x5", new Pool2dShape(1, 5, 5, 2, 2, 1, 1));
         yield return Case("5x5/5 5x5 (global)", new Pool2dShape(4, 5, 5, 5, 5, 5, 5));
     }

@@ -53,6 +53,43 @@ public class ModelValidationTests
         Assert.That(() => model.Add(new Dense(3, inFeatures: 10)), Throws.ArgumentException.With.Message.StartsWith("layer 2 (dense): "));
     }
 
+    /// <summary>
+    /// Geometry no real network has is refused at the layer, whichever door builds it (the layer API, a JSON spec, a
+    /// model file): pooling padding above half the window (PyTorch's rule), convolution padding of the kernel size or
+    /// more, a window larger than the padded input.
+    /// </summary>
+    [TestCase("avgpool2d", 4, 3, "at most half the 4x4 window")]
+    [TestCase("maxpool2d", 3, 2, "at most half the 3x3 window")]
+    [TestCase("conv2d", 3, 3, "smaller than the 3x3 kernel")]
+    [TestCase("avgpool2d", 12, 1, "window does not fit the 8x8 input")]
+    [TestCase("conv2d", 11, 1, "kernel does not fit the 8x8 input")]
+    public void GeometryNoRealNetworkHasIsRefusedInEveryDoor(string kind, int kernel, int pad, string message)
+    {
+        Layer Make() => kind switch
+        {
+            "conv2d" => new Conv2D(2, kernel, padding: Padding.Symmetric(pad)),
+            "maxpool2d" => new MaxPool2D(kernel, 1, Padding.Symmetric(pad)),
+            _ => new AvgPool2D(kernel, 1, Padding.Symmetric(pad)),
+        };
+        var shape = new Shape3(1, 8, 8);
+        Assert.That(() => new Sequential(shape).Add(Make()),
+            Throws.ArgumentException.With.Message.StartsWith($"layer 0 ({kind}): ").And.Message.Contains(message));
+        string filters = kind == "conv2d" ? "\"filters\": 2, " : "";
+        string spec = $$"""{"input": [1, 8, 8], "layers": [{"type": "{{kind}}", {{filters}}"kernel": {{kernel}}, "stride": 1, "padding": {{pad}}}]}""";
+        Assert.That(() => HpCnn.IO.NetworkSpec.Parse(spec), Throws.InstanceOf<FormatException>().With.Message.Contains(message));
+        // A model file cannot carry it either: the spec written into a file with a valid checksum (a convolution of the
+        // same parameter count, so that it is the geometry that is refused).
+        if (kind != "conv2d" || kernel == 3)
+        {
+            var ok = new Sequential(shape).Add(kind == "conv2d" ? new Conv2D(2, 3, padding: Padding.Symmetric(1)) : new AvgPool2D(2));
+            var forged = HpCnn.Tests.IO.ModelFileTests.ReplaceSpec(HpCnn.IO.ModelFile.ToBytes(ok), spec);
+            Assert.That(() => HpCnn.IO.ModelFile.Read(forged, "forged.hpcnn"), Throws.InstanceOf<InvalidDataException>().With.Message.Contains(message));
+        }
+        // The limits themselves are accepted: padding of half the window, one below the kernel.
+        new Sequential(shape).Add(new Conv2D(2, 3, padding: Padding.Symmetric(2))).Add(new AvgPool2D(4, 1, Padding.Symmetric(2)))
+            .Add(new MaxPool2D(3, 1, Padding.Symmetric(1)));
+    }
+
     [Test]
     public void DenseAfterConvolutionWithoutFlattenErrorsClearly()
     {
