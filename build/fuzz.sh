@@ -5,11 +5,12 @@
 #   spec   a JSON network spec (NetworkSpec.Parse; then predicts one image)
 #   idx    an IDX file, raw or gzip (Idx.Read)
 #   onnx   an ONNX file (OnnxImport.FromBytes; then predicts one image)
-#   png    a PNG image (Png.Decode, what `hpcnn predict` reads)
+#   png    an image file (ImageDecoding.Decode: PNG, JPEG, BMP, GIF; what `hpcnn predict` reads)
+#   cifar  a CIFAR-10 batch file and batches.meta.txt (Cifar10.ReadBatch, ReadClassNames)
 # Seeds: tests/HpCnn.Fuzz/corpus/TARGET (committed). Findings: artifacts/fuzz/out/TARGET/default/{crashes,hangs}; each
 # is replayed at the end with its exception and stack. A finding becomes a regression test: a unit test in the suite
 # of the reader, and the input under tests/HpCnn.Fuzz/regressions/TARGET/, which this script replays before fuzzing.
-# Usage: ./build/fuzz.sh [--minutes N] [TARGET...]   (default: 1 minute for each of the five targets)
+# Usage: ./build/fuzz.sh [--minutes N] [TARGET...]   (default: 1 minute for each of the six targets)
 #   long run:  ./build/fuzz.sh --minutes 600 onnx    (AFL resumes from artifacts/fuzz/out/onnx when it exists;
 #              FUZZ_FRESH=1 starts from the seeds again)
 source "$(dirname "$0")/common.sh"
@@ -22,11 +23,11 @@ targets=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --minutes) [ $# -ge 2 ] || die "--minutes needs a number"; minutes="$2"; shift 2 ;;
-        model|spec|idx|onnx|png) targets+=("$1"); shift ;;
-        *) die "usage: ./build/fuzz.sh [--minutes N] [model|spec|idx|onnx|png ...]" ;;
+        model|spec|idx|onnx|png|cifar) targets+=("$1"); shift ;;
+        *) die "usage: ./build/fuzz.sh [--minutes N] [model|spec|idx|onnx|png|cifar ...]" ;;
     esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(model spec idx onnx png)
+[ ${#targets[@]} -gt 0 ] || targets=(model spec idx onnx png cifar)
 [[ "$minutes" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--minutes takes a number, got '$minutes'"
 seconds=$(awk -v m="$minutes" 'BEGIN { s = int(m * 60); print (s < 10 ? 10 : s) }')
 

@@ -24,7 +24,21 @@ public static class FuzzTargets
         ["idx"] = IdxFile,
         ["onnx"] = OnnxFile,
         ["png"] = PngFile,
+        ["cifar"] = CifarFile,
     };
+
+    private static readonly string CifarPath = Path.Combine(Path.GetTempPath(), $"hpcnn-fuzz-cifar-{Environment.ProcessId}.bin");
+
+    /// <summary>A CIFAR-10 batch file, and the same bytes as a batches.meta.txt: InvalidDataException only. The readers
+    /// take paths (they check sizes before reading), so the bytes go through one temporary file per process.</summary>
+    public static void CifarFile(byte[] data)
+    {
+        File.WriteAllBytes(CifarPath, data);
+        try { Cifar10.ReadBatch(CifarPath); }
+        catch (InvalidDataException) { }
+        try { Cifar10.ReadClassNames(CifarPath); }
+        catch (InvalidDataException) { }
+    }
 
     /// <summary>A model file (docs/model-format.md): only InvalidDataException may come out. The harness rewrites the
     /// file's CRC-32 so that mutations reach the structure checks behind it (a wrong checksum is a unit test's job).</summary>

@@ -31,6 +31,15 @@ public static class SeedCorpus
         Idx.Write(Path.Combine(dir, "labels-3"), new byte[] { 0, 1, 2 }, [3]);
         Idx.Write(Path.Combine(dir, "labels-3.gz"), new byte[] { 0, 1, 2 }, [3], gzip: true);
 
+        dir = Directory.CreateDirectory(Path.Combine(root, "cifar")).FullName;
+        var records = new byte[2 * 3073];
+        for (int i = 0; i < records.Length; i++) records[i] = (byte)(i * 31);
+        records[0] = 3;
+        records[3073] = 9;
+        File.WriteAllBytes(Path.Combine(dir, "one-record.bin"), records[..3073]);
+        File.WriteAllBytes(Path.Combine(dir, "two-records.bin"), records);
+        File.WriteAllText(Path.Combine(dir, "batches.meta.txt"), string.Join("\n", Cifar10.ClassNames) + "\n\n");
+
         dir = Directory.CreateDirectory(Path.Combine(root, "png")).FullName;
         foreach (var format in Enum.GetValues<PixelFormat>())
         {

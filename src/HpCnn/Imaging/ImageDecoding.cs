@@ -36,7 +36,7 @@ public static class ImageDecoding
     public static RasterImage Decode(ReadOnlySpan<byte> data, string name = "image data")
     {
         if (data.IsEmpty) throw new InvalidDataException($"{name}: empty (0 bytes)");
-        if (data.Length >= 2 && data[0] == 0xFF && data[1] == 0xD8) CheckJpegStructure(data, name);
+        if (JpegStart(data) is int jpeg) CheckJpegStructure(data, jpeg, name);
         byte[] bytes = data.ToArray();
         ImageInfo? info;
         try
@@ -76,14 +76,26 @@ public static class ImageDecoding
     }
 
     /// <summary>
+    /// Where the segments start when stb_image would take the data for a JPEG: a start-of-image marker, which it finds
+    /// after any number of 0xFF fill bytes (a file of FF FF D8 ... is a JPEG to it); null otherwise.
+    /// </summary>
+    private static int? JpegStart(ReadOnlySpan<byte> d)
+    {
+        if (d.IsEmpty || d[0] != 0xFF) return null;
+        int p = 1;
+        while (p < d.Length && d[p] == 0xFF) p++;
+        return p < d.Length && d[p] == 0xD8 ? p + 1 : null;
+    }
+
+    /// <summary>
     /// Walks a JPEG's marker segments up to the first scan and checks that each lies inside the data and that an end
     /// marker follows the scan. StbImageSharp 2.30.16 reads zeros past the end of its input and then looks for the next
     /// marker forever (a JPEG cut after 18 bytes hung both ImageInfo and ImageResult; found by the decode fuzz test), so
     /// truncated or desynchronised files are refused here, before the decoder sees them.
     /// </summary>
-    private static void CheckJpegStructure(ReadOnlySpan<byte> d, string name)
+    private static void CheckJpegStructure(ReadOnlySpan<byte> d, int start, string name)
     {
-        int p = 2;
+        int p = start;
         while (true)
         {
             if (p >= d.Length || d[p] != 0xFF)

@@ -148,6 +148,11 @@ public class ImageDecodingTests
         var task = Task.Run(() => ImageDecoding.Decode(cut, "cut.jpg"));
         Assert.That(Task.WaitAny([task], TimeSpan.FromSeconds(20)), Is.EqualTo(0), "the decoder returned");
         Assert.That(task.Exception?.InnerException, Is.TypeOf<InvalidDataException>().With.Message.Contains("cut.jpg").And.Message.Contains("truncated"));
+        // Found by AFL: fill bytes before the start marker, then a segment longer than the file.
+        byte[] filled = [0xFF, 0xFF, 0xD8, 0xFF, 0xE9, 0xD8, 0xFF, 0xFF];
+        var hang = Task.Run(() => ImageDecoding.Decode(filled, "filled.jpg"));
+        Assert.That(Task.WaitAny([hang], TimeSpan.FromSeconds(20)), Is.EqualTo(0), "the decoder returned");
+        Assert.That(hang.Exception?.InnerException, Is.TypeOf<InvalidDataException>());
         var noEnd = Jpeg(Gradient(24, 16, PixelFormat.Rgb));
         Assert.That(() => ImageDecoding.Decode(noEnd[..^2], "noend.jpg"), Throws.TypeOf<InvalidDataException>().With.Message.Contains("end-of-image"));
     }
