@@ -188,3 +188,18 @@ def test_load_messages(tmp_path):
     with pytest.raises(hpcnn.InvalidFileError, match="header is corrupt") as e:
         hpcnn.load(path)
     assert "newer" not in str(e.value)
+
+
+def test_a_diverging_run_keeps_the_last_good_checkpoint(tmp_path):
+    # An infinite value in the sixth batch (the data check off) makes the loss non-finite there: the run stops with
+    # NumericError naming the newest checkpoint, which holds finite weights from before that batch.
+    x, y = data()
+    x[44, 0, 1, 1] = np.inf
+    with pytest.raises(hpcnn.NumericError) as e:
+        build().fit(x, y, batch_size=8, shuffle=False, verbose=0, check_data=False, checkpoint_dir=tmp_path,
+                    checkpoint_every=1)
+    files = sorted(f for f in os.listdir(tmp_path) if f.startswith("checkpoint-"))
+    assert files, "checkpoints were written before the bad batch"
+    assert files[-1] in str(e.value)
+    restored = hpcnn.load_checkpoint(tmp_path)
+    assert all(np.isfinite(w).all() for w in state(restored))
