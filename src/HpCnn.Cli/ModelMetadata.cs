@@ -37,18 +37,7 @@ internal sealed class ModelMetadata
             w.WriteStartArray("class_names");
             foreach (var n in ClassNames) w.WriteStringValue(n);
             w.WriteEndArray();
-            if (Standardization is { } s)
-            {
-                w.WriteStartObject("standardization");
-                w.WriteString("mode", s.Mode == StandardizeMode.Global ? "global" : "per_pixel");
-                w.WriteStartArray("mean");
-                foreach (float v in s.Mean) w.WriteNumberValue(v);
-                w.WriteEndArray();
-                w.WriteStartArray("std");
-                foreach (float v in s.Std) w.WriteNumberValue(v);
-                w.WriteEndArray();
-                w.WriteEndObject();
-            }
+            Standardization?.WriteJson(w, "standardization");
             w.WriteStartArray("history");
             foreach (var e in History) MetricsJson.WriteEpoch(w, e);
             w.WriteEndArray();
@@ -90,12 +79,7 @@ internal sealed class ModelMetadata
         if (r.TryGetProperty("classes", out var c) && c.ValueKind == JsonValueKind.Array) m.Classes = c.EnumerateArray().Select(e => e.GetInt32()).ToArray();
         if (r.TryGetProperty("class_names", out var cn) && cn.ValueKind == JsonValueKind.Array) m.ClassNames = cn.EnumerateArray().Select(e => e.GetString() ?? "").ToList();
         if (r.TryGetProperty("standardization", out var s) && s.ValueKind == JsonValueKind.Object)
-        {
-            var mode = s.GetProperty("mode").GetString() == "per_pixel" ? StandardizeMode.PerPixel : StandardizeMode.Global;
-            m.Standardization = HpCnn.Data.Standardization.Create(mode,
-                s.GetProperty("mean").EnumerateArray().Select(e => e.GetSingle()).ToArray(),
-                s.GetProperty("std").EnumerateArray().Select(e => e.GetSingle()).ToArray());
-        }
+            m.Standardization = HpCnn.Data.Standardization.ReadJson(s);
         if (r.TryGetProperty("history", out var h) && h.ValueKind == JsonValueKind.Array)
             m.History = h.EnumerateArray().Select(MetricsJson.ReadEpoch).ToList();
         if (r.TryGetProperty("train_args", out var t) && t.ValueKind == JsonValueKind.Object)

@@ -253,10 +253,7 @@ public static class OnnxExport
         {
             try
             {
-                var mode = s.GetProperty("mode").GetString() == "per_pixel" ? Data.StandardizeMode.PerPixel : Data.StandardizeMode.Global;
-                float[] mean = s.GetProperty("mean").EnumerateArray().Select(e => e.GetSingle()).ToArray();
-                float[] std = s.GetProperty("std").EnumerateArray().Select(e => e.GetSingle()).ToArray();
-                st = Data.Standardization.Create(mode, mean, std);
+                st = Data.Standardization.ReadJson(s);
             }
             catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException or FormatException or ArgumentException)
             {

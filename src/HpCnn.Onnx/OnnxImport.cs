@@ -839,18 +839,7 @@ public static class OnnxImport
                         w.WritePropertyName("class_names");
                         names.RootElement.WriteTo(w);
                     }
-                    if (_standardization is { } st)
-                    {
-                        w.WriteStartObject("standardization");
-                        w.WriteString("mode", st.Mode == Data.StandardizeMode.Global ? "global" : "per_pixel");
-                        w.WriteStartArray("mean");
-                        foreach (float v in st.Mean) w.WriteNumberValue(v);
-                        w.WriteEndArray();
-                        w.WriteStartArray("std");
-                        foreach (float v in st.Std) w.WriteNumberValue(v);
-                        w.WriteEndArray();
-                        w.WriteEndObject();
-                    }
+                    _standardization?.WriteJson(w, "standardization");
                     w.WriteEndObject();
                 }
                 _seq.Metadata = System.Text.Encoding.UTF8.GetString(ms.ToArray());

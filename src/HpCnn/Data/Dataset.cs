@@ -195,6 +195,34 @@ public sealed class Standardization
         return new Standardization(mode, (float[])mean.Clone(), (float[])std.Clone());
     }
 
+    /// <summary>
+    /// Writes the statistics as the model metadata keeps them: <c>"name": {"mode": "global"|"per_pixel", "mean": [...],
+    /// "std": [...]}</c> (the one format the CLI, the ONNX import and export read and write).
+    /// </summary>
+    public void WriteJson(System.Text.Json.Utf8JsonWriter w, string propertyName)
+    {
+        w.WriteStartObject(propertyName);
+        w.WriteString("mode", Mode == StandardizeMode.Global ? "global" : "per_pixel");
+        w.WriteStartArray("mean");
+        foreach (float v in Mean) w.WriteNumberValue(v);
+        w.WriteEndArray();
+        w.WriteStartArray("std");
+        foreach (float v in Std) w.WriteNumberValue(v);
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+
+    /// <summary>
+    /// Reads what <see cref="WriteJson"/> wrote. A missing field throws KeyNotFoundException, a value of the wrong kind
+    /// InvalidOperationException or FormatException, bad statistics ArgumentException (see <see cref="Create"/>).
+    /// </summary>
+    public static Standardization ReadJson(System.Text.Json.JsonElement s)
+    {
+        var mode = s.GetProperty("mode").GetString() == "per_pixel" ? StandardizeMode.PerPixel : StandardizeMode.Global;
+        return Create(mode, s.GetProperty("mean").EnumerateArray().Select(e => e.GetSingle()).ToArray(),
+            s.GetProperty("std").EnumerateArray().Select(e => e.GetSingle()).ToArray());
+    }
+
     /// <summary>Global statistics given by value (e.g. Fashion-MNIST's mean 0.2860, std 0.3530).</summary>
     public static Standardization FromValues(float mean, float std)
     {
