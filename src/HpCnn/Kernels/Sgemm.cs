@@ -182,7 +182,13 @@ public static partial class Sgemm
                 var (p0, kc) = KBlock(k, kSteps, step);
                 ReadOnlySpan<float> rows;
                 int ldr;
-                if (transB)
+                if (transB && nc == 1)
+                {
+                    // One column of op(B) is one row of B: read in place (a dense layer with a single unit).
+                    rows = b.Slice(jc * ldb + p0);
+                    ldr = 1;
+                }
+                else if (transB)
                 {
                     // op(B)[p][j] = B[j][p]: the block's kc x nc values, row p contiguous, transposed in register tiles (an
                     // element-by-element copy strides through a cache line per value: a dense layer's 128 x 3136 weights

@@ -715,6 +715,8 @@ public class SgemmTests
     [TestCase(true, false, 70, 33)]
     [TestCase(true, true, 17, 1)]
     [TestCase(false, true, 129, 3136)]
+    [TestCase(false, true, 1, 784)]   // one column of op(B) read in place from B's row (a single-unit dense layer)
+    [TestCase(true, true, 1, 300)]
     public void ARowGetsTheSameBitsAloneOrAmongMany(bool transA, bool transB, int n, int k)
     {
         // A prediction must not depend on the batch it is computed in: rows computed one to five at a time (fewer than a
