@@ -252,6 +252,24 @@ public class PoolKernelsTests
         Sentinel.AssertTail(inGrad, s.C * s.InPlane, $"avg pool backward {s}");
     }
 
+    [TestCase(9, 16, 16, 16, 16, 16, 16, 0, 0)]  // a global pool
+    [TestCase(9, 14, 17, 3, 3, 2, 2, 1, 1)]
+    [TestCase(6, 6, 11, 3, 2, 1, 2, 1, 0)]
+    [TestCase(5, 7, 9, 2, 2, 2, 2, 1, 1)]
+    public void AvgForwardGivesTheScalarReferenceBits(int c, int h, int w, int kh, int kw, int sh, int sw, int pt, int pl)
+    {
+        // Planes 1..c-1 (four side by side, then a remainder) against the one-output-at-a-time reference, bit for bit.
+        var s = new Pool2dShape(c, h, w, kh, kw, sh, sw, pt, pl, pt, pl);
+        var x = TestData.Uniform(new Random(c * 100 + h), s.C * s.InPlane);
+        var fast = Sentinel.Buffer(s.C * s.OutPlane);
+        var reference = Sentinel.Buffer(s.C * s.OutPlane);
+        PoolKernels.AvgForward(s, x, fast.AsSpan(0, s.C * s.OutPlane), 1, c);
+        PoolKernels.AvgForwardScalar(s, x, reference.AsSpan(0, s.C * s.OutPlane), 1, c);
+        for (int i = 0; i < fast.Length; i++)
+            Assert.That(BitConverter.SingleToInt32Bits(fast[i]), Is.EqualTo(BitConverter.SingleToInt32Bits(reference[i])), $"{s}: output {i}");
+        for (int i = 0; i < s.OutPlane; i++) Assert.That(Sentinel.IsMarker(fast[i]), Is.True, $"plane 0 output {i} was written");
+    }
+
     [Test]
     public void ChannelRangesTouchOnlyTheirPlanes()
     {
