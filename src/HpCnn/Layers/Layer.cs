@@ -98,6 +98,14 @@ public abstract class Layer
 
     protected virtual void WriteSpecFields(Utf8JsonWriter w) { }
 
+    /// <summary>
+    /// Writes this built layer's inference form as standard ONNX operators fed by tensor <paramref name="x"/> and returns the
+    /// output tensor; node and initializer names start with <paramref name="name"/> ("conv2d_0"). The way back (operators to
+    /// layers) is OnnxImport's: it matches graph patterns (pads folded into the next node, MatMul + Add, Clip's two forms) that
+    /// one layer does not see.
+    /// </summary>
+    internal abstract string WriteOnnx(IOnnxGraph g, string x, string name);
+
     // ---- execution (called by the plan) ----
 
     /// <summary>True when the output is the input itself (Flatten; Dropout in inference): nothing runs.</summary>
