@@ -59,8 +59,10 @@ typedef struct hpcnn_fit_options hpcnn_fit_options;
 
 /* Losses of hpcnn_model_compile_*. */
 #define HPCNN_LOSS_CROSS_ENTROPY 0        /* softmax cross-entropy, >= 2 outputs, labels 0..C-1 */
-#define HPCNN_LOSS_BINARY_CROSS_ENTROPY 1 /* log-loss on one (sigmoid) output, labels 0/1 */
-#define HPCNN_LOSS_MSE 2                  /* mean squared error vs the one-hot label (or the 0/1 label for one output) */
+#define HPCNN_LOSS_BINARY_CROSS_ENTROPY 1 /* log-loss on one output, labels 0/1: after a final sigmoid layer (fused) or,
+                                             without one, taking the output as a logit (predict applies the sigmoid) */
+#define HPCNN_LOSS_MSE 2                  /* squared error vs the one-hot label (or the 0/1 label for one output),
+                                             mean over batch x outputs */
 
 /* Standardisation modes of hpcnn_dataset_standardize. */
 #define HPCNN_STANDARDIZE_GLOBAL 0    /* one mean and std over all pixels */

@@ -65,6 +65,7 @@ public sealed class Conv2D : Layer
     public Parameter? Bias => _bias;
 
     public override long FlopsPerSample => Shape.ForwardFlops;
+    public override long TrainingFlopsPerSample(bool inputGradient) => FlopsPerSample * (inputGradient ? 3 : 2);
 
     protected override Shape3 OnBuild(Shape3 input, Rng rng)
     {

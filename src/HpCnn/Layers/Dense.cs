@@ -38,6 +38,7 @@ public sealed class Dense : Layer
     public Parameter? Bias => _bias;
 
     public override long FlopsPerSample => 2L * Units * InFeatures;
+    public override long TrainingFlopsPerSample(bool inputGradient) => FlopsPerSample * (inputGradient ? 3 : 2);
 
     protected override Shape3 OnBuild(Shape3 input, Rng rng)
     {

@@ -40,6 +40,13 @@ public abstract class Layer
     /// <summary>Floating-point operations of the forward pass for one sample (multiply-add = 2).</summary>
     public virtual long FlopsPerSample => 0;
 
+    /// <summary>
+    /// Floating-point operations of training one sample in this layer's matrix products: forward, weight gradient and (when
+    /// <paramref name="inputGradient"/>) input gradient. Layers without weight products count none: their work is a few
+    /// passes over memory, not arithmetic (what GFLOP/s figures measure).
+    /// </summary>
+    public virtual long TrainingFlopsPerSample(bool inputGradient) => 0;
+
     /// <summary>"layer 2 (conv2d)": how messages name this layer.</summary>
     public string Label => Index >= 0 ? $"layer {Index} ({Kind})" : $"({Kind})";
 
