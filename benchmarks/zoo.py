@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The network zoo side by side: every network of benchmarks/zoo/*.json in HpCnn, in its PyTorch twin (built from the
-same JSON by zoo_twin.py, HpCnn's initial weights copied in) and, for inference, in ONNX Runtime (the twin exported
-with torch.onnx.export, timed by benchmarks/HpCnn.OrtBench through ORT's C# API). Usage, from the repository root:
+same JSON by zoo_twin.py, HpCnn's initial weights copied in) and, for inference, in ONNX Runtime twice: the twin exported
+with torch.onnx.export ("ORT") and HpCnn's own export of the network (model.save_onnx: the very same weights and graph as
+HpCnn runs, "ORT-H"), both timed by benchmarks/HpCnn.OrtBench through ORT's C# API. Usage, from the repository root:
 
     /usr/bin/python3 benchmarks/zoo.py [--quick] [--threads 1,2] [--nets reference,vgg-bn] [--no-ort] [--no-conv]
                                        [--json out.json]
@@ -334,6 +335,9 @@ def worker(args):
             engines = {"hpcnn": hp_pred, "torch": torch_pred}
             if ort is not None and onnx_path and os.path.exists(onnx_path):
                 engines["ort"] = lambda calls_: ort.times(onnx_path, batch, t, calls_)
+            hp_onnx_path = os.path.join(args.onnx_dir, name + ".hpcnn.onnx") if args.onnx_dir else None
+            if ort is not None and hp_onnx_path and os.path.exists(hp_onnx_path):
+                engines["ort_hpcnn"] = lambda calls_: ort.times(hp_onnx_path, batch, t, calls_)
             for fn in engines.values():
                 fn(3 if batch == 1 else 1)
             r[f"infer{batch}_s"] = alternate(engines, calls, rounds)
@@ -428,7 +432,8 @@ def conv_shapes(args, t, rounds, settle):
 # ------------------------------------------------------------------------------------------------ the parent
 
 def prepare(args, net_list, onnx_dir):
-    """Checks each twin against HpCnn once (the same weights, the same images) and exports it to ONNX."""
+    """Checks each twin against HpCnn once (the same weights, the same images) and exports it to ONNX; HpCnn's own
+    export of the network goes beside it (NAME.hpcnn.onnx), with the same weights (the worker builds the same seed)."""
     import numpy as np
     import torch
     import hpcnn
@@ -453,6 +458,7 @@ def prepare(args, net_list, onnx_dir):
             torch.onnx.export(m, torch.from_numpy(x[:1]), os.path.join(onnx_dir, name + ".onnx"), opset_version=13,
                               input_names=["input"], output_names=["output"],
                               dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+            hp.save_onnx(os.path.join(onnx_dir, name + ".hpcnn.onnx"))
         hp.close()
     return checks
 
@@ -503,8 +509,8 @@ def report(args, cpu, blas, checks, workers, net_list):
     def table(title, key, flops_of, unit_scale, unit, targets):
         p("")
         p(title)
-        hdr = f"{'network':12} {'T':>2} {'HpCnn':>10} {'PyTorch':>10} {'ORT':>10} {'H/PT':>6} {'H/ORT':>6}  " \
-              f"{'GFLOP/s H / PT / ORT':>24}  {'% of peak H / PT / ORT':>22}  targets"
+        hdr = f"{'network':12} {'T':>2} {'HpCnn':>10} {'PyTorch':>10} {'ORT':>10} {'ORT-H':>10} {'H/PT':>6} {'H/ORT':>6} " \
+              f"{'H/ORT-H':>7}  {'GFLOP/s H / PT / ORT':>24}  {'% of peak H / PT / ORT':>22}  targets"
         p(hdr)
         for n in net_list:
             for w in workers:
@@ -521,13 +527,20 @@ def report(args, cpu, blas, checks, workers, net_list):
                         tally[r <= tval] += 1
                 ort_t = f"{o * unit_scale:10.3f}" if o else f"{'-':>10}"
                 ort_r = f"{ro:6.2f}" if ro else f"{'-':>6}"
+                oh = v.get("ort_hpcnn")
+                roh = h / oh if oh else None
+                orth_t = f"{oh * unit_scale:10.3f}" if oh else f"{'-':>10}"
+                orth_r = f"{roh:7.2f}" if roh else f"{'-':>7}"
                 ort_g = f"{g[2]:6.1f}" if o else f"{'-':>6}"
-                p(f"{n:12} {w['threads']:>2} {h * unit_scale:10.3f} {pt * unit_scale:10.3f} {ort_t} {rp:6.2f} {ort_r}  "
+                p(f"{n:12} {w['threads']:>2} {h * unit_scale:10.3f} {pt * unit_scale:10.3f} {ort_t} {orth_t} {rp:6.2f} {ort_r} {orth_r}  "
                   f"{g[0]:7.1f} / {g[1]:6.1f} / {ort_g}  {pct(g[0], peak)} / {pct(g[1], peak)} / {pct(g[2], peak) if o else '  - '}"
                   f"  {', '.join(status)}")
                 rows.append({"table": key, "network": n, "threads": w["threads"], "hpcnn_s": h, "torch_s": pt, "ort_s": o,
-                             "ratio_torch": rp, "ratio_ort": ro, "gflops": g, "peak_core": w["peak_core"]})
-        p(f"(times in {unit}; ratio = HpCnn's time / the other's, below 1 = HpCnn faster)")
+                             "ort_hpcnn_s": oh, "ratio_torch": rp, "ratio_ort": ro, "ratio_ort_hpcnn": roh, "gflops": g,
+                             "peak_core": w["peak_core"]})
+        p(f"(times in {unit}; ORT: ONNX Runtime on PyTorch's export of the twin, ORT-H: on HpCnn's own export, the same "
+          f"weights and graph as HpCnn; ratio = HpCnn's time / the other's, below 1 = HpCnn faster; the targets are "
+          f"against PyTorch and ORT on PyTorch's export)")
 
     table("Training, batch 64: time per step (forward, loss, backward, update)", "train_step_s",
           lambda n: checks[n]["training_flops"] * BATCH_TRAIN, 1e3, "ms per step", (0.5, None))

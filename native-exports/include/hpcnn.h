@@ -35,7 +35,7 @@
 extern "C" {
 #endif
 
-#define HPCNN_ABI_VERSION 6
+#define HPCNN_ABI_VERSION 7
 
 typedef enum hpcnn_status {
     HPCNN_OK = 0,
@@ -59,8 +59,10 @@ typedef struct hpcnn_fit_options hpcnn_fit_options;
 
 /* Losses of hpcnn_model_compile_*. */
 #define HPCNN_LOSS_CROSS_ENTROPY 0        /* softmax cross-entropy, >= 2 outputs, labels 0..C-1 */
-#define HPCNN_LOSS_BINARY_CROSS_ENTROPY 1 /* log-loss on one (sigmoid) output, labels 0/1 */
-#define HPCNN_LOSS_MSE 2                  /* mean squared error vs the one-hot label (or the 0/1 label for one output) */
+#define HPCNN_LOSS_BINARY_CROSS_ENTROPY 1 /* log-loss on one output, labels 0/1: after a final sigmoid layer (fused) or,
+                                             without one, taking the output as a logit (predict applies the sigmoid) */
+#define HPCNN_LOSS_MSE 2                  /* squared error vs the one-hot label (or the 0/1 label for one output),
+                                             mean over batch x outputs */
 
 /* Standardisation modes of hpcnn_dataset_standardize. */
 #define HPCNN_STANDARDIZE_GLOBAL 0    /* one mean and std over all pixels */
@@ -144,7 +146,12 @@ hpcnn_status hpcnn_model_get_inference_cache(hpcnn_model* model, int64_t* out_by
 /* ---------------------------------------------------------------- building a network
  * Each call appends one layer and checks it against the current output shape: a layer that does not fit
  * returns INVALID_ARGUMENT with a message naming it ("layer 3 (dense): expected a flat input ...").
- * Convolution and dense weights use PyTorch's default initialisation from the model seed. */
+ * Convolution and dense weights use PyTorch's default initialisation from the model seed.
+ * Every hpcnn_add_* function writes its arguments as a layer object of the JSON spec and goes through
+ * hpcnn_add_layer_json: the defaults and the rules are the spec's (README, "Network spec files"), and a value the
+ * spec refuses is refused here with the same message, naming the function and argument
+ * ("hpcnn_add_relu.cap: relu: cap must be positive, got -1"). The only C-specific values are the sentinels for
+ * "not given" documented below (since ABI 7 other out-of-range values fail instead of falling back to a default). */
 
 /* Convolution: filters of kernel_h x kernel_w over all input channels; bias if bias != 0.
    padding_mode is HPCNN_PADDING_*; pad_* are used with HPCNN_PADDING_EXPLICIT and must be 0 otherwise. */
@@ -156,7 +163,8 @@ hpcnn_status hpcnn_add_maxpool2d(hpcnn_model* model, int32_t kernel_h, int32_t k
                                  int32_t padding_mode, int32_t pad_top, int32_t pad_left, int32_t pad_bottom, int32_t pad_right);
 hpcnn_status hpcnn_add_avgpool2d(hpcnn_model* model, int32_t kernel_h, int32_t kernel_w, int32_t stride_h, int32_t stride_w,
                                  int32_t padding_mode, int32_t pad_top, int32_t pad_left, int32_t pad_bottom, int32_t pad_right);
-/* ReLU; cap > 0 limits the output to [0, cap] (cap <= 0 means uncapped). */
+/* ReLU; cap > 0 limits the output to [0, cap]; cap 0 (or +infinity) means uncapped. Errors: INVALID_ARGUMENT
+   (negative or NaN cap: since ABI 7; before, it silently meant uncapped). */
 hpcnn_status hpcnn_add_relu(hpcnn_model* model, float cap);
 hpcnn_status hpcnn_add_leaky_relu(hpcnn_model* model, float alpha);
 hpcnn_status hpcnn_add_sigmoid(hpcnn_model* model);
@@ -165,13 +173,17 @@ hpcnn_status hpcnn_add_softmax(hpcnn_model* model);
 hpcnn_status hpcnn_add_flatten(hpcnn_model* model);
 /* Dense (fully connected) layer of units outputs; needs a flat input (add a flatten layer first). */
 hpcnn_status hpcnn_add_dense(hpcnn_model* model, int32_t units, int32_t bias);
-/* Per-feature-map normalisation (zero mean, unit std per plane); epsilon <= 0 means 1e-5. */
+/* Per-feature-map normalisation (zero mean, unit std per plane): (x - mean) / sqrt(biased variance + epsilon);
+   epsilon 0 means the default 1e-5. Errors: INVALID_ARGUMENT (negative or NaN epsilon: since ABI 7). */
 hpcnn_status hpcnn_add_feature_map_norm(hpcnn_model* model, float epsilon);
-/* Batch normalisation per channel (train/eval modes); epsilon <= 0 means 1e-5, momentum < 0 means 0.1. */
+/* Batch normalisation per channel (train/eval modes); epsilon 0 means the default 1e-5, momentum -1 the default 0.1
+   (PyTorch's: the weight of the new batch in the running statistics). Errors: INVALID_ARGUMENT (a negative epsilon,
+   a momentum outside [0, 1] other than -1, NaN: since ABI 7; before, they silently meant the defaults). */
 hpcnn_status hpcnn_add_batchnorm2d(hpcnn_model* model, float epsilon, float momentum);
 /* Inverted dropout of rate in [0, 1), masks seeded by seed; off in inference. */
 hpcnn_status hpcnn_add_dropout(hpcnn_model* model, float rate, uint64_t seed);
-/* Any layer from one JSON object of the spec format, e.g. {"type":"conv2d","filters":8,"kernel":[3,5],"init":"he"}. */
+/* Any layer from one JSON object of the spec format, e.g. {"type":"conv2d","filters":8,"kernel":[3,5],"init":"he"}.
+   Every layer type is reachable here, also those without an hpcnn_add_* function of their own. */
 hpcnn_status hpcnn_add_layer_json(hpcnn_model* model, const char* json);
 
 /* Sets the loss (HPCNN_LOSS_*) and an SGD optimizer (PyTorch semantics) / an Adam optimizer.
@@ -381,6 +393,13 @@ hpcnn_status hpcnn_model_save_onnx(hpcnn_model* model, const char* path, int32_t
    names the node and its operator; branches, external data, missing initializers, cycles, hostile sizes, above the
    compute budget), INVALID_ARGUMENT (negative budget). */
 hpcnn_status hpcnn_model_load_onnx(const char* path, int64_t max_flops_per_image, hpcnn_model** out);
+
+/* ---------------------------------------------------------------- layer types (ABI 7) */
+
+/* The layer types the library knows, as a JSON array of {"type": "conv2d", "aliases": ["conv"], "fields": ["filters",
+   "kernel", ...]} (besides the fields every layer takes: "type", "frozen", "name"), in the README table's order: what
+   hpcnn_add_layer_json accepts. *out_json is freed with hpcnn_free. Errors: INVALID_ARGUMENT (out_json NULL). */
+hpcnn_status hpcnn_layer_types(char** out_json);
 
 #ifdef __cplusplus
 }

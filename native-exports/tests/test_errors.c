@@ -370,12 +370,78 @@ static void test_callback_stop_is_not_an_error(void) {
     hpcnn_model_release(m);
 }
 
+/* The text of the last error after the first '.' or ':' that names the door ("hpcnn_add_relu.cap: ..." and
+   "layer.cap: ..." both give "cap: ..."), copied: the next call overwrites the library's buffer. */
+static void rule_of_last_error(char* out, size_t size) {
+    const char* m = hpcnn_last_error();
+    const char* dot = m ? strchr(m, '.') : NULL;
+    snprintf(out, size, "%s", dot ? dot + 1 : check_text_(m));
+}
+
+/* The old hpcnn_add_* functions and hpcnn_add_layer_json refuse the same values with the same rule (the layer type's),
+   and their "not given" sentinels give the spec's defaults. */
+static void test_one_rule_per_layer(void) {
+    hpcnn_model* img = NULL;
+    CHECK_OK(hpcnn_model_create(2, 6, 6, 1, &img));
+    char by_c[512], by_json[512];
+    hpcnn_status relu_status = hpcnn_add_relu(img, -1.0f);
+    rule_of_last_error(by_c, sizeof by_c);
+    CHECK_FAILS(hpcnn_add_layer_json(img, "{\"type\":\"relu\",\"cap\":-1}"), HPCNN_INVALID_ARGUMENT, "cap must be positive");
+    rule_of_last_error(by_json, sizeof by_json);
+    CHECK(relu_status == HPCNN_INVALID_ARGUMENT, "hpcnn_add_relu(-1) returned %d (a negative cap used to mean uncapped)", (int)relu_status);
+    CHECK(strcmp(by_c, by_json) == 0, "relu cap: C says \"%s\", JSON says \"%s\"", by_c, by_json);
+
+    CHECK_FAILS(hpcnn_add_batchnorm2d(img, -1e-3f, -1.0f), HPCNN_INVALID_ARGUMENT, "hpcnn_add_batchnorm2d.epsilon: batchnorm2d: epsilon must be positive");
+    rule_of_last_error(by_c, sizeof by_c);
+    CHECK_FAILS(hpcnn_add_layer_json(img, "{\"type\":\"batchnorm2d\",\"epsilon\":-0.001}"), HPCNN_INVALID_ARGUMENT, "layer.epsilon");
+    rule_of_last_error(by_json, sizeof by_json);
+    CHECK(strcmp(by_c, by_json) == 0, "batchnorm epsilon: C says \"%s\", JSON says \"%s\"", by_c, by_json);
+
+    CHECK_FAILS(hpcnn_add_batchnorm2d(img, 0, -0.5f), HPCNN_INVALID_ARGUMENT, "momentum must be in [0, 1]");
+    rule_of_last_error(by_c, sizeof by_c);
+    CHECK_FAILS(hpcnn_add_layer_json(img, "{\"type\":\"batchnorm2d\",\"momentum\":-0.5}"), HPCNN_INVALID_ARGUMENT, "momentum");
+    rule_of_last_error(by_json, sizeof by_json);
+    CHECK(strcmp(by_c, by_json) == 0, "batchnorm momentum: C says \"%s\", JSON says \"%s\"", by_c, by_json);
+
+    CHECK_FAILS(hpcnn_add_feature_map_norm(img, -1.0f), HPCNN_INVALID_ARGUMENT, "hpcnn_add_feature_map_norm.epsilon");
+    CHECK_FAILS(hpcnn_add_leaky_relu(img, 1.0f), HPCNN_INVALID_ARGUMENT, "hpcnn_add_leaky_relu.alpha: leakyrelu: alpha must be in [0, 1)");
+    CHECK_FAILS(hpcnn_add_dropout(img, 1.0f, 3), HPCNN_INVALID_ARGUMENT, "hpcnn_add_dropout.rate");
+    CHECK_FAILS(hpcnn_add_relu(img, NAN), HPCNN_INVALID_ARGUMENT, "hpcnn_add_relu.cap: expected a finite number");
+    int32_t layers = -1;
+    CHECK_OK(hpcnn_model_layer_count(img, &layers));
+    CHECK(layers == 0, "refused layers were added: %d", layers);
+
+    /* the sentinels: relu 0 is uncapped, +inf too, epsilon 0 and momentum -1 the defaults; a real cap is kept */
+    CHECK_OK(hpcnn_add_relu(img, 0));
+    CHECK_OK(hpcnn_add_relu(img, INFINITY));
+    CHECK_OK(hpcnn_add_relu(img, 6.0f));
+    CHECK_OK(hpcnn_add_batchnorm2d(img, 0, -1.0f));
+    CHECK_OK(hpcnn_add_feature_map_norm(img, 0));
+    CHECK_OK(hpcnn_add_layer_json(img, "{\"type\":\"batchnorm2d\"}"));
+    char* spec = NULL;
+    CHECK_OK(hpcnn_model_spec(img, &spec));
+    /* the engine writes only the fields that differ from the defaults: one cap, no epsilon or momentum */
+    const char* cap = spec ? strstr(spec, "\"cap\"") : NULL;
+    CHECK(cap && strstr(cap + 1, "\"cap\"") == NULL && strstr(spec, "6") != NULL, "caps in the spec: %s", check_text_(spec));
+    CHECK(spec && !strstr(spec, "epsilon") && !strstr(spec, "momentum"), "defaults written out: %s", check_text_(spec));
+    hpcnn_free(spec);
+
+    char* types = NULL;
+    CHECK_FAILS(hpcnn_layer_types(NULL), HPCNN_INVALID_ARGUMENT, "out_json is NULL");
+    CHECK_OK(hpcnn_layer_types(&types));
+    CHECK(types && strstr(types, "{\"type\":\"conv2d\",\"aliases\":[\"conv\"],\"fields\":[\"filters\",\"kernel\""), "layer types: %s", check_text_(types));
+    CHECK(types && strstr(types, "{\"type\":\"batchnorm2d\",\"aliases\":[\"batchnorm\"],\"fields\":[\"epsilon\",\"momentum\"]}"), "layer types: %s", check_text_(types));
+    hpcnn_free(types);
+    hpcnn_model_release(img);
+}
+
 int main(void) {
     for (int i = 0; i < PIXELS; i++) images[i] = (float)(i % 11) / 10.0f;
     test_library_basics();
     test_null_arguments();
     test_released_and_foreign_handles();
     test_wrong_sizes_and_values();
+    test_one_rule_per_layer();
     test_wrong_state();
     test_files();
     test_callback_stop_is_not_an_error();

@@ -80,9 +80,9 @@ internal static class BenchCommand
         return ExitCodes.Ok;
     }
 
-    /// <summary>FLOPs of one trained image: forward, weight gradient and (except the first layer) input gradient of each conv/dense layer.</summary>
+    /// <summary>FLOPs of one trained image: every layer's matrix products, with the input gradient except for the first layer.</summary>
     public static double TrainingFlops(Sequential model) =>
-        model.Layers.Where(l => l is Conv2D or Dense).Sum(l => l.FlopsPerSample * (l.Index == 0 ? 2.0 : 3.0));
+        model.Layers.Sum(l => (double)l.TrainingFlopsPerSample(inputGradient: l.Index > 0));
 
     private static double Measure(double seconds, Action run, double flops) => Measure(seconds, run, flops, out _);
 

@@ -71,98 +71,15 @@ public static class OnnxExport
             x = EmbedStandardization(g, x, st, input);
         }
 
-        int rank = 4;
-        var shape = input;
+        // Each layer writes its own operators (Layer.WriteOnnx); the graph tracks whether the tensor is an image or flat.
+        var lg = new LayerGraph(g);
         foreach (var layer in model.Layers)
-        {
-            string name = $"{layer.Kind}_{layer.Index}";
-            switch (layer)
-            {
-                case Conv2D c:
-                    {
-                        x = ToImage(g, x, ref rank, shape, name);
-                        var s = c.Shape;
-                        var inputs = new List<string> { x, g.Floats(name + ".weight", c.Weight.Value, c.OutChannels, s.InC, s.KH, s.KW) };
-                        if (c.Bias is { } b) inputs.Add(g.Floats(name + ".bias", b.Value, c.OutChannels));
-                        x = g.Node("Conv", name, [.. inputs], Ints("kernel_shape", s.KH, s.KW), Ints("strides", s.StrideH, s.StrideW),
-                            Ints("pads", s.PadTop, s.PadLeft, s.PadBottom, s.PadRight), Ints("dilations", 1, 1), Int("group", 1));
-                        break;
-                    }
-                case Dense d:
-                    {
-                        x = ToFlat(g, x, ref rank, name);
-                        var inputs = new List<string> { x, g.Floats(name + ".weight", d.Weight.Value, d.Units, d.InFeatures) };
-                        if (d.Bias is { } b) inputs.Add(g.Floats(name + ".bias", b.Value, d.Units));
-                        x = g.Node("Gemm", name, [.. inputs], Float("alpha", 1), Float("beta", 1), Int("transA", 0), Int("transB", 1));
-                        break;
-                    }
-                case ReLU r when r.Cap is float cap:
-                    x = g.Node("Clip", name, [x, g.Floats(name + ".min", [0f]), g.Floats(name + ".max", [cap])]);
-                    break;
-                case ReLU:
-                    x = g.Node("Relu", name, [x]);
-                    break;
-                case LeakyReLU l:
-                    x = g.Node("LeakyRelu", name, [x], Float("alpha", l.Alpha));
-                    break;
-                case Sigmoid:
-                    x = g.Node("Sigmoid", name, [x]);
-                    break;
-                case Tanh:
-                    x = g.Node("Tanh", name, [x]);
-                    break;
-                case Softmax:
-                    x = ToFlat(g, x, ref rank, name);
-                    x = g.Node("Softmax", name, [x], Int("axis", -1));
-                    break;
-                case MaxPool2D or AvgPool2D:
-                    {
-                        x = ToImage(g, x, ref rank, shape, name);
-                        var s = ((Pool2D)layer).Shape;
-                        var attrs = new List<OnnxPb.AttributeProto>
-                        {
-                            Ints("kernel_shape", s.KH, s.KW), Ints("strides", s.StrideH, s.StrideW),
-                            Ints("pads", s.PadTop, s.PadLeft, s.PadBottom, s.PadRight), Int("ceil_mode", 0),
-                        };
-                        // The engine divides every window by KH x KW, padding zeros included (PyTorch's count_include_pad=True).
-                        if (layer is AvgPool2D) attrs.Add(Int("count_include_pad", 1));
-                        x = g.Node(layer is MaxPool2D ? "MaxPool" : "AveragePool", name, [x], [.. attrs]);
-                        break;
-                    }
-                case FeatureMapNorm f:
-                    {
-                        // Each plane: (x - mean) / sqrt(biased variance + epsilon), the epsilon inside the root: InstanceNormalization
-                        // with scale 1 and bias 0.
-                        x = ToImage(g, x, ref rank, shape, name);
-                        var ones = new float[shape.C];
-                        ones.AsSpan().Fill(1f);
-                        x = g.Node("InstanceNormalization", name,
-                            [x, g.Floats(name + ".scale", ones, shape.C), g.Floats(name + ".bias", new float[shape.C], shape.C)], Float("epsilon", f.Epsilon));
-                        break;
-                    }
-                case BatchNorm2D bn:
-                    // Inference form: the running statistics. ONNX's momentum weighs the old running value (1 - HpCnn's momentum).
-                    x = g.Node("BatchNormalization", name,
-                        [x, g.Floats(name + ".gamma", bn.Gamma.Value, shape.C), g.Floats(name + ".beta", bn.Beta.Value, shape.C),
-                         g.Floats(name + ".running_mean", bn.RunningMean.Value, shape.C), g.Floats(name + ".running_var", bn.RunningVar.Value, shape.C)],
-                        Float("epsilon", bn.Epsilon), Float("momentum", (float)Math.Round(1.0 - bn.Momentum, 7)));
-                    break;
-                case Flatten:
-                    x = ToFlat(g, x, ref rank, name);
-                    break;
-                case Dropout:
-                    break; // identity in inference
-                default:
-                    throw new NotSupportedException($"export: {layer.Label} has no ONNX mapping");
-            }
-            shape = layer.OutputShape;
-        }
+            x = layer.WriteOnnx(lg, x, $"{layer.Kind}_{layer.Index}");
 
         bool last = model.Layers[^1] is Softmax or Sigmoid;
         if (!last && model.Loss == LossKind.CrossEntropy)
         {
-            x = ToFlat(g, x, ref rank, "probabilities");
-            x = g.Node("Softmax", "probabilities", [x], Int("axis", -1));
+            x = g.Node("Softmax", "probabilities", [lg.AsFlat(x, "probabilities")], Int("axis", -1));
         }
         else if (!last && model.Loss == LossKind.BinaryCrossEntropy)
             x = g.Node("Sigmoid", "probabilities", [x]);
@@ -170,7 +87,7 @@ public static class OnnxExport
         // The last node writes the graph output.
         g.Graph.Node[^1].Output[0] = "output";
         var o = model.OutputShape;
-        g.Graph.Output.Add(rank == 4 ? FloatValue("output", "batch", o.C, o.H, o.W) : FloatValue("output", "batch", o.Size));
+        g.Graph.Output.Add(lg.Rank == 4 ? FloatValue("output", "batch", o.C, o.H, o.W) : FloatValue("output", "batch", o.Size));
 
         var m = new OnnxPb.ModelProto
         {
@@ -207,20 +124,35 @@ public static class OnnxExport
         return System.Text.Encoding.UTF8.GetString(ms.ToArray());
     }
 
-    /// <summary>An image tensor: after a flatten, a C x 1 x 1 vector goes back to [batch, C, 1, 1].</summary>
-    private static string ToImage(OnnxGraphBuilder g, string x, ref int rank, Shape3 shape, string name)
+    /// <summary>The layers' view of the graph being built: tracks the rank of the current tensor (4: an image, 2: flat).</summary>
+    private sealed class LayerGraph(OnnxGraphBuilder g) : IOnnxGraph
     {
-        if (rank == 4) return x;
-        rank = 4;
-        return g.Node("Reshape", name + "_to_image", [x, g.Int64s(name + ".image_shape", 0, shape.C, shape.H, shape.W)]);
-    }
+        public int Rank = 4;
 
-    /// <summary>A [batch, features] tensor.</summary>
-    private static string ToFlat(OnnxGraphBuilder g, string x, ref int rank, string name)
-    {
-        if (rank == 2) return x;
-        rank = 2;
-        return g.Node("Flatten", name.StartsWith("flatten", StringComparison.Ordinal) ? name : name + "_flatten", [x], Int("axis", 1));
+        /// <summary>After a flatten, a C x 1 x 1 vector goes back to [batch, C, 1, 1].</summary>
+        public string AsImage(string x, Shape3 shape, string name)
+        {
+            if (Rank == 4) return x;
+            Rank = 4;
+            return g.Node("Reshape", name + "_to_image", [x, g.Int64s(name + ".image_shape", 0, shape.C, shape.H, shape.W)]);
+        }
+
+        public string AsFlat(string x, string name)
+        {
+            if (Rank == 2) return x;
+            Rank = 2;
+            return g.Node("Flatten", name.StartsWith("flatten", StringComparison.Ordinal) ? name : name + "_flatten", [x], Int("axis", 1));
+        }
+
+        public string Floats(string name, ReadOnlySpan<float> values, params long[] dims) => g.Floats(name, values, dims);
+
+        public string Node(string opType, string name, string[] inputs, params OnnxAttribute[] attributes) =>
+            g.Node(opType, name, inputs, [.. attributes.Select(ToProto)]);
+
+        private static OnnxPb.AttributeProto ToProto(OnnxAttribute a) =>
+            a.IntsValue is { } ints ? Ints(a.Name, ints)
+            : a.FloatValue is float f ? Float(a.Name, f)
+            : Int(a.Name, a.IntValue ?? throw new ArgumentException($"attribute {a.Name} has no value"));
     }
 
     private static string EmbedStandardization(OnnxGraphBuilder g, string x, Data.Standardization st, Shape3 input)

@@ -373,9 +373,9 @@ public static class OnnxImport
                     case "LeakyRelu":
                         {
                             RefuseAttributes(i, "alpha");
+                            // ONNX's default alpha is 0.01 too; the range is the layer's rule.
                             float alpha = FloatAttr(n, "alpha") ?? 0.01f;
-                            if (!(alpha >= 0 && alpha < 1)) throw new InvalidDataException($"{label}: alpha {alpha} is not supported (HpCnn's leaky ReLU takes 0 <= alpha < 1)");
-                            Add(i, new LeakyReLU(alpha));
+                            Add(i, Make(i, () => new LeakyReLU(alpha)));
                             break;
                         }
                     case "Sigmoid":
@@ -430,6 +430,20 @@ public static class OnnxImport
         /// <summary>The operators the importer maps (for messages and the README).</summary>
         public const string SupportedOperators = "leading Sub + Mul/Div (standardisation), Conv, Gemm, MatMul+Add, Relu, Clip, LeakyRelu, Sigmoid, Tanh, Softmax, MaxPool, AveragePool, " +
             "BatchNormalization, InstanceNormalization, Flatten, Reshape to [batch, -1], Pad (zeros, folded), Constant, Identity, Dropout";
+
+        /// <summary>A layer from its constructor, whose refusal (the layer's one rule for its values) names the node.</summary>
+        private T Make<T>(int node, Func<T> make, string hint = "") where T : Layer
+        {
+            try
+            {
+                return make();
+            }
+            catch (ArgumentException e)
+            {
+                string message = e.ParamName is { } p ? e.Message.Replace($" (Parameter '{p}')", "", StringComparison.Ordinal) : e.Message;
+                throw new InvalidDataException($"{NodeLabel(node)}: {message}{hint}", e);
+            }
+        }
 
         private void Add(int node, Layer layer)
         {
@@ -695,10 +709,9 @@ public static class OnnxImport
             RefuseAttributes(i, "epsilon", "momentum", "spatial", "training_mode", "is_test", "consumed_inputs");
             if ((IntAttr(n, "training_mode") ?? 0) != 0) throw new InvalidDataException($"{NodeLabel(i)}: training_mode=1 is not supported (export the model in eval mode)");
             if ((IntAttr(n, "spatial") ?? 1) != 1) throw new InvalidDataException($"{NodeLabel(i)}: spatial=0 is not supported");
+            // ONNX's defaults (epsilon 1e-5, momentum 0.9 of the old value); the ranges are the layer's rule.
             float eps = FloatAttr(n, "epsilon") ?? 1e-5f;
             float onnxMomentum = FloatAttr(n, "momentum") ?? 0.9f;
-            if (!(eps > 0)) throw new InvalidDataException($"{NodeLabel(i)}: epsilon {eps} must be positive");
-            if (!(onnxMomentum >= 0 && onnxMomentum <= 1)) throw new InvalidDataException($"{NodeLabel(i)}: momentum {onnxMomentum} must be in [0, 1]");
             int c = Current.C;
             string[] names = ["scale", "bias", "mean", "variance"];
             var values = new float[4][];
@@ -707,7 +720,8 @@ public static class OnnxImport
                 values[k] = Floats(i, k + 1, names[k]);
                 if (values[k].Length != c) throw new InvalidDataException($"{NodeLabel(i)}: {names[k]} '{n.Input[k + 1]}' has {values[k].Length} values for {c} channels");
             }
-            var layer = new BatchNorm2D(eps, (float)Math.Round(1.0 - onnxMomentum, 7));
+            var layer = Make(i, () => new BatchNorm2D(eps, (float)Math.Round(1.0 - onnxMomentum, 7)),
+                $" (from ONNX momentum {onnxMomentum.ToString(CultureInfo.InvariantCulture)}, which weighs the old running value: HpCnn's momentum is 1 minus it)");
             Add(i, layer);
             layer.Gamma.Set(values[0]);
             layer.Beta.Set(values[1]);
@@ -720,15 +734,14 @@ public static class OnnxImport
             var n = _graph.Node[i];
             RequireImage(i);
             RefuseAttributes(i, "epsilon");
-            float eps = FloatAttr(n, "epsilon") ?? 1e-5f;
-            if (!(eps > 0)) throw new InvalidDataException($"{NodeLabel(i)}: epsilon {eps} must be positive");
+            float eps = FloatAttr(n, "epsilon") ?? 1e-5f; // ONNX's default
             var scale = Floats(i, 1, "scale");
             var bias = Floats(i, 2, "bias");
             if (scale.Length != Current.C || bias.Length != Current.C)
                 throw new InvalidDataException($"{NodeLabel(i)}: scale and bias need {Current.C} values, got {scale.Length} and {bias.Length}");
             if (scale.Any(v => v != 1) || bias.Any(v => v != 0))
                 throw new InvalidDataException($"{NodeLabel(i)}: a learned scale or bias is not supported (HpCnn's featuremapnorm has scale 1 and bias 0)");
-            Add(i, new FeatureMapNorm(eps));
+            Add(i, Make(i, () => new FeatureMapNorm(eps)));
         }
 
         private void Reshape(int i)

@@ -151,6 +151,24 @@ public class OnnxImportTests
         Assert.That(ImportError(avg.Finish(1, 3, 3)), Does.Contain("count_include_pad=0"));
     }
 
+    /// <summary>Attribute values a layer refuses are refused with the layer's own rule (its constructor), naming the node.</summary>
+    [Test]
+    public void AttributeValuesAreCheckedByTheLayersRule()
+    {
+        var leaky = new GraphMaker(13, 1, 1, 4, 4);
+        leaky.Node("LeakyRelu", [], OnnxGraphBuilder.Float("alpha", 1.5f));
+        Assert.That(ImportError(leaky.Finish(1, 4, 4)), Is.EqualTo("node 0 'LeakyRelu_0' (LeakyRelu): leakyrelu: alpha must be in [0, 1), got 1.5"));
+
+        var norm = new GraphMaker(13, 1, 2, 4, 4);
+        norm.Node("InstanceNormalization", [norm.Init([1f, 1f], 2), norm.Init([0f, 0f], 2)], OnnxGraphBuilder.Float("epsilon", -1f));
+        Assert.That(ImportError(norm.Finish(2, 4, 4)), Does.EndWith("(InstanceNormalization): featuremapnorm: epsilon must be positive, got -1"));
+
+        var bn = new GraphMaker(13, 1, 1, 4, 4);
+        string[] stats = [bn.Init([1f], 1), bn.Init([0f], 1), bn.Init([0f], 1), bn.Init([1f], 1)];
+        bn.Node("BatchNormalization", stats, OnnxGraphBuilder.Float("momentum", 1.5f));
+        Assert.That(ImportError(bn.Finish(1, 4, 4)), Does.Contain("(BatchNormalization): batchnorm2d: momentum must be in [0, 1], got -0.5 (from ONNX momentum 1.5,"));
+    }
+
     [Test]
     public void GeometryNoRealNetworkHasIsRefusedByNode()
     {

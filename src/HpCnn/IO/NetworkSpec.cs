@@ -68,7 +68,7 @@ public static class NetworkSpec
         }
         using (doc)
         {
-            var root = new Node(doc.RootElement, "spec");
+            var root = new SpecNode(doc.RootElement, "spec");
             root.RequireObject();
             root.AllowOnly("input", "seed", "layers", "loss", "optimizer", "schedule", "training", "name", "description");
             var inputArr = root.Required("input").IntArray(3, 3, 1, MaxDimension);
@@ -84,7 +84,7 @@ public static class NetworkSpec
             long flops = 0;
             foreach (var le in layers.Element.EnumerateArray())
             {
-                var node = new Node(le, $"layers[{i}]");
+                var node = new SpecNode(le, $"layers[{i}]");
                 var layer = ReadLayer(node);
                 try
                 {
@@ -138,16 +138,19 @@ public static class NetworkSpec
     }
 
     /// <summary>One layer from a JSON object of the spec format (not yet added to a model).</summary>
-    public static Layer ParseLayer(string json)
+    /// <param name="json">the layer object</param>
+    /// <param name="what">how messages name the object ("layer"; the C ABI's old hpcnn_add_* functions pass their own name)</param>
+    public static Layer ParseLayer(string json, string what = "layer")
     {
+        if (Encoding.UTF8.GetByteCount(json) > MaxSpecBytes) throw new FormatException($"{what}: larger than {MaxSpecBytes} bytes");
         try
         {
             using var doc = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = true, MaxDepth = 8 });
-            return ReadLayer(new Node(doc.RootElement, "layer"));
+            return ReadLayer(new SpecNode(doc.RootElement, what));
         }
         catch (JsonException e)
         {
-            throw new FormatException($"layer: not valid JSON: {e.Message}", e);
+            throw new FormatException($"{what}: not valid JSON: {e.Message}", e);
         }
     }
 
@@ -158,104 +161,18 @@ public static class NetworkSpec
         return m.StartsWith("layer ", StringComparison.Ordinal) && c > 0 ? m[(c + 3)..] : m;
     }
 
-    private static Layer ReadLayer(Node n)
+    /// <summary>One layer object: its type reads its own fields (see <see cref="LayerType"/>).</summary>
+    private static Layer ReadLayer(SpecNode n)
     {
         n.RequireObject();
-        string type = n.Required("type").String().ToLowerInvariant();
-        var common = new[] { "type", "frozen", "name" };
-        switch (type)
-        {
-            case "conv2d" or "conv":
-                {
-                    n.AllowOnly([.. common, "filters", "kernel", "stride", "padding", "bias", "in_channels", "init", "init_std"]);
-                    int filters = n.Required("filters").Int(1, MaxDimension);
-                    var kernel = n.Required("kernel").Pair(1, MaxKernel);
-                    var stride = n.Optional("stride")?.Pair(1, MaxKernel) ?? (1, 1);
-                    return new Conv2D(filters, kernel, stride, ReadPadding(n.Optional("padding")), n.Optional("bias")?.Bool() ?? true,
-                        n.Optional("in_channels")?.Int(1, MaxDimension), ReadInit(n));
-                }
-            case "dense" or "linear":
-                {
-                    n.AllowOnly([.. common, "units", "bias", "in_features", "init", "init_std"]);
-                    return new Dense(n.Required("units").Int(1, 1 << 24), n.Optional("bias")?.Bool() ?? true,
-                        n.Optional("in_features")?.Int(1, 1 << 28), ReadInit(n));
-                }
-            case "maxpool2d" or "maxpool" or "avgpool2d" or "avgpool":
-                {
-                    n.AllowOnly([.. common, "kernel", "stride", "padding"]);
-                    var kernel = n.Optional("kernel")?.Pair(1, MaxKernel) ?? (2, 2);
-                    var stride = n.Optional("stride")?.Pair(1, MaxKernel);
-                    var pad = ReadPadding(n.Optional("padding"));
-                    return type.StartsWith("max") ? new MaxPool2D(kernel, stride, pad) : new AvgPool2D(kernel, stride, pad);
-                }
-            case "relu":
-                n.AllowOnly([.. common, "cap"]);
-                return new ReLU(n.Optional("cap")?.Float(1e-30, 1e30));
-            case "leakyrelu" or "leaky_relu":
-                n.AllowOnly([.. common, "alpha"]);
-                return new LeakyReLU(n.Optional("alpha")?.Float(0, 0.999999) ?? 0.01f);
-            case "sigmoid": n.AllowOnly(common); return new Sigmoid();
-            case "tanh": n.AllowOnly(common); return new Tanh();
-            case "softmax": n.AllowOnly(common); return new Softmax();
-            case "flatten": n.AllowOnly(common); return new Flatten();
-            case "featuremapnorm" or "mapnorm":
-                n.AllowOnly([.. common, "epsilon"]);
-                return new FeatureMapNorm(n.Optional("epsilon")?.Float(1e-30, 1) ?? 1e-5f);
-            case "batchnorm2d" or "batchnorm":
-                n.AllowOnly([.. common, "epsilon", "momentum"]);
-                return new BatchNorm2D(n.Optional("epsilon")?.Float(1e-30, 1) ?? 1e-5f, n.Optional("momentum")?.Float(0, 1) ?? 0.1f);
-            case "dropout":
-                n.AllowOnly([.. common, "rate", "seed"]);
-                return new Dropout(n.Required("rate").Float(0, 0.999999), n.Optional("seed")?.UInt64());
-            default:
-                throw new FormatException($"{n.Path}.type: unknown layer type '{type}' (known: conv2d, dense, maxpool2d, avgpool2d, relu, leakyrelu, sigmoid, tanh, softmax, flatten, featuremapnorm, batchnorm2d, dropout)");
-        }
+        var typeNode = n.Required("type");
+        string type = typeNode.String();
+        var layerType = LayerTypes.Find(type)
+            ?? throw new FormatException($"{typeNode.Path}: unknown layer type '{type.ToLowerInvariant()}' (known: {LayerTypes.Names})");
+        return layerType.Read(n);
     }
 
-    private static Padding? ReadPadding(Node? n)
-    {
-        if (n is null) return null;
-        switch (n.Element.ValueKind)
-        {
-            case JsonValueKind.String:
-                return n.String().ToLowerInvariant() switch
-                {
-                    "same" => Padding.Same,
-                    "valid" => Padding.Valid,
-                    var other => throw new FormatException($"{n.Path}: unknown padding '{other}' (use \"same\", \"valid\", a number or [top, left, bottom, right])"),
-                };
-            case JsonValueKind.Number:
-                return Padding.Symmetric(n.Int(0, MaxKernel));
-            case JsonValueKind.Array:
-                {
-                    var a = n.IntArray(2, 4, 0, MaxKernel);
-                    if (a.Length == 3) throw new FormatException($"{n.Path}: give 2 values [vertical, horizontal] or 4 [top, left, bottom, right], not 3");
-                    return a.Length == 2 ? Padding.Explicit(a[0], a[1], a[0], a[1]) : Padding.Explicit(a[0], a[1], a[2], a[3]);
-                }
-            default:
-                throw new FormatException($"{n.Path}: expected \"same\", \"valid\", a number or [top, left, bottom, right], got {n.Kind}");
-        }
-    }
-
-    private static Initializer? ReadInit(Node n)
-    {
-        var i = n.Optional("init");
-        if (i is null)
-        {
-            if (n.Optional("init_std") is not null) throw new FormatException($"{n.Path}.init_std: only used with \"init\": \"normal\"");
-            return null;
-        }
-        return i.String().ToLowerInvariant() switch
-        {
-            "default" => Initializer.Default,
-            "he" or "kaiming" => Initializer.He,
-            "xavier" or "glorot" => Initializer.Xavier,
-            "normal" => Initializer.Normal(n.Optional("init_std")?.Float(1e-30, 1e6) ?? 0.01f),
-            var other => throw new FormatException($"{i.Path}: unknown initializer '{other}' (use default, he, xavier or normal)"),
-        };
-    }
-
-    private static Optimizer ReadOptimizer(Node n)
+    private static Optimizer ReadOptimizer(SpecNode n)
     {
         // "optimizer": "adam" is short for {"type": "adam"} with the defaults.
         bool shortForm = n.Element.ValueKind == JsonValueKind.String;
@@ -284,7 +201,7 @@ public static class NetworkSpec
         }
     }
 
-    private static LearningRateSchedule ReadSchedule(Node n)
+    private static LearningRateSchedule ReadSchedule(SpecNode n)
     {
         n.RequireObject();
         string type = n.Required("type").String().ToLowerInvariant();
@@ -354,113 +271,5 @@ public static class NetworkSpec
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(ms.ToArray());
-    }
-
-    /// <summary>A JSON value with the path used in messages.</summary>
-    private sealed class Node(JsonElement element, string path)
-    {
-        public JsonElement Element { get; } = element;
-        public string Path { get; } = path;
-        public string Kind => Element.ValueKind switch
-        {
-            JsonValueKind.String => $"the string \"{Element.GetString()}\"",
-            JsonValueKind.Number => $"the number {Element.GetRawText()}",
-            JsonValueKind.True or JsonValueKind.False => Element.GetRawText(),
-            JsonValueKind.Array => "an array",
-            JsonValueKind.Object => "an object",
-            _ => "null",
-        };
-
-        public void RequireObject()
-        {
-            if (Element.ValueKind != JsonValueKind.Object) throw new FormatException($"{Path}: expected an object, got {Kind}");
-        }
-
-        public void RequireArray()
-        {
-            if (Element.ValueKind != JsonValueKind.Array) throw new FormatException($"{Path}: expected an array, got {Kind}");
-        }
-
-        public void AllowOnly(params string[] names)
-        {
-            foreach (var p in Element.EnumerateObject())
-                if (Array.IndexOf(names, p.Name) < 0)
-                {
-                    string? near = names.OrderBy(n => Distance(n, p.Name)).FirstOrDefault();
-                    string hint = near is not null && Distance(near, p.Name) <= 2 ? $" (did you mean '{near}'?)" : $" (allowed: {string.Join(", ", names)})";
-                    throw new FormatException($"{Path}: unknown field '{p.Name}'{hint}");
-                }
-        }
-
-        public Node Required(string name) =>
-            Optional(name) ?? throw new FormatException($"{Path}: missing required field '{name}'");
-
-        public Node? Optional(string name) =>
-            Element.ValueKind == JsonValueKind.Object && Element.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null
-                ? new Node(v, $"{Path}.{name}") : null;
-
-        public string String() =>
-            Element.ValueKind == JsonValueKind.String ? Element.GetString()! : throw new FormatException($"{Path}: expected a string, got {Kind}");
-
-        public bool Bool() => Element.ValueKind switch
-        {
-            JsonValueKind.True => true,
-            JsonValueKind.False => false,
-            _ => throw new FormatException($"{Path}: expected true or false, got {Kind}"),
-        };
-
-        public int Int(int min, int max)
-        {
-            if (Element.ValueKind != JsonValueKind.Number || !Element.TryGetInt64(out long v))
-                throw new FormatException($"{Path}: expected a whole number, got {Kind}");
-            if (v < min || v > max) throw new FormatException($"{Path}: {v} is out of range [{min}, {max}]");
-            return (int)v;
-        }
-
-        public ulong UInt64()
-        {
-            if (Element.ValueKind != JsonValueKind.Number || !Element.TryGetUInt64(out ulong v))
-                throw new FormatException($"{Path}: expected a non-negative whole number, got {Kind}");
-            return v;
-        }
-
-        public float Float(double min, double max)
-        {
-            if (Element.ValueKind != JsonValueKind.Number || !Element.TryGetDouble(out double v) || !double.IsFinite(v))
-                throw new FormatException($"{Path}: expected a number, got {Kind}");
-            if (v < min || v > max) throw new FormatException($"{Path}: {v.ToString(CultureInfo.InvariantCulture)} is out of range [{min.ToString(CultureInfo.InvariantCulture)}, {max.ToString(CultureInfo.InvariantCulture)}]");
-            return (float)v;
-        }
-
-        public (int, int) Pair(int min, int max)
-        {
-            if (Element.ValueKind == JsonValueKind.Number) { int v = Int(min, max); return (v, v); }
-            var a = IntArray(2, 2, min, max);
-            return (a[0], a[1]);
-        }
-
-        public int[] IntArray(int minLen, int maxLen, int min, int max)
-        {
-            if (Element.ValueKind != JsonValueKind.Array)
-                throw new FormatException($"{Path}: expected {(minLen == maxLen ? $"an array of {minLen}" : "an array")} numbers, got {Kind}");
-            int len = Element.GetArrayLength();
-            if (len < minLen || len > maxLen)
-                throw new FormatException($"{Path}: expected {(minLen == maxLen ? $"{minLen}" : $"{minLen} to {maxLen}")} values, got {len}");
-            var r = new int[len];
-            int i = 0;
-            foreach (var e in Element.EnumerateArray()) { r[i] = new Node(e, $"{Path}[{i}]").Int(min, max); i++; }
-            return r;
-        }
-
-        private static int Distance(string a, string b)
-        {
-            var d = new int[a.Length + 1, b.Length + 1];
-            for (int i = 0; i <= a.Length; i++) d[i, 0] = i;
-            for (int j = 0; j <= b.Length; j++) d[0, j] = j;
-            for (int i = 1; i <= a.Length; i++)
-                for (int j = 1; j <= b.Length; j++)
-                    d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
-            return d[a.Length, b.Length];
-        }
     }
 }

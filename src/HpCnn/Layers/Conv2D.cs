@@ -1,5 +1,7 @@
 using System.Text.Json;
+using HpCnn.IO;
 using HpCnn.Kernels;
+using static HpCnn.Layers.OnnxAttribute;
 
 namespace HpCnn.Layers;
 
@@ -37,7 +39,13 @@ public sealed class Conv2D : Layer
         Init = init ?? Initializer.Default;
     }
 
-    public override string Kind => "conv2d";
+    /// <summary>The spec's "conv2d": filters and kernel required; stride 1, padding valid, bias and the default initialiser unless given.</summary>
+    public static readonly LayerType Type = new("conv2d", ["conv"], ["filters", "kernel", "stride", "padding", "bias", "in_channels", "init", "init_std"],
+        n => new Conv2D(n.Required("filters").Int(1, NetworkSpec.MaxDimension), SpecFields.ReadWindow(n.Required("kernel")),
+            n.Optional("stride") is { } s ? SpecFields.ReadWindow(s) : (1, 1), SpecFields.ReadPadding(n.Optional("padding")),
+            n.Optional("bias")?.Bool() ?? true, n.Optional("in_channels")?.Int(1, NetworkSpec.MaxDimension), SpecFields.ReadInit(n)));
+
+    public override string Kind => Type.Name;
     public int OutChannels { get; }
     public (int H, int W) Kernel { get; }
     public (int H, int W) Stride { get; }
@@ -57,6 +65,7 @@ public sealed class Conv2D : Layer
     public Parameter? Bias => _bias;
 
     public override long FlopsPerSample => Shape.ForwardFlops;
+    public override long TrainingFlopsPerSample(bool inputGradient) => FlopsPerSample * (inputGradient ? 3 : 2);
 
     protected override Shape3 OnBuild(Shape3 input, Rng rng)
     {
@@ -84,12 +93,23 @@ public sealed class Conv2D : Layer
     protected override void WriteSpecFields(Utf8JsonWriter w)
     {
         w.WriteNumber("filters", OutChannels);
-        SpecWriting.WritePair(w, "kernel", Kernel.H, Kernel.W);
-        SpecWriting.WritePair(w, "stride", Stride.H, Stride.W);
-        SpecWriting.WritePadding(w, Padding);
+        SpecFields.WritePair(w, "kernel", Kernel.H, Kernel.W);
+        SpecFields.WritePair(w, "stride", Stride.H, Stride.W);
+        SpecFields.WritePadding(w, Padding);
         if (!HasBias) w.WriteBoolean("bias", false);
         if (DeclaredInChannels is int ic) w.WriteNumber("in_channels", ic);
-        if (Init != Initializer.Default) SpecWriting.WriteInit(w, Init);
+        if (Init != Initializer.Default) SpecFields.WriteInit(w, Init);
+    }
+
+    // Conv with the pads resolved for the input (top, left, bottom, right), weight [filters, in_channels, kh, kw].
+    internal override string WriteOnnx(IOnnxGraph g, string x, string name)
+    {
+        x = g.AsImage(x, InputShape, name);
+        var s = Shape;
+        var inputs = new List<string> { x, g.Floats(name + ".weight", Weight.Value, OutChannels, s.InC, s.KH, s.KW) };
+        if (Bias is { } b) inputs.Add(g.Floats(name + ".bias", b.Value, OutChannels));
+        return g.Node("Conv", name, [.. inputs], Ints("kernel_shape", s.KH, s.KW), Ints("strides", s.StrideH, s.StrideW),
+            Ints("pads", s.PadTop, s.PadLeft, s.PadBottom, s.PadRight), Ints("dilations", 1, 1), Int("group", 1));
     }
 
     internal override bool CanFuseClamp => true;

@@ -1,6 +1,8 @@
 using System.Numerics.Tensors;
 using System.Text.Json;
+using HpCnn.IO;
 using HpCnn.Kernels;
+using static HpCnn.Layers.OnnxAttribute;
 
 namespace HpCnn.Layers;
 
@@ -22,7 +24,11 @@ public sealed class Dense : Layer
         Init = init ?? Initializer.Default;
     }
 
-    public override string Kind => "dense";
+    /// <summary>The spec's "dense": units required; bias and the default initialiser unless given.</summary>
+    public static readonly LayerType Type = new("dense", ["linear"], ["units", "bias", "in_features", "init", "init_std"],
+        n => new Dense(n.Required("units").Int(1, 1 << 24), n.Optional("bias")?.Bool() ?? true, n.Optional("in_features")?.Int(1, 1 << 28), SpecFields.ReadInit(n)));
+
+    public override string Kind => Type.Name;
     public int Units { get; }
     public bool HasBias { get; }
     public int? DeclaredInFeatures { get; }
@@ -32,6 +38,7 @@ public sealed class Dense : Layer
     public Parameter? Bias => _bias;
 
     public override long FlopsPerSample => 2L * Units * InFeatures;
+    public override long TrainingFlopsPerSample(bool inputGradient) => FlopsPerSample * (inputGradient ? 3 : 2);
 
     protected override Shape3 OnBuild(Shape3 input, Rng rng)
     {
@@ -52,7 +59,16 @@ public sealed class Dense : Layer
         w.WriteNumber("units", Units);
         if (!HasBias) w.WriteBoolean("bias", false);
         if (DeclaredInFeatures is int f) w.WriteNumber("in_features", f);
-        if (Init != Initializer.Default) SpecWriting.WriteInit(w, Init);
+        if (Init != Initializer.Default) SpecFields.WriteInit(w, Init);
+    }
+
+    // Gemm with transB: the weight stays [units, in_features] as the engine and PyTorch hold it.
+    internal override string WriteOnnx(IOnnxGraph g, string x, string name)
+    {
+        x = g.AsFlat(x, name);
+        var inputs = new List<string> { x, g.Floats(name + ".weight", Weight.Value, Units, InFeatures) };
+        if (Bias is { } b) inputs.Add(g.Floats(name + ".bias", b.Value, Units));
+        return g.Node("Gemm", name, [.. inputs], Float("alpha", 1), Float("beta", 1), Int("transA", 0), Int("transB", 1));
     }
 
     internal override bool CanFuseClamp => true;

@@ -14,8 +14,11 @@ public enum InitKind
 }
 
 /// <summary>How a layer's weights are drawn. Reproducible: the stream is fixed by the model seed and the layer index.</summary>
-public readonly record struct Initializer(InitKind Kind, float Std = 0.01f)
+public readonly record struct Initializer(InitKind Kind, float Std = Initializer.DefaultNormalStd)
 {
+    /// <summary>The standard deviation of "normal" when none is given.</summary>
+    public const float DefaultNormalStd = 0.01f;
+
     public static Initializer Default => new(InitKind.Default);
     public static Initializer He => new(InitKind.He);
     public static Initializer Xavier => new(InitKind.Xavier);

@@ -40,6 +40,13 @@ public abstract class Layer
     /// <summary>Floating-point operations of the forward pass for one sample (multiply-add = 2).</summary>
     public virtual long FlopsPerSample => 0;
 
+    /// <summary>
+    /// Floating-point operations of training one sample in this layer's matrix products: forward, weight gradient and (when
+    /// <paramref name="inputGradient"/>) input gradient. Layers without weight products count none: their work is a few
+    /// passes over memory, not arithmetic (what GFLOP/s figures measure).
+    /// </summary>
+    public virtual long TrainingFlopsPerSample(bool inputGradient) => 0;
+
     /// <summary>"layer 2 (conv2d)": how messages name this layer.</summary>
     public string Label => Index >= 0 ? $"layer {Index} ({Kind})" : $"({Kind})";
 
@@ -97,6 +104,14 @@ public abstract class Layer
     }
 
     protected virtual void WriteSpecFields(Utf8JsonWriter w) { }
+
+    /// <summary>
+    /// Writes this built layer's inference form as standard ONNX operators fed by tensor <paramref name="x"/> and returns the
+    /// output tensor; node and initializer names start with <paramref name="name"/> ("conv2d_0"). The way back (operators to
+    /// layers) is OnnxImport's: it matches graph patterns (pads folded into the next node, MatMul + Add, Clip's two forms) that
+    /// one layer does not see.
+    /// </summary>
+    internal abstract string WriteOnnx(IOnnxGraph g, string x, string name);
 
     // ---- execution (called by the plan) ----
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using HpCnn.Kernels;
+using static HpCnn.Layers.OnnxAttribute;
 
 namespace HpCnn.Layers;
 
@@ -10,13 +11,19 @@ namespace HpCnn.Layers;
 /// </summary>
 public sealed class FeatureMapNorm : Layer
 {
-    public FeatureMapNorm(float epsilon = 1e-5f)
+    /// <summary>Added to each plane's variance inside the square root when none is given.</summary>
+    public const float DefaultEpsilon = 1e-5f;
+
+    /// <summary>The spec's "featuremapnorm": "epsilon" (positive), default <see cref="DefaultEpsilon"/>.</summary>
+    public static readonly LayerType Type = new("featuremapnorm", ["mapnorm"], ["epsilon"], n => new FeatureMapNorm(n.Optional("epsilon")?.Float() ?? DefaultEpsilon));
+
+    public FeatureMapNorm(float epsilon = DefaultEpsilon)
     {
         if (!(epsilon > 0)) throw new ArgumentOutOfRangeException(nameof(epsilon), $"featuremapnorm: epsilon must be positive, got {epsilon}");
         Epsilon = epsilon;
     }
 
-    public override string Kind => "featuremapnorm";
+    public override string Kind => Type.Name;
     public float Epsilon { get; }
 
     protected override Shape3 OnBuild(Shape3 input, Rng rng)
@@ -27,9 +34,19 @@ public sealed class FeatureMapNorm : Layer
 
     public override long FlopsPerSample => 4L * InputShape.Size;
     public override string Describe() => "";
-    protected override void WriteSpecFields(Utf8JsonWriter w) { if (Epsilon != 1e-5f) w.WriteNumber("epsilon", Epsilon); }
+    protected override void WriteSpecFields(Utf8JsonWriter w) { if (Epsilon != DefaultEpsilon) w.WriteNumber("epsilon", Epsilon); }
 
     internal override long StateFloats(int batch, bool training) => (long)batch * InputShape.C;
+
+    // Each plane: (x - mean) / sqrt(biased variance + epsilon), the epsilon inside the root: InstanceNormalization with scale 1, bias 0.
+    internal override string WriteOnnx(IOnnxGraph g, string x, string name)
+    {
+        int c = InputShape.C;
+        var ones = new float[c];
+        ones.AsSpan().Fill(1f);
+        return g.Node("InstanceNormalization", name, [g.AsImage(x, InputShape, name), g.Floats(name + ".scale", ones, c), g.Floats(name + ".bias", new float[c], c)],
+            Float("epsilon", Epsilon));
+    }
     internal override void Prepare(LayerRun run) => run.Jobs = new Job(this, run);
 
     internal override void Forward(LayerRun run)
@@ -76,7 +93,14 @@ public sealed class BatchNorm2D : Layer
 {
     private Parameter? _gamma, _beta, _runningMean, _runningVar;
 
-    public BatchNorm2D(float epsilon = 1e-5f, float momentum = 0.1f)
+    /// <summary>Defaults when none are given (PyTorch's): epsilon added to the variance, momentum the weight of the new batch.</summary>
+    public const float DefaultEpsilon = 1e-5f, DefaultMomentum = 0.1f;
+
+    /// <summary>The spec's "batchnorm2d": "epsilon" (positive) and "momentum" (in [0, 1]), defaults <see cref="DefaultEpsilon"/>, <see cref="DefaultMomentum"/>.</summary>
+    public static readonly LayerType Type = new("batchnorm2d", ["batchnorm"], ["epsilon", "momentum"],
+        n => new BatchNorm2D(n.Optional("epsilon")?.Float() ?? DefaultEpsilon, n.Optional("momentum")?.Float() ?? DefaultMomentum));
+
+    public BatchNorm2D(float epsilon = DefaultEpsilon, float momentum = DefaultMomentum)
     {
         if (!(epsilon > 0)) throw new ArgumentOutOfRangeException(nameof(epsilon), $"batchnorm2d: epsilon must be positive, got {epsilon}");
         if (!(momentum >= 0 && momentum <= 1)) throw new ArgumentOutOfRangeException(nameof(momentum), $"batchnorm2d: momentum must be in [0, 1], got {momentum}");
@@ -84,7 +108,7 @@ public sealed class BatchNorm2D : Layer
         Momentum = momentum;
     }
 
-    public override string Kind => "batchnorm2d";
+    public override string Kind => Type.Name;
     public float Epsilon { get; }
     public float Momentum { get; }
     public Parameter Gamma => _gamma!;
@@ -109,9 +133,16 @@ public sealed class BatchNorm2D : Layer
     public override string Describe() => $"momentum {Momentum.ToString(CultureInfo.InvariantCulture)}";
     protected override void WriteSpecFields(Utf8JsonWriter w)
     {
-        if (Epsilon != 1e-5f) w.WriteNumber("epsilon", Epsilon);
-        if (Momentum != 0.1f) w.WriteNumber("momentum", Momentum);
+        if (Epsilon != DefaultEpsilon) w.WriteNumber("epsilon", Epsilon);
+        if (Momentum != DefaultMomentum) w.WriteNumber("momentum", Momentum);
     }
+
+    // Inference form: the running statistics. ONNX's momentum weighs the old running value (1 - HpCnn's momentum).
+    internal override string WriteOnnx(IOnnxGraph g, string x, string name) =>
+        g.Node("BatchNormalization", name,
+            [x, g.Floats(name + ".gamma", Gamma.Value, C), g.Floats(name + ".beta", Beta.Value, C),
+             g.Floats(name + ".running_mean", RunningMean.Value, C), g.Floats(name + ".running_var", RunningVar.Value, C)],
+            Float("epsilon", Epsilon), Float("momentum", (float)Math.Round(1.0 - Momentum, 7)));
 
     // State. Training: per channel the batch mean, 1/sqrt(var + eps), and the folded scale and shift; then per channel and
     // image two doubles (forward: the plane's mean and sum of squared deviations; backward: the plane's sums of g and g x).

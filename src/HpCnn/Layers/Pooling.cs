@@ -1,5 +1,7 @@
 using System.Text.Json;
+using HpCnn.IO;
 using HpCnn.Kernels;
+using static HpCnn.Layers.OnnxAttribute;
 
 namespace HpCnn.Layers;
 
@@ -42,11 +44,33 @@ public abstract class Pool2D : Layer
         return $"{Dims(Kernel.H, Kernel.W)}, stride {stride}{(Padding.Mode == PaddingMode.Valid ? "" : $", padding {Padding}")}";
     }
 
+    private protected static readonly string[] Fields = ["kernel", "stride", "padding"];
+    /// <summary>The window when the spec gives none.</summary>
+    public const int DefaultWindow = 2;
+    private protected static (int, int) KernelOf(SpecNode n) => n.Optional("kernel") is { } k ? SpecFields.ReadWindow(k) : (DefaultWindow, DefaultWindow);
+    private protected static (int, int)? StrideOf(SpecNode n) => n.Optional("stride") is { } s ? SpecFields.ReadWindow(s) : null;
+    private protected static Padding? PaddingOf(SpecNode n) => SpecFields.ReadPadding(n.Optional("padding"));
+
     protected override void WriteSpecFields(Utf8JsonWriter w)
     {
-        SpecWriting.WritePair(w, "kernel", Kernel.H, Kernel.W);
-        if (Stride != Kernel) SpecWriting.WritePair(w, "stride", Stride.H, Stride.W);
-        if (Padding.Mode != PaddingMode.Valid) SpecWriting.WritePadding(w, Padding);
+        SpecFields.WritePair(w, "kernel", Kernel.H, Kernel.W);
+        if (Stride != Kernel) SpecFields.WritePair(w, "stride", Stride.H, Stride.W);
+        if (Padding.Mode != PaddingMode.Valid) SpecFields.WritePadding(w, Padding);
+    }
+
+    internal override string WriteOnnx(IOnnxGraph g, string x, string name)
+    {
+        x = g.AsImage(x, InputShape, name);
+        var s = Shape;
+        OnnxAttribute[] attrs =
+        [
+            Ints("kernel_shape", s.KH, s.KW), Ints("strides", s.StrideH, s.StrideW), Ints("pads", s.PadTop, s.PadLeft, s.PadBottom, s.PadRight),
+            Int("ceil_mode", 0),
+            // Average pooling divides every window by KH x KW, padding zeros included (PyTorch's count_include_pad=True);
+            // max pooling never picks a padding position (ONNX MaxPool's padding is minus infinity).
+            .. this is AvgPool2D ? [Int("count_include_pad", 1)] : Array.Empty<OnnxAttribute>(),
+        ];
+        return g.Node(this is MaxPool2D ? "MaxPool" : "AveragePool", name, [x], attrs);
     }
 
     /// <summary>Channel groups per image a job splits the work into.</summary>
@@ -72,10 +96,13 @@ public abstract class Pool2D : Layer
 /// <summary>Max pooling (the first maximum of each window wins; its gradient goes there).</summary>
 public sealed class MaxPool2D : Pool2D
 {
-    public MaxPool2D(int kernel = 2, int? stride = null, Padding? padding = null) : base(kernel, stride, padding) { }
+    public MaxPool2D(int kernel = DefaultWindow, int? stride = null, Padding? padding = null) : base(kernel, stride, padding) { }
     public MaxPool2D((int H, int W) kernel, (int H, int W)? stride = null, Padding? padding = null) : base(kernel, stride, padding) { }
 
-    public override string Kind => "maxpool2d";
+    /// <summary>The spec's "maxpool2d": kernel 2, stride equal to the window, padding valid unless given.</summary>
+    public static readonly LayerType Type = new("maxpool2d", ["maxpool"], Fields, n => new MaxPool2D(KernelOf(n), StrideOf(n), PaddingOf(n)));
+
+    public override string Kind => Type.Name;
 
     internal override long StateFloats(int batch, bool training) => training ? (long)batch * OutputShape.Size : 0;
 
@@ -122,10 +149,13 @@ public sealed class MaxPool2D : Pool2D
 /// <summary>Average pooling (divides by the window area; padding counts as zeros, like PyTorch's default).</summary>
 public sealed class AvgPool2D : Pool2D
 {
-    public AvgPool2D(int kernel = 2, int? stride = null, Padding? padding = null) : base(kernel, stride, padding) { }
+    public AvgPool2D(int kernel = DefaultWindow, int? stride = null, Padding? padding = null) : base(kernel, stride, padding) { }
     public AvgPool2D((int H, int W) kernel, (int H, int W)? stride = null, Padding? padding = null) : base(kernel, stride, padding) { }
 
-    public override string Kind => "avgpool2d";
+    /// <summary>The spec's "avgpool2d": as <see cref="MaxPool2D.Type"/>.</summary>
+    public static readonly LayerType Type = new("avgpool2d", ["avgpool"], Fields, n => new AvgPool2D(KernelOf(n), StrideOf(n), PaddingOf(n)));
+
+    public override string Kind => Type.Name;
 
     internal override void Prepare(LayerRun run) => run.Jobs = (new Fwd(this, run), new Bwd(this, run));
 

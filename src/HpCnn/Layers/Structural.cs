@@ -1,16 +1,19 @@
 using System.Globalization;
 using System.Text.Json;
 using HpCnn.Kernels;
+using static HpCnn.Layers.OnnxAttribute;
 
 namespace HpCnn.Layers;
 
 /// <summary>Flattens C x H x W to a vector of C*H*W (no copy: the output is the input).</summary>
 public sealed class Flatten : Layer
 {
-    public override string Kind => "flatten";
+    public static readonly LayerType Type = new("flatten", [], [], _ => new Flatten());
+    public override string Kind => Type.Name;
     protected override Shape3 OnBuild(Shape3 input, Rng rng) => Shape3.Flat(input.Size);
     public override string Describe() => "";
     internal override bool IsView(bool training) => true;
+    internal override string WriteOnnx(IOnnxGraph g, string x, string name) => g.AsFlat(x, name);
     internal override void Forward(LayerRun run) { }
     internal override void Backward(LayerRun run) { }
 }
@@ -31,7 +34,10 @@ public sealed class Dropout : Layer
         Seed = seed;
     }
 
-    public override string Kind => "dropout";
+    /// <summary>The spec's "dropout": "rate" required, "seed" optional (default: drawn from the model seed).</summary>
+    public static readonly LayerType Type = new("dropout", [], ["rate", "seed"], n => new Dropout(n.Required("rate").Float(), n.Optional("seed")?.UInt64()));
+
+    public override string Kind => Type.Name;
     public float Rate { get; }
     public ulong? Seed { get; }
 
@@ -49,6 +55,7 @@ public sealed class Dropout : Layer
     }
 
     internal override bool IsView(bool training) => !training;
+    internal override string WriteOnnx(IOnnxGraph g, string x, string name) => x; // the identity in inference
     internal override long StateFloats(int batch, bool training) => training ? (long)batch * InputShape.Size : 0;
 
     internal override void Forward(LayerRun run)
