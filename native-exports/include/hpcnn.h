@@ -366,15 +366,15 @@ hpcnn_status hpcnn_model_from_spec_with_budget(const char* json, int64_t max_flo
 
 /* ---------------------------------------------------------------- ONNX (ABI 4) */
 
-/* hpcnn_model_save_onnx flag: put the standardisation the model's metadata carries (saved by `hpcnn train`) in front of
+/* hpcnn_model_save_onnx flag: put the model's standardisation (hpcnn_model_get_standardization) in front of
    the graph as Sub mean, Mul 1/std (global) or Div std (per pixel), so the ONNX model takes raw pixel values. */
 #define HPCNN_ONNX_EMBED_STANDARDIZATION 1
 
 /* Writes the model as an ONNX file (opset 13, IR version 7), atomically. Input "input" float [batch, C, H, W], output
    "output" float [batch, outputs]: what hpcnn_predict gives (a Softmax, or a Sigmoid, ends the graph when the model is
    compiled with cross-entropy, or binary cross-entropy, and does not end with one). The batch dimension is symbolic.
-   Dropout layers are left out (inference). metadata_props: hpcnn_version, class_names (JSON array, when the metadata
-   has them), hpcnn_spec, hpcnn_metadata. flags: 0 or HPCNN_ONNX_EMBED_STANDARDIZATION.
+   Dropout layers are left out (inference). metadata_props: hpcnn_version, class_names (JSON array, when the model
+   records them), hpcnn_spec, hpcnn_metadata, hpcnn_preprocessing (read back by hpcnn_model_load_onnx). flags: 0 or HPCNN_ONNX_EMBED_STANDARDIZATION.
    Errors: INVALID_ARGUMENT (unknown flags, NULL path), INVALID_STATE (no layers; the embed flag on a model without a
    saved standardisation), IO_ERROR. */
 hpcnn_status hpcnn_model_save_onnx(hpcnn_model* model, const char* path, int32_t flags);

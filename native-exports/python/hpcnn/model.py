@@ -957,7 +957,7 @@ class Sequential:
         float32 [batch, C, H, W], output "output" [batch, outputs] with what :meth:`predict` gives (a Softmax or Sigmoid
         ends the graph for a model compiled with cross-entropy or binary cross-entropy). Dropout is left out.
 
-        embed_standardization=True puts the standardisation saved in the model's metadata (by ``hpcnn train``) in
+        embed_standardization=True puts the model's :attr:`standardization` in
         front of the graph, so the ONNX model takes raw pixel values; :func:`hpcnn.load_onnx` reads the file back.
         """
         check(lib.hpcnn_model_save_onnx(self._h, encode_path(path), 1 if embed_standardization else 0))
