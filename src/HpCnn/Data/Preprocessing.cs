@@ -162,7 +162,9 @@ public sealed record Preprocessing
 
     /// <summary>
     /// The preprocessing the hpcnn command kept in a model's metadata JSON before the engine owned it
-    /// (<c>"standardization"</c> and <c>"class_names"</c>; models of HpCnn 0.1): null when it has neither.
+    /// (<c>"standardization"</c> and <c>"class_names"</c>; models of HpCnn 0.1): null when it has neither. The metadata
+    /// is the application's own JSON, which may use those keys otherwise: what does not read as the command wrote it is
+    /// left out rather than making the file unreadable.
     /// </summary>
     public static Preprocessing? FromLegacyMetadata(string? metadataJson)
     {
@@ -172,13 +174,18 @@ public sealed record Preprocessing
             using var doc = JsonDocument.Parse(metadataJson);
             var r = doc.RootElement;
             if (r.ValueKind != JsonValueKind.Object) return null;
-            var st = ReadStandardization(r);
-            var names = r.TryGetProperty("class_names", out var cn) && cn.ValueKind == JsonValueKind.Array && cn.GetArrayLength() > 0 ? ReadClassNames(r) : null;
+            Standardization? st = null;
+            if (r.TryGetProperty("standardization", out var s) && s.ValueKind == JsonValueKind.Object)
+                try { st = Standardization.ReadJson(s); }
+                catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException or FormatException or ArgumentException) { }
+            string[]? names = null;
+            if (r.TryGetProperty("class_names", out var cn) && cn.ValueKind == JsonValueKind.Array && cn.GetArrayLength() > 0)
+                names = cn.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String ? e.GetString()! : e.ToString()).ToArray();
             return st is null && names is null ? null : new Preprocessing { Standardization = st, ClassNames = names };
         }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or ArgumentException)
+        catch (JsonException)
         {
-            throw new InvalidDataException($"the metadata's standardization or class names are malformed ({e.Message})", e);
+            return null;
         }
     }
 

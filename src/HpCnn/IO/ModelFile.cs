@@ -311,16 +311,20 @@ public static class ModelFile
             try { model.Metadata = meta; }
             catch (ArgumentException e) { throw new InvalidDataException($"{name}: the meta chunk is not a JSON object ({e.Message})", e); }
         }
-        try
+        if (prep is not null)
         {
-            // A file without a prep chunk may be one `hpcnn train` wrote before the engine kept the preprocessing: its
-            // metadata held the standardisation and class names.
-            var p = prep is not null ? Data.Preprocessing.FromJson(prep) : Data.Preprocessing.FromLegacyMetadata(meta);
-            if (p is not null) model.Preprocessing = p;
+            try { model.Preprocessing = Data.Preprocessing.FromJson(prep); }
+            catch (Exception e) when (e is InvalidDataException or ArgumentException)
+            {
+                throw new InvalidDataException($"{name}: the prep chunk: {e.Message}", e);
+            }
         }
-        catch (Exception e) when (e is InvalidDataException or ArgumentException)
+        else if (Data.Preprocessing.FromLegacyMetadata(meta) is { } legacy)
         {
-            throw new InvalidDataException($"{name}: {(prep is not null ? "the prep chunk" : "the meta chunk")}: {e.Message}", e);
+            // A file `hpcnn train` wrote before the engine kept the preprocessing: its metadata held the standardisation and
+            // class names. Statistics that do not fit the input are the application's own use of those keys: left out.
+            try { model.Preprocessing = legacy; }
+            catch (ArgumentException) { }
         }
         if (model.Optimizer is not null) model.Optimizer.Steps = (long)steps;
         return new LoadedModel(model, init, def.Epochs, def.BatchSize) { OptionalChunks = optional };

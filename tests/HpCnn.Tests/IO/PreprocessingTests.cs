@@ -147,6 +147,9 @@ public class PreprocessingTests
         // Saved again, the record goes into the prep chunk and wins over the metadata's copy.
         loaded.Preprocessing = loaded.Preprocessing with { ClassNames = ["a", "b", "c"] };
         Assert.That(ModelFile.Read(ModelFile.ToBytes(loaded)).Model.Preprocessing.ClassNames, Is.EqualTo(new[] { "a", "b", "c" }));
+        // An application's own metadata may use the keys otherwise: the file still loads, without a record from them.
+        model.Metadata = """{"standardization":"none","class_names":["a","b","c","d","e"]}""";
+        Assert.That(ModelFile.Read(ModelFile.ToBytes(model)).Model.Preprocessing.IsNone);
         // The committed HpCnn 0.1 fixture has neither: an empty record.
         var fixture = ModelFile.Load(Path.Combine(TestContext.CurrentContext.TestDirectory, "Fixtures", "every-layer-v1.hpcnn")).Model;
         Assert.That(fixture.Preprocessing.IsNone);
