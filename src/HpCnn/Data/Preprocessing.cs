@@ -106,6 +106,18 @@ public sealed record Preprocessing
         Standardization?.Apply(input, imageSize);
     }
 
+    /// <summary>
+    /// Turns pixels in [0, 1] (what the loaders and image decoders give, count x image size) into the model's input in
+    /// place: scaled to <see cref="PixelScale"/>, then standardised. Unlike <see cref="ToModelInput(ReadOnlySpan{float}, Span{float}, int)"/>
+    /// it does not check the range (a resampled image may overshoot by a rounding step).
+    /// </summary>
+    public void ApplyToUnitPixels(Span<float> pixels, int imageSize)
+    {
+        CheckLengths(pixels.Length, pixels.Length, imageSize);
+        if (PixelScale == PixelScale.Byte) TensorPrimitives.Multiply(pixels, 255f, pixels);
+        Standardization?.Apply(pixels, imageSize);
+    }
+
     private static void CheckLengths(int raw, int input, int imageSize)
     {
         if (imageSize < 1 || raw == 0 || raw % imageSize != 0)
