@@ -140,7 +140,7 @@ static int32_t ibuf[16];
 static int64_t lbuf[16];
 static double dbuf[16];
 static uint8_t bbuf[16];
-static const char* names[16] = {"a", "b", "c"};
+static const char* names[16] = {{"a", "b", "c"}};
 static char path[512], dir[512], bad_utf8[600];
 static hpcnn_model *m, *out_m, *released_m;
 static hpcnn_dataset *ds, *out_ds, *released_ds;
