@@ -43,6 +43,7 @@ internal static class InspectCommand
         {
             var meta = ModelMetadata.FromModel(model);
             Console.WriteLine($"epochs trained: {model.EpochsTrained}; optimizer steps: {model.Optimizer?.Steps ?? 0}; file: {new FileInfo(path).Length:N0} bytes");
+            Console.WriteLine($"preprocessing: {model.Preprocessing.Describe()}");
             if (meta.Preprocessing.ClassNames is { } names) Console.WriteLine($"classes: {string.Join(", ", names)}");
             if (meta.History.LastOrDefault() is { } last)
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"last epoch: validation accuracy {last.ValAccuracy:F4}, loss {last.ValLoss:F4}"));

@@ -69,6 +69,7 @@ public class OnnxCliTests
         var inspect = Cli.Run(_dir, "inspect", back);
         Assert.That(inspect.ExitCode, Is.EqualTo(0), inspect.All);
         Assert.That(inspect.Out, Does.Contain("classes: a, b, c"));
+        Assert.That(inspect.Out, Does.Contain("preprocessing: pixels 0-1, standardised globally (mean 0.286, std 0.353)"));
         Assert.That(i.Out, Does.Contain("loss cross_entropy"));
         Assert.That(imported.Loss, Is.EqualTo(LossKind.CrossEntropy));
     }

@@ -59,6 +59,15 @@ public sealed record Preprocessing
     public string ClassName(int label) =>
         ClassNames is { } n && (uint)label < (uint)n.Count ? n[label] : label.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
+    /// <summary>"pixels 0-1, standardised globally (mean 0.286, std 0.353)": the scale and the standardisation, for people.</summary>
+    public string Describe() => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"pixels {(PixelScale == PixelScale.Unit ? "0-1" : "0-255")}, ") + Standardization switch
+        {
+            null => "not standardised",
+            { Mode: StandardizeMode.Global } s => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"standardised globally (mean {s.Mean[0]:G4}, std {s.Std[0]:G4})"),
+            var s => $"standardised per pixel ({s.Mean.Length} means and deviations)",
+        };
+
     /// <summary>
     /// Checks the record against a model input of <paramref name="input"/> scoring <paramref name="classCount"/> classes
     /// (null: not known yet, a model with no layers). The message starts with <paramref name="what"/>.
