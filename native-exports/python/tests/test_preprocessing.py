@@ -101,3 +101,19 @@ def test_a_byte_scale_model_takes_bytes_as_they_are(tmp_path):
     with hpcnn.load(path) as back:
         x = (raw.astype(np.float32) - np.float32(120)) * (np.float32(1) / np.float32(60))
         np.testing.assert_array_equal(back.predict(raw, raw=True), back.predict(x))
+
+
+def test_the_record_travels_through_onnx(tmp_path):
+    raw = raw_images(3, 4)
+    with small_model() as model:
+        model.standardization = (np.full(SHAPE, 0.4, dtype=np.float32), np.full(SHAPE, 0.2, dtype=np.float32))
+        model.class_names = ["cat", "dog", "owl"]
+        expected = model.predict(raw, raw=True)
+        for embed in (False, True):
+            path = tmp_path / f"m{int(embed)}.onnx"
+            model.save_onnx(path, embed_standardization=embed)
+            with hpcnn.load_onnx(path) as back:
+                assert back.class_names == ["cat", "dog", "owl"]
+                assert back.standardization["mode"] == "per_pixel"
+                np.testing.assert_array_equal(back.standardization["mean"], model.standardization["mean"])
+                np.testing.assert_allclose(back.predict(raw, raw=True), expected, rtol=1e-6)
