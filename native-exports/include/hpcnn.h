@@ -35,7 +35,7 @@
 extern "C" {
 #endif
 
-#define HPCNN_ABI_VERSION 7
+#define HPCNN_ABI_VERSION 8
 
 typedef enum hpcnn_status {
     HPCNN_OK = 0,
@@ -67,6 +67,11 @@ typedef struct hpcnn_fit_options hpcnn_fit_options;
 /* Standardisation modes of hpcnn_dataset_standardize. */
 #define HPCNN_STANDARDIZE_GLOBAL 0    /* one mean and std over all pixels */
 #define HPCNN_STANDARDIZE_PER_PIXEL 1 /* a mean and std per pixel position */
+#define HPCNN_STANDARDIZE_NONE (-1)   /* hpcnn_model_standardization_info: the model records none (ABI 7) */
+
+/* Pixel scales of hpcnn_model_set_pixel_scale (ABI 7): the range of the pixel values a model was trained on. */
+#define HPCNN_PIXELS_0_1 0   /* [0, 1], byte / 255: what every loader of this library gives (the default) */
+#define HPCNN_PIXELS_0_255 1 /* [0, 255]: the byte values as floats */
 
 /* ---------------------------------------------------------------- library */
 
@@ -256,7 +261,9 @@ hpcnn_status hpcnn_dataset_filter_classes(hpcnn_dataset* dataset, const int32_t*
 /* Splits off the last `count` images: *out_first gets the rest, *out_last the last count. */
 hpcnn_status hpcnn_dataset_split_last(hpcnn_dataset* dataset, int64_t count, hpcnn_dataset** out_first, hpcnn_dataset** out_last);
 /* Standardises `fit_on` in place with its own statistics (HPCNN_STANDARDIZE_*), and `also` (may be NULL) with
-   the same statistics (train statistics applied to validation/test data). */
+   the same statistics (train statistics applied to validation/test data). Each dataset remembers the statistics, and
+   hpcnn_fit records them (and the dataset's class names) in the model, which saves them: see "preprocessing" below.
+   Errors: INVALID_STATE (a dataset standardised already: standardise raw images once). */
 hpcnn_status hpcnn_dataset_standardize(hpcnn_dataset* fit_on, hpcnn_dataset* also, int32_t mode);
 
 /* ---------------------------------------------------------------- more datasets (ABI 6) */
@@ -371,15 +378,15 @@ hpcnn_status hpcnn_model_from_spec_with_budget(const char* json, int64_t max_flo
 
 /* ---------------------------------------------------------------- ONNX (ABI 4) */
 
-/* hpcnn_model_save_onnx flag: put the standardisation the model's metadata carries (saved by `hpcnn train`) in front of
+/* hpcnn_model_save_onnx flag: put the model's standardisation (hpcnn_model_get_standardization) in front of
    the graph as Sub mean, Mul 1/std (global) or Div std (per pixel), so the ONNX model takes raw pixel values. */
 #define HPCNN_ONNX_EMBED_STANDARDIZATION 1
 
 /* Writes the model as an ONNX file (opset 13, IR version 7), atomically. Input "input" float [batch, C, H, W], output
    "output" float [batch, outputs]: what hpcnn_predict gives (a Softmax, or a Sigmoid, ends the graph when the model is
    compiled with cross-entropy, or binary cross-entropy, and does not end with one). The batch dimension is symbolic.
-   Dropout layers are left out (inference). metadata_props: hpcnn_version, class_names (JSON array, when the metadata
-   has them), hpcnn_spec, hpcnn_metadata. flags: 0 or HPCNN_ONNX_EMBED_STANDARDIZATION.
+   Dropout layers are left out (inference). metadata_props: hpcnn_version, class_names (JSON array, when the model
+   records them), hpcnn_spec, hpcnn_metadata, hpcnn_preprocessing (read back by hpcnn_model_load_onnx). flags: 0 or HPCNN_ONNX_EMBED_STANDARDIZATION.
    Errors: INVALID_ARGUMENT (unknown flags, NULL path), INVALID_STATE (no layers; the embed flag on a model without a
    saved standardisation), IO_ERROR. */
 hpcnn_status hpcnn_model_save_onnx(hpcnn_model* model, const char* path, int32_t flags);
@@ -400,6 +407,48 @@ hpcnn_status hpcnn_model_load_onnx(const char* path, int64_t max_flops_per_image
    "kernel", ...]} (besides the fields every layer takes: "type", "frozen", "name"), in the README table's order: what
    hpcnn_add_layer_json accepts. *out_json is freed with hpcnn_free. Errors: INVALID_ARGUMENT (out_json NULL). */
 hpcnn_status hpcnn_layer_types(char** out_json);
+
+/* ---------------------------------------------------------------- preprocessing (ABI 8) */
+
+/* A model keeps what turns a raw image into its input, saved in its file by hpcnn_model_save and read back by
+   hpcnn_model_load (also from files the hpcnn command wrote), so a program that reloads a model predicts on new
+   images with hpcnn_predict_raw_u8 and no preprocessing code of its own: the pixel scale it was trained in
+   (HPCNN_PIXELS_*), the standardisation applied after it, and the class names. The input size and channels are
+   hpcnn_model_input_shape. hpcnn_fit records the standardisation of a dataset standardised by
+   hpcnn_dataset_standardize, and its class names (the loaders' names); statistics that differ from the ones the model
+   records already are refused (INVALID_ARGUMENT): standardise new data with the model's (hpcnn_model_get_standardization). */
+
+/* Sets the standardisation: mode HPCNN_STANDARDIZE_GLOBAL with count 1, HPCNN_STANDARDIZE_PER_PIXEL with count =
+   channels x height x width, or HPCNN_STANDARDIZE_NONE with count 0 (mean, std may be NULL) to clear it.
+   Errors: INVALID_ARGUMENT (unknown mode, a count that does not fit, a deviation <= 0, a value not finite). */
+hpcnn_status hpcnn_model_set_standardization(hpcnn_model* model, int32_t mode, const float* mean, const float* std, int64_t count);
+/* The standardisation's mode (HPCNN_STANDARDIZE_NONE when the model records none) and its number of means (and of
+   deviations): 1 (global) or channels x height x width (per pixel), 0 for none. */
+hpcnn_status hpcnn_model_standardization_info(hpcnn_model* model, int32_t* out_mode, int64_t* out_count);
+/* Copies the means and deviations out; count must be hpcnn_model_standardization_info's. Errors: INVALID_STATE (the
+   model records none), INVALID_ARGUMENT (count). */
+hpcnn_status hpcnn_model_get_standardization(hpcnn_model* model, float* out_mean, float* out_std, int64_t count);
+/* The pixel scale (HPCNN_PIXELS_0_1, the default, or HPCNN_PIXELS_0_255). */
+hpcnn_status hpcnn_model_set_pixel_scale(hpcnn_model* model, int32_t scale);
+hpcnn_status hpcnn_model_get_pixel_scale(hpcnn_model* model, int32_t* out_scale);
+/* Sets the class names (count UTF-8 strings, copied; at most the number of classes the model scores), or clears
+   them (count 0; names may be NULL). */
+hpcnn_status hpcnn_model_set_class_names(hpcnn_model* model, const char* const* names, int32_t count);
+/* How many class names the model records (0: none). */
+hpcnn_status hpcnn_model_class_name_count(hpcnn_model* model, int32_t* out_count);
+/* The name of class `index` (its number when the model has no name for it) into *out_name, allocated by the library:
+   free it with hpcnn_free. Errors: INVALID_ARGUMENT (index outside the classes the model scores). */
+hpcnn_status hpcnn_model_class_name(hpcnn_model* model, int32_t index, char** out_name);
+/* Copies a dataset's standardisation (as hpcnn_dataset_standardize left it; none if it did not) and class names into
+   the model, replacing the model's. Errors: INVALID_ARGUMENT (images of another shape than the model's input). */
+hpcnn_status hpcnn_model_set_preprocessing_from_dataset(hpcnn_model* model, hpcnn_dataset* dataset);
+/* Class probabilities of n raw images, as hpcnn_predict gives them: pixels holds n x C x H x W bytes 0-255 (planes, NCHW),
+   scaled to the model's pixel scale (x / 255 as the loaders do it, for HPCNN_PIXELS_0_1) and standardised as the model
+   records; the result is bitwise hpcnn_predict's on the images so preprocessed. Thread-safe. */
+hpcnn_status hpcnn_predict_raw_u8(hpcnn_model* model, const uint8_t* pixels, int64_t n, float* out, int64_t out_count);
+/* The same for float pixels already in the model's pixel scale ([0, 1] unless set otherwise), standardised as the
+   model records. Errors: INVALID_ARGUMENT (a value outside the scale, or NaN: the message names the image and pixel). */
+hpcnn_status hpcnn_predict_raw(hpcnn_model* model, const float* pixels, int64_t n, float* out, int64_t out_count);
 
 #ifdef __cplusplus
 }

@@ -180,6 +180,9 @@ public static unsafe partial class Exports
                 _ => throw new ArgumentException($"mode must be HPCNN_STANDARDIZE_GLOBAL (0) or _PER_PIXEL (1), got {mode}"),
             };
             if (other is not null && other.Shape != d.Shape) throw new ArgumentException($"also: images are {other.Shape}, fit_on's are {d.Shape}");
+            // Checked for both before either changes: a failure leaves both datasets as they were.
+            if (d.Standardization is not null) throw new InvalidOperationException("fit_on: the dataset is standardised already; standardise the raw images once");
+            if (other is not null && other.Standardization is not null) throw new InvalidOperationException("also: the dataset is standardised already; standardise the raw images once");
             var s = Standardization.Fit(d, m);
             s.Apply(d);
             if (other is not null && !ReferenceEquals(other, d)) s.Apply(other);

@@ -22,7 +22,7 @@ HANDLES = {"hpcnn_model": "m", "hpcnn_dataset": "ds", "hpcnn_fit_options": "o"}
 INTS = {"int32_t": ("INT32_MIN", "INT32_MAX"), "int64_t": ("INT64_MIN", "INT64_MAX"), "uint32_t": ("0", "UINT32_MAX"),
         "uint64_t": ("0", "UINT64_MAX")}
 FLOATS = {"float", "double"}
-BUFFERS = {"float": "fbuf", "int32_t": "ibuf", "int64_t": "lbuf", "double": "dbuf"}
+BUFFERS = {"float": "fbuf", "int32_t": "ibuf", "int64_t": "lbuf", "double": "dbuf", "uint8_t": "bbuf"}
 CALLBACKS = {"hpcnn_epoch_callback", "hpcnn_batch_callback", "hpcnn_message_callback"}
 
 
@@ -41,6 +41,7 @@ def declarations(header):
 
 
 def kind(ctype, name, fn):
+    if ctype == "const char* const*": return "string_array"
     t = ctype.replace("const ", "")
     base = t.rstrip("*")
     stars = len(t) - len(base)
@@ -68,6 +69,7 @@ def valid(ctype, name, k):
                 "json": '"{\\"type\\":\\"relu\\"}"'}.get(name, "path")
     if k == "out_string": return "&out_cstr" if ctype.startswith("const") else "&out_str"
     if k == "buffer": return BUFFERS[base]
+    if k == "string_array": return "names"
     return "NULL"
 
 
@@ -137,6 +139,8 @@ static float fbuf[16];
 static int32_t ibuf[16];
 static int64_t lbuf[16];
 static double dbuf[16];
+static uint8_t bbuf[16];
+static const char* names[16] = {{"a", "b", "c"}};
 static char path[512], dir[512], bad_utf8[600];
 static hpcnn_model *m, *out_m, *released_m;
 static hpcnn_dataset *ds, *out_ds, *released_ds;
@@ -168,7 +172,7 @@ static void FRESH(void) {{
     ds = small_dataset();
     hpcnn_fit_options_create(&o);
     out_m = NULL; out_ds = NULL; out_o = NULL; out_str = NULL;
-    memset(fbuf, 0, sizeof fbuf); memset(ibuf, 0, sizeof ibuf); memset(lbuf, 0, sizeof lbuf); memset(dbuf, 0, sizeof dbuf);
+    memset(fbuf, 0, sizeof fbuf); memset(ibuf, 0, sizeof ibuf); memset(lbuf, 0, sizeof lbuf); memset(dbuf, 0, sizeof dbuf); memset(bbuf, 0, sizeof bbuf);
 }}
 
 static void STALE(void) {{

@@ -126,7 +126,7 @@ internal static class Shared
     public static Dataset Prepare(Dataset raw, ModelMetadata meta)
     {
         var d = meta.Classes is { } keep ? raw.FilterClasses(keep) : raw.Slice(0, raw.Count);
-        meta.Standardization?.Apply(d);
+        meta.Preprocessing.ApplyToUnitPixels(d.Images, d.Shape.Size);
         return d;
     }
 

@@ -43,7 +43,8 @@ internal static class InspectCommand
         {
             var meta = ModelMetadata.FromModel(model);
             Console.WriteLine($"epochs trained: {model.EpochsTrained}; optimizer steps: {model.Optimizer?.Steps ?? 0}; file: {new FileInfo(path).Length:N0} bytes");
-            if (meta.ClassNames.Count > 0) Console.WriteLine($"classes: {string.Join(", ", meta.ClassNames)}");
+            Console.WriteLine($"preprocessing: {model.Preprocessing.Describe()}");
+            if (meta.Preprocessing.ClassNames is { } names) Console.WriteLine($"classes: {string.Join(", ", names)}");
             if (meta.History.LastOrDefault() is { } last)
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"last epoch: validation accuracy {last.ValAccuracy:F4}, loss {last.ValLoss:F4}"));
         }

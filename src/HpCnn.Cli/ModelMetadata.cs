@@ -6,16 +6,17 @@ using HpCnn.Training;
 namespace HpCnn.Cli;
 
 /// <summary>
-/// What the hpcnn command keeps in a model file's metadata: the preprocessing to reapply (class subset, standardisation),
-/// class names, where the data came from and the training history (for the curves).
+/// What the hpcnn command keeps in a model file's metadata: the class subset to reapply, where the data came from and the
+/// training history (for the curves). The standardisation and class names are the engine's
+/// (<see cref="Sequential.Preprocessing"/>, saved in the file's prep chunk); <see cref="Preprocessing"/> shows the model's.
 /// </summary>
 internal sealed class ModelMetadata
 {
     public string Dataset { get; set; } = "fashion-mnist";
     public string? Network { get; set; }
     public int[]? Classes { get; set; }
-    public List<string> ClassNames { get; set; } = [];
-    public Standardization? Standardization { get; set; }
+    /// <summary>The model's preprocessing (read from the model, never written into the metadata).</summary>
+    public Preprocessing Preprocessing { get; private init; } = Preprocessing.None;
     public List<EpochMetrics> History { get; set; } = [];
     /// <summary>The settings of `hpcnn train` (in checkpoints, so that --resume repeats them); null in saved models.</summary>
     public TrainCommand.Args? TrainArgs { get; set; }
@@ -34,10 +35,6 @@ internal sealed class ModelMetadata
                 foreach (int c in Classes) w.WriteNumberValue(c);
                 w.WriteEndArray();
             }
-            w.WriteStartArray("class_names");
-            foreach (var n in ClassNames) w.WriteStringValue(n);
-            w.WriteEndArray();
-            Standardization?.WriteJson(w, "standardization");
             w.WriteStartArray("history");
             foreach (var e in History) MetricsJson.WriteEpoch(w, e);
             w.WriteEndArray();
@@ -70,16 +67,13 @@ internal sealed class ModelMetadata
 
     public static ModelMetadata FromModel(Sequential model)
     {
-        var m = new ModelMetadata();
+        var m = new ModelMetadata { Preprocessing = model.Preprocessing };
         if (model.Metadata is null) return m;
         using var doc = JsonDocument.Parse(model.Metadata);
         var r = doc.RootElement;
         if (r.TryGetProperty("dataset", out var d) && d.ValueKind == JsonValueKind.String) m.Dataset = d.GetString()!;
         if (r.TryGetProperty("network", out var n) && n.ValueKind == JsonValueKind.String) m.Network = n.GetString();
         if (r.TryGetProperty("classes", out var c) && c.ValueKind == JsonValueKind.Array) m.Classes = c.EnumerateArray().Select(e => e.GetInt32()).ToArray();
-        if (r.TryGetProperty("class_names", out var cn) && cn.ValueKind == JsonValueKind.Array) m.ClassNames = cn.EnumerateArray().Select(e => e.GetString() ?? "").ToList();
-        if (r.TryGetProperty("standardization", out var s) && s.ValueKind == JsonValueKind.Object)
-            m.Standardization = HpCnn.Data.Standardization.ReadJson(s);
         if (r.TryGetProperty("history", out var h) && h.ValueKind == JsonValueKind.Array)
             m.History = h.EnumerateArray().Select(MetricsJson.ReadEpoch).ToList();
         if (r.TryGetProperty("train_args", out var t) && t.ValueKind == JsonValueKind.Object)
@@ -97,7 +91,7 @@ internal sealed class ModelMetadata
     }
 
     /// <summary>The name of class <paramref name="label"/> (its number when unknown).</summary>
-    public string ClassName(int label) => label >= 0 && label < ClassNames.Count ? ClassNames[label] : label.ToString();
+    public string ClassName(int label) => Preprocessing.ClassName(label);
 }
 
 /// <summary>The --metrics-json format: {"epochs": [{"epoch": 1, "train_loss": ..., ...}]}.</summary>

@@ -21,7 +21,7 @@ internal static class OnnxCommands
         {
             string path = r.GetValue(model)!, dst = r.GetValue(output)!;
             var m = Shared.LoadModel(path).Model;
-            if (r.GetValue(embed) && ModelMetadata.FromModel(m).Standardization is null)
+            if (r.GetValue(embed) && m.Preprocessing.Standardization is null)
                 throw new CliException($"{path}: the model has no saved standardisation to embed (drop --embed-standardization)");
             m.SaveOnnx(dst, new OnnxExportOptions { EmbedStandardization = r.GetValue(embed) });
             Console.WriteLine($"wrote {dst} ({new FileInfo(dst).Length:N0} bytes): {m.Layers.Count} layers, opset {OnnxExport.Opset}");

@@ -44,7 +44,7 @@ internal static class PredictCommand
         int size = model.InputShape.Size;
         var batch = new float[inputs.Count * size];
         for (int i = 0; i < inputs.Count; i++) inputs[i].Pixels.CopyTo(batch, i * size);
-        meta.Standardization?.Apply(batch, size);
+        model.Preprocessing.ApplyToUnitPixels(batch, size);
         var p = model.Predict(batch);
         for (int i = 0; i < inputs.Count; i++)
         {

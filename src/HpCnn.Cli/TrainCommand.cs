@@ -147,13 +147,13 @@ internal static class TrainCommand
             Dataset = datasetName,
             Network = name,
             Classes = data.Classes,
-            ClassNames = Enumerable.Range(0, data.Train.ClassCount).Select(data.Train.ClassName).ToList(),
-            Standardization = data.Standardization,
             TrainArgs = a with { Quiet = false, Threads = null, NoCheckData = false, Epochs = epochs, BatchSize = batch, Seed = seedValue },
         };
         var history = new List<EpochMetrics>(resumed?.History ?? []);
         meta.History.AddRange(history);
         model.Metadata = meta.ToJson(); // checkpoints carry it: --resume reads the settings back
+        // The engine keeps the preprocessing with the model (its prep chunk); Fit would record the same from data.Train.
+        model.Preprocessing = model.Preprocessing with { Standardization = data.Standardization, ClassNames = data.Train.ClassNames };
 
         bool interactive = !a.Quiet && AnsiConsole.Profile.Capabilities.Interactive;
         if (!a.Quiet)

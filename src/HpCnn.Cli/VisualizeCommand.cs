@@ -65,7 +65,7 @@ internal static class VisualizeCommand
         var shape = model.InputShape;
         Save("input.png", ImageGrid.RenderFeatureMaps(input.Pixels, shape.C, shape.H, shape.W, 8));
         var x = (float[])input.Pixels.Clone();
-        meta.Standardization?.Apply(x, shape.Size);
+        model.Preprocessing.ApplyToUnitPixels(x, shape.Size);
         foreach (var layer in model.Layers)
         {
             var o = layer.OutputShape;

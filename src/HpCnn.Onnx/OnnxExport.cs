@@ -12,8 +12,7 @@ namespace HpCnn.Onnx;
 public sealed record OnnxExportOptions
 {
     /// <summary>
-    /// Puts the standardisation the model's metadata carries ("standardization": {"mode", "mean", "std"}, as the hpcnn
-    /// command saves it) in front of the graph: Sub mean, then Mul 1/std (global, as the engine applies it) or Div std
+    /// Puts the model's standardisation (<see cref="Sequential.Preprocessing"/>) in front of the graph: Sub mean, then Mul 1/std (global, as the engine applies it) or Div std
     /// (per pixel), so the exported graph takes raw pixels. Without it the graph takes standardised input, like the model.
     /// </summary>
     public bool EmbedStandardization { get; init; }
@@ -59,15 +58,15 @@ public static class OnnxExport
         if (model.Layers.Count == 0) throw new InvalidOperationException("export: the model has no layers");
         var g = new OnnxGraphBuilder();
         g.Graph.Name = "hpcnn";
-        var meta = ReadMetadata(model.Metadata);
+        var prep = model.Preprocessing;
         var input = model.InputShape;
         g.Unique("input");
         g.Graph.Input.Add(FloatValue("input", "batch", input.C, input.H, input.W));
         string x = "input";
         if (options.EmbedStandardization)
         {
-            if (meta.Standardization is not { } st)
-                throw new InvalidOperationException("export: the model's metadata has no standardization to embed (the hpcnn command saves it with the model)");
+            if (prep.Standardization is not { } st)
+                throw new InvalidOperationException("export: the model has no standardization to embed (set model.Preprocessing, or fit on a standardised Dataset)");
             x = EmbedStandardization(g, x, st, input);
         }
 
@@ -99,7 +98,10 @@ public static class OnnxExport
         };
         m.OpsetImport.Add(new OnnxPb.OperatorSetIdProto { Domain = "", Version = Opset });
         AddProp(m, "hpcnn_version", HpCnnVersion);
-        if (meta.ClassNames is { } names) AddProp(m, "class_names", JsonSerializeStrings(names));
+        if (prep.ClassNames is { } names) AddProp(m, "class_names", JsonSerializeStrings(names));
+        // The whole record (pixel scale too), read back by OnnxImport; the standardisation in it is what the graph's leading
+        // nodes apply when hpcnn_standardization_embedded is true, and what the input must have had otherwise.
+        if (!prep.IsNone) AddProp(m, "hpcnn_preprocessing", prep.ToJson());
         if (model.Loss is { } loss) AddProp(m, "hpcnn_loss", loss.Name());
         AddProp(m, "hpcnn_spec", IO.NetworkSpec.ToJson(model, indented: false));
         if (model.Metadata is { } md) AddProp(m, "hpcnn_metadata", md);
@@ -167,31 +169,5 @@ public static class OnnxExport
             throw new InvalidOperationException($"export: the standardization is per pixel for images of {st.Mean.Length} values, the model takes {input} ({input.Size})");
         x = g.Node("Sub", "standardize_sub", [x, g.Floats("standardize.mean", st.Mean, 1, input.C, input.H, input.W)]);
         return g.Node("Div", "standardize_div", [x, g.Floats("standardize.std", st.Std, 1, input.C, input.H, input.W)]);
-    }
-
-    private sealed record Meta(IReadOnlyList<string>? ClassNames, Data.Standardization? Standardization);
-
-    /// <summary>The class names and standardisation of the model's metadata JSON (the hpcnn command's layout), where present.</summary>
-    private static Meta ReadMetadata(string? json)
-    {
-        if (json is null) return new Meta(null, null);
-        using var doc = JsonDocument.Parse(json);
-        var root = doc.RootElement;
-        List<string>? names = null;
-        if (root.TryGetProperty("class_names", out var cn) && cn.ValueKind == JsonValueKind.Array && cn.GetArrayLength() > 0)
-            names = cn.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String ? e.GetString()! : e.ToString()).ToList();
-        Data.Standardization? st = null;
-        if (root.TryGetProperty("standardization", out var s) && s.ValueKind == JsonValueKind.Object)
-        {
-            try
-            {
-                st = Data.Standardization.ReadJson(s);
-            }
-            catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException or FormatException or ArgumentException)
-            {
-                throw new InvalidDataException($"export: the model's metadata has a malformed standardization: {e.Message}", e);
-            }
-        }
-        return new Meta(names, st);
     }
 }

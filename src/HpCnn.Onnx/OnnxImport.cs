@@ -815,56 +815,42 @@ public static class OnnxImport
         }
 
         /// <summary>
-        /// The model's metadata: HpCnn's own (metadata_props "hpcnn_metadata") or a new object, with the class names
-        /// ("class_names") and a standardisation read from leading nodes.
+        /// The model's metadata (metadata_props "hpcnn_metadata", as written) and preprocessing: HpCnn's record
+        /// ("hpcnn_preprocessing"; from an older HpCnn, the standardisation and class names of its metadata), the class
+        /// names ("class_names", as other tools write them) when the record has none, and a standardisation read from
+        /// leading nodes, which wins: the imported model takes what those nodes produced.
         /// </summary>
         private void ApplyMetadata()
         {
-            string? hpcnn = null, classNames = null;
+            string? hpcnn = null, classNames = null, preprocessing = null;
             foreach (var p in model.MetadataProps)
             {
                 if (p.Key == "hpcnn_metadata") hpcnn = p.Value;
                 else if (p.Key == "class_names") classNames = p.Value;
+                else if (p.Key == "hpcnn_preprocessing") preprocessing = p.Value;
             }
-            JsonDocument? original = null, names = null;
-            try
+            // Metadata is informative: a malformed entry is left out, it does not stop the import.
+            if (hpcnn is not null)
+                try { _seq.Metadata = hpcnn; } catch (ArgumentException) { hpcnn = null; }
+            Data.Preprocessing? record = null;
+            try { record = preprocessing is not null ? Data.Preprocessing.FromJson(preprocessing) : Data.Preprocessing.FromLegacyMetadata(hpcnn); }
+            catch (InvalidDataException) { }
+            record ??= Data.Preprocessing.None;
+            if (record.ClassNames is null && classNames is not null)
             {
-                try { original = hpcnn is null ? null : JsonDocument.Parse(hpcnn); } catch (JsonException) { }
-                try { names = classNames is null ? null : JsonDocument.Parse(classNames); } catch (JsonException) { }
-                if (original is not null && original.RootElement.ValueKind != JsonValueKind.Object) original = null;
-                if (names is not null && names.RootElement.ValueKind != JsonValueKind.Array) names = null;
-                if (original is null && names is null && _standardization is null) return;
-                if (original is not null && _standardization is null) { _seq.Metadata = hpcnn; return; } // HpCnn's own, as written
-                using var ms = new MemoryStream();
-                using (var w = new Utf8JsonWriter(ms))
+                try
                 {
-                    w.WriteStartObject();
-                    bool hasNames = false;
-                    if (original is not null)
-                        foreach (var prop in original.RootElement.EnumerateObject())
-                        {
-                            if (prop.Name == "standardization" && _standardization is not null) continue;
-                            hasNames |= prop.Name == "class_names";
-                            prop.WriteTo(w);
-                        }
-                    if (!hasNames && names is not null)
-                    {
-                        w.WritePropertyName("class_names");
-                        names.RootElement.WriteTo(w);
-                    }
-                    _standardization?.WriteJson(w, "standardization");
-                    w.WriteEndObject();
+                    using var names = JsonDocument.Parse(classNames);
+                    if (names.RootElement.ValueKind == JsonValueKind.Array && names.RootElement.GetArrayLength() > 0)
+                        record = record with { ClassNames = names.RootElement.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String ? e.GetString()! : e.ToString()).ToArray() };
                 }
-                _seq.Metadata = System.Text.Encoding.UTF8.GetString(ms.ToArray());
+                catch (JsonException) { }
             }
+            if (_standardization is not null) record = record with { Standardization = _standardization };
+            try { _seq.Preprocessing = record; }
             catch (ArgumentException)
             {
-                // Metadata is informative: a malformed entry does not stop the import.
-            }
-            finally
-            {
-                original?.Dispose();
-                names?.Dispose();
+                _seq.Preprocessing = Data.Preprocessing.None with { Standardization = _standardization };
             }
         }
     }

@@ -61,6 +61,51 @@ public sealed class Sequential
     }
     private string? _metadata;
 
+    /// <summary>
+    /// What turns a raw image into this model's input (pixel scale, standardisation) and the class names; saved in the
+    /// model file, applied by <see cref="PredictRaw(ReadOnlySpan{byte}, int)"/>. Set it, or let <see cref="Fit"/> record
+    /// what the training dataset carries (<see cref="Dataset.Standardization"/>, <see cref="Dataset.ClassNames"/>), as a
+    /// Keras model keeps the Normalization layer it was adapted with. Per-pixel statistics must match the input size; there
+    /// may be no more class names than classes the model scores.
+    /// </summary>
+    public Preprocessing Preprocessing
+    {
+        get => _preprocessing;
+        set
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            value.CheckFits(InputShape, _layers.Count > 0 ? ClassCount : null, "preprocessing");
+            _preprocessing = value;
+        }
+    }
+    private Preprocessing _preprocessing = Preprocessing.None;
+
+    /// <summary>
+    /// Records the training data's standardisation and class names (<see cref="Preprocessing"/>). What the model records
+    /// already must agree: training on images standardised otherwise than the model says would make every later raw
+    /// predict wrong without a word.
+    /// </summary>
+    private void RecordPreprocessingOf(Dataset train)
+    {
+        var p = _preprocessing;
+        if (train.Standardization is { } st)
+        {
+            if (p.Standardization is null) p = p with { Standardization = st };
+            else if (!p.Standardization.Equals(st))
+                throw new ArgumentException("fit: the training images were standardised with other statistics than the model records " +
+                    "(Preprocessing.Standardization); standardise the raw images with the model's (model.Preprocessing.Standardization.Apply(data)), " +
+                    "or set model.Preprocessing first");
+        }
+        if (train.ClassNames is { } names && names.Count <= ClassCount)
+        {
+            if (p.ClassNames is null) p = p with { ClassNames = names };
+            else if (!p.ClassNames.SequenceEqual(names))
+                throw new ArgumentException($"fit: the training data's classes are [{string.Join(", ", names)}], the model records " +
+                    $"[{string.Join(", ", p.ClassNames)}] (Preprocessing.ClassNames); set model.Preprocessing to change them");
+        }
+        if (!ReferenceEquals(p, _preprocessing)) Preprocessing = p;
+    }
+
     /// <summary>Epochs trained so far (drives learning-rate schedules; kept in the model file).</summary>
     public int EpochsTrained { get; internal set; }
 
@@ -173,7 +218,11 @@ public sealed class Sequential
         ArgumentNullException.ThrowIfNull(train);
         RequireCompiled("fit");
         var trainer = new Trainer(this, train, options ?? new FitOptions());
-        lock (_trainLock) return trainer.Run();
+        lock (_trainLock)
+        {
+            RecordPreprocessingOf(train); // before the first checkpoint, which carries it
+            return trainer.Run();
+        }
     }
 
     /// <summary>A copy of every parameter's values, in model order (layers, then each layer's parameters).</summary>
@@ -332,6 +381,46 @@ public sealed class Sequential
         for (int i = 0; i < count; i++)
             classes[i] = k == 1 ? (probs[i] >= 0.5f ? 1 : 0) : TensorPrimitives.IndexOfMax(probs.AsSpan(i * k, k));
         return new Prediction(probs, classes, k);
+    }
+
+    /// <summary>
+    /// Predictions for raw byte pixels (0-255; count x input size, NCHW): scaled and standardised as the model's
+    /// <see cref="Preprocessing"/> says, so a reloaded model predicts on new images with no extra code. The result is
+    /// bitwise that of <see cref="Predict(ReadOnlySpan{float}, int)"/> on the images preprocessed by hand
+    /// (x * (1/255), then <see cref="Standardization.Apply(Span{float}, int)"/>).
+    /// </summary>
+    public Prediction PredictRaw(ReadOnlySpan<byte> pixels, int batchSize = 256)
+    {
+        var input = new float[pixels.Length];
+        _preprocessing.ToModelInput(pixels, input, InputShape.Size);
+        return Predict(input, batchSize);
+    }
+
+    /// <summary>
+    /// Predictions for raw float pixels in the model's pixel scale (<see cref="Preprocessing.PixelScale"/>: [0, 1] unless
+    /// trained on 0-255), standardised as the model's <see cref="Preprocessing"/> says. Values outside the scale are refused.
+    /// </summary>
+    public Prediction PredictRaw(ReadOnlySpan<float> pixels, int batchSize = 256)
+    {
+        var input = new float[pixels.Length];
+        _preprocessing.ToModelInput(pixels, input, InputShape.Size);
+        return Predict(input, batchSize);
+    }
+
+    /// <summary>Class probabilities of raw byte pixels (0-255) into <paramref name="probabilities"/> (see <see cref="PredictRaw(ReadOnlySpan{byte}, int)"/>).</summary>
+    public void PredictRawInto(ReadOnlySpan<byte> pixels, Span<float> probabilities, int batchSize = 256)
+    {
+        var input = new float[pixels.Length];
+        _preprocessing.ToModelInput(pixels, input, InputShape.Size);
+        PredictInto(input, probabilities, batchSize);
+    }
+
+    /// <summary>Class probabilities of raw float pixels into <paramref name="probabilities"/> (see <see cref="PredictRaw(ReadOnlySpan{float}, int)"/>).</summary>
+    public void PredictRawInto(ReadOnlySpan<float> pixels, Span<float> probabilities, int batchSize = 256)
+    {
+        var input = new float[pixels.Length];
+        _preprocessing.ToModelInput(pixels, input, InputShape.Size);
+        PredictInto(input, probabilities, batchSize);
     }
 
     /// <summary>Predictions for every image of a dataset.</summary>

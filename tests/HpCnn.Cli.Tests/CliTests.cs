@@ -85,7 +85,9 @@ public class CliTests
         var loaded = ModelFile.Load(model);
         Assert.That(loaded.Model.EpochsTrained, Is.EqualTo(2));
         Assert.That(loaded.InitialWeights, Is.Not.Null, "--out saves the initial weights too");
-        Assert.That(loaded.Model.Metadata, Does.Contain("per_pixel"));
+        // The seed tutorial's per-pixel standardisation and the two classes' names are the engine's record (the prep chunk).
+        Assert.That(loaded.Model.Preprocessing.Standardization?.Mode, Is.EqualTo(HpCnn.Data.StandardizeMode.PerPixel));
+        Assert.That(loaded.Model.Preprocessing.ClassNames, Is.EqualTo(new[] { "Trouser", "Dress" }));
     }
 
     [Test]

@@ -63,7 +63,13 @@ public class DatasetCliTests
             Assert.That(doc.RootElement.GetProperty("epochs").GetArrayLength(), Is.EqualTo(4));
         var loaded = ModelFile.Load(model);
         Assert.That(loaded.Model.InputShape, Is.EqualTo(new Shape3(3, 32, 32)));
-        Assert.That(loaded.Model.Metadata, Does.Contain("\"dataset\":\"cifar10\"").And.Contain("centre"));
+        Assert.That(loaded.Model.Metadata, Does.Contain("\"dataset\":\"cifar10\"").And.Not.Contain("standardization"), "one owner: the engine's record");
+        // The engine's record (the prep chunk): a program that reloads the model predicts on raw bytes with no code of its own.
+        var prep = loaded.Model.Preprocessing;
+        Assert.That(prep.ClassNames, Does.Contain("centre"));
+        Assert.That(prep.Standardization, Is.Not.Null);
+        var (_, topPixels) = Pictures(2, 5);
+        Assert.That(prep.ClassName(loaded.Model.PredictRaw(topPixels.AsSpan(Cifar10.ImageBytes, Cifar10.ImageBytes)).Classes[0]), Is.EqualTo("top"));
 
         var e = Cli.Run(_dir, "eval", model, "--data-dir", data, "--json", evalJson);
         Assert.That(e.ExitCode, Is.EqualTo(0), e.All);

@@ -20,7 +20,10 @@ public class OnnxCliTests
     [TearDown]
     public void TearDown() => Directory.Delete(_dir, true);
 
-    /// <summary>A small trained-looking model with the metadata `hpcnn train` writes (class names, global standardisation).</summary>
+    /// <summary>
+    /// A small trained-looking model with the metadata `hpcnn train` wrote before the engine kept the preprocessing (class
+    /// names and global standardisation in the meta chunk, no prep chunk): such files still load with it.
+    /// </summary>
     private string ModelFile(bool standardization)
     {
         var m = new Sequential(new Shape3(1, 8, 8), seed: 5)
@@ -58,10 +61,15 @@ public class OnnxCliTests
         Assert.That(meta.RootElement.GetProperty("class_names").GetArrayLength(), Is.EqualTo(3));
         var st = meta.RootElement.GetProperty("standardization");
         Assert.That(st.GetProperty("mean")[0].GetSingle(), Is.EqualTo(0.286f));
+        // The file has the layout `hpcnn train` wrote before the engine kept the preprocessing: both models carry it.
+        Assert.That(original.Preprocessing.ClassNames, Is.EqualTo(new[] { "a", "b", "c" }));
+        Assert.That(imported.Preprocessing.Standardization!.Mean[0], Is.EqualTo(0.286f));
+        Assert.That(imported.Preprocessing.ClassNames, Is.EqualTo(new[] { "a", "b", "c" }));
         // The imported model file works with the other commands.
         var inspect = Cli.Run(_dir, "inspect", back);
         Assert.That(inspect.ExitCode, Is.EqualTo(0), inspect.All);
         Assert.That(inspect.Out, Does.Contain("classes: a, b, c"));
+        Assert.That(inspect.Out, Does.Contain("preprocessing: pixels 0-1, standardised globally (mean 0.286, std 0.353)"));
         Assert.That(i.Out, Does.Contain("loss cross_entropy"));
         Assert.That(imported.Loss, Is.EqualTo(LossKind.CrossEntropy));
     }

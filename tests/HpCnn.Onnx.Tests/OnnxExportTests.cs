@@ -97,9 +97,7 @@ public class OnnxExportTests
         var st = mode == "global"
             ? Data.Standardization.Create(Data.StandardizeMode.Global, [0.3f], [0.7f])
             : Data.Standardization.Create(Data.StandardizeMode.PerPixel, RandomValues(25, 1, 0.5f), RandomValues(25, 2).Select(v => 0.5f + Math.Abs(v)).ToArray());
-        string mean = string.Join(",", st.Mean.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture)));
-        string std = string.Join(",", st.Std.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture)));
-        m.Metadata = $"{{\"class_names\": [\"a\", \"b\", \"c\"], \"standardization\": {{\"mode\": \"{mode}\", \"mean\": [{mean}], \"std\": [{std}]}}}}";
+        m.Preprocessing = new Data.Preprocessing { Standardization = st, ClassNames = ["a", "b", "c"] };
         var raw = RandomValues(4 * 25, 11);
         var standardized = (float[])raw.Clone();
         st.Apply(standardized, 25);
@@ -112,25 +110,36 @@ public class OnnxExportTests
         Assert.That(props["class_names"], Is.EqualTo("[\"a\",\"b\",\"c\"]"));
         Assert.That(props["hpcnn_version"], Is.EqualTo(OnnxExport.HpCnnVersion));
 
-        // Import reads the leading nodes back as the model's standardisation (metadata), not as layers: the same
-        // statistics, bit for bit, also without HpCnn's own metadata in the file.
+        // Import reads the leading nodes back as the model's standardisation (Preprocessing), not as layers: the same
+        // statistics, bit for bit, also without HpCnn's own metadata in the file; the class names come with the props.
         var stripped = OnnxPb.ModelProto.Parser.ParseFrom(embedded);
         stripped.MetadataProps.Clear();
         foreach (var bytes in new[] { embedded, stripped.ToByteArray() })
         {
             var back = OnnxImport.FromBytes(bytes);
             Assert.That(back.Layers.Select(l => l.Kind), Is.EqualTo(m.Layers.Select(l => l.Kind)));
-            using var doc = System.Text.Json.JsonDocument.Parse(back.Metadata!);
-            var s = doc.RootElement.GetProperty("standardization");
-            Assert.That(s.GetProperty("mode").GetString(), Is.EqualTo(mode));
-            Assert.That(s.GetProperty("mean").EnumerateArray().Select(e => e.GetSingle()), Is.EqualTo(st.Mean).AsCollection);
-            var readStd = s.GetProperty("std").EnumerateArray().Select(e => e.GetSingle()).ToArray();
-            var again = Data.Standardization.Create(st.Mode, st.Mean, readStd);
+            var s = back.Preprocessing.Standardization!;
+            Assert.That(s.Mode, Is.EqualTo(st.Mode));
+            Assert.That(s.Mean, Is.EqualTo(st.Mean).AsCollection);
+            Assert.That(back.Preprocessing.ClassNames, bytes == embedded ? Is.EqualTo(new[] { "a", "b", "c" }) : Is.Null);
+            var again = Data.Standardization.Create(st.Mode, st.Mean, s.Std);
             var restandardized = (float[])raw.Clone();
             again.Apply(restandardized, 25);
             Assert.That(restandardized, Is.EqualTo(standardized).AsCollection, "the imported standardisation gives the same inputs");
             Assert.That(back.Predict(restandardized).Probabilities, Is.EqualTo(expected).AsCollection);
         }
+    }
+
+    [Test]
+    public void PreprocessingTravelsThroughOnnxWithoutEmbedding()
+    {
+        var m = new Sequential(new Shape3(1, 5, 5)).Add(new Flatten()).Add(new Dense(3)).Add(new Softmax());
+        var st = Data.Standardization.Create(Data.StandardizeMode.Global, [0.25f], [0.5f]);
+        m.Preprocessing = new Data.Preprocessing { Standardization = st, ClassNames = ["x", "y", "z"], PixelScale = Data.PixelScale.Byte };
+        var back = OnnxImport.FromBytes(OnnxExport.ToBytes(m));
+        Assert.That(back.Preprocessing, Is.EqualTo(m.Preprocessing));
+        var raw = Enumerable.Range(0, 2 * 25).Select(i => (byte)(i * 37 % 256)).ToArray();
+        Assert.That(back.PredictRaw(raw).Probabilities, Is.EqualTo(m.PredictRaw(raw).Probabilities).AsCollection);
     }
 
     [Test]

@@ -21,10 +21,11 @@ from numpy.ctypeslib import ndpointer
 from .errors import error_for_status
 
 #: The HPCNN_ABI_VERSION this package was written against (hpcnn.h). A library reporting less lacks functions.
-REQUIRED_ABI_VERSION = 7
+REQUIRED_ABI_VERSION = 8
 
 _F32 = ndpointer(dtype=np.float32, flags="C_CONTIGUOUS")
 _I32 = ndpointer(dtype=np.int32, flags="C_CONTIGUOUS")
+_U8 = ndpointer(dtype=np.uint8, flags="C_CONTIGUOUS")
 _handle = c_void_p
 _out_handle = POINTER(c_void_p)
 _status = c_int32
@@ -145,6 +146,18 @@ _SIGNATURES = {
     "hpcnn_dataset_class_name": (_status, [_handle, c_int32, POINTER(c_void_p)]),
     # layer types (ABI 7)
     "hpcnn_layer_types": (_status, [POINTER(c_void_p)]),
+    # preprocessing (ABI 8)
+    "hpcnn_model_set_standardization": (_status, [_handle, c_int32, _F32, _F32, c_int64]),
+    "hpcnn_model_standardization_info": (_status, [_handle, POINTER(c_int32), POINTER(c_int64)]),
+    "hpcnn_model_get_standardization": (_status, [_handle, _F32, _F32, c_int64]),
+    "hpcnn_model_set_pixel_scale": (_status, [_handle, c_int32]),
+    "hpcnn_model_get_pixel_scale": (_status, [_handle, POINTER(c_int32)]),
+    "hpcnn_model_set_class_names": (_status, [_handle, POINTER(c_char_p), c_int32]),
+    "hpcnn_model_class_name_count": (_status, [_handle, POINTER(c_int32)]),
+    "hpcnn_model_class_name": (_status, [_handle, c_int32, POINTER(c_void_p)]),
+    "hpcnn_model_set_preprocessing_from_dataset": (_status, [_handle, _handle]),
+    "hpcnn_predict_raw_u8": (_status, [_handle, _U8, c_int64, _F32, c_int64]),
+    "hpcnn_predict_raw": (_status, [_handle, _F32, c_int64, _F32, c_int64]),
 }
 
 _BUILD_HINT = ("install the hpcnn wheel (it carries the library; ./build/python-wheel.sh builds it), or build the library "

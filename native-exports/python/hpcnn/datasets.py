@@ -179,7 +179,7 @@ def filter_classes(images, labels, classes):
     return np.ascontiguousarray(np.asarray(images)[keep]), mapping[labels[keep]]
 
 
-def standardize(train, *others, per_pixel=True):
+def standardize(train, *others, per_pixel=True, model=None):
     """Standardises images with the statistics of ``train``: (x - mean) / std.
 
     Args:
@@ -187,6 +187,10 @@ def standardize(train, *others, per_pixel=True):
         others: more arrays (validation, test) standardised with the same training statistics.
         per_pixel: one mean and std per pixel position (default, the seed tutorial's choice) or, if False, one
             over all pixels. A pixel position with no spread gets std 1 (as the library's hpcnn_dataset_standardize).
+        model: a :class:`hpcnn.Sequential` to record the statistics in (its ``standardization``, saved with it), so
+            that ``model.predict(x, raw=True)`` applies them to new raw images. The arrays are then standardised in
+            float32 the library's way ((x - mean) / std per pixel, (x - mean) * (1 / std) globally), so a raw predict
+            gives bitwise what predict gives on them.
     Returns:
         The standardised float32 arrays, in the order given (a single array if no others were given).
     """
@@ -197,5 +201,14 @@ def standardize(train, *others, per_pixel=True):
     else:
         mean, std = data.mean(), data.std()
     std = np.where(std * std > 1e-12, std, 1.0)
-    results = [((np.asarray(a, dtype=np.float64) - mean) / std).astype(np.float32) for a in (train,) + others]
+    if model is None:
+        results = [((np.asarray(a, dtype=np.float64) - mean) / std).astype(np.float32) for a in (train,) + others]
+    else:
+        mean32, std32 = np.float32(mean) if not per_pixel else mean.astype(np.float32), np.asarray(std, dtype=np.float32)
+        model.standardization = (mean32, std32) if per_pixel else {"mode": "global", "mean": [mean32], "std": [std32]}
+        if per_pixel:
+            results = [(np.asarray(a, dtype=np.float32) - mean32) / std32 for a in (train,) + others]
+        else:
+            inv = np.float32(1) / np.float32(std32)
+            results = [(np.asarray(a, dtype=np.float32) - np.float32(mean32)) * inv for a in (train,) + others]
     return results[0] if not others else tuple(results)

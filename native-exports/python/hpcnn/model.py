@@ -624,6 +624,11 @@ class Sequential:
 
     def _images(self, x, what="x"):
         """(N, C, H, W) C-contiguous float32 images (no copy when x already is one) and whether x was one image."""
+        a, single = self._shaped(x, what)
+        return np.ascontiguousarray(a, dtype=np.float32), single
+
+    def _shaped(self, x, what):
+        """x as an (N, C, H, W) array of its own dtype, and whether x was one image."""
         c, h, w = self.input_shape
         a = np.asarray(x)
         single = False
@@ -637,7 +642,7 @@ class Sequential:
             one = f" or (N, {h}, {w})" if c == 1 else ""
             raise InvalidArgumentError(f"{what}: the model takes images of shape (N, {c}, {h}, {w}){one}, or one image "
                                        f"({c}, {h}, {w}); got an array of shape {np.shape(x)}")
-        return np.ascontiguousarray(a, dtype=np.float32), single
+        return a, single
 
     @staticmethod
     def _labels(y, n, what="y"):
@@ -809,26 +814,122 @@ class Sequential:
             check(lib.hpcnn_evaluate(self._h, data.value, int(batch_size), byref(loss), byref(accuracy)))
         return loss.value, accuracy.value
 
-    def predict(self, x):
+    def predict(self, x, raw=False):
         """Class probabilities, float32 (N, outputs); (outputs,) for a single image.
 
         Softmax (sigmoid for one output) is applied when the model outputs logits for a cross-entropy loss; a
         model compiled with MSE, or not compiled, gives its raw outputs. Thread-safe.
+
+        raw=True: x holds raw pixels and the model's preprocessing (:attr:`pixel_scale`, :attr:`standardization`,
+        saved with it) is applied first, so a reloaded model predicts on new images with no preprocessing code. A
+        uint8 array is taken as bytes 0-255; any other dtype as floats in the model's pixel scale ([0, 1] unless
+        trained on 0-255; a value outside it is refused). The result is bitwise that of predict on the images
+        preprocessed the library's way (x / 255 as float32, then (x - mean) / std per pixel or (x - mean) * (1 / std)
+        globally, in float32).
         """
+        if raw:
+            return self._predict_raw(x)
         images, single = self._images(x)
         n = images.shape[0]
         out = np.empty((n, self.output_size), dtype=np.float32)
         check(lib.hpcnn_predict(self._h, images, n, out, out.size))
         return out[0] if single else out
 
-    def predict_classes(self, x):
+    def _predict_raw(self, x):
+        a, single = self._shaped(x, "x")
+        n = a.shape[0]
+        out = np.empty((n, self.output_size), dtype=np.float32)
+        if a.dtype == np.uint8:
+            check(lib.hpcnn_predict_raw_u8(self._h, np.ascontiguousarray(a), n, out, out.size))
+        else:
+            check(lib.hpcnn_predict_raw(self._h, np.ascontiguousarray(a, dtype=np.float32), n, out, out.size))
+        return out[0] if single else out
+
+    def predict_classes(self, x, raw=False):
         """The predicted class of each image, int32 (N,) (an int for a single image). For one sigmoid output the
-        class is 1 when the probability is >= 0.5. Thread-safe."""
+        class is 1 when the probability is >= 0.5. raw=True: x holds raw pixels, as for :meth:`predict`. Thread-safe."""
+        if raw:
+            p = np.atleast_2d(self._predict_raw(x))
+            out = (p[:, 0] >= 0.5).astype(np.int32) if p.shape[1] == 1 else np.argmax(p, axis=1).astype(np.int32)
+            return int(out[0]) if self._shaped(x, "x")[1] else out
         images, single = self._images(x)
         n = images.shape[0]
         out = np.empty(n, dtype=np.int32)
         check(lib.hpcnn_predict_classes(self._h, images, n, out))
         return int(out[0]) if single else out
+
+    # ---------------------------------------------------------------- preprocessing
+
+    @property
+    def standardization(self):
+        """The standardisation the model applies to raw pixels (saved with it): None, or a dict ``{"mode": "global" |
+        "per_pixel", "mean": float32 array, "std": float32 array}`` (shape (1,) globally, (C, H, W) per pixel).
+
+        Set it to None, to such a dict, or to ``(mean, std)``: two numbers (global) or two arrays of the input's size
+        (per pixel). :func:`hpcnn.datasets.standardize` with ``model=`` sets it from the training data."""
+        mode, count = c_int32(), c_int64()
+        check(lib.hpcnn_model_standardization_info(self._h, byref(mode), byref(count)))
+        if mode.value < 0:
+            return None
+        mean = np.empty(count.value, dtype=np.float32)
+        std = np.empty(count.value, dtype=np.float32)
+        check(lib.hpcnn_model_get_standardization(self._h, mean, std, count.value))
+        if mode.value == 1:
+            mean, std = mean.reshape(self.input_shape), std.reshape(self.input_shape)
+        return {"mode": "global" if mode.value == 0 else "per_pixel", "mean": mean, "std": std}
+
+    @standardization.setter
+    def standardization(self, value):
+        if value is None:
+            empty = np.empty(0, dtype=np.float32)
+            check(lib.hpcnn_model_set_standardization(self._h, -1, empty, empty, 0))
+            return
+        if isinstance(value, dict):
+            mean, std = value["mean"], value["std"]
+            per_pixel = value.get("mode", "per_pixel" if np.size(mean) > 1 else "global") == "per_pixel"
+        else:
+            mean, std = value
+            per_pixel = np.size(mean) > 1
+        mean = np.ascontiguousarray(np.asarray(mean, dtype=np.float32).reshape(-1))
+        std = np.ascontiguousarray(np.asarray(std, dtype=np.float32).reshape(-1))
+        if mean.size != std.size:
+            raise InvalidArgumentError(f"standardization: {mean.size} means and {std.size} deviations")
+        check(lib.hpcnn_model_set_standardization(self._h, 1 if per_pixel else 0, mean, std, mean.size), "standardization")
+
+    @property
+    def class_names(self):
+        """The class names saved with the model (a list, by label), or None. Set a list (at most one per class the
+        model scores) or None."""
+        n = c_int32()
+        check(lib.hpcnn_model_class_name_count(self._h, byref(n)))
+        if n.value == 0:
+            return None
+        names = []
+        for i in range(n.value):
+            text = c_void_p()
+            check(lib.hpcnn_model_class_name(self._h, i, byref(text)))
+            names.append(take_string(text))
+        return names
+
+    @class_names.setter
+    def class_names(self, names):
+        names = [] if names is None else [str(v) for v in names]
+        arr = (c_char_p * max(1, len(names)))(*[v.encode("utf-8") for v in names])
+        check(lib.hpcnn_model_set_class_names(self._h, arr, len(names)), "class_names")
+
+    @property
+    def pixel_scale(self):
+        """The range of the pixel values the model was trained on, before standardisation: "0-1" (the default, what
+        the loaders give) or "0-255". predict(raw=True) takes float pixels in this range (uint8 pixels always 0-255)."""
+        v = c_int32()
+        check(lib.hpcnn_model_get_pixel_scale(self._h, byref(v)))
+        return "0-1" if v.value == 0 else "0-255"
+
+    @pixel_scale.setter
+    def pixel_scale(self, value):
+        if value not in ("0-1", "0-255"):
+            raise InvalidArgumentError(f'pixel_scale must be "0-1" or "0-255", got {value!r}')
+        check(lib.hpcnn_model_set_pixel_scale(self._h, 0 if value == "0-1" else 1))
 
     def layer_output(self, i, x):
         """The output of layer i (feature maps) for images x, in inference mode, float32 (N, C, H, W) — (N, F)
@@ -856,7 +957,7 @@ class Sequential:
         float32 [batch, C, H, W], output "output" [batch, outputs] with what :meth:`predict` gives (a Softmax or Sigmoid
         ends the graph for a model compiled with cross-entropy or binary cross-entropy). Dropout is left out.
 
-        embed_standardization=True puts the standardisation saved in the model's metadata (by ``hpcnn train``) in
+        embed_standardization=True puts the model's :attr:`standardization` in
         front of the graph, so the ONNX model takes raw pixel values; :func:`hpcnn.load_onnx` reads the file back.
         """
         check(lib.hpcnn_model_save_onnx(self._h, encode_path(path), 1 if embed_standardization else 0))

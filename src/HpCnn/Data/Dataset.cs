@@ -42,6 +42,12 @@ public sealed class Dataset
     public int Count => Labels.Length;
     public int ClassCount { get; }
     public IReadOnlyList<string>? ClassNames { get; }
+    /// <summary>
+    /// The statistics <see cref="Data.Standardization.Apply(Dataset)"/> standardised these images with (null: not
+    /// standardised by it). Slices, shuffles and class filters keep it; <see cref="Sequential.Fit"/> records it in the
+    /// model's <see cref="Sequential.Preprocessing"/>, with the class names.
+    /// </summary>
+    public Standardization? Standardization { get; internal set; }
 
     /// <summary>The pixels of image <paramref name="index"/>.</summary>
     public ReadOnlySpan<float> Image(int index)
@@ -58,7 +64,7 @@ public sealed class Dataset
         if (start < 0 || count <= 0 || start + count > Count)
             throw new ArgumentOutOfRangeException(nameof(count), $"slice [{start}, {start + count}) of a dataset of {Count}");
         return new Dataset(Images.AsSpan(start * Shape.Size, count * Shape.Size).ToArray(), Labels.AsSpan(start, count).ToArray(),
-            Shape, ClassCount, ClassNames);
+            Shape, ClassCount, ClassNames) { Standardization = Standardization };
     }
 
     /// <summary>The first <paramref name="count"/> images (or all of them).</summary>
@@ -92,7 +98,7 @@ public sealed class Dataset
             labels[j++] = m;
         }
         var names = ClassNames is null ? null : keep.Select(k => ClassNames[k]).ToArray();
-        return new Dataset(images, labels, Shape, keep.Length, names);
+        return new Dataset(images, labels, Shape, keep.Length, names) { Standardization = Standardization };
     }
 
     /// <summary>Holds out the last <paramref name="validationCount"/> images as a validation set.</summary>
@@ -124,7 +130,7 @@ public sealed class Dataset
             Images.AsSpan(order[i] * Shape.Size, Shape.Size).CopyTo(images.AsSpan(i * Shape.Size));
             labels[i] = Labels[order[i]];
         }
-        return new Dataset(images, labels, Shape, ClassCount, ClassNames);
+        return new Dataset(images, labels, Shape, ClassCount, ClassNames) { Standardization = Standardization };
     }
 
     /// <summary>Images per class.</summary>
@@ -230,8 +236,24 @@ public sealed class Standardization
         return new Standardization(StandardizeMode.Global, [mean], [std]);
     }
 
-    /// <summary>Standardises the images in place.</summary>
-    public void Apply(Dataset data) => Apply(data.Images, data.Shape.Size);
+    /// <summary>
+    /// Standardises the images in place and records these statistics on the dataset (<see cref="Dataset.Standardization"/>),
+    /// so a model fit on it saves them. A dataset standardised already is refused: its record would be wrong.
+    /// </summary>
+    public void Apply(Dataset data)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        if (data.Standardization is not null)
+            throw new InvalidOperationException("standardization: the dataset is standardised already; standardise the raw images once");
+        Apply(data.Images, data.Shape.Size);
+        data.Standardization = this;
+    }
+
+    /// <summary>Same mode and bitwise the same statistics.</summary>
+    public override bool Equals(object? obj) =>
+        obj is Standardization o && o.Mode == Mode && Mean.AsSpan().SequenceEqual(o.Mean) && Std.AsSpan().SequenceEqual(o.Std);
+
+    public override int GetHashCode() => HashCode.Combine(Mode, Mean.Length, Mean[0], Std[0]);
 
     /// <summary>Standardises images of <paramref name="imageSize"/> values in place.</summary>
     public void Apply(Span<float> images, int imageSize)

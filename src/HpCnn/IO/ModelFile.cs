@@ -26,7 +26,8 @@ public sealed record LoadedModel(Sequential Model, float[][]? InitialWeights, in
 ///   PARM  u32 tensor count; per tensor: u32 layer index, u8 name length, name, u8 rank, rank x u32 dims, f32 values
 ///   OPTM  optimizer state: u32 count; per entry: u32 tensor ordinal (PARM order), u8 slot (1, 2), f32 values
 ///   INIT  initial weights, laid out as PARM (optional)
-///   meta  UTF-8 JSON object: application metadata, e.g. preprocessing and training history (optional)
+///   meta  UTF-8 JSON object: application metadata, e.g. the training history (optional)
+///   prep  UTF-8 JSON object: the preprocessing (pixel scale, standardisation, class names; optional)
 ///   END   (empty)
 /// u32 CRC-32 of every byte before it
 /// </code>
@@ -94,9 +95,10 @@ public static class ModelFile
             });
         if (initialWeights is not null) WriteChunk(w, "INIT", b => WriteTensors(b, tensors, i => initialWeights[i]));
         if (model.Metadata is { } meta) WriteChunk(w, "meta", b => b.Write(Encoding.UTF8.GetBytes(meta)));
+        if (!model.Preprocessing.IsNone) WriteChunk(w, "prep", b => b.Write(Encoding.UTF8.GetBytes(model.Preprocessing.ToJson())));
         foreach (var (tag, body) in extra)
         {
-            if (tag.Length != 4 || tag[0] is < 'a' or > 'z' || tag == "meta") throw new ArgumentException($"extra chunk tag '{tag}' must be 4 characters starting with a lower-case letter");
+            if (tag.Length != 4 || tag[0] is < 'a' or > 'z' || tag is "meta" or "prep") throw new ArgumentException($"extra chunk tag '{tag}' must be 4 characters starting with a lower-case letter");
             WriteChunk(w, tag, body);
         }
         WriteChunk(w, "END ", _ => { });
@@ -216,7 +218,7 @@ public static class ModelFile
             throw new InvalidDataException($"{name}: checksum mismatch (stored 0x{stored:X8}, computed 0x{actual:X8}): the file is corrupted or truncated");
 
         var body = data[12..^4];
-        string? spec = null, meta = null;
+        string? spec = null, meta = null, prep = null;
         int pos = 0, parmStart = -1, parmLen = 0, initStart = -1, initLen = 0, optmStart = -1, optmLen = 0;
         uint epochs = 0;
         ulong steps = 0;
@@ -250,6 +252,10 @@ public static class ModelFile
                 case "meta":
                     try { meta = new UTF8Encoding(false, true).GetString(payload); }
                     catch (ArgumentException) { throw new InvalidDataException($"{name}: the meta chunk is not valid UTF-8"); }
+                    break;
+                case "prep":
+                    try { prep = new UTF8Encoding(false, true).GetString(payload); }
+                    catch (ArgumentException) { throw new InvalidDataException($"{name}: the prep chunk is not valid UTF-8"); }
                     break;
                 case "PARM": parmStart = payloadStart; parmLen = (int)length; break;
                 case "INIT": initStart = payloadStart; initLen = (int)length; break;
@@ -304,6 +310,21 @@ public static class ModelFile
         {
             try { model.Metadata = meta; }
             catch (ArgumentException e) { throw new InvalidDataException($"{name}: the meta chunk is not a JSON object ({e.Message})", e); }
+        }
+        if (prep is not null)
+        {
+            try { model.Preprocessing = Data.Preprocessing.FromJson(prep); }
+            catch (Exception e) when (e is InvalidDataException or ArgumentException)
+            {
+                throw new InvalidDataException($"{name}: the prep chunk: {e.Message}", e);
+            }
+        }
+        else if (Data.Preprocessing.FromLegacyMetadata(meta) is { } legacy)
+        {
+            // A file `hpcnn train` wrote before the engine kept the preprocessing: its metadata held the standardisation and
+            // class names. Statistics that do not fit the input are the application's own use of those keys: left out.
+            try { model.Preprocessing = legacy; }
+            catch (ArgumentException) { }
         }
         if (model.Optimizer is not null) model.Optimizer.Steps = (long)steps;
         return new LoadedModel(model, init, def.Epochs, def.BatchSize) { OptionalChunks = optional };

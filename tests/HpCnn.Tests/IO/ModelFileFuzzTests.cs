@@ -63,7 +63,15 @@ public class ModelFileFuzzTests
     private static Sequential Trained(Sequential m, bool withMeta)
     {
         TestModels.Train(m, 2, 3);
-        if (withMeta) m.Metadata = """{"classes":[1,3],"history":[{"epoch":1,"train_loss":0.5}]}""";
+        if (withMeta)
+        {
+            m.Metadata = """{"classes":[1,3],"history":[{"epoch":1,"train_loss":0.5}]}""";
+            m.Preprocessing = new HpCnn.Data.Preprocessing // the prep chunk is untrusted input too
+            {
+                Standardization = HpCnn.Data.Standardization.Create(HpCnn.Data.StandardizeMode.PerPixel, new float[m.InputShape.Size], Enumerable.Repeat(0.5f, m.InputShape.Size).ToArray()),
+                ClassNames = ["a", "b", "c"],
+            };
+        }
         return m;
     }
 
