@@ -67,9 +67,9 @@ typedef struct hpcnn_fit_options hpcnn_fit_options;
 /* Standardisation modes of hpcnn_dataset_standardize. */
 #define HPCNN_STANDARDIZE_GLOBAL 0    /* one mean and std over all pixels */
 #define HPCNN_STANDARDIZE_PER_PIXEL 1 /* a mean and std per pixel position */
-#define HPCNN_STANDARDIZE_NONE (-1)   /* hpcnn_model_standardization_info: the model records none (ABI 7) */
+#define HPCNN_STANDARDIZE_NONE (-1)   /* hpcnn_model_standardization_info: the model records none (ABI 8) */
 
-/* Pixel scales of hpcnn_model_set_pixel_scale (ABI 7): the range of the pixel values a model was trained on. */
+/* Pixel scales of hpcnn_model_set_pixel_scale (ABI 8): the range of the pixel values a model was trained on. */
 #define HPCNN_PIXELS_0_1 0   /* [0, 1], byte / 255: what every loader of this library gives (the default) */
 #define HPCNN_PIXELS_0_255 1 /* [0, 255]: the byte values as floats */
 

@@ -3,7 +3,7 @@ using HpCnn.Data;
 
 namespace HpCnn.Native;
 
-/// <summary>The model's preprocessing record (Sequential.Preprocessing) and predictions on raw pixels (ABI 7).</summary>
+/// <summary>The model's preprocessing record (Sequential.Preprocessing) and predictions on raw pixels (ABI 8).</summary>
 public static unsafe partial class Exports
 {
     private const int StandardizeNone = -1;
