@@ -97,7 +97,7 @@ internal static class Shared
         {
             return load(options);
         }
-        catch (Exception e) when (e is IOException or InsufficientMemoryException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or InvalidDataException or InsufficientMemoryException or UnauthorizedAccessException)
         {
             // The loader's messages name its .NET options; say the command's instead.
             string hint = e is InsufficientMemoryException ? " (--max-memory-mb N sets the limit)" : "";

@@ -21,7 +21,7 @@ from numpy.ctypeslib import ndpointer
 from .errors import error_for_status
 
 #: The HPCNN_ABI_VERSION this package was written against (hpcnn.h). A library reporting less lacks functions.
-REQUIRED_ABI_VERSION = 6
+REQUIRED_ABI_VERSION = 7
 
 _F32 = ndpointer(dtype=np.float32, flags="C_CONTIGUOUS")
 _I32 = ndpointer(dtype=np.int32, flags="C_CONTIGUOUS")
@@ -143,6 +143,8 @@ _SIGNATURES = {
     "hpcnn_dataset_load_mnist": (_status, [c_char_p, c_int32, _out_handle]),
     "hpcnn_dataset_load_cifar10": (_status, [c_char_p, c_int32, _out_handle]),
     "hpcnn_dataset_class_name": (_status, [_handle, c_int32, POINTER(c_void_p)]),
+    "hpcnn_dataset_load_image_folder": (_status, [c_char_p, c_int32, c_int32, c_int32, c_int32, c_uint64, c_int64,
+                                                  POINTER(c_void_p), _out_handle]),
 }
 
 _BUILD_HINT = ("install the hpcnn wheel (it carries the library; ./build/python-wheel.sh builds it), or build the library "

@@ -117,7 +117,9 @@ public static class ImageFolder
     {
         options ??= new ImageFolderOptions();
         var (files, names) = Plan(directory, imageShape, options);
-        return Read(files, names, imageShape, options);
+        var part = Decode(files, imageShape);
+        Report([part], options);
+        return part.ToDataset(names, imageShape);
     }
 
     /// <summary>
@@ -133,9 +135,12 @@ public static class ImageFolder
         var (files, names) = Plan(directory, imageShape, options);
         if (files.Count < 2) throw new InvalidDataException($"{directory}: {files.Count} image, too few to split into training and validation sets");
         int v = Math.Clamp((int)Math.Round(files.Count * validationFraction), 1, files.Count - 1);
-        var train = Read(files.Take(files.Count - v).ToList(), names, imageShape, options);
-        var validation = Read(files.Skip(files.Count - v).ToList(), names, imageShape, options);
-        return (train, validation);
+        var train = Decode(files[..^v], imageShape);
+        var validation = Decode(files[^v..], imageShape);
+        Report([train, validation], options);
+        if (train.Kept == 0 || validation.Kept == 0)
+            throw new InvalidDataException($"{directory}: after leaving out the unreadable files, the {(train.Kept == 0 ? "training" : "validation")} set is empty");
+        return (train.ToDataset(names, imageShape), validation.ToDataset(names, imageShape));
     }
 
     /// <summary>Lists the files, checks the shape and the memory they will need, and orders them.</summary>
@@ -165,8 +170,34 @@ public static class ImageFolder
 
     private static string Mib(long bytes) => $"{bytes / (1024.0 * 1024.0):N1} MiB";
 
-    /// <summary>Decodes the files in parallel straight into the dataset's array; failures are collected, then thrown or skipped.</summary>
-    private static Dataset Read(List<(string Path, int Label)> files, IReadOnlyList<string> names, Shape3 shape, ImageFolderOptions options)
+    /// <summary>Decoded images of a list of files; <see cref="Errors"/>[i] says why file i could not be read (null: it was).</summary>
+    private sealed record Part(List<(string Path, int Label)> Files, float[] Images, string?[] Errors)
+    {
+        public int Kept => Errors.Count(e => e is null);
+
+        /// <summary>The readable images as a dataset (the gaps of unreadable ones closed, the order kept).</summary>
+        public Dataset ToDataset(IReadOnlyList<string> names, Shape3 shape)
+        {
+            int size = shape.Size, kept = 0;
+            var images = Images;
+            var labels = new int[Files.Count];
+            for (int i = 0; i < Files.Count; i++)
+            {
+                if (Errors[i] is not null) continue;
+                if (kept != i) images.AsSpan(i * size, size).CopyTo(images.AsSpan(kept * size, size));
+                labels[kept++] = Files[i].Label;
+            }
+            if (kept < Files.Count)
+            {
+                images = images.AsSpan(0, kept * size).ToArray();
+                labels = labels.AsSpan(0, kept).ToArray();
+            }
+            return new Dataset(images, labels, shape, names.Count, names);
+        }
+    }
+
+    /// <summary>Decodes the files in parallel straight into one array; failures are recorded, not thrown.</summary>
+    private static Part Decode(List<(string Path, int Label)> files, Shape3 shape)
     {
         int size = shape.Size;
         var images = new float[(long)files.Count * size];
@@ -182,31 +213,23 @@ public static class ImageFolder
                 errors[i] = e is InvalidDataException && e.Message.StartsWith(files[i].Path, StringComparison.Ordinal) ? e.Message : $"{files[i].Path}: {e.Message}";
             }
         });
-        var failed = Enumerable.Range(0, files.Count).Where(i => errors[i] is not null).ToList();
-        if (failed.Count > 0 && options.Unreadable == UnreadableImages.Fail)
+        return new Part(files, images, errors);
+    }
+
+    /// <summary>Throws one error naming every unreadable file (sorted by path), or warns about each when they are skipped.</summary>
+    private static void Report(IReadOnlyList<Part> parts, ImageFolderOptions options)
+    {
+        var failed = parts.SelectMany(p => p.Errors).OfType<string>().Order(StringComparer.Ordinal).ToList();
+        int total = parts.Sum(p => p.Files.Count);
+        if (failed.Count == 0) return;
+        if (options.Unreadable == UnreadableImages.Fail || failed.Count == total)
         {
-            var listed = failed.Take(ListedInErrors).Select(i => "  " + errors[i]);
+            var listed = failed.Take(ListedInErrors).Select(m => "  " + m);
             string more = failed.Count > ListedInErrors ? $"\n  and {failed.Count - ListedInErrors} more" : "";
-            throw new InvalidDataException($"{failed.Count} of {files.Count} image file(s) could not be read " +
-                $"(skip them with the skip-unreadable option):\n{string.Join("\n", listed)}{more}");
+            string what = failed.Count == total ? "none of the image files could be read" : "skip them with the skip-unreadable option";
+            throw new InvalidDataException($"{failed.Count} of {total} image file(s) could not be read ({what}):\n{string.Join("\n", listed)}{more}");
         }
-        foreach (int i in failed) options.OnWarning?.Invoke($"{errors[i]}; skipped");
-        if (failed.Count == files.Count) throw new InvalidDataException($"none of the {files.Count} image file(s) could be read ({errors[failed[0]]})");
-        var labels = files.Select(f => f.Label).ToArray();
-        if (failed.Count > 0)
-        {
-            // Close the gaps left by the skipped files, keeping the order of the rest.
-            int kept = 0;
-            for (int i = 0; i < files.Count; i++)
-            {
-                if (errors[i] is not null) continue;
-                if (kept != i) images.AsSpan(i * size, size).CopyTo(images.AsSpan(kept * size, size));
-                labels[kept++] = labels[i];
-            }
-            images = images.AsSpan(0, kept * size).ToArray();
-            labels = labels.AsSpan(0, kept).ToArray();
-        }
-        return new Dataset(images, labels, shape, names.Count, names);
+        foreach (string m in failed) options.OnWarning?.Invoke($"{m}; skipped");
     }
 
     /// <summary>One image file as C x H x W floats in [0, 1], resized to the shape: the preprocessing predict applies to a file too.</summary>
