@@ -232,16 +232,22 @@ public static class ImageFolder
         foreach (string m in failed) options.OnWarning?.Invoke($"{m}; skipped");
     }
 
-    /// <summary>One image file as C x H x W floats in [0, 1], resized to the shape: the preprocessing predict applies to a file too.</summary>
-    public static void DecodeInto(string path, Shape3 shape, Span<float> destination)
+    /// <summary>
+    /// One image file as C x H x W floats in [0, 1] (C = 1: luma, 3: RGB; alpha composited on black), resized to the
+    /// shape: the one preprocessing of an image file, for a folder and for `hpcnn predict`. Returns the file's own size.
+    /// </summary>
+    public static (int Width, int Height) DecodeInto(string path, Shape3 shape, Span<float> destination)
     {
         var img = ImageDecoding.Read(path);
         if (img.Height == shape.H && img.Width == shape.W)
         {
             img.ToPlanes(destination, shape.C);
-            return;
         }
-        var planes = img.ToPlanes(shape.C);
-        Resample.Bilinear(planes, shape.C, img.Height, img.Width, destination, shape.H, shape.W);
+        else
+        {
+            var planes = img.ToPlanes(shape.C);
+            Resample.Bilinear(planes, shape.C, img.Height, img.Width, destination, shape.H, shape.W);
+        }
+        return (img.Width, img.Height);
     }
 }
