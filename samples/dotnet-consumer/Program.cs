@@ -55,7 +55,7 @@ try
     var folder = ImageFolder.Load(photos, new Shape3(1, 2, 2));
     if (folder.Count != 6 || !folder.ClassNames!.SequenceEqual(["dark", "light"]) || folder.Labels[5] != 1 || Math.Abs(folder.Image(5)[0] - 230 / 255f) > 1e-3f)
         return Fail($"the image folder read as {folder.Count} images of classes {string.Join(", ", folder.ClassNames ?? [])}");
-    Console.WriteLine($"image folder: {folder.Count} images, classes {string.Join(", ", folder.ClassNames)}");
+    Console.WriteLine($"image folder: {folder.Count} images, classes {string.Join(", ", folder.ClassNames!)}");
 }
 finally
 {
