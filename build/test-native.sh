@@ -9,7 +9,7 @@
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 need_dotnet
-apt_install gcc make cmake pkg-config python3-numpy python3-pytest python3-venv python3-pip python3-setuptools python3-wheel
+apt_install gcc make cmake pkg-config python3-numpy python3-pytest python3-venv python3-pip python3-setuptools python3-wheel python3-pil
 # ONNX tests: onnx.checker on exports, PyTorch's exports imported (python3-torch is PyTorch 1.13).
 apt_install python3-onnx python3-torch
 need_dataset

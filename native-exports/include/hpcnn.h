@@ -35,7 +35,9 @@
 extern "C" {
 #endif
 
-#define HPCNN_ABI_VERSION 8
+#define HPCNN_ABI_VERSION 9
+
+#define HPCNN_ABI_VERSION 7
 
 typedef enum hpcnn_status {
     HPCNN_OK = 0,
@@ -281,6 +283,29 @@ hpcnn_status hpcnn_dataset_load_cifar10(const char* directory, int32_t train, hp
 /* The name of class `index` of a dataset (its number when the dataset has no names), into *out_name, allocated by
    the library: free it with hpcnn_free. Errors: INVALID_ARGUMENT (index outside [0, classes)). */
 hpcnn_status hpcnn_dataset_class_name(hpcnn_dataset* dataset, int32_t index, char** out_name);
+
+/* ---------------------------------------------------------------- image folders (ABI 9) */
+
+/* Flags of hpcnn_dataset_load_image_folder. */
+#define HPCNN_IMAGE_FOLDER_SKIP_UNREADABLE 1 /* leave out files that cannot be decoded (listed in *out_skipped) */
+#define HPCNN_IMAGE_FOLDER_SHUFFLE 2         /* shuffle the images with `seed` (else sorted: class, then path) */
+
+/* A folder of images with one subfolder per class, as torchvision's ImageFolder reads it (photos/cat/1.jpg, ...):
+   classes are the subfolder names sorted by byte value (labels 0..k-1, hpcnn_dataset_class_name gives them); every
+   .png, .jpg, .jpeg, .bmp and .gif file below a class folder (any case) is decoded, converted to gray (channels 1,
+   luma) or RGB (channels 3), resized (bilinear, antialiased) to height x width and scaled to [0, 1].
+   For a validation split, shuffle and take the last images with hpcnn_dataset_split_last (or let hpcnn_fit do it
+   with hpcnn_fit_options_set_validation_split): the sorted order would hold out whole classes.
+   The decoded images take n x channels x height x width x 4 bytes; that estimate is checked against max_bytes
+   (<= 0: half the memory available now) before any file is decoded (OUT_OF_MEMORY, with the numbers, when larger).
+   An unreadable file fails the call (INVALID_FILE, the message names every such file) unless flags has
+   HPCNN_IMAGE_FOLDER_SKIP_UNREADABLE; then *out_skipped (may be NULL) gets one line per file left out ("path: reason; skipped"),
+   allocated by the library (free it with hpcnn_free), or NULL when none was. Errors: IO_ERROR (no such folder),
+   INVALID_FILE (no class folders, a class folder without images, unreadable files), INVALID_ARGUMENT (channels not
+   1 or 3, a size outside 1..16384, unknown flags), OUT_OF_MEMORY. */
+hpcnn_status hpcnn_dataset_load_image_folder(const char* directory, int32_t channels, int32_t height, int32_t width,
+                                             int32_t flags, uint64_t seed, int64_t max_bytes, char** out_skipped,
+                                             hpcnn_dataset** out);
 
 /* ---------------------------------------------------------------- training */
 

@@ -79,6 +79,35 @@ public static unsafe partial class Exports
         catch (Exception e) { return Status.From(e); }
     }
 
+    private const int ImageFolderSkipUnreadable = 1, ImageFolderShuffle = 2;
+
+    [UnmanagedCallersOnly(EntryPoint = "hpcnn_dataset_load_image_folder")]
+    public static int DatasetLoadImageFolder(byte* directory, int channels, int height, int width, int flags, ulong seed, long maxBytes,
+        nint* outSkipped, nint* @out)
+    {
+        try
+        {
+            CheckOut(@out, "out");
+            string dir = Utf8.Read(directory, "directory");
+            if ((flags & ~(ImageFolderSkipUnreadable | ImageFolderShuffle)) != 0)
+                throw new ArgumentException($"flags: unknown bits 0x{flags & ~(ImageFolderSkipUnreadable | ImageFolderShuffle):X} (known: HPCNN_IMAGE_FOLDER_SKIP_UNREADABLE, HPCNN_IMAGE_FOLDER_SHUFFLE)");
+            if (channels is not (1 or 3)) throw new ArgumentException($"channels must be 1 (gray) or 3 (RGB), got {channels}");
+            var skipped = new List<string>();
+            var d = ImageFolder.Load(dir, new Shape3(channels, height, width), new ImageFolderOptions
+            {
+                Unreadable = (flags & ImageFolderSkipUnreadable) != 0 ? UnreadableImages.Skip : UnreadableImages.Fail,
+                OnWarning = skipped.Add,
+                Shuffle = (flags & ImageFolderShuffle) != 0,
+                Seed = seed,
+                MaxBytes = maxBytes > 0 ? maxBytes : null,
+            });
+            if (outSkipped != null) *outSkipped = skipped.Count > 0 ? Utf8.Alloc(string.Join("\n", skipped) + "\n") : 0;
+            *@out = NewDataset(d);
+            return Status.Ok;
+        }
+        catch (Exception e) { return Status.From(e); }
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "hpcnn_dataset_class_name")]
     public static int DatasetClassName(nint dataset, int index, nint* @out)
     {

@@ -1,5 +1,6 @@
 // Trains a small network on part of Fashion-MNIST with the HpCnn package, saves it, reloads it and checks that the
-// reloaded model predicts the same. Usage: dotnet run [-- FASHION_MNIST_DIR]
+// reloaded model predicts the same; reads a folder of images (one subfolder per class) through the package's
+// ImageFolder. Usage: dotnet run [-- FASHION_MNIST_DIR]
 using HpCnn;
 using HpCnn.Data;
 using HpCnn.Layers;
@@ -40,7 +41,43 @@ finally
     File.Delete(path);
 }
 // Ten classes, two short epochs on 6,000 images: far above chance (0.1) when the package works.
-return eval.Accuracy >= 0.6 ? 0 : Fail($"accuracy {eval.Accuracy:F4} is below 0.6");
+if (eval.Accuracy < 0.6) return Fail($"accuracy {eval.Accuracy:F4} is below 0.6");
+
+// An image folder: "dark" and "light" 4x4 BMP files (written by hand: the package decodes images, it does not write them).
+string photos = Directory.CreateTempSubdirectory("hpcnn-consumer-photos-").FullName;
+try
+{
+    foreach (var (name, value) in new[] { ("light", (byte)230), ("dark", (byte)20) })
+    {
+        Directory.CreateDirectory(Path.Combine(photos, name));
+        for (int i = 0; i < 3; i++) File.WriteAllBytes(Path.Combine(photos, name, $"{i}.bmp"), Bmp4x4(value));
+    }
+    var folder = ImageFolder.Load(photos, new Shape3(1, 2, 2));
+    if (folder.Count != 6 || !folder.ClassNames!.SequenceEqual(["dark", "light"]) || folder.Labels[5] != 1 || Math.Abs(folder.Image(5)[0] - 230 / 255f) > 1e-3f)
+        return Fail($"the image folder read as {folder.Count} images of classes {string.Join(", ", folder.ClassNames ?? [])}");
+    Console.WriteLine($"image folder: {folder.Count} images, classes {string.Join(", ", folder.ClassNames!)}");
+}
+finally
+{
+    Directory.Delete(photos, recursive: true);
+}
+return 0;
+
+// A 4x4 24-bit BMP of one gray value: 14-byte file header, 40-byte info header, rows of 12 bytes (no padding needed).
+static byte[] Bmp4x4(byte value)
+{
+    var b = new byte[54 + 48];
+    b[0] = (byte)'B'; b[1] = (byte)'M';
+    BitConverter.TryWriteBytes(b.AsSpan(2), b.Length);
+    BitConverter.TryWriteBytes(b.AsSpan(10), 54);
+    BitConverter.TryWriteBytes(b.AsSpan(14), 40);
+    BitConverter.TryWriteBytes(b.AsSpan(18), 4);
+    BitConverter.TryWriteBytes(b.AsSpan(22), 4);
+    BitConverter.TryWriteBytes(b.AsSpan(26), (short)1);
+    BitConverter.TryWriteBytes(b.AsSpan(28), (short)24);
+    b.AsSpan(54).Fill(value);
+    return b;
+}
 
 static int Fail(string message)
 {

@@ -28,21 +28,31 @@ internal static class Shared
     };
 
     /// <summary>The datasets --dataset names.</summary>
-    public static readonly string[] DatasetNames = ["fashion-mnist", "mnist", "cifar10"];
+    public static readonly string[] DatasetNames = ["fashion-mnist", "mnist", "cifar10", "folder"];
 
     public static Option<string?> DatasetOption(string defaultText) => new("--dataset")
     {
-        Description = $"Dataset: fashion-mnist (IDX), mnist (IDX, same file names) or cifar10 (the binary batches); {defaultText}",
+        Description = $"Dataset: fashion-mnist (IDX), mnist (IDX, same file names), cifar10 (the binary batches) or folder (--data-dir holds one subfolder of images per class); {defaultText}",
         HelpName = "NAME",
     };
 
-    /// <summary>The training and test sets of a dataset named by --dataset, from --data-dir (Fashion-MNIST: its Debian folder by default).</summary>
-    public static (Dataset Train, Dataset Test) LoadData(string dataset, string? dataDir)
+    /// <summary>
+    /// The training and test sets of a dataset named by --dataset, from --data-dir (Fashion-MNIST: its Debian folder by
+    /// default). A folder of images is read whole at <paramref name="inputShape"/> and serves as both (eval and visualize
+    /// take it as the test set; train splits it with <see cref="LoadFolderSplit"/>).
+    /// </summary>
+    public static (Dataset Train, Dataset Test) LoadData(string dataset, string? dataDir, Shape3? inputShape = null)
     {
         switch (dataset)
         {
             case "fashion-mnist":
                 return LoadFashionMnist(dataDir);
+            case "folder":
+            {
+                var shape = inputShape ?? throw new CliException("--dataset folder: the image size is not known");
+                var all = LoadFolder(dataDir, o => ImageFolder.Load(dataDir!, shape, o), new ImageFolderOptions());
+                return (all, all);
+            }
             case "mnist":
             case "cifar10":
                 if (dataDir is null)
@@ -58,6 +68,40 @@ internal static class Shared
                 }
             default:
                 throw new CliException($"--dataset {dataset}: unknown (known: {string.Join(", ", DatasetNames)})", ExitCodes.Usage);
+        }
+    }
+
+    /// <summary>
+    /// An image folder split as Keras' validation_split does (shuffled with <paramref name="seed"/>, the last fraction
+    /// validates); skipped files are reported on stderr.
+    /// </summary>
+    public static (Dataset Train, Dataset Validation) LoadFolderSplit(string? dataDir, Shape3 shape, double validationSplit, ulong seed, bool skipUnreadable, long? maxMemoryMb)
+    {
+        if (!(validationSplit > 0 && validationSplit < 1)) throw new CliException($"--validation-split must be between 0 and 1 (exclusive), got {validationSplit}", ExitCodes.Usage);
+        if (maxMemoryMb is < 1) throw new CliException($"--max-memory-mb must be at least 1, got {maxMemoryMb}", ExitCodes.Usage);
+        var options = new ImageFolderOptions
+        {
+            Unreadable = skipUnreadable ? UnreadableImages.Skip : UnreadableImages.Fail,
+            OnWarning = m => Console.Error.WriteLine($"hpcnn: warning: {m}"),
+            MaxBytes = maxMemoryMb * (1L << 20),
+            Seed = seed,
+        };
+        return LoadFolder(dataDir, o => ImageFolder.LoadSplit(dataDir!, shape, validationSplit, o), options);
+    }
+
+    private static T LoadFolder<T>(string? dataDir, Func<ImageFolderOptions, T> load, ImageFolderOptions options)
+    {
+        if (dataDir is null) throw new CliException("--dataset folder needs --data-dir DIR: a folder with one subfolder of images per class (photos/cat/1.jpg, photos/dog/2.png)", ExitCodes.Usage);
+        if (!Directory.Exists(dataDir)) throw new CliException($"--data-dir {dataDir} does not exist.");
+        try
+        {
+            return load(options);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or InsufficientMemoryException or UnauthorizedAccessException)
+        {
+            // The loader's messages name its .NET options; say the command's instead.
+            string hint = e is InsufficientMemoryException ? " (--max-memory-mb N sets the limit)" : "";
+            throw new CliException(e.Message.Replace("the skip-unreadable option", "--skip-unreadable") + hint);
         }
     }
 

@@ -30,7 +30,7 @@ internal static class EvalCommand
         var model = loaded.Model;
         if (model.Loss is null) throw new CliException($"{path}: the model has no loss (it was never compiled), so it cannot be evaluated");
         var meta = ModelMetadata.FromModel(model);
-        var (rawTrain, rawTest) = Shared.LoadData(dataset ?? meta.Dataset, dataDir);
+        var (rawTrain, rawTest) = Shared.LoadData(dataset ?? meta.Dataset, dataDir, model.InputShape);
         var data = Shared.Prepare(trainSet ? rawTrain : rawTest, meta);
         if (data.Shape != model.InputShape) throw new CliException($"{path} takes {model.InputShape} inputs, the data is {data.Shape}");
         var sw = System.Diagnostics.Stopwatch.StartNew();

@@ -1,5 +1,4 @@
 using HpCnn.Data;
-using HpCnn.Imaging;
 
 namespace HpCnn.Cli;
 
@@ -18,20 +17,17 @@ internal static class ImageInput
     {
         if (!File.Exists(path)) throw new CliException($"image not found: {path}");
         if (shape.C != 1 && shape.C != 3) throw new CliException($"the model takes {shape.C}-channel images; image files work for 1 (gray) or 3 (RGB) channels");
-        RasterImage img;
-        try { img = ImageDecoding.Read(path); }
+        var planes = new float[shape.Size];
+        int width, height;
+        try { (width, height) = ImageFolder.DecodeInto(path, shape, planes); }
         catch (InvalidDataException e) { throw new CliException(e.Message); }
-        var planes = img.ToPlanes(shape.C);
         var notes = new List<string>();
-        if (img.Height != shape.H || img.Width != shape.W)
+        if (height != shape.H || width != shape.W)
         {
             if (noResize)
-                throw new CliException($"{path} is {img.Width}x{img.Height}, the model takes {shape.W}x{shape.H} images (drop --no-resize to resize it)");
-            double aspect = (double)img.Width / img.Height / ((double)shape.W / shape.H);
-            var resized = new float[shape.Size];
-            Resample.Bilinear(planes, shape.C, img.Height, img.Width, resized, shape.H, shape.W);
-            planes = resized;
-            notes.Add($"resized from {img.Width}x{img.Height} to {shape.W}x{shape.H}{(aspect > 1.25 || aspect < 0.8 ? " (aspect ratio changed)" : "")}");
+                throw new CliException($"{path} is {width}x{height}, the model takes {shape.W}x{shape.H} images (drop --no-resize to resize it)");
+            double aspect = (double)width / height / ((double)shape.W / shape.H);
+            notes.Add($"resized from {width}x{height} to {shape.W}x{shape.H}{(aspect > 1.25 || aspect < 0.8 ? " (aspect ratio changed)" : "")}");
         }
         bool doInvert = invert switch
         {

@@ -58,6 +58,11 @@ internal sealed class ModelMetadata
                 if (a.DataDir is not null) w.WriteString("data_dir", Path.GetFullPath(a.DataDir));
                 if (a.CheckpointEvery is not null) w.WriteString("checkpoint_every", a.CheckpointEvery);
                 if (a.Dataset is not null) w.WriteString("dataset", a.Dataset);
+                if (a.ImageSize is not null) w.WriteString("image_size", a.ImageSize);
+                if (a.Channels is int ch) w.WriteNumber("channels", ch);
+                if (a.ValidationSplit is double vs) w.WriteNumber("validation_split", vs);
+                if (a.SkipUnreadable) w.WriteBoolean("skip_unreadable", true);
+                if (a.MaxMemoryMb is long mm) w.WriteNumber("max_memory_mb", mm);
                 w.WriteEndObject();
             }
             w.WriteEndObject();
@@ -85,7 +90,10 @@ internal sealed class ModelMetadata
                 t.TryGetProperty("seed", out var sd) && sd.ValueKind == JsonValueKind.Number ? sd.GetUInt64() : null,
                 S("metrics_json"), S("out"), false, I("limit"),
                 t.TryGetProperty("classes", out var cl) && cl.ValueKind == JsonValueKind.Array ? cl.EnumerateArray().Select(e => e.GetInt32()).ToArray() : null,
-                S("data_dir"), null, null, S("checkpoint_every"), false, S("dataset"));
+                S("data_dir"), null, null, S("checkpoint_every"), false, S("dataset"),
+                S("image_size"), I("channels"), t.TryGetProperty("validation_split", out var vs) && vs.ValueKind == JsonValueKind.Number ? vs.GetDouble() : null,
+                t.TryGetProperty("skip_unreadable", out var su) && su.ValueKind == JsonValueKind.True,
+                t.TryGetProperty("max_memory_mb", out var mm) && mm.ValueKind == JsonValueKind.Number ? mm.GetInt64() : null);
         }
         return m;
     }

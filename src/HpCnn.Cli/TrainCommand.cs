@@ -40,16 +40,35 @@ internal static class TrainCommand
             HelpName = "DIR",
         };
         var noCheckData = new Option<bool>("--no-check-data") { Description = "Skip the check for NaN or infinite input values before training" };
-        var dataset = Shared.DatasetOption("default fashion-mnist");
+        var dataset = Shared.DatasetOption("default fashion-mnist, or folder when --image-size or --channels is given");
+        var imageSize = new Option<string?>("--image-size")
+        {
+            Description = "Image folder: resize every image to HEIGHTxWIDTH pixels, e.g. 32x32 (default: the network's input size)",
+            HelpName = "HxW",
+        };
+        var channels = new Option<int?>("--channels") { Description = "Image folder: 1 (gray) or 3 (RGB) (default: the network's input channels)", HelpName = "1|3" };
+        var validationSplit = new Option<double?>("--validation-split")
+        {
+            Description = "Image folder: the fraction of the images, shuffled with --seed, that validates (default 0.2)",
+            HelpName = "F",
+        };
+        var skipUnreadable = new Option<bool>("--skip-unreadable") { Description = "Image folder: leave out files that cannot be decoded, with a warning naming each (default: fail, naming them all)" };
+        var maxMemory = new Option<long?>("--max-memory-mb")
+        {
+            Description = "Image folder: refuse a folder whose decoded images would take more than N MiB (default: half the memory available)",
+            HelpName = "N",
+        };
         var dataDir = Shared.DataDir();
         var threads = Shared.Threads();
         var cmd = new Command("train", "Train a network on Fashion-MNIST, MNIST or CIFAR-10")
         {
             net, epochs, batch, lr, seed, metrics, output, quiet, limit, classes, checkpointDir, checkpointEvery, resume, noCheckData, dataset, dataDir, threads,
+            imageSize, channels, validationSplit, skipUnreadable, maxMemory,
         };
         cmd.SetAction(r => Run(new Args(r.GetValue(net), r.GetValue(epochs), r.GetValue(batch), r.GetValue(lr), r.GetValue(seed),
             r.GetValue(metrics), r.GetValue(output), r.GetValue(quiet), r.GetValue(limit), Shared.ParseClasses(r.GetValue(classes)),
-            r.GetValue(dataDir), r.GetValue(threads), r.GetValue(checkpointDir), r.GetValue(checkpointEvery), r.GetValue(noCheckData), r.GetValue(dataset)), r.GetValue(resume)));
+            r.GetValue(dataDir), r.GetValue(threads), r.GetValue(checkpointDir), r.GetValue(checkpointEvery), r.GetValue(noCheckData), r.GetValue(dataset),
+            r.GetValue(imageSize), r.GetValue(channels), r.GetValue(validationSplit), r.GetValue(skipUnreadable), r.GetValue(maxMemory)), r.GetValue(resume)));
         return cmd;
     }
 
@@ -57,7 +76,18 @@ internal static class TrainCommand
 
     /// <summary>The command's settings; kept in checkpoints (<see cref="ModelMetadata.TrainArgs"/>) so --resume repeats them.</summary>
     internal sealed record Args(string? Net, int? Epochs, int? BatchSize, float? Lr, ulong? Seed, string? MetricsJson, string? Out,
-        bool Quiet, int? Limit, int[]? Classes, string? DataDir, int? Threads, string? CheckpointDir, string? CheckpointEvery, bool NoCheckData, string? Dataset = null);
+        bool Quiet, int? Limit, int[]? Classes, string? DataDir, int? Threads, string? CheckpointDir, string? CheckpointEvery, bool NoCheckData, string? Dataset = null,
+        string? ImageSize = null, int? Channels = null, double? ValidationSplit = null, bool SkipUnreadable = false, long? MaxMemoryMb = null);
+
+    /// <summary>"32x32" (height x width, as Keras' image_size) as (H, W).</summary>
+    internal static (int H, int W) ParseImageSize(string text)
+    {
+        var parts = text.Trim().ToLowerInvariant().Split('x');
+        if (parts.Length == 2 && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int h)
+            && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int w) && h > 0 && w > 0)
+            return (h, w);
+        throw new CliException($"--image-size takes HEIGHTxWIDTH in pixels (e.g. 32x32), got '{text}'", ExitCodes.Usage);
+    }
 
     /// <summary>"200" is batches; "30s", "5m", "1.5h" a time.</summary>
     internal static (int Batches, TimeSpan? Interval) ParseCheckpointEvery(string text)
@@ -131,8 +161,24 @@ internal static class TrainCommand
         }
         if (a.Classes is not null) recipe = recipe with { Classes = a.Classes };
 
-        string datasetName = a.Dataset ?? "fashion-mnist";
-        var (rawTrain, rawTest) = Shared.LoadData(datasetName, a.DataDir);
+        bool folderOptions = a.ImageSize is not null || a.Channels is not null;
+        string datasetName = a.Dataset ?? (folderOptions ? "folder" : "fashion-mnist");
+        if (datasetName != "folder" && (folderOptions || a.ValidationSplit is not null || a.SkipUnreadable || a.MaxMemoryMb is not null))
+            throw new CliException($"--image-size, --channels, --validation-split, --skip-unreadable and --max-memory-mb are for an image folder (--dataset folder), not {datasetName}", ExitCodes.Usage);
+        Dataset rawTrain, rawTest;
+        if (datasetName == "folder")
+        {
+            var (h, w) = a.ImageSize is { } size ? ParseImageSize(size) : (model.InputShape.H, model.InputShape.W);
+            if (a.Channels is { } ch && ch is not (1 or 3)) throw new CliException($"--channels takes 1 (gray) or 3 (RGB), got {ch}", ExitCodes.Usage);
+            var shape = new Shape3(a.Channels ?? model.InputShape.C, h, w);
+            if (shape != model.InputShape)
+                throw new CliException($"network {name} takes {model.InputShape} inputs; --image-size and --channels ask for {shape} (give the network's size, or a network for this one)");
+            (rawTrain, rawTest) = Shared.LoadFolderSplit(a.DataDir, shape, a.ValidationSplit ?? 0.2, seedValue, a.SkipUnreadable, a.MaxMemoryMb);
+        }
+        else
+        {
+            (rawTrain, rawTest) = Shared.LoadData(datasetName, a.DataDir);
+        }
         if (model.InputShape != rawTrain.Shape)
             throw new CliException($"network {name} takes {model.InputShape} inputs, {datasetName} images are {rawTrain.Shape}" +
                 (datasetName == "cifar10" ? " (the deep-cifar10 preset takes them)" : ""));

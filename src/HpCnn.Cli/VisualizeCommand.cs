@@ -105,7 +105,7 @@ internal static class VisualizeCommand
 
     private static ImageInput.Loaded TestImage(ModelMetadata meta, Sequential model, int index, string? dataDir)
     {
-        var (_, test) = Shared.LoadData(meta.Dataset, dataDir);
+        var (_, test) = Shared.LoadData(meta.Dataset, dataDir, model.InputShape);
         var data = meta.Classes is { } keep ? test.FilterClasses(keep) : test;
         if (data.Shape != model.InputShape) throw new CliException($"the model takes {model.InputShape} images, the test set has {data.Shape}");
         if (index < 0 || index >= data.Count) throw new CliException($"--image-index {index} is outside the {data.Count} test images (0..{data.Count - 1})");

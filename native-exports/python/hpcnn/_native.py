@@ -21,7 +21,8 @@ from numpy.ctypeslib import ndpointer
 from .errors import error_for_status
 
 #: The HPCNN_ABI_VERSION this package was written against (hpcnn.h). A library reporting less lacks functions.
-REQUIRED_ABI_VERSION = 8
+REQUIRED_ABI_VERSION = 9
+REQUIRED_ABI_VERSION = 7
 
 _F32 = ndpointer(dtype=np.float32, flags="C_CONTIGUOUS")
 _I32 = ndpointer(dtype=np.int32, flags="C_CONTIGUOUS")
@@ -158,6 +159,8 @@ _SIGNATURES = {
     "hpcnn_model_set_preprocessing_from_dataset": (_status, [_handle, _handle]),
     "hpcnn_predict_raw_u8": (_status, [_handle, _U8, c_int64, _F32, c_int64]),
     "hpcnn_predict_raw": (_status, [_handle, _F32, c_int64, _F32, c_int64]),
+    "hpcnn_dataset_load_image_folder": (_status, [c_char_p, c_int32, c_int32, c_int32, c_int32, c_uint64, c_int64,
+                                                  POINTER(c_void_p), _out_handle]),
 }
 
 _BUILD_HINT = ("install the hpcnn wheel (it carries the library; ./build/python-wheel.sh builds it), or build the library "

@@ -11,13 +11,16 @@ Example (the seed tutorial's data: trousers vs dresses, the last 1,000 held out,
     x_train, x_val = hpcnn.datasets.standardize(x_train, x_val, per_pixel=True)
 """
 
+import collections
 import ctypes
+import os
+import warnings
 
 import numpy as np
 
 from ._native import OwnedHandle, check, encode_path, lib, take_string
 
-__all__ = ["load_idx", "fashion_mnist", "mnist", "cifar10", "filter_classes", "standardize", "FASHION_MNIST_CLASSES",
+__all__ = ["load_idx", "fashion_mnist", "mnist", "cifar10", "image_folder", "ImageFolderData", "filter_classes", "standardize", "FASHION_MNIST_CLASSES",
            "FASHION_MNIST_DIRECTORY", "CIFAR10_CLASSES", "MNIST_CLASSES", "cifar10_class_names"]
 
 #: Fashion-MNIST's class names, by label.
@@ -161,6 +164,69 @@ def cifar10_class_names(directory):
     check(lib.hpcnn_dataset_load_cifar10(encode_path(directory), 0, ctypes.byref(out)))
     with NativeDataset(out) as ds:
         return ds.class_names()
+
+
+#: What :func:`image_folder` returns: images (N, C, H, W) float32 in [0, 1], labels (N,) int32, the class names by label
+#: (the subfolder names, sorted) and the files left out with ``skip_unreadable`` ("path: reason; skipped").
+ImageFolderData = collections.namedtuple("ImageFolderData", ["images", "labels", "class_names", "skipped"])
+
+_SKIP_UNREADABLE, _SHUFFLE = 1, 2
+
+
+def image_folder(directory, image_size, channels=3, validation_split=None, shuffle=True, seed=42, skip_unreadable=False,
+                 max_bytes=None):
+    """A folder of images with one subfolder per class, as Keras' image_dataset_from_directory and torchvision's
+    ImageFolder read it (``photos/cat/1.jpg``, ``photos/dog/2.png``, ...).
+
+    Classes are the subfolder names sorted by code point (torchvision's order), labelled 0..k-1. Every .png, .jpg,
+    .jpeg, .bmp and .gif file below a class folder is decoded by the library, converted to gray (luma) or RGB, resized
+    (bilinear, antialiased; the aspect ratio is not kept) and scaled to [0, 1].
+
+    Args:
+        directory: the folder (str or os.PathLike).
+        image_size: (height, width), as Keras' image_size.
+        channels: 1 (gray) or 3 (RGB).
+        validation_split: None, or a fraction in (0, 1): the images are shuffled with ``seed`` and the last fraction
+            is returned as a validation set (Keras' validation_split with subset="both").
+        shuffle: shuffle the images with ``seed`` (Keras' default); False keeps the sorted order (class, then path).
+        seed: the shuffling seed.
+        skip_unreadable: False (the default, as Keras and torchvision): a file that cannot be decoded fails the call
+            with InvalidFileError naming every such file. True: such files are left out, named in ``skipped``, and
+            a warning (UserWarning) is issued.
+        max_bytes: the most memory the decoded images (count x channels x height x width x 4 bytes) may take,
+            checked before any file is decoded; None means half the memory available now.
+    Returns:
+        :class:`ImageFolderData` (images, labels, class_names, skipped), or with ``validation_split`` a pair
+        (train, validation) of them.
+    Raises:
+        HpcnnIOError when the folder does not exist; InvalidFileError (no class folders, an empty class folder,
+        unreadable files); MemoryError (more than max_bytes); ValueError (channels, sizes, validation_split).
+    """
+    height, width = (int(v) for v in image_size)
+    if channels not in (1, 3):
+        raise ValueError(f"image_folder: channels must be 1 (gray) or 3 (RGB), got {channels}")
+    if validation_split is not None and not 0 < validation_split < 1:
+        raise ValueError(f"image_folder: validation_split must be in (0, 1), got {validation_split}")
+    flags = (_SKIP_UNREADABLE if skip_unreadable else 0) | (_SHUFFLE if shuffle or validation_split is not None else 0)
+    out, skipped = ctypes.c_void_p(), ctypes.c_void_p()
+    check(lib.hpcnn_dataset_load_image_folder(encode_path(directory), int(channels), height, width, flags,
+                                              int(seed) & 0xFFFFFFFFFFFFFFFF, int(max_bytes or 0), ctypes.byref(skipped),
+                                              ctypes.byref(out)))
+    with NativeDataset(out) as ds:
+        images, labels = ds.arrays()
+        names = tuple(ds.class_names())
+    skipped_files = tuple(line for line in (take_string(skipped) if skipped.value else "").split("\n") if line)
+    if skipped_files:
+        warnings.warn(f"image_folder: {len(skipped_files)} unreadable file(s) left out: " + "; ".join(skipped_files[:5]),
+                      UserWarning, stacklevel=2)
+    if validation_split is None:
+        return ImageFolderData(images, labels, names, skipped_files)
+    n = len(labels)
+    if n < 2:
+        raise ValueError(f"image_folder: {n} image in {os.fspath(directory)}, too few to split")
+    v = min(max(int(round(n * validation_split)), 1), n - 1)
+    return (ImageFolderData(images[:n - v], labels[:n - v], names, skipped_files),
+            ImageFolderData(images[n - v:], labels[n - v:], names, skipped_files))
 
 
 def filter_classes(images, labels, classes):

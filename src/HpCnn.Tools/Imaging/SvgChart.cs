@@ -34,6 +34,9 @@ public sealed record ChartPanel(string Title, IReadOnlyList<ChartSeries> Series)
 /// tick labels, axis labels, a legend and one <c>&lt;path data-series="name"&gt;</c> per series that has data.
 /// Output is a standalone SVG document; numbers use the invariant culture and text is XML-escaped
 /// (characters XML 1.0 cannot hold are dropped).
+/// Kept hand-written rather than drawn with OxyPlot.Core 2.2.0: for two small panels of epoch curves this writer needs no
+/// dependency, its structure is tested (one path per series, gaps at NaN, ticks at nice steps), and OxyPlot's SVG
+/// export places text from estimated font metrics that would have to be checked by eye on every change.
 /// </summary>
 public static class SvgChart
 {
