@@ -22,7 +22,6 @@ from .errors import error_for_status
 
 #: The HPCNN_ABI_VERSION this package was written against (hpcnn.h). A library reporting less lacks functions.
 REQUIRED_ABI_VERSION = 9
-REQUIRED_ABI_VERSION = 7
 
 _F32 = ndpointer(dtype=np.float32, flags="C_CONTIGUOUS")
 _I32 = ndpointer(dtype=np.int32, flags="C_CONTIGUOUS")
