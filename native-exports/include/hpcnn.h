@@ -37,7 +37,6 @@ extern "C" {
 
 #define HPCNN_ABI_VERSION 9
 
-#define HPCNN_ABI_VERSION 7
 
 typedef enum hpcnn_status {
     HPCNN_OK = 0,
