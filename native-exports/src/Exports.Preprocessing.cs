@@ -143,32 +143,10 @@ public static unsafe partial class Exports
     }
 
     [UnmanagedCallersOnly(EntryPoint = "hpcnn_predict_raw_u8")]
-    public static int PredictRawU8(nint model, byte* pixels, long n, float* output, long outCount)
-    {
-        try
-        {
-            var m = ModelOf(model);
-            int count = CheckCount(n, "n");
-            var x = Buffer(pixels, (long)count * m.InputShape.Size, (long)count * m.InputShape.Size, "pixels", "");
-            var y = Buffer(output, outCount, (long)count * m.OutputShape.Size, "out", $"{count} images x {m.OutputShape.Size} outputs");
-            m.PredictRawInto(x, y);
-            return Status.Ok;
-        }
-        catch (Exception e) { return Status.From(e); }
-    }
+    public static int PredictRawU8(nint model, byte* pixels, long n, float* output, long outCount) =>
+        PredictWith(model, pixels, n, output, outCount, "pixels", static (m, x, y) => m.PredictRawInto(x, y));
 
     [UnmanagedCallersOnly(EntryPoint = "hpcnn_predict_raw")]
-    public static int PredictRaw(nint model, float* pixels, long n, float* output, long outCount)
-    {
-        try
-        {
-            var m = ModelOf(model);
-            int count = CheckCount(n, "n");
-            var x = Buffer(pixels, (long)count * m.InputShape.Size, (long)count * m.InputShape.Size, "pixels", "");
-            var y = Buffer(output, outCount, (long)count * m.OutputShape.Size, "out", $"{count} images x {m.OutputShape.Size} outputs");
-            m.PredictRawInto(x, y);
-            return Status.Ok;
-        }
-        catch (Exception e) { return Status.From(e); }
-    }
+    public static int PredictRaw(nint model, float* pixels, long n, float* output, long outCount) =>
+        PredictWith(model, pixels, n, output, outCount, "pixels", static (m, x, y) => m.PredictRawInto(x, y));
 }
