@@ -5,6 +5,7 @@
 #ifndef HPCNN_TEST_CHECK_H
 #define HPCNN_TEST_CHECK_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -56,6 +57,33 @@ static int check_summary(const char* name) {
     }
     printf("%s: %d of %d checks FAILED\n", name, check_failures_, checks_);
     return 1;
+}
+
+/* Writes n bytes to path (a failure to open it is a failed check). */
+static inline void write_file(const char* path, const void* bytes, size_t n) {
+    FILE* f = fopen(path, "wb");
+    CHECK(f != NULL, "open %s", path);
+    if (!f) return;
+    fwrite(bytes, 1, n, f);
+    fclose(f);
+}
+
+/* Writes an IDX file of unsigned bytes (Fashion-MNIST's format): magic 0 0 8 ndims, big-endian dims, the data. */
+static inline void write_idx(const char* path, const unsigned char* data, const uint32_t* dims, int ndims) {
+    FILE* f = fopen(path, "wb");
+    CHECK(f != NULL, "open %s", path);
+    if (!f) return;
+    unsigned char head[4] = {0, 0, 8, (unsigned char)ndims};
+    fwrite(head, 1, 4, f);
+    size_t total = 1;
+    for (int d = 0; d < ndims; d++) {
+        unsigned char b[4] = {(unsigned char)(dims[d] >> 24), (unsigned char)(dims[d] >> 16), (unsigned char)(dims[d] >> 8),
+                              (unsigned char)dims[d]};
+        fwrite(b, 1, 4, f);
+        total *= dims[d];
+    }
+    fwrite(data, 1, total, f);
+    fclose(f);
 }
 
 #endif

@@ -26,23 +26,6 @@ static void write_cifar(const char* path, const unsigned char* labels, int n, in
     fclose(f);
 }
 
-static void write_idx(const char* path, const unsigned char* data, const uint32_t* dims, int ndims) {
-    FILE* f = fopen(path, "wb");
-    CHECK(f != NULL, "open %s", path);
-    if (!f) return;
-    unsigned char head[4] = {0, 0, 8, (unsigned char)ndims};
-    fwrite(head, 1, 4, f);
-    size_t total = 1;
-    for (int d = 0; d < ndims; d++) {
-        unsigned char b[4] = {(unsigned char)(dims[d] >> 24), (unsigned char)(dims[d] >> 16), (unsigned char)(dims[d] >> 8),
-                              (unsigned char)dims[d]};
-        fwrite(b, 1, 4, f);
-        total *= dims[d];
-    }
-    fwrite(data, 1, total, f);
-    fclose(f);
-}
-
 int main(void) {
     CHECK(hpcnn_abi_version() >= 6, "abi %u", hpcnn_abi_version());
     char dir[] = "/tmp/hpcnn-datasets-XXXXXX";

@@ -94,14 +94,6 @@ static const unsigned char blue_jpg[635] = {
     0x00, 0x3F, 0x00, 0xFC, 0xAF, 0xA2, 0x8A, 0x2B, 0xFD, 0x8C, 0x3F, 0x2B, 0x3F, 0xFF, 0xD9,
 };
 
-static void write_file(const char* path, const unsigned char* bytes, size_t n) {
-    FILE* f = fopen(path, "wb");
-    CHECK(f != NULL, "open %s", path);
-    if (!f) return;
-    fwrite(bytes, 1, n, f);
-    fclose(f);
-}
-
 int main(void) {
     CHECK(hpcnn_abi_version() >= 9, "abi %u", hpcnn_abi_version());
     char dir[] = "/tmp/hpcnn-imgfolder-XXXXXX";

@@ -23,14 +23,6 @@ static const char* SPEC =
     "{\"type\": \"flatten\"}, {\"type\": \"dropout\", \"rate\": 0.5}, {\"type\": \"dense\", \"units\": 6},"
     "{\"type\": \"tanh\"}, {\"type\": \"dense\", \"units\": 3}], \"loss\": \"cross_entropy\"}";
 
-static void write_file(const char* path, const char* bytes, size_t n) {
-    FILE* f = fopen(path, "wb");
-    CHECK(f != NULL, "open %s", path);
-    if (!f) return;
-    fwrite(bytes, 1, n, f);
-    fclose(f);
-}
-
 int main(void) {
     CHECK(hpcnn_abi_version() >= 4, "abi %u", hpcnn_abi_version());
     char dir[] = "/tmp/hpcnn-onnx-XXXXXX";

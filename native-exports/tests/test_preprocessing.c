@@ -16,23 +16,6 @@
 
 enum { N = 24, VAL = 6, H = 6, W = 6, SIZE = H * W, CLASSES = 3 };
 
-static void write_idx(const char* path, const unsigned char* data, const uint32_t* dims, int ndims) {
-    FILE* f = fopen(path, "wb");
-    CHECK(f != NULL, "open %s", path);
-    if (!f) return;
-    unsigned char head[4] = {0, 0, 8, (unsigned char)ndims};
-    fwrite(head, 1, 4, f);
-    size_t total = 1;
-    for (int d = 0; d < ndims; d++) {
-        unsigned char b[4] = {(unsigned char)(dims[d] >> 24), (unsigned char)(dims[d] >> 16), (unsigned char)(dims[d] >> 8),
-                              (unsigned char)dims[d]};
-        fwrite(b, 1, 4, f);
-        total *= dims[d];
-    }
-    fwrite(data, 1, total, f);
-    fclose(f);
-}
-
 static hpcnn_model* new_model(void) {
     hpcnn_model* m = NULL;
     CHECK_OK(hpcnn_model_create(1, H, W, 11, &m));
