@@ -390,37 +390,36 @@ public sealed class Sequential
     /// (x * (1/255), then <see cref="Standardization.Apply(Span{float}, int)"/>).
     /// </summary>
     public Prediction PredictRaw(ReadOnlySpan<byte> pixels, int batchSize = 256)
-    {
-        var input = new float[pixels.Length];
-        _preprocessing.ToModelInput(pixels, input, InputShape.Size);
-        return Predict(input, batchSize);
-    }
+        => Predict(ModelInput(pixels), batchSize);
 
     /// <summary>
     /// Predictions for raw float pixels in the model's pixel scale (<see cref="Preprocessing.PixelScale"/>: [0, 1] unless
     /// trained on 0-255), standardised as the model's <see cref="Preprocessing"/> says. Values outside the scale are refused.
     /// </summary>
     public Prediction PredictRaw(ReadOnlySpan<float> pixels, int batchSize = 256)
-    {
-        var input = new float[pixels.Length];
-        _preprocessing.ToModelInput(pixels, input, InputShape.Size);
-        return Predict(input, batchSize);
-    }
+        => Predict(ModelInput(pixels), batchSize);
 
     /// <summary>Class probabilities of raw byte pixels (0-255) into <paramref name="probabilities"/> (see <see cref="PredictRaw(ReadOnlySpan{byte}, int)"/>).</summary>
     public void PredictRawInto(ReadOnlySpan<byte> pixels, Span<float> probabilities, int batchSize = 256)
-    {
-        var input = new float[pixels.Length];
-        _preprocessing.ToModelInput(pixels, input, InputShape.Size);
-        PredictInto(input, probabilities, batchSize);
-    }
+        => PredictInto(ModelInput(pixels), probabilities, batchSize);
 
     /// <summary>Class probabilities of raw float pixels into <paramref name="probabilities"/> (see <see cref="PredictRaw(ReadOnlySpan{float}, int)"/>).</summary>
     public void PredictRawInto(ReadOnlySpan<float> pixels, Span<float> probabilities, int batchSize = 256)
+        => PredictInto(ModelInput(pixels), probabilities, batchSize);
+
+    /// <summary>Raw pixels as the model's input: scaled and standardised by <see cref="Preprocessing"/>.</summary>
+    private float[] ModelInput(ReadOnlySpan<byte> pixels)
     {
         var input = new float[pixels.Length];
         _preprocessing.ToModelInput(pixels, input, InputShape.Size);
-        PredictInto(input, probabilities, batchSize);
+        return input;
+    }
+
+    private float[] ModelInput(ReadOnlySpan<float> pixels)
+    {
+        var input = new float[pixels.Length];
+        _preprocessing.ToModelInput(pixels, input, InputShape.Size);
+        return input;
     }
 
     /// <summary>Predictions for every image of a dataset.</summary>
