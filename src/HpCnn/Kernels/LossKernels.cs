@@ -39,12 +39,14 @@ public static class LossKernels
 
     /// <summary>
     /// Softmax cross-entropy from logits: returns the mean loss; grad (may be empty) = (softmax - onehot) / rows.
-    /// <paramref name="probs"/> receives the probabilities (rows x cols).
+    /// <paramref name="probs"/> receives the probabilities (rows x cols). With <paramref name="batchRows"/>, the rows are part
+    /// of a batch of that many (split over processes) and the gradient is divided by it instead.
     /// </summary>
-    public static double SoftmaxCrossEntropy(ReadOnlySpan<float> logits, ReadOnlySpan<int> labels, Span<float> probs, Span<float> grad, int rows, int cols)
+    public static double SoftmaxCrossEntropy(ReadOnlySpan<float> logits, ReadOnlySpan<int> labels, Span<float> probs, Span<float> grad, int rows, int cols,
+        int batchRows = 0)
     {
         double total = 0;
-        float invRows = 1f / rows;
+        float invRows = 1f / (batchRows > 0 ? batchRows : rows);
         for (int r = 0; r < rows; r++)
         {
             var z = logits.Slice(r * cols, cols);
@@ -70,12 +72,13 @@ public static class LossKernels
 
     /// <summary>
     /// Binary log-loss from logits (one column): loss = mean of max(z,0) - z y + log(1 + exp(-|z|));
-    /// grad = (sigmoid(z) - y) / rows; <paramref name="probs"/> receives sigmoid(z).
+    /// grad = (sigmoid(z) - y) / rows (or / <paramref name="batchRows"/>, as above); <paramref name="probs"/> receives sigmoid(z).
     /// </summary>
-    public static double BinaryCrossEntropy(ReadOnlySpan<float> logits, ReadOnlySpan<int> labels, Span<float> probs, Span<float> grad, int rows)
+    public static double BinaryCrossEntropy(ReadOnlySpan<float> logits, ReadOnlySpan<int> labels, Span<float> probs, Span<float> grad, int rows,
+        int batchRows = 0)
     {
         double total = 0;
-        float invRows = 1f / rows;
+        float invRows = 1f / (batchRows > 0 ? batchRows : rows);
         for (int r = 0; r < rows; r++)
         {
             int label = labels[r];
@@ -91,12 +94,13 @@ public static class LossKernels
 
     /// <summary>
     /// Mean squared error over all rows x cols values against the one-hot label (cols &gt; 1) or the label
-    /// itself (cols == 1). grad = 2 (y - t) / (rows cols).
+    /// itself (cols == 1). grad = 2 (y - t) / (rows cols) (rows: <paramref name="batchRows"/> when given, as above).
     /// </summary>
-    public static double MeanSquaredError(ReadOnlySpan<float> output, ReadOnlySpan<int> labels, Span<float> grad, int rows, int cols)
+    public static double MeanSquaredError(ReadOnlySpan<float> output, ReadOnlySpan<int> labels, Span<float> grad, int rows, int cols,
+        int batchRows = 0)
     {
         double total = 0;
-        float scale = 2f / (rows * cols);
+        float scale = 2f / ((batchRows > 0 ? batchRows : rows) * cols);
         for (int r = 0; r < rows; r++)
         {
             int label = labels[r];

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using HpCnn.Distributed;
 using HpCnn.IO;
 using HpCnn.Kernels;
 using static HpCnn.Layers.OnnxAttribute;
@@ -12,9 +13,6 @@ namespace HpCnn.Layers;
 /// </summary>
 public sealed class Conv2D : Layer
 {
-    /// <summary>Images per gradient chunk are fixed by the batch alone, so sums never depend on the thread count.</summary>
-    internal const int MaxGradientChunks = 16;
-
     private Parameter? _weight, _bias;
     private ConvolutionPlan? _conv;
     private int[]? _pixelOffsets; // output pixel -> channels-last padded input offset (pooled-gradient backward)
@@ -117,8 +115,21 @@ public sealed class Conv2D : Layer
     /// <summary>True when this layer's forward can end with a 2x2 max-pool in registers (see <see cref="Conv2dPlan.CanPool2x2"/>).</summary>
     internal bool CanPoolInEpilogue => _conv!.Forward.CanPool2x2;
 
-    private int Chunks(int batch) => Math.Min(batch, MaxGradientChunks);
     private int GradSize => Shape.WeightCount + (HasBias ? OutChannels : 0);
+
+    /// <summary>
+    /// The weight and bias gradients are sums over the batch's <see cref="GradientChunks"/>; on a batch split over processes,
+    /// over this rank's chunks (the plan adds the ranks' sums in the rest of the chunk tree).
+    /// </summary>
+    internal override RankGradient RankGradient => RankGradient.Partial;
+
+    /// <summary>Images [start, end) of the batch this process holds (local indices) in its gradient chunk <paramref name="chunk"/>.</summary>
+    private static (int Start, int End) ChunkImages(LayerRun run, int chunk)
+    {
+        var layout = run.Layout;
+        var (s, e) = GradientChunks.Images(layout.GlobalBatch, layout.FirstChunk + chunk);
+        return (s - layout.Offset, e - layout.Offset);
+    }
 
     // State: packed forward weights | packed backward-data weights | chunk partial gradients | channels-last weights.
     internal override long StateFloats(int batch, bool training)
@@ -127,7 +138,7 @@ public sealed class Conv2D : Layer
         if (training)
         {
             n += _conv.PackedWeightsTSize;
-            if (Chunks(batch) > 1) n += (long)Chunks(batch) * GradSize;
+            if (batch > 1) n += (long)GradientChunks.Count * GradSize;
             n += Shape.WeightCount;
         }
         return n;
@@ -249,10 +260,18 @@ public sealed class Conv2D : Layer
             else Conv2dKernels.WeightsToChannelsLast(_weight.Value, OutChannels, Shape.InC, Shape.KH * Shape.KW, ChannelsLastWeights(run).Span);
             jobs.PackedTVersion = _weight.Version;
         }
-        int chunks = Chunks(run.Batch);
-        run.Parallel(jobs.Backward, chunks, 3 * Shape.ForwardFlops * run.Batch / chunks);
-        if (run.NeedParamGrad && chunks > 1)
-            run.Parallel(jobs.Reduce, ReduceJob.Parts, (long)GradSize * chunks / ReduceJob.Parts);
+        // The chunks that hold images: one writes its gradient straight into the parameters' (a batch of one image, or one
+        // rank's share of a small split batch); more write partials that the reduction sums in the chunk tree.
+        var backward = jobs.Backward;
+        backward.Count = 0;
+        for (int c = 0; c < run.Layout.Chunks; c++)
+        {
+            var (n0, n1) = ChunkImages(run, c);
+            if (n1 > n0) backward.Chunks[backward.Count++] = c;
+        }
+        run.Parallel(backward, backward.Count, 3 * Shape.ForwardFlops * run.Batch / backward.Count);
+        if (run.NeedParamGrad && backward.Count > 1)
+            run.Parallel(jobs.Reduce, ReduceJob.Parts, (long)GradSize * backward.Count / ReduceJob.Parts);
     }
 
     private sealed class ForwardJob(Conv2D layer, LayerRun run) : ParallelJob
@@ -284,16 +303,21 @@ public sealed class Conv2D : Layer
 
     private sealed class BackwardJob(Conv2D layer, LayerRun run) : ParallelJob
     {
-        public override void Execute(int chunk, int worker)
+        /// <summary>The chunks (of this process's <see cref="BatchLayout.Chunks"/>) that hold images, <see cref="Count"/> of them.</summary>
+        public readonly int[] Chunks = new int[GradientChunks.Count];
+        public int Count;
+
+        public override void Execute(int item, int worker)
         {
             var s = layer.Shape;
-            int chunks = layer.Chunks(run.Batch);
-            var (n0, n1) = LayerRun.Range(run.Batch, chunk, chunks);
+            int chunk = Chunks[item];
+            bool direct = Count == 1;
+            var (n0, n1) = ChunkImages(run, chunk);
             var scratch = run.Scratch[worker].Span;
             Span<float> dw = default, db = default;
             if (run.NeedParamGrad)
             {
-                if (chunks == 1)
+                if (direct)
                 {
                     dw = layer._weight!.Grad;
                     db = layer._bias is null ? default : layer._bias.Grad;
@@ -307,7 +331,7 @@ public sealed class Conv2D : Layer
             }
             if (run.Epilogue.PooledGradient is { } src)
             {
-                layer.SparseBackward(run, src, n0, n1, dw, db, scratch, partial: chunks > 1);
+                layer.SparseBackward(run, src, n0, n1, dw, db, scratch, partial: !direct);
                 return;
             }
             var data = layer._conv!.Data;
@@ -408,31 +432,28 @@ public sealed class Conv2D : Layer
     /// <summary>Whether chunk partial weight gradients are in channels-last order (the pooled-gradient path with a channels-last input).</summary>
     private bool PartialsChannelsLast(LayerRun run) => run.Epilogue.PooledGradient is not null && !SparseLayout.UsesPatches(Shape);
 
-    /// <summary>Sums the chunks' partial gradients in chunk order; parts split the elements, never the sum.</summary>
+    /// <summary>
+    /// Sums the chunks' partial gradients in the chunk tree (<see cref="GradientChunks.TreeSum"/>: fixed by the batch size,
+    /// never by the thread count); parts split the elements, never a sum.
+    /// </summary>
     private sealed class ReduceJob(Conv2D layer, LayerRun run) : ParallelJob
     {
         public const int Parts = 4;
 
         public override void Execute(int part, int worker)
         {
-            int size = layer.GradSize, chunks = layer.Chunks(run.Batch);
-            int baseOff = layer._conv!.PackedWeightsSize + layer._conv.PackedWeightsTSize;
-            int wCount = layer.Shape.WeightCount;
+            int size = layer.GradSize, wCount = layer.Shape.WeightCount;
             if (layer.PartialsChannelsLast(run))
             {
-                // Whole output channels per part: sum the chunks' channels-last blocks in chunk order into chunk 0's
-                // block, then write the sum in the weights' order.
+                // Whole output channels per part: sum the chunks' channels-last blocks into the first chunk's block, then
+                // write the sum in the weights' order.
                 var s = layer.Shape;
-                int block = s.K, taps = s.KH * s.KW;
+                int block = s.K;
                 var (o0, o1) = LayerRun.Range(s.OutC, part, Parts);
-                for (int o = o0; o < o1; o++)
-                {
-                    var acc = run.State.Slice(baseOff + o * block, block);
-                    for (int c = 1; c < chunks; c++)
-                        VectorMath.AddInPlace(acc, run.State.Slice(baseOff + c * size + o * block, block));
-                    Conv2dKernels.WeightsFromChannelsLast(acc, 1, s.InC, taps, layer._weight!.Grad.AsSpan(o * block, block), false);
-                }
-                if (part == Parts - 1 && layer._bias is not null) Sum(wCount, size);
+                if (o1 > o0)
+                    Conv2dKernels.WeightsFromChannelsLast(TreeSum(o0 * block, o1 * block), o1 - o0, s.InC, s.KH * s.KW,
+                        layer._weight!.Grad.AsSpan(o0 * block, (o1 - o0) * block), false);
+                if (part == Parts - 1 && layer._bias is not null) TreeSum(wCount, size).CopyTo(layer._bias.Grad);
                 return;
             }
             var (a, b) = LayerRun.Range(size, part, Parts);
@@ -440,18 +461,22 @@ public sealed class Conv2D : Layer
             {
                 // Split the range at the weight / bias boundary.
                 int end = i < wCount ? Math.Min(b, wCount) : b;
-                Sum(i, end);
+                Span<float> dst = i < wCount ? layer._weight!.Grad.AsSpan(i, end - i) : layer._bias!.Grad.AsSpan(i - wCount, end - i);
+                TreeSum(i, end).CopyTo(dst);
                 i = end;
             }
+        }
 
-            // Elements [i, end) of the gradient (all weights or all bias): chunk 0's copy plus the others in chunk order.
-            void Sum(int i, int end)
-            {
-                Span<float> dst = i < wCount ? layer._weight!.Grad.AsSpan(i, end - i) : layer._bias!.Grad.AsSpan(i - wCount, end - i);
-                run.State.Slice(baseOff + i, end - i).CopyTo(dst);
-                for (int c = 1; c < chunks; c++)
-                    VectorMath.AddInPlace(dst, run.State.Slice(baseOff + c * size + i, end - i));
-            }
+        /// <summary>Elements [from, to) of the chunks' partial gradients summed in the chunk tree: the sum, in the first chunk's slot.</summary>
+        private Span<float> TreeSum(int from, int to)
+        {
+            int size = layer.GradSize, chunks = run.Layout.Chunks;
+            var slots = run.State.Slice(layer._conv!.PackedWeightsSize + layer._conv.PackedWeightsTSize, chunks * size);
+            var backward = ((Jobs)run.Jobs!).Backward;
+            Span<bool> filled = stackalloc bool[GradientChunks.Count];
+            for (int j = 0; j < backward.Count; j++) filled[backward.Chunks[j]] = true;
+            GradientChunks.TreeSum(slots, size, chunks, from, to, filled);
+            return slots.Slice(from, to - from);
         }
     }
 }

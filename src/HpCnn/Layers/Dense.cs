@@ -94,7 +94,17 @@ public sealed class Dense : Layer
     /// </summary>
     private static bool KeepsTransposed(LayerRun run) => !run.Training && run.Capacity < Sgemm.MR;
 
-    internal override long StateFloats(LayerRun run) => KeepsTransposed(run) ? (long)Units * InFeatures : 0;
+    internal override long StateFloats(LayerRun run) =>
+        KeepsTransposed(run) ? (long)Units * InFeatures : GathersRows(run) ? (long)run.Capacity * (InFeatures + Units) : 0;
+
+    /// <summary>
+    /// Training split over processes: the weight gradient sums over the batch's rows inside one GEMM, in an order the
+    /// split would change, so the backward gathers every rank's input and output-gradient rows (into the state) and
+    /// forms the whole batch's gradient as one process does.
+    /// </summary>
+    private static bool GathersRows(LayerRun run) => run.Training && run.Layout.Comm is not null;
+
+    internal override RankGradient RankGradient => RankGradient.Whole;
 
     private sealed class Jobs
     {
@@ -147,16 +157,29 @@ public sealed class Dense : Layer
         }
         if (run.NeedParamGrad)
         {
+            Buffer x = run.Input, dy = run.OutGrad;
+            int rows = run.Batch;
+            if (run.Layout.Split)
+            {
+                var layout = run.Layout;
+                rows = layout.GlobalBatch;
+                x = run.State.Sub(0, rows * InFeatures);
+                dy = run.State.Sub(run.Capacity * InFeatures, rows * Units);
+                run.Input.Slice(0, run.Batch * InFeatures).CopyTo(x.Slice(layout.Offset * InFeatures, run.Batch * InFeatures));
+                run.OutGrad.Slice(0, run.Batch * Units).CopyTo(dy.Slice(layout.Offset * Units, run.Batch * Units));
+                layout.GatherRows(x.Span, InFeatures);
+                layout.GatherRows(dy.Span, Units);
+            }
             // dW (Units x In) = dY^T (Units x B) * X (B x In): dY is stored B x Units, so op(A) is "transposed".
-            job.Set(true, false, Units, InFeatures, run.Batch, run.OutGrad, Units, run.Input, InFeatures,
+            job.Set(true, false, Units, InFeatures, rows, dy, Units, x, InFeatures,
                 new Buffer(_weight!.Grad), InFeatures, false, default, Items(run, InFeatures));
-            job.Run(run, FlopsPerSample * run.Batch);
+            job.Run(run, FlopsPerSample * rows);
             if (_bias is not null)
             {
                 // db = column sums of dY, rows in order.
                 var db = _bias.Grad.AsSpan();
-                run.OutGrad.Slice(0, Units).CopyTo(db);
-                for (int n = 1; n < run.Batch; n++) TensorPrimitives.Add(db, run.OutGrad.Slice(n * Units, Units), db);
+                dy.Slice(0, Units).CopyTo(db);
+                for (int n = 1; n < rows; n++) TensorPrimitives.Add(db, dy.Slice(n * Units, Units), db);
             }
         }
     }

@@ -121,6 +121,9 @@ public abstract class Layer
     /// <summary>True for layers whose forward can apply a clamp in its epilogue (a following ReLU fuses into it).</summary>
     internal virtual bool CanFuseClamp => false;
 
+    /// <summary>What this layer's parameter gradients hold after its backward when the batch is split over processes (<see cref="Distributed.BatchLayout"/>).</summary>
+    internal virtual RankGradient RankGradient => Parameters.Count == 0 ? RankGradient.Whole : RankGradient.Unsupported;
+
     /// <summary>Floats of per-plan state (arg-max indices, masks, statistics, packed weights, partial gradients).</summary>
     internal virtual long StateFloats(int batch, bool training) => 0;
 
@@ -142,4 +145,15 @@ public abstract class Layer
     internal abstract void Backward(LayerRun run);
 
     internal static string Dims(int h, int w) => $"{h}x{w}";
+}
+
+/// <summary>What a layer's parameter gradients hold after its backward on one rank's share of a split batch.</summary>
+internal enum RankGradient
+{
+    /// <summary>The layer has not been made to train split over processes.</summary>
+    Unsupported,
+    /// <summary>Sums over this rank's gradient chunks: the plan adds the ranks' sums in the chunk tree.</summary>
+    Partial,
+    /// <summary>The whole batch's gradient: the layer gathered what it sums and summed it as one process does.</summary>
+    Whole,
 }

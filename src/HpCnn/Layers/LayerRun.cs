@@ -1,3 +1,4 @@
+using HpCnn.Distributed;
 using HpCnn.Training;
 
 namespace HpCnn.Layers;
@@ -11,16 +12,19 @@ public sealed class LayerRun
     /// <summary>Total work (in flop-like units) below which a layer runs on the calling thread alone.</summary>
     internal const long ParallelThreshold = 60_000;
 
-    internal LayerRun(Layer layer, int batch, bool training, WorkerPool pool)
+    internal LayerRun(Layer layer, int batch, bool training, WorkerPool pool, BatchLayout layout)
     {
-        Layer = layer; Batch = batch; Capacity = batch; Training = training; Pool = pool;
+        Layer = layer; Batch = batch; Capacity = batch; Training = training; Pool = pool; Layout = layout;
     }
+
+    /// <summary>Which images of the global batch this process computes (all of them outside a distributed run).</summary>
+    internal BatchLayout Layout { get; }
 
     /// <summary>The largest batch the plan runs.</summary>
     public int Capacity { get; }
 
     public Layer Layer { get; }
-    /// <summary>Images in the current batch (at most the plan's capacity).</summary>
+    /// <summary>Images of the current batch this process computes (at most the plan's capacity; see <see cref="Layout"/>).</summary>
     public int Batch { get; internal set; }
     public bool Training { get; }
     internal WorkerPool Pool { get; }

@@ -144,8 +144,8 @@ public sealed class BatchNorm2D : Layer
              g.Floats(name + ".running_mean", RunningMean.Value, C), g.Floats(name + ".running_var", RunningVar.Value, C)],
             Float("epsilon", Epsilon), Float("momentum", (float)Math.Round(1.0 - Momentum, 7)));
 
-    // State. Training: per channel the batch mean, 1/sqrt(var + eps), and the folded scale and shift; then per channel and
-    // image two doubles (forward: the plane's mean and sum of squared deviations; backward: the plane's sums of g and g x).
+    // State. Training: per channel the batch mean, 1/sqrt(var + eps), and the folded scale and shift; then per image and
+    // channel two doubles (forward: the plane's mean and sum of squared deviations; backward: the plane's sums of g and g x).
     // Inference: the folded scale and shift.
     private int C => InputShape.C;
     internal override long StateFloats(int batch, bool training) => training ? 4L * C + 4L * batch * C : 2L * C;
@@ -159,10 +159,18 @@ public sealed class BatchNorm2D : Layer
     private static Span<float> Scale(LayerRun run, int c) => run.Training ? run.State.Slice(2 * c, c) : run.State.Slice(0, c);
     private static Span<float> Shift(LayerRun run, int c) => run.Training ? run.State.Slice(3 * c, c) : run.State.Slice(c, c);
 
-    /// <summary>Per channel and image doubles, channel-major (a channel's images contiguous): part 0 or 1.</summary>
-    private static Span<double> Partials(LayerRun run, int c, int part) =>
-        System.Runtime.InteropServices.MemoryMarshal.Cast<float, double>(run.State.Slice(4 * c, 4 * run.Capacity * c))
-            .Slice(part * run.Capacity * c, run.Capacity * c);
+    /// <summary>
+    /// Two doubles per image and channel, image-major ([image][part][channel], images of the global batch): one block per
+    /// rank, which a batch split over processes gathers (<see cref="Distributed.BatchLayout.GatherRows{T}"/>) before the
+    /// statistics are summed over the whole batch in image order, as in one process.
+    /// </summary>
+    private static Span<double> Partials(LayerRun run, int c) =>
+        System.Runtime.InteropServices.MemoryMarshal.Cast<float, double>(run.State.Slice(4 * c, 4 * run.Capacity * c));
+
+    /// <summary>Index in <see cref="Partials"/> of part <paramref name="part"/> of channel <paramref name="ch"/> of global image <paramref name="image"/>.</summary>
+    private static int PartialAt(int c, int image, int part, int ch) => (image * 2 + part) * c + ch;
+
+    internal override RankGradient RankGradient => RankGradient.Whole;
 
     private int Groups(LayerRun run) => run.Batch >= 2 * run.Pool.ThreadCount ? 1 : Math.Min(C, 2 * run.Pool.ThreadCount);
 
@@ -178,15 +186,23 @@ public sealed class BatchNorm2D : Layer
         {
             job.Phase = Phase.Moments;
             run.Parallel(job, batch * job.Groups, work);
-            var means = Partials(run, c, 0);
-            var m2s = Partials(run, c, 1);
+            var partials = Partials(run, c);
+            run.Layout.GatherRows(partials, 2 * c);
+            int all = run.Layout.GlobalBatch;
+            var means = job.Means.AsSpan(0, all);
+            var m2s = job.M2s.AsSpan(0, all);
             var state = run.State.Span;
             int plane = InputShape.Plane;
-            long m = (long)batch * plane;
+            long m = (long)all * plane;
             float mom = Momentum;
             for (int ch = 0; ch < c; ch++)
             {
-                var (mean, var) = NormKernels.CombineMoments(means.Slice(ch * run.Capacity, batch), m2s.Slice(ch * run.Capacity, batch), plane);
+                for (int n = 0; n < all; n++)
+                {
+                    means[n] = partials[PartialAt(c, n, 0, ch)];
+                    m2s[n] = partials[PartialAt(c, n, 1, ch)];
+                }
+                var (mean, var) = NormKernels.CombineMoments(means, m2s, plane);
                 float invStd = (float)(1 / Math.Sqrt(var + Epsilon));
                 state[ch] = (float)mean;
                 state[c + ch] = invStd;
@@ -227,15 +243,16 @@ public sealed class BatchNorm2D : Layer
         long work = 2L * InputShape.Size / job.Groups;
         job.Phase = Phase.GradientSums;
         run.Parallel(job, batch * job.Groups, work);
-        var sums = Partials(run, c, 0);
-        var dots = Partials(run, c, 1);
+        var partials = Partials(run, c);
+        run.Layout.GatherRows(partials, 2 * c);
+        int all = run.Layout.GlobalBatch;
         var state = run.State.Span;
-        double m = (double)batch * InputShape.Plane;
+        double m = (double)all * InputShape.Plane;
         var coef = job.Coefficients;
         for (int ch = 0; ch < c; ch++)
         {
             double sumG = 0, sumGX = 0;
-            for (int n = 0; n < batch; n++) { sumG += sums[ch * run.Capacity + n]; sumGX += dots[ch * run.Capacity + n]; }
+            for (int n = 0; n < all; n++) { sumG += partials[PartialAt(c, n, 0, ch)]; sumGX += partials[PartialAt(c, n, 1, ch)]; }
             float mean = state[ch], inv = state[c + ch], gamma = _gamma!.Value[ch];
             // sum(g xhat) = inv (sum(g x) - mean sum(g)); dx = gamma inv / M (M g - sum g - xhat sum(g xhat)) = a g + b x + c0.
             double sumGXhat = inv * (sumGX - mean * sumG);
@@ -267,6 +284,8 @@ public sealed class BatchNorm2D : Layer
         public Phase Phase;
         public int Groups = 1;
         public readonly float[] Coefficients = new float[3 * layer.InputShape.C];
+        /// <summary>One channel's per-image means and squared deviations, in image order (training).</summary>
+        public readonly double[] Means = new double[run.Training ? run.Capacity : 0], M2s = new double[run.Training ? run.Capacity : 0];
 
         public override void Execute(int item, int worker)
         {
@@ -289,8 +308,9 @@ public sealed class BatchNorm2D : Layer
                     case Phase.Moments:
                         {
                             var (mean, m2) = NormKernels.PlaneMoments(x);
-                            Partials(run, c, 0)[ch * run.Capacity + n] = mean;
-                            Partials(run, c, 1)[ch * run.Capacity + n] = m2;
+                            var partials = Partials(run, c);
+                            partials[PartialAt(c, run.Layout.Offset + n, 0, ch)] = mean;
+                            partials[PartialAt(c, run.Layout.Offset + n, 1, ch)] = m2;
                             break;
                         }
                     case Phase.Normalize:
@@ -312,8 +332,9 @@ public sealed class BatchNorm2D : Layer
                     case Phase.GradientSums:
                         {
                             var g = Gradient(n, ch, o, plane, scratch, cap, gradPool);
-                            Partials(run, c, 0)[ch * run.Capacity + n] = LaneSum.Sum(g);
-                            Partials(run, c, 1)[ch * run.Capacity + n] = LaneSum.Dot(g, x);
+                            var partials = Partials(run, c);
+                            partials[PartialAt(c, run.Layout.Offset + n, 0, ch)] = LaneSum.Sum(g);
+                            partials[PartialAt(c, run.Layout.Offset + n, 1, ch)] = LaneSum.Dot(g, x);
                             break;
                         }
                     case Phase.InputGradient:

@@ -65,8 +65,10 @@ public sealed class Dropout : Layer
         ulong threshold = (ulong)(Rate * (double)ulong.MaxValue);
         float scale = 1f / (1f - Rate);
         ulong seed = Rng.Mix(_seed, step);
+        // Positions count from the global batch's first image, so a batch split over processes draws the same masks.
+        ulong first = (ulong)run.Layout.Offset * (ulong)InputShape.Size;
         for (int i = 0; i < mask.Length; i++)
-            mask[i] = Rng.Mix(seed, (ulong)i) >= threshold ? scale : 0f;
+            mask[i] = Rng.Mix(seed, first + (ulong)i) >= threshold ? scale : 0f;
         ElementwiseKernels.Map(run.Input.Slice(0, mask.Length), mask, run.Output.Span, new MultiplyOp());
     }
 

@@ -1,3 +1,4 @@
+using HpCnn.Distributed;
 using HpCnn.Kernels;
 using HpCnn.Layers;
 
@@ -20,7 +21,9 @@ internal sealed class ExecutionPlan
     /// <param name="fuse">let layers do their neighbours' work in their epilogues (<see cref="Fusion"/>)</param>
     /// <param name="inputGradient">also compute d loss / d model input into Grads[0] (gradient checks, saliency)</param>
     /// <param name="pool">the threads that run the plan (default: the shared pool); per-worker scratch is sized for it</param>
-    public ExecutionPlan(Sequential model, int capacity, bool training, bool fuse = true, bool inputGradient = false, WorkerPool? pool = null)
+    /// <param name="comm">the ranks of a distributed training run that split every batch between them (null: one process)</param>
+    public ExecutionPlan(Sequential model, int capacity, bool training, bool fuse = true, bool inputGradient = false, WorkerPool? pool = null,
+        ICommunicator? comm = null)
     {
         if (capacity < 1) throw new ArgumentOutOfRangeException(nameof(capacity), $"batch size must be at least 1, got {capacity}");
         if (model.Layers.Count == 0) throw new InvalidOperationException("the model has no layers");
@@ -32,9 +35,11 @@ internal sealed class ExecutionPlan
         var layers = model.Layers;
         int n = _layerCount = layers.Count;
         StructureVersion = model.StructureVersion;
+        if (comm is not null && !training) throw new ArgumentException("only training plans split batches over processes");
+        Layout = new BatchLayout(comm);
 
         Runs = new LayerRun[n];
-        for (int i = 0; i < n; i++) Runs[i] = new LayerRun(layers[i], capacity, training, Pool);
+        for (int i = 0; i < n; i++) Runs[i] = new LayerRun(layers[i], capacity, training, Pool, Layout);
 
         if (fuse) Fusion.Plan(Runs, training);
 
@@ -103,7 +108,7 @@ internal sealed class ExecutionPlan
         }
         Probs = _arena.Get(probsHandle, capacity * Classes);
         Labels = new int[capacity];
-        Batch = capacity;
+        SetBatch(capacity);
 
         if (training)
         {
@@ -115,6 +120,22 @@ internal sealed class ExecutionPlan
                         for (int s = 0; s < p.Count; s += 32768) segs.Add((p, s, Math.Min(32768, p.Count - s)));
             OptimizerSegments = segs.ToArray();
             UpdateJob = new OptimizerJob(this);
+            if (Layout.Comm is not null)
+            {
+                var partial = new List<Parameter>();
+                for (int i = 0; i < n; i++)
+                {
+                    if (!Runs[i].NeedParamGrad) continue;
+                    switch (layers[i].RankGradient)
+                    {
+                        case RankGradient.Partial: partial.AddRange(layers[i].Parameters.Where(p => p.Trainable)); break;
+                        case RankGradient.Whole: break;
+                        default: throw new NotSupportedException($"layer {i} ({layers[i].Kind}) cannot train with its batch split over processes yet");
+                    }
+                }
+                RankPartials = partial.ToArray();
+                Layout.ReserveSum(RankPartials.Sum(p => p.Count));
+            }
         }
         else
         {
@@ -126,6 +147,10 @@ internal sealed class ExecutionPlan
     }
 
     public Sequential Model { get; }
+    /// <summary>Which images of each batch this process computes (all of them outside a distributed run).</summary>
+    internal BatchLayout Layout { get; }
+    /// <summary>Parameters whose gradients the layers leave as sums over this rank's images (see <see cref="RankGradient"/>).</summary>
+    private Parameter[] RankPartials { get; } = [];
     /// <summary>Whether ReLUs run in the epilogue of the layer before them.</summary>
     public bool Fused { get; }
     public int Capacity { get; }
@@ -140,7 +165,10 @@ internal sealed class ExecutionPlan
     public Buffer Probs { get; }
     public int[] Labels { get; }
     public int Classes { get; }
+    /// <summary>Images of the current batch this process computes (the whole batch outside a distributed run).</summary>
     public int Batch { get; private set; }
+    /// <summary>Images of the current batch over all processes.</summary>
+    public int GlobalBatch => Layout.GlobalBatch;
     public long StructureVersion { get; }
     public long ArenaBytes { get; }
     internal (Parameter Param, int Start, int Count)[] OptimizerSegments { get; }
@@ -158,11 +186,16 @@ internal sealed class ExecutionPlan
         foreach (var r in Runs) r.Step = step;
     }
 
+    /// <summary>
+    /// Sets the size of the next batch, over all processes in a distributed run (this process then computes
+    /// <see cref="Batch"/> of its images, from <see cref="BatchLayout.Offset"/>).
+    /// </summary>
     public void SetBatch(int batch)
     {
         if (batch < 1 || batch > Capacity) throw new ArgumentOutOfRangeException(nameof(batch), $"batch of {batch} for a plan of capacity {Capacity}");
-        Batch = batch;
-        foreach (var r in Runs) r.Batch = batch;
+        Layout.SetBatch(batch);
+        Batch = Layout.Count;
+        foreach (var r in Runs) r.Batch = Batch;
     }
 
     /// <summary>The input of the current batch (Batch x input size).</summary>
@@ -200,14 +233,15 @@ internal sealed class ExecutionPlan
         ((lk == LossKind.CrossEntropy && model.Layers[^1] is Softmax) || (lk == LossKind.BinaryCrossEntropy && model.Layers[^1] is Sigmoid));
 
     /// <summary>
-    /// Loss of the current batch (the model must be compiled): writes the probabilities (raw outputs for MSE) to
+    /// Loss of this process's images of the current batch (their mean; the gradient is scaled for the whole batch) (the
+    /// model must be compiled): writes the probabilities (raw outputs for MSE) to
     /// <see cref="Probs"/> and, with <paramref name="withGrad"/>, d loss / d scores to the gradient buffer the backward
     /// pass starts from.
     /// </summary>
     public double ComputeLoss(bool withGrad, out int correct)
     {
         bool fused = HasFusedHead(Model);
-        int b = Batch, k = Classes;
+        int b = Batch, k = Classes, rows = GlobalBatch;
         int idx = fused ? _layerCount - 1 : _layerCount;
         var z = Acts[idx].Slice(0, b * k);
         var grad = withGrad ? Grads[idx].Slice(0, b * k) : default;
@@ -217,13 +251,13 @@ internal sealed class ExecutionPlan
         switch (Model.Loss!.Value)
         {
             case LossKind.CrossEntropy:
-                loss = LossKernels.SoftmaxCrossEntropy(z, labels, probs, grad, b, k);
+                loss = LossKernels.SoftmaxCrossEntropy(z, labels, probs, grad, b, k, rows);
                 break;
             case LossKind.BinaryCrossEntropy:
-                loss = LossKernels.BinaryCrossEntropy(z, labels, probs, grad, b);
+                loss = LossKernels.BinaryCrossEntropy(z, labels, probs, grad, b, rows);
                 break;
             default:
-                loss = LossKernels.MeanSquaredError(z, labels, grad, b, k);
+                loss = LossKernels.MeanSquaredError(z, labels, grad, b, k, rows);
                 z.CopyTo(probs);
                 break;
         }
@@ -238,8 +272,23 @@ internal sealed class ExecutionPlan
         Forward();
         double loss = ComputeLoss(withGrad: true, out correct);
         Backward(HasFusedHead(Model) ? _layerCount - 2 : _layerCount - 1);
+        SumRankPartials();
         UpdateParameters(optimizer, lr);
         return loss;
+    }
+
+    /// <summary>In a split batch: the gradients each rank summed over its own images, added over the ranks (one collective for all).</summary>
+    private void SumRankPartials()
+    {
+        if (!Layout.Split || RankPartials.Length == 0) return;
+        int total = 0;
+        foreach (var p in RankPartials) total += p.Count;
+        var mine = Layout.PartialSum(total);
+        int at = 0;
+        foreach (var p in RankPartials) { p.Grad.CopyTo(mine.Slice(at)); at += p.Count; }
+        var sum = Layout.SumAcrossRanks(total);
+        at = 0;
+        foreach (var p in RankPartials) { sum.Slice(at, p.Count).CopyTo(p.Grad); at += p.Count; }
     }
 
     /// <summary>Applies one optimizer step to every trainable, unfrozen parameter.</summary>

@@ -35,6 +35,10 @@ public sealed class TrainingHistory
     public string? LastCheckpoint { get; internal set; }
     /// <summary>Checkpoints this fit wrote.</summary>
     public int CheckpointsWritten { get; internal set; }
+    /// <summary>Processes the fit split its batches over (1: one process; see <see cref="FitOptions.Distributed"/>).</summary>
+    public int Ranks { get; internal set; } = 1;
+    /// <summary>Wall time this process spent in collectives with the other ranks (gradient sums, gathers, agreement), in seconds.</summary>
+    public double CommunicationSeconds { get; internal set; }
 }
 
 /// <summary>Stops training when the monitored validation metric has not improved for <see cref="Patience"/> epochs.</summary>
@@ -93,6 +97,19 @@ public sealed class FitOptions
     public bool CheckData { get; set; } = true;
     /// <summary>Notices about checkpoints (a corrupt one skipped, a resume, none found); null writes them to standard error.</summary>
     public Action<string>? OnMessage { get; set; }
+
+    /// <summary>
+    /// Data-parallel training over the processes of an <c>mpirun</c> launch (docs/distributed.md): every process holds the
+    /// data and the model, computes its share of every batch, and the gradients are summed so that the weights equal, bit for
+    /// bit, one process's. <see cref="BatchSize"/> and the learning rate keep their one-process meaning. Rank 0 alone
+    /// validates and writes checkpoints; every rank gets the same metrics and callbacks (print or save on rank 0 only:
+    /// <see cref="global::HpCnn.Distributed.Mpi.Rank"/>). An error on one rank ends every rank. Null (default): distributed when launched
+    /// with more than one process; true: require Open MPI; false: never.
+    /// </summary>
+    public bool? Distributed { get; set; }
+
+    /// <summary>The processes to split batches over instead of MPI's (another transport, tests); overrides <see cref="Distributed"/>.</summary>
+    public global::HpCnn.Distributed.ICommunicator? Communicator { get; set; }
 }
 
 /// <summary>Loss, accuracy and confusion matrix of a model on a dataset.</summary>

@@ -1,5 +1,7 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using HpCnn.Data;
+using HpCnn.Distributed;
 
 namespace HpCnn.Training;
 
@@ -60,11 +62,20 @@ internal sealed class Trainer
 
     public TrainingHistory Run()
     {
+        var comm = _o.Communicator ?? (_o.Distributed switch { false => null, true => Mpi.World, null => Mpi.Launched ? Mpi.World : null });
+        if (comm is not null) BatchLayout.CheckRanks(comm.Size);
+        Peers? peers = comm is { Size: > 1 } ? new Peers(comm) : null;
         // A fit with its own thread count gets a pool of its own for its duration (and the plan that goes with it).
         WorkerPool? own = _o.Threads is int t && t != WorkerPool.Shared.ThreadCount ? new WorkerPool(t) : null;
         try
         {
-            return Epochs(own);
+            return Epochs(own, peers);
+        }
+        catch (Exception e) when (peers is not null)
+        {
+            // The other ranks would wait for this one in their next collective: end them all, with the reason.
+            peers.Comm.Abort($"fit failed: {e.GetType().Name}: {e.Message}", 1);
+            throw;
         }
         finally
         {
@@ -72,7 +83,79 @@ internal sealed class Trainer
         }
     }
 
-    private TrainingHistory Epochs(WorkerPool? pool)
+    /// <summary>
+    /// A distributed fit's collectives besides the gradients' (<see cref="BatchLayout"/>): per-rank figures summed in rank
+    /// order and decisions every rank takes alike, timed into <see cref="Seconds"/>.
+    /// </summary>
+    private sealed class Peers(ICommunicator comm) : ICommunicator
+    {
+        private readonly double[] _all = new double[3 * comm.Size];
+        private readonly int[] _counts = new int[comm.Size], _offsets = new int[comm.Size];
+        private readonly Stopwatch _clock = new();
+
+        public ICommunicator Comm => comm;
+        public int Rank => comm.Rank;
+        public int Size => comm.Size;
+        public double Seconds => _clock.Elapsed.TotalSeconds;
+
+        public void AllGather(Span<byte> all, ReadOnlySpan<int> counts, ReadOnlySpan<int> offsets)
+        {
+            _clock.Start();
+            comm.AllGather(all, counts, offsets);
+            _clock.Stop();
+        }
+
+        public void Broadcast(Span<byte> data, int root)
+        {
+            _clock.Start();
+            comm.Broadcast(data, root);
+            _clock.Stop();
+        }
+
+        public void Abort(string message, int exitCode) => comm.Abort(message, exitCode);
+
+        /// <summary>Each rank's three figures summed over the ranks in rank order (the same bits on every rank).</summary>
+        public (double A, double B, double C) Sum(double a, double b, double c)
+        {
+            int r = Rank;
+            _all[3 * r] = a; _all[3 * r + 1] = b; _all[3 * r + 2] = c;
+            for (int i = 0; i < Size; i++) { _counts[i] = 3 * sizeof(double); _offsets[i] = 3 * sizeof(double) * i; }
+            AllGather(MemoryMarshal.AsBytes(_all.AsSpan()), _counts, _offsets);
+            double sa = 0, sb = 0, sc = 0;
+            for (int i = 0; i < Size; i++) { sa += _all[3 * i]; sb += _all[3 * i + 1]; sc += _all[3 * i + 2]; }
+            return (sa, sb, sc);
+        }
+
+        /// <summary>True on every rank when <paramref name="a"/> or <paramref name="b"/> is true on any.</summary>
+        public (bool A, bool B) Any(bool a, bool b)
+        {
+            var (x, y, _) = Sum(a ? 1 : 0, b ? 1 : 0, 0);
+            return (x > 0, y > 0);
+        }
+
+        /// <summary>
+        /// Refuses (on every rank alike) a run whose ranks hold different data, options or starting weights: they would train
+        /// apart without an error.
+        /// </summary>
+        public void CheckSame(ulong data, ulong options, ulong weights)
+        {
+            var all = new ulong[3 * Size];
+            all[3 * Rank] = data; all[3 * Rank + 1] = options; all[3 * Rank + 2] = weights;
+            for (int i = 0; i < Size; i++) { _counts[i] = 3 * sizeof(ulong); _offsets[i] = 3 * sizeof(ulong) * i; }
+            AllGather(MemoryMarshal.AsBytes(all.AsSpan()), _counts, _offsets);
+            for (int i = 0; i < Size; i++)
+            {
+                string? what = all[3 * i] != data ? "training or validation data"
+                    : all[3 * i + 1] != options ? "fit options (epochs, batch size, seed, shuffle, validation size)"
+                    : all[3 * i + 2] != weights ? "model (architecture or starting weights: build it with the same seed on every rank)"
+                    : null;
+                if (what is not null)
+                    throw new ArgumentException($"fit: the processes of this distributed run have different {what} (rank {i} and rank {Rank}); every rank must load the same");
+            }
+        }
+    }
+
+    private TrainingHistory Epochs(WorkerPool? pool, Peers? peers)
     {
         var o = _o;
         var model = _model;
@@ -83,9 +166,21 @@ internal sealed class Trainer
         int batchSize = Math.Min(o.BatchSize, count);
         int batches = (count + batchSize - 1) / batchSize;
         ulong seed = o.Seed ?? model.Seed;
-        string? dir = o.CheckpointDirectory;
+        // In a distributed run every rank reads the checkpoints to resume from; rank 0 alone writes them.
+        bool lead = peers is null || peers.Rank == 0;
+        string? dir = lead ? o.CheckpointDirectory : null;
 
         var s = o.Resume ? Resume(history) : null;
+        ExecutionPlan? split = null;
+        if (peers is not null)
+        {
+            peers.CheckSame(FitState.Fingerprint(train) ^ FitState.Fingerprint(_validation),
+                Rng.Mix(Rng.Mix((ulong)o.Epochs, (ulong)o.BatchSize), Rng.Mix(seed, (o.Shuffle ? 1UL : 0) | ((ulong)(_validation?.Count ?? 0) << 1))),
+                WeightsDigest(model) ^ (ulong)model.Optimizer!.Steps);
+            // One plan for the fit, its batches split over the ranks.
+            split = new ExecutionPlan(model, batchSize, training: true, pool: pool, comm: peers);
+            history.Ranks = peers.Size;
+        }
         Rng rng;
         if (s is null)
         {
@@ -131,7 +226,7 @@ internal sealed class Trainer
                 s.Shuffled = true;
             }
             float lr = optimizer.LearningRateAt(model.EpochsTrained);
-            var plan = model.TrainingPlan(batchSize, pool);
+            var plan = split ?? model.TrainingPlan(batchSize, pool);
             var sw = Stopwatch.StartNew();
             bool stop = false;
             for (int bi = s.NextBatch; bi < batches; bi++)
@@ -139,6 +234,14 @@ internal sealed class Trainer
                 int start = bi * batchSize, b = Math.Min(batchSize, count - start);
                 if (start + b < count) Prefetch(train, order.AsSpan(start + b, Math.Min(batchSize, count - start - b)));
                 double loss = TrainGathered(plan, train, order.AsSpan(start, b), optimizer, lr, out int c);
+                if (peers is not null && plan.Layout.Split)
+                {
+                    // The batch's loss and hits over all ranks (each rank's loss is the mean over its images; a batch too
+                    // small to split was computed whole on every rank).
+                    var (lossSum, hits, _) = peers.Sum(loss * plan.Batch, c, 0);
+                    loss = lossSum / b;
+                    c = (int)hits;
+                }
                 if (!double.IsFinite(loss))
                     throw new ArithmeticException($"fit: the loss became {Name(loss)} in epoch {epoch}, batch {bi + 1}: training diverged, lower the learning rate (now {lr})" +
                         (history.LastCheckpoint ?? LastGood(dir)) switch { { } last => $"; the last good checkpoint, {last}, is kept", null => "" });
@@ -157,6 +260,12 @@ internal sealed class Trainer
                 {
                     history.StopReason = "cancelled";
                     stop = true;
+                }
+                if (peers is not null && peers.Any(stop, history.StopReason == "cancelled") is var (anyStop, anyCancel) && anyStop)
+                {
+                    // A stop on any rank stops every rank after the same batch.
+                    stop = true;
+                    history.StopReason ??= anyCancel ? "cancelled" : "stopped by callback";
                 }
                 bool due = (o.CheckpointEveryBatches > 0 && batchesSinceCheckpoint >= o.CheckpointEveryBatches)
                     || (o.CheckpointInterval is { } every && sinceCheckpoint.Elapsed >= every);
@@ -177,9 +286,16 @@ internal sealed class Trainer
             var vsw = Stopwatch.StartNew();
             if (_validation is not null)
             {
-                var ev = model.Evaluate(_validation, o.EvaluationBatchSize);
-                valLoss = ev.Loss;
-                valAcc = ev.Accuracy;
+                // Rank 0 validates and tells the others (the same weights everywhere: the same figures).
+                double[] figures = [0, 0];
+                if (lead)
+                {
+                    var ev = model.Evaluate(_validation, o.EvaluationBatchSize);
+                    figures = [ev.Loss, ev.Accuracy];
+                }
+                peers?.Broadcast(MemoryMarshal.AsBytes(figures.AsSpan()), 0);
+                valLoss = figures[0];
+                valAcc = figures[1];
             }
             vsw.Stop();
             var m = new EpochMetrics(epoch, s.LossSum / s.Seen, (double)s.Correct / s.Seen, valLoss, valAcc,
@@ -194,7 +310,9 @@ internal sealed class Trainer
             s.Seen = 0;
             s.Seconds = 0;
             o.OnEpochEnd?.Invoke(m);
-            if (!stop && o.Cancellation.IsCancellationRequested)
+            bool cancel = !stop && o.Cancellation.IsCancellationRequested;
+            if (peers is not null) cancel = peers.Any(cancel, false).A;
+            if (cancel)
             {
                 history.StopReason = "cancelled";
                 stop = true;
@@ -225,7 +343,17 @@ internal sealed class Trainer
             if (dir is not null) WriteCheckpoint();
             if (stop || s.Finished) break;
         }
+        if (peers is not null) history.CommunicationSeconds = peers.Seconds;
         return history;
+    }
+
+    /// <summary>A digest of every parameter's values (ranks of a distributed run must start from the same weights).</summary>
+    private static ulong WeightsDigest(Sequential model)
+    {
+        var hash = new System.IO.Hashing.XxHash64();
+        foreach (var layer in model.Layers)
+            foreach (var p in layer.Parameters) hash.Append(MemoryMarshal.AsBytes(p.Value.AsSpan()));
+        return hash.GetCurrentHashAsUInt64();
     }
 
     /// <summary>
@@ -291,10 +419,12 @@ internal sealed class Trainer
     /// </summary>
     private static double TrainGathered(ExecutionPlan plan, Dataset data, ReadOnlySpan<int> indices, Optimizer optimizer, float lr, out int correct)
     {
-        int size = data.Shape.Size, b = indices.Length;
-        plan.SetBatch(b);
+        int size = data.Shape.Size;
+        plan.SetBatch(indices.Length);
+        // This process's images of the batch (all of them outside a distributed run).
+        indices = indices.Slice(plan.Layout.Offset, plan.Batch);
         var input = plan.Input;
-        for (int j = 0; j < b; j++)
+        for (int j = 0; j < indices.Length; j++)
         {
             int src = indices[j];
             data.Images.AsSpan(src * size, size).CopyTo(input.Slice(j * size, size));
