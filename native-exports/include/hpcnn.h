@@ -6,7 +6,8 @@
  * - Status: fallible functions return an hpcnn_status; HPCNN_OK (0) is success. On failure nothing the
  *   function was asked to produce is written, and hpcnn_last_error() returns a message saying what was
  *   wrong and where, e.g. "layer 2 (conv2d): expected input with 32 channels, got 3x32x32".
- *   No function terminates the process, and no error ever escapes as anything but a status.
+ *   No function terminates the process, and no error ever escapes as anything but a status (one exception: an
+ *   error inside a distributed hpcnn_fit ends every process of the launch, see "distributed training" below).
  * - Handles: hpcnn_model, hpcnn_dataset and hpcnn_fit_options are opaque. Each *_create / *_load
  *   function gives the caller one handle, which the caller owns and gives back with the matching
  *   *_release function. Release functions accept NULL and ignore a handle released already.
@@ -35,7 +36,7 @@
 extern "C" {
 #endif
 
-#define HPCNN_ABI_VERSION 9
+#define HPCNN_ABI_VERSION 10
 
 
 typedef enum hpcnn_status {
@@ -383,7 +384,9 @@ hpcnn_status hpcnn_fit_options_set_message_callback(hpcnn_fit_options* options, 
 /* The history of the last hpcnn_fit that returned with these options, as JSON: {"epochs": [{"epoch", "train_loss",
    "train_accuracy", "val_loss", "val_accuracy", "seconds", "samples_per_second", "learning_rate"}, ...],
    "resumed_epochs": N (the first N came from the checkpoint), "resumed_from", "stop_reason", "restored_epoch",
-   "last_checkpoint", "checkpoints_written"} (null where none). *out_json is freed with hpcnn_free.
+   "last_checkpoint", "checkpoints_written", "ranks" (processes the fit split its batches over: 1 unless distributed;
+   ABI 10), "communication_seconds" (time this process spent exchanging gradients with the others; ABI 10)}
+   (null where none). *out_json is freed with hpcnn_free.
    Errors: INVALID_STATE (no fit returned yet). */
 hpcnn_status hpcnn_fit_options_history_json(hpcnn_fit_options* options, char** out_json);
 /* The model of the newest good checkpoint in directory (weights, optimizer state, epochs trained), to continue with
@@ -473,6 +476,37 @@ hpcnn_status hpcnn_predict_raw_u8(hpcnn_model* model, const uint8_t* pixels, int
 /* The same for float pixels already in the model's pixel scale ([0, 1] unless set otherwise), standardised as the
    model records. Errors: INVALID_ARGUMENT (a value outside the scale, or NaN: the message names the image and pixel). */
 hpcnn_status hpcnn_predict_raw(hpcnn_model* model, const float* pixels, int64_t n, float* out, int64_t out_count);
+
+/* ---------------------------------------------------------------- distributed training (ABI 10) */
+
+/* Data-parallel training over the processes of an Open MPI launch (mpirun -np N program ...; N = 1, 2, 4, 8 or 16):
+   every process loads the same data and builds the same model (same seed, same options), then calls hpcnn_fit; each
+   computes its share of every batch, the gradients are summed, and every process ends with the same weights, equal bit
+   for bit to a one-process fit with the same batch size and seed (at any thread count). Batch size and learning rate
+   keep their one-process meaning. hpcnn_fit first checks that data, options and starting weights agree on every
+   process (a difference ends them all, naming what differs: see below). Rank 0 alone runs the validation (the others get its figures) and writes
+   checkpoints; the callbacks run on every process with the same figures, so print or save on rank 0 only
+   (hpcnn_distributed_rank() == 0). Open MPI 4 (libmpi.so.40) is loaded when a distributed fit starts; the library
+   runs without it otherwise.
+   Unlike every other call: an error inside a distributed hpcnn_fit (ranks that differ, a diverged loss) cannot be
+   returned, since the other processes would wait for this one forever: the message goes to standard error and every
+   process of the launch exits with code 1 (MPI_Abort). A process that fails before hpcnn_fit (a missing data file)
+   should exit non-zero: mpirun then ends the others. */
+
+/* mode -1 (the default): distributed when launched by mpirun with more than one process (its environment says so);
+   0: never (each process trains alone); 1: required (starts MPI even in a process launched alone, as one rank).
+   hpcnn_fit with mode 1 fails with INVALID_STATE when Open MPI is not installed (the message says what to install) or
+   after hpcnn_distributed_finalize ended MPI. Errors: INVALID_ARGUMENT (another mode). */
+hpcnn_status hpcnn_fit_options_set_distributed(hpcnn_fit_options* options, int32_t mode);
+/* This process's rank in the launch (0 outside one) and the number of processes (1 outside one). Read from the
+   launch's environment until MPI starts, so they answer before the first fit. Never fail. */
+int32_t hpcnn_distributed_rank(void);
+int32_t hpcnn_distributed_size(void);
+/* Ends MPI (MPI_Finalize) if a distributed fit of this process started it; call it once, after the last distributed
+   fit and before the process exits (Open MPI reports a process that exits without it as failed, and the library
+   cannot do it at exit when C or Python hosts it). No distributed fit can run afterwards. Does nothing when MPI was
+   not started, or was started by the host (mpi4py: the host then ends it). Calling it again does nothing. */
+hpcnn_status hpcnn_distributed_finalize(void);
 
 #ifdef __cplusplus
 }

@@ -24,6 +24,8 @@ internal static unsafe class Status
             ArithmeticException => NumericError,
             ArgumentException or FormatException or KeyNotFoundException => InvalidArgument,
             InvalidOperationException => InvalidState,
+            // Open MPI missing for a distributed fit: the environment lacks something (the message says what to install), not a bug.
+            DllNotFoundException => InvalidState,
             _ => Internal,
         };
         string message = e is ArgumentException ae ? WithoutParameterSuffix(ae) : e.Message;
@@ -154,6 +156,8 @@ internal sealed class NativeFitOptions
     public bool Resume;
     public bool CheckData = true;
     public nint OnMessage, MessageUser;
+    /// <summary>FitOptions.Distributed: null auto (mpirun with more than one process), false off, true required.</summary>
+    public bool? Distributed;
     /// <summary>What the last hpcnn_fit with these options returned (hpcnn_fit_options_history_json).</summary>
     public HpCnn.Training.TrainingHistory? LastHistory;
 }

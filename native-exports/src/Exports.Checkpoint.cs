@@ -103,7 +103,7 @@ public static unsafe partial class Exports
         catch (Exception e) { return Status.From(e); }
     }
 
-    /// <summary>{"epochs": [...], "resumed_epochs", "resumed_from", "stop_reason", "restored_epoch", "last_checkpoint", "checkpoints_written"}.</summary>
+    /// <summary>{"epochs": [...], "resumed_epochs", "resumed_from", "stop_reason", "restored_epoch", "last_checkpoint", "checkpoints_written", "ranks", "communication_seconds"}.</summary>
     private static string HistoryJson(TrainingHistory h)
     {
         using var ms = new MemoryStream();
@@ -131,6 +131,8 @@ public static unsafe partial class Exports
             if (h.RestoredEpoch is int re) w.WriteNumber("restored_epoch", re); else w.WriteNull("restored_epoch");
             if (h.LastCheckpoint is { } lc) w.WriteString("last_checkpoint", lc); else w.WriteNull("last_checkpoint");
             w.WriteNumber("checkpoints_written", h.CheckpointsWritten);
+            w.WriteNumber("ranks", h.Ranks);
+            w.WriteNumber("communication_seconds", h.CommunicationSeconds);
             w.WriteEndObject();
         }
         return System.Text.Encoding.UTF8.GetString(ms.ToArray());

@@ -9,7 +9,7 @@ namespace HpCnn.Native;
 /// </summary>
 public static unsafe partial class Exports
 {
-    public const uint AbiVersion = 9;
+    public const uint AbiVersion = 10;
     private static readonly nint s_version = Utf8.AllocStatic(Engine.Version);
     private static readonly nint s_path = Utf8.AllocStatic(Engine.PathName);
     private static readonly nint s_gemm = Utf8.AllocStatic(Engine.GemmKernel);

@@ -158,6 +158,7 @@ public static unsafe partial class Exports
                 CheckpointInterval = o.CheckpointInterval,
                 Resume = o.Resume,
                 CheckData = o.CheckData,
+                Distributed = o.Distributed,
             };
             if (o.OnMessage != 0)
             {
