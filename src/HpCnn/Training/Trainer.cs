@@ -170,7 +170,7 @@ internal sealed class Trainer
         bool lead = peers is null || peers.Rank == 0;
         string? dir = lead ? o.CheckpointDirectory : null;
 
-        var s = o.Resume ? Resume(history) : null;
+        var s = o.Resume ? Resume(history, lead ? o.OnMessage : _ => { }) : null;
         ExecutionPlan? split = null;
         if (peers is not null)
         {
@@ -360,14 +360,15 @@ internal sealed class Trainer
     /// Loads the newest good checkpoint of the checkpoint folder into the model and returns the fit state to continue
     /// from (null: none there, start afresh). Refuses a checkpoint of another network, batch size, seed or data.
     /// </summary>
-    private FitState? Resume(TrainingHistory history)
+    /// <param name="onMessage">where notices go (ranks other than 0 of a distributed run: nowhere, rank 0 tells them)</param>
+    private FitState? Resume(TrainingHistory history, Action<string>? onMessage)
     {
         var o = _o;
         if (o.CheckpointDirectory is not { } dir) throw new ArgumentException("fit: resume needs a checkpoint directory (FitOptions.CheckpointDirectory)");
-        var ck = Checkpoint.TryLoad(dir, o.OnMessage, long.MaxValue); // the model in memory already has this cost
+        var ck = Checkpoint.TryLoad(dir, onMessage, long.MaxValue); // the model in memory already has this cost
         if (ck is null)
         {
-            Checkpoint.Notify(o.OnMessage, $"no checkpoint in {dir} yet: training from the start");
+            Checkpoint.Notify(onMessage, $"no checkpoint in {dir} yet: training from the start");
             return null;
         }
         var s = ck.State;
@@ -406,7 +407,7 @@ internal sealed class Trainer
         history.Epochs.AddRange(s.History);
         history.StopReason = s.StopReason;
         if (s.RestoredEpoch > 0) history.RestoredEpoch = s.RestoredEpoch;
-        Checkpoint.Notify(o.OnMessage, $"resuming from {ck.FilePath}: epoch {s.Epoch}, batch {(s.Shuffled ? s.NextBatch : 0)}, {model.Optimizer.Steps} steps done");
+        Checkpoint.Notify(onMessage, $"resuming from {ck.FilePath}: epoch {s.Epoch}, batch {(s.Shuffled ? s.NextBatch : 0)}, {model.Optimizer.Steps} steps done");
         return s;
     }
 
