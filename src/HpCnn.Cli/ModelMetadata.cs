@@ -128,7 +128,8 @@ internal static class MetricsJson
             D("seconds"), D("samples_per_second"), (float)D("learning_rate"), D("validation_seconds"));
     }
 
-    public static void Write(string path, IEnumerable<EpochMetrics> epochs, string? stopReason)
+    /// <param name="run">the finished fit's cost (null while it runs); its ranks, steps and seconds are written</param>
+    public static void Write(string path, IEnumerable<EpochMetrics> epochs, string? stopReason, TrainCommand.FitRun? run = null)
     {
         using var ms = new MemoryStream();
         using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
@@ -138,6 +139,13 @@ internal static class MetricsJson
             foreach (var e in epochs) WriteEpoch(w, e);
             w.WriteEndArray();
             if (stopReason is not null) w.WriteString("stop_reason", stopReason);
+            if (run is not null)
+            {
+                w.WriteNumber("ranks", run.Ranks);
+                w.WriteNumber("steps", run.Steps);
+                w.WriteNumber("fit_seconds", run.Seconds);
+                w.WriteNumber("communication_seconds", run.CommunicationSeconds);
+            }
             w.WriteEndObject();
         }
         string tmp = path + ".tmp";
