@@ -360,6 +360,7 @@ internal sealed class Trainer
     /// Loads the newest good checkpoint of the checkpoint folder into the model and returns the fit state to continue
     /// from (null: none there, start afresh). Refuses a checkpoint of another network, batch size, seed or data.
     /// </summary>
+    /// <param name="history">receives the epochs before the resume and where it resumed from</param>
     /// <param name="onMessage">where notices go (ranks other than 0 of a distributed run: nowhere, rank 0 tells them)</param>
     private FitState? Resume(TrainingHistory history, Action<string>? onMessage)
     {

@@ -7,7 +7,8 @@ namespace HpCnn.Tests.Model;
 /// <summary>Evaluate, Predict and LayerOutput.</summary>
 public class InferenceTests
 {
-    private static Dataset RandomData(Shape3 shape, int count, int classes, int seed)
+    /// <summary>Uniform images in [-1, 1) and uniform labels.</summary>
+    internal static Dataset RandomData(Shape3 shape, int count, int classes, int seed)
     {
         var rng = new Random(seed);
         var images = new float[count * shape.Size];
