@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tests libhpcnn.so from C and Python as users get it: publishes the library if it is missing or older than its
 # sources, builds the C examples and tests (gcc -Wall -Wextra -Werror, native-exports/Makefile), runs the C tests,
-# runs both examples (filters; train_reference for one epoch of the reference network, ~1-2 minutes), installs the
+# runs test_distributed under mpirun with 2 and 4 processes, runs both examples (filters; train_reference for one epoch of the reference network, ~1-2 minutes), installs the
 # library into a prefix (build/install.sh) and builds a program against it with CMake (find_package) and with
 # pkg-config, builds the Python wheel (build/python-wheel.sh), installs it into a fresh venv and runs the pytest suite
 # of the hpcnn package against that installed copy.
@@ -12,6 +12,8 @@ need_dotnet
 apt_install gcc make cmake pkg-config python3-numpy python3-pytest python3-venv python3-pip python3-setuptools python3-wheel python3-pil
 # ONNX tests: onnx.checker on exports, PyTorch's exports imported (python3-torch is PyTorch 1.13).
 apt_install python3-onnx python3-torch
+# Distributed training: test_distributed (C) and test_distributed.py (Python) launch ranks with mpirun.
+apt_install openmpi-bin libopenmpi-dev
 need_dataset
 ensure_native
 
@@ -20,6 +22,14 @@ make -C native-exports --no-print-directory all || die "building the C examples 
 
 step "C tests"
 make -C native-exports --no-print-directory test || die "a C test failed"
+
+# Root in containers, more ranks than cores, shared memory only (no probing of network interfaces), ranks not pinned
+# (the library pins its own threads).
+mpirun_here() { mpirun --allow-run-as-root --oversubscribe --bind-to none --mca btl self,vader "$@"; }
+for ranks in 2 4; do
+    step "C test under mpirun -np $ranks: a distributed fit has the weights of one process"
+    mpirun_here -np "$ranks" "$ROOT/artifacts/native/bin/test_distributed" || die "test_distributed failed under mpirun -np $ranks"
+done
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

@@ -22,7 +22,8 @@ arrays in and out::
 
 Modules: :mod:`hpcnn.layers` (layer descriptions), :mod:`hpcnn.optimizers` (SGD, Adam, schedules),
 :mod:`hpcnn.callbacks` (Callback, EarlyStopping), :mod:`hpcnn.datasets` (IDX files, Fashion-MNIST, standardisation),
-:mod:`hpcnn.errors` (the exceptions; the common ones are also here).
+:mod:`hpcnn.errors` (the exceptions; the common ones are also here), :mod:`hpcnn.distributed` (training over the
+processes of an mpirun launch: ``mpirun -np 4 python3 train.py``; rank, size, finalize).
 
 The library is found through the HPCNN_LIBRARY environment variable (a path to libhpcnn.so), else in the package's
 lib/ folder (the wheel carries both builds there: libhpcnn-avx512.so, loaded first on a CPU with AVX-512
@@ -36,7 +37,7 @@ must not overlap with other calls on that model. The library's own thread count 
 set with :func:`set_threads`.
 """
 
-from . import callbacks, datasets, layers, optimizers
+from . import callbacks, datasets, distributed, layers, optimizers
 from ._native import REQUIRED_ABI_VERSION, lib as _lib, library_path
 from ._native import check as _check
 from .errors import (HpcnnError, HpcnnIOError, HpcnnMemoryError, InternalError, InvalidArgumentError, InvalidFileError,
@@ -44,6 +45,7 @@ from .errors import (HpcnnError, HpcnnIOError, HpcnnMemoryError, InternalError, 
 from .model import DEFAULT_MAX_FLOPS_PER_IMAGE, History, LayerInfo, Sequential, from_spec, load, load_checkpoint, load_onnx
 
 __all__ = ["Sequential", "History", "LayerInfo", "load", "load_onnx", "from_spec", "layers", "optimizers", "callbacks", "datasets",
+           "distributed",
            "version", "abi_version", "kernel_path", "gemm_kernel", "set_threads", "get_threads", "library_path",
            "HpcnnError", "InvalidArgumentError", "InvalidStateError", "HpcnnIOError", "InvalidFileError",
            "HpcnnMemoryError", "NumericError", "InternalError", "load_checkpoint", "DEFAULT_MAX_FLOPS_PER_IMAGE"]

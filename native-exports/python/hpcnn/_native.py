@@ -21,7 +21,7 @@ from numpy.ctypeslib import ndpointer
 from .errors import error_for_status
 
 #: The HPCNN_ABI_VERSION this package was written against (hpcnn.h). A library reporting less lacks functions.
-REQUIRED_ABI_VERSION = 9
+REQUIRED_ABI_VERSION = 10
 
 _F32 = ndpointer(dtype=np.float32, flags="C_CONTIGUOUS")
 _I32 = ndpointer(dtype=np.int32, flags="C_CONTIGUOUS")
@@ -160,6 +160,11 @@ _SIGNATURES = {
     "hpcnn_predict_raw": (_status, [_handle, _F32, c_int64, _F32, c_int64]),
     "hpcnn_dataset_load_image_folder": (_status, [c_char_p, c_int32, c_int32, c_int32, c_int32, c_uint64, c_int64,
                                                   POINTER(c_void_p), _out_handle]),
+    # distributed training (ABI 10)
+    "hpcnn_fit_options_set_distributed": (_status, [_handle, c_int32]),
+    "hpcnn_distributed_rank": (c_int32, []),
+    "hpcnn_distributed_size": (c_int32, []),
+    "hpcnn_distributed_finalize": (_status, []),
 }
 
 _BUILD_HINT = ("install the hpcnn wheel (it carries the library; ./build/python-wheel.sh builds it), or build the library "

@@ -12,6 +12,7 @@ from ctypes import byref, c_char_p, c_double, c_int32, c_int64, c_void_p
 import numpy as np
 
 from . import callbacks as _callbacks
+from . import distributed as _distributed
 from . import optimizers as _optimizers
 from ._native import BATCH_CALLBACK, EPOCH_CALLBACK, MESSAGE_CALLBACK, OwnedHandle, check, encode_path, lib, take_string
 from .datasets import NativeDataset
@@ -103,6 +104,8 @@ class History:
         resumed_from: the checkpoint file training continued from, or None.
         last_checkpoint: the newest checkpoint this fit wrote, or None.
         messages: notices about checkpoints (a damaged one skipped, where the resume started).
+        ranks: the processes the fit split its batches over (1 unless distributed: :mod:`hpcnn.distributed`).
+        communication_seconds: the time this process spent exchanging gradients with the others (0 for one process).
     """
 
     def __init__(self):
@@ -114,6 +117,8 @@ class History:
         self.resumed_from = None
         self.last_checkpoint = None
         self.messages = []
+        self.ranks = 1
+        self.communication_seconds = 0.0
 
     @property
     def history(self):
@@ -666,7 +671,7 @@ class Sequential:
 
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0, shuffle=True, seed=None,
             threads=None, verbose=1, callbacks=None, stream=None, checkpoint_dir=None, checkpoint_every=None, resume=False,
-            check_data=True):
+            check_data=True, distributed=None):
         """Trains the model (compile it first).
 
         Args:
@@ -695,6 +700,12 @@ class Sequential:
             check_data: refuse NaN or infinite values in x (and the validation data) before training, naming the
                 first bad sample (default True: one pass over the data, and without it a bad value only shows up as a
                 NumericError that blames the learning rate).
+            distributed: None (default): split every batch over the processes of an mpirun launch when there is more
+                than one (``mpirun -np 4 python3 train.py``); False: train alone in each process; True: require MPI.
+                Every process must give the same data, model and options; the weights then equal bit for bit those of
+                one process. Progress is printed by rank 0 only; callbacks run in every process (save or print where
+                :func:`hpcnn.distributed.rank` is 0). An error inside a distributed fit ends every process (exit code
+                1, the message on standard error) instead of raising. See :mod:`hpcnn.distributed`.
         Returns:
             a :class:`History`: per-epoch loss, accuracy, val_loss, val_accuracy, seconds, samples_per_second.
 
@@ -720,7 +731,10 @@ class Sequential:
             raise InvalidArgumentError("fit: give at most one EarlyStopping callback")
         if early and validation_data is None and not validation_split:
             raise InvalidArgumentError("fit: EarlyStopping monitors validation metrics; give validation_data or validation_split")
-        progress = _Progress(int(verbose), stream if stream is not None else sys.stderr)
+        mode = _distributed._mode(distributed)
+        # Every rank gets the same figures: one progress display (rank 0's) is enough.
+        shown = int(verbose) if _distributed.rank() == 0 else 0
+        progress = _Progress(shown, stream if stream is not None else sys.stderr)
         self.stop_training = False
         run = _FitRun(self, [cb for cb in callbacks if not isinstance(cb, _callbacks.EarlyStopping)], progress)
 
@@ -757,6 +771,9 @@ class Sequential:
             check(lib.hpcnn_fit_options_set_batch_callback_interval(o, 0.0 if every_batch else 0.1), "fit: callbacks")
             check(lib.hpcnn_fit_options_set_message_callback(o, run.c_message, None))
             check(lib.hpcnn_fit_options_set_check_data(o, int(bool(check_data))))
+            check(lib.hpcnn_fit_options_set_distributed(o, mode), "fit: distributed")
+            if mode == 1 or (mode == -1 and _distributed.size() > 1):
+                _distributed._finalize_at_exit()  # this fit starts MPI; Open MPI wants it ended before the process exits
             if checkpoint_dir is not None:
                 check(lib.hpcnn_fit_options_set_checkpoint(o, encode_path(checkpoint_dir), every_batches, every_seconds),
                       "fit: checkpoint_dir")
@@ -1014,3 +1031,5 @@ def _restore_history(history, recorded):
     history.resumed_epochs = recorded["resumed_epochs"]
     history.resumed_from = recorded["resumed_from"]
     history.last_checkpoint = recorded["last_checkpoint"]
+    history.ranks = recorded["ranks"]
+    history.communication_seconds = recorded["communication_seconds"]
