@@ -64,3 +64,42 @@ ensure_native() {
         echo "libhpcnn.so is newer than its sources: not publishing again"
     fi
 }
+
+# Open MPI for distributed training (mpirun and libmpi.so.40, which the engine loads when a fit is launched by mpirun).
+need_mpi() {
+    apt_install openmpi-bin libopenmpi-dev
+}
+
+# mpirun_local ARGS...: mpirun with every rank on this machine, as the build scripts run it.
+#   --allow-run-as-root --oversubscribe  containers run as root; tests start more ranks than there are cores
+#   --bind-to none                       a rank pinned to one core would share it with another job's threads
+#   --mca btl self,vader                 shared memory only: no probing of network interfaces at startup
+#   -x TERM=dumb                         Open MPI gives each rank a pseudo-terminal even when the output goes to a
+#                                        file; .NET then writes terminal control codes into the log
+# (The array is for commands that take a program, e.g. timeout 60 "${MPIRUN_LOCAL[@]}" -np 2 ...)
+MPIRUN_LOCAL=(mpirun --allow-run-as-root --oversubscribe --bind-to none --mca btl self,vader -x TERM=dumb)
+mpirun_local() { "${MPIRUN_LOCAL[@]}" "$@"; }
+
+# same_weights A.hpcnn B.hpcnn: every chunk of two model files is equal except 'meta' (the history, with its run times).
+same_weights() {
+    "$PY" - "$1" "$2" <<'PYEOF'
+import struct, sys
+def chunks(path):
+    data = open(path, "rb").read()
+    assert data[:8] == b"HPCNNMDL", f"{path}: not an HpCnn model file"
+    pos, out = 12, {}
+    while pos < len(data) - 4:
+        tag, n = data[pos:pos + 4].decode(), struct.unpack_from("<I", data, pos + 4)[0]
+        out[tag] = data[pos + 8:pos + 8 + n]
+        pos += 8 + n
+        if tag == "END ": break
+    return out
+a, b = chunks(sys.argv[1]), chunks(sys.argv[2])
+a.pop("meta", None); b.pop("meta", None)
+assert "PARM" in a, f"{sys.argv[1]}: no PARM chunk"
+differ = sorted(t for t in set(a) | set(b) if a.get(t) != b.get(t))
+if differ:
+    sys.exit(f"{sys.argv[1]} and {sys.argv[2]} differ in chunk(s) {', '.join(differ)}")
+print(f"{sys.argv[1]} = {sys.argv[2]}: chunks {' '.join(sorted(a))} equal byte for byte ({len(a['PARM']):,} bytes of weights)")
+PYEOF
+}
