@@ -82,3 +82,26 @@ def test_two_processes_train_the_weights_of_one(tmp_path):
         assert got["loss"] == pytest.approx(want["loss"], rel=1e-12)
         assert (got["accuracy"], got["val_loss"], got["val_accuracy"]) == (want["accuracy"], want["val_loss"], want["val_accuracy"])
     assert not np.array_equal(expected, distributed_fit.weights(distributed_fit.build())), "training moved no weight"
+
+
+REQUIRED_ALONE = """
+import io, sys
+import hpcnn, distributed_fit
+history = distributed_fit.train(distributed_fit.build(), None, io.StringIO(), distributed=True)
+assert history.ranks == 1, history.ranks
+hpcnn.distributed.finalize()
+try:
+    distributed_fit.train(distributed_fit.build(), None, io.StringIO(), distributed=True)
+    sys.exit("a distributed fit ran after finalize")
+except hpcnn.InvalidStateError as e:
+    assert "finalized" in str(e), e
+assert distributed_fit.train(distributed_fit.build(), None, io.StringIO(), distributed=False).ranks == 1
+print("ok")
+"""
+
+
+def test_required_alone_is_a_launch_of_one_and_ends_with_finalize():
+    # In a child process: MPI starts once per process, and this one must stay able to run the mpirun test.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (HERE, os.environ.get("PYTHONPATH")) if p))
+    done = subprocess.run([sys.executable, "-c", REQUIRED_ALONE], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
