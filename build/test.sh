@@ -62,6 +62,34 @@ PYEOF
     ! pgrep -f "$dir/failing.hpcnn" >/dev/null || die "distributed: a rank is still running after mpirun ended: $(pgrep -af "$dir/failing.hpcnn")"
     [ ! -e "$dir/failing.hpcnn" ] || die "distributed: the failed run wrote a model"
     echo "mpirun ended with exit code $rc after $(( SECONDS - t0 )) s, no rank left, rank 1's error named the missing folder"
+
+    step "distributed training: ranks with different data"
+    rc=0
+    timeout 60 "${MPIRUN_LOCAL[@]}" -np 2 sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then l=1000; else l=2000; fi; exec dotnet "$@" --limit $l' \
+        sh "$HPCNN_CLI" train --net reference --epochs 1 --batch-size 64 -q --threads 1 >"$dir/differ.log" 2>&1 || rc=$?
+    cat "$dir/differ.log"
+    [ "$rc" != 0 ] && [ "$rc" != 124 ] || die "distributed: ranks with different --limit: mpirun exit code $rc (expected an error, within 60 s)"
+    grep -q "different training or validation data" "$dir/differ.log" || die "distributed: ranks with different --limit did not say their data differ"
+
+    # kill -9 of one rank mid-run (checkpoints every 4 batches; a sleep after each batch lets the kill land mid-epoch):
+    # mpirun must end, and a resume under mpirun must give the uninterrupted run's weights.
+    step "distributed training: kill -9 of rank 1, then --resume"
+    ( r=0; HPCNN_TEST_BATCH_DELAY_MS=100 timeout 60 "${MPIRUN_LOCAL[@]}" -np 2 sh -c 'echo $$ >"$1/rank$OMPI_COMM_WORLD_RANK.pid"; shift; exec dotnet "$@"' \
+        sh "$dir" "$HPCNN_CLI" "${train[@]}" --threads 1 --out "$dir/killed.hpcnn" --checkpoint-dir "$dir/ck" --checkpoint-every 4 >"$dir/kill.log" 2>&1 || r=$?
+      echo "$r" >"$dir/kill.rc" ) &
+    local i
+    for i in $(seq 300); do [ -n "$(ls "$dir/ck" 2>/dev/null)" ] && [ -f "$dir/rank1.pid" ] && break; sleep 0.1; done
+    [ -f "$dir/rank1.pid" ] && [ -n "$(ls "$dir/ck" 2>/dev/null)" ] || { wait; cat "$dir/kill.log"; die "distributed: no checkpoint within 30 s"; }
+    kill -9 "$(cat "$dir/rank1.pid")"
+    wait
+    cat "$dir/kill.log"
+    rc="$(cat "$dir/kill.rc")"
+    [ "$rc" != 0 ] && [ "$rc" != 124 ] || die "distributed: after kill -9 of rank 1, mpirun exit code $rc (expected an error, within 60 s)"
+    [ ! -e "$dir/killed.hpcnn" ] || die "distributed: the killed run finished before the kill landed (it wrote its model)"
+    mpirun_local -np 2 dotnet "$HPCNN_CLI" train --resume "$dir/ck" -q --threads 1 >"$dir/resume.log" 2>&1 ||
+        { cat "$dir/resume.log"; die "distributed: --resume under mpirun failed"; }
+    cat "$dir/resume.log"
+    same_weights "$dir/one.hpcnn" "$dir/killed.hpcnn" || die "distributed: the resumed run trained other weights than the uninterrupted one"
     rm -rf "$dir"
 }
 
