@@ -129,7 +129,7 @@ internal static class TrainCommand
                 throw new CliException("--resume continues a run with the settings it was started with (they are in the checkpoint); only --threads, --quiet, --data-dir and --no-check-data may be given with it", ExitCodes.Usage);
             try
             {
-                resumed = Checkpoint.Load(resumeDir, m => Console.Error.WriteLine($"hpcnn: {m}"), Shared.MaxFlopsPerImage);
+                resumed = Checkpoint.Load(resumeDir, m => { if (lead) Console.Error.WriteLine($"hpcnn: {m}"); }, Shared.MaxFlopsPerImage);
             }
             catch (FileNotFoundException e)
             {
