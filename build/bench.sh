@@ -4,9 +4,12 @@
 #   benchmarks/side_by_side.py  the reference network, conv layers A-C, sgemm against OpenBLAS, the seed tutorial loop
 #   benchmarks/zoo.py           the network zoo (benchmarks/zoo/*.json) against its PyTorch twins and ONNX Runtime,
 #                               and every convolution of the zoo alone
+#   benchmarks/distributed.py   the reference network's epoch in 1 process x 2 threads and under mpirun in 2 processes
+#                               x 1 thread (Open MPI), alternated, with the compute and communication time per step
 # and prints the ratios with their targets.
 #   ./build/bench.sh [--quick] [--threads 1,2]     both (--quick: a short run of each, about 3 minutes apiece)
 #   ./build/bench.sh --zoo [--nets a,b] [--no-ort] [--no-conv]   the zoo alone; --no-zoo: side_by_side.py alone
+#   ./build/bench.sh --distributed [--quick] [--rounds N]   distributed.py alone (about 2 minutes; --no-distributed skips it)
 #   ./build/bench.sh --json out.json               raw figures: out.json (side_by_side.py) and out.zoo.json (zoo.py)
 #   --repeat N goes to side_by_side.py.
 # BenchmarkDotNet suites: dotnet run -c Release --project benchmarks/HpCnn.Benchmarks -- --filter '*Sgemm1T*'
@@ -16,11 +19,14 @@ need_dotnet
 need_dataset
 apt_install python3-numpy python3-scipy python3-torch python3-onnx libopenblas0
 
-run_side=1 run_zoo=1 json=""
-common=() side=() zoo=()
+run_side=1 run_zoo=1 run_dist=1 json=""
+common=() side=() zoo=() dist=()
 while [ $# -gt 0 ]; do
     case "$1" in
-        --zoo) run_side=0 ;;
+        --zoo) run_side=0 run_dist=0 ;;
+        --distributed) run_side=0 run_zoo=0 ;;
+        --no-distributed) run_dist=0 ;;
+        --rounds) dist+=("$1" "$2"); shift ;;
         --no-zoo) run_zoo=0 ;;
         --quick) common+=("$1") ;;
         --threads) common+=("$1" "$2"); shift ;;
@@ -49,4 +55,13 @@ fi
 if [ "$run_zoo" = 1 ]; then
     step "benchmarks/zoo.py"
     "$PY" "$ROOT/benchmarks/zoo.py" ${common[@]+"${common[@]}"} ${zoo[@]+"${zoo[@]}"} ${json:+--json "${json%.json}.zoo.json"}
+fi
+if [ "$run_dist" = 1 ]; then
+    need_mpi
+    build_cli
+    step "benchmarks/distributed.py"
+    quick=()
+    for a in ${common[@]+"${common[@]}"}; do [ "$a" = --quick ] && quick=(--quick); done
+    MPIRUN="${MPIRUN_LOCAL[*]}" "$PY" "$ROOT/benchmarks/distributed.py" ${quick[@]+"${quick[@]}"} ${dist[@]+"${dist[@]}"} \
+        ${json:+--json "${json%.json}.distributed.json"}
 fi
