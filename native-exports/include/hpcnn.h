@@ -489,7 +489,7 @@ hpcnn_status hpcnn_predict_raw(hpcnn_model* model, const float* pixels, int64_t 
    (hpcnn_distributed_rank() == 0). Open MPI 4 (libmpi.so.40) is loaded when a distributed fit starts; the library
    runs without it otherwise. Processes on one machine share its cores: give each its share (hpcnn_fit_options_set_threads
    with cores / processes) and set HPCNN_PIN_THREADS=0 (mpirun -x HPCNN_PIN_THREADS=0), since every process would pin
-   its threads to the same first CPUs (2 processes of 2 threads on 2 cores: 6x slower pinned, 1.8x unpinned, than
+   its threads to the same first CPUs (2 processes of 2 threads on 2 cores: 5.4x slower pinned, 1.45x unpinned, than
    2 processes of 1 thread).
    Unlike every other call: an error inside a distributed hpcnn_fit (ranks that differ, a diverged loss) cannot be
    returned, since the other processes would wait for this one forever: the message goes to standard error and every
