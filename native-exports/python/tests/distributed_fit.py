@@ -1,9 +1,10 @@
-"""One rank of test_distributed.py's launch: ``mpirun -np 2 python3 distributed_fit.py OUT_DIR``.
+"""One rank of test_distributed.py's launch: ``mpirun -np 2 python3 distributed_fit.py OUT_DIR [differ]``.
 
 Every rank builds the same model, trains it on the same synthetic data with fit's default distributed=None (so the
 launch makes it distributed), and writes its weights (OUT_DIR/weights-rank<r>.npy) and what fit reported
 (OUT_DIR/rank<r>.json). It does not call hpcnn.distributed.finalize(): the atexit hook fit registered must end MPI,
-or mpirun reports the rank as failed. test_distributed.py imports build/train from here for its one-process run.
+or mpirun reports the rank as failed. With "differ", rank 1 changes one pixel of its data (the fit must end both
+ranks). test_distributed.py imports build/train from here for its one-process run.
 """
 
 import json
@@ -38,16 +39,18 @@ def weights(model):
     return np.concatenate(parts)
 
 
-def train(model, threads, stream, distributed=None):
+def train(model, threads, stream, distributed=None, differ=False):
     x, y = data()
+    if differ and hpcnn.distributed.rank() == 1:
+        x[17, 0, 3, 4] += 0.5  # one pixel of one image: the ranks no longer hold the same data
     return model.fit(x, y, epochs=EPOCHS, batch_size=BATCH, validation_split=0.2, seed=SEED, threads=threads, verbose=2,
                      stream=stream, distributed=distributed)
 
 
-def main(out):
+def main(out, differ=False):
     model = build()
     # One thread per rank: the ranks share the machine's cores (and the one-process run uses another count).
-    history = train(model, 1, sys.stdout)
+    history = train(model, 1, sys.stdout, differ=differ)
     rank = hpcnn.distributed.rank()
     np.save(os.path.join(out, f"weights-rank{rank}.npy"), weights(model))
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
@@ -58,4 +61,4 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], differ=sys.argv[2:] == ["differ"])

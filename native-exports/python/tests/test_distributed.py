@@ -46,7 +46,8 @@ def test_finalize_without_mpi_does_nothing():
     assert distributed_fit.train(model, None, io.StringIO(), distributed=False).ranks == 1
 
 
-def test_two_processes_train_the_weights_of_one(tmp_path):
+def launch(out, *args):
+    """mpirun -np 2 of distributed_fit.py with this interpreter (the hpcnn it imports)."""
     mpirun = shutil.which("mpirun")
     if mpirun is None:
         pytest.fail("mpirun not found: apt-get install openmpi-bin libopenmpi-dev (build/test-native.sh installs them)")
@@ -54,8 +55,12 @@ def test_two_processes_train_the_weights_of_one(tmp_path):
     command = [mpirun, "--oversubscribe", "--bind-to", "none", "--mca", "btl", "self,vader", "--tag-output", "-np", "2"]
     if os.geteuid() == 0:
         command.append("--allow-run-as-root")  # Open MPI refuses root without it (containers)
-    command += [sys.executable, os.path.join(HERE, "distributed_fit.py"), str(tmp_path)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    command += [sys.executable, os.path.join(HERE, "distributed_fit.py"), str(out), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+def test_two_processes_train_the_weights_of_one(tmp_path):
+    done = launch(tmp_path)
     assert done.returncode == 0, f"mpirun exited with {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
 
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -82,6 +87,13 @@ def test_two_processes_train_the_weights_of_one(tmp_path):
         assert got["loss"] == pytest.approx(want["loss"], rel=1e-12)
         assert (got["accuracy"], got["val_loss"], got["val_accuracy"]) == (want["accuracy"], want["val_loss"], want["val_accuracy"])
     assert not np.array_equal(expected, distributed_fit.weights(distributed_fit.build())), "training moved no weight"
+
+
+def test_ranks_with_different_data_all_end_with_the_reason(tmp_path):
+    done = launch(tmp_path, "differ")
+    assert done.returncode != 0, f"mpirun succeeded\n{done.stdout}\n{done.stderr}"
+    assert "different" in done.stderr and "rank" in done.stderr, done.stderr
+    assert not list(tmp_path.iterdir()), "a rank went on after the failed fit"
 
 
 REQUIRED_ALONE = """
