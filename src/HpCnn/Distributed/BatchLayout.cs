@@ -70,18 +70,27 @@ internal sealed class BatchLayout
     /// Every rank's rows of <paramref name="all"/> (the global batch's, <paramref name="rowLength"/> values each) to every
     /// rank; this rank's rows [<see cref="Offset"/>, + <see cref="Count"/>) must be in place.
     /// </summary>
-    public void GatherRows<T>(Span<T> all, int rowLength) where T : unmanaged
+    public void GatherRows<T>(Span<T> all, int rowLength) where T : unmanaged => GatherParts(all, GlobalBatch, rowLength);
+
+    /// <summary>
+    /// In place: rank r's share <see cref="Share"/>(<paramref name="rows"/>, r) of the <paramref name="rows"/> rows of
+    /// <paramref name="all"/> (<paramref name="rowLength"/> values each) to every rank.
+    /// </summary>
+    public void GatherParts<T>(Span<T> all, int rows, int rowLength) where T : unmanaged
     {
         if (!Split) return;
         int size = Marshal.SizeOf<T>() * rowLength;
         for (int r = 0; r < Ranks; r++)
         {
-            var (s, e) = RankImages(r);
+            var (s, e) = LayerRun.Range(rows, r, Ranks);
             _offsets[r] = checked(s * size);
             _counts[r] = checked((e - s) * size);
         }
-        Comm!.AllGather(MemoryMarshal.AsBytes(all.Slice(0, GlobalBatch * rowLength)), _counts, _offsets);
+        Comm!.AllGather(MemoryMarshal.AsBytes(all.Slice(0, rows * rowLength)), _counts, _offsets);
     }
+
+    /// <summary>This rank's share of work cut into <paramref name="rows"/> rows (the rows of an output the ranks compute in parts).</summary>
+    public (int Start, int End) Share(int rows) => Split ? LayerRun.Range(rows, Rank, Ranks) : (0, rows);
 
     /// <summary>Makes room for sums of up to <paramref name="floats"/> values in <see cref="SumAcrossRanks"/> (plan construction).</summary>
     public void ReserveSum(int floats)

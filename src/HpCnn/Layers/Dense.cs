@@ -99,8 +99,9 @@ public sealed class Dense : Layer
 
     /// <summary>
     /// Training split over processes: the weight gradient sums over the batch's rows inside one GEMM, in an order the
-    /// split would change, so the backward gathers every rank's input and output-gradient rows (into the state) and
-    /// forms the whole batch's gradient as one process does.
+    /// split would change, so the backward gathers every rank's input and output-gradient rows (into the state); each
+    /// rank then forms its share of the gradient's rows over the whole batch as one process does, and the ranks
+    /// exchange them.
     /// </summary>
     private static bool GathersRows(LayerRun run) => run.Training && run.Layout.Comm is not null;
 
@@ -158,10 +159,10 @@ public sealed class Dense : Layer
         if (run.NeedParamGrad)
         {
             Buffer x = run.Input, dy = run.OutGrad;
-            int rows = run.Batch;
-            if (run.Layout.Split)
+            int rows = run.Batch, u0 = 0, u1 = Units;
+            var layout = run.Layout;
+            if (layout.Split)
             {
-                var layout = run.Layout;
                 rows = layout.GlobalBatch;
                 x = run.State.Sub(0, rows * InFeatures);
                 dy = run.State.Sub(run.Capacity * InFeatures, rows * Units);
@@ -169,11 +170,19 @@ public sealed class Dense : Layer
                 run.OutGrad.Slice(0, run.Batch * Units).CopyTo(dy.Slice(layout.Offset * Units, run.Batch * Units));
                 layout.GatherRows(x.Span, InFeatures);
                 layout.GatherRows(dy.Span, Units);
+                // Each rank forms its share of the units' weight-gradient rows over the whole batch (splitting a GEMM's
+                // output never splits a sum), and the ranks exchange them.
+                (u0, u1) = layout.Share(Units);
             }
-            // dW (Units x In) = dY^T (Units x B) * X (B x In): dY is stored B x Units, so op(A) is "transposed".
-            job.Set(true, false, Units, InFeatures, rows, dy, Units, x, InFeatures,
-                new Buffer(_weight!.Grad), InFeatures, false, default, Items(run, InFeatures));
-            job.Run(run, FlopsPerSample * rows);
+            if (u1 > u0)
+            {
+                // dW (Units x In) = dY^T (Units x B) * X (B x In): dY is stored B x Units, so op(A) is "transposed"; rows
+                // u0.. of dW are columns u0.. of dY.
+                job.Set(true, false, u1 - u0, InFeatures, rows, dy.Sub(u0, rows * Units - u0), Units, x, InFeatures,
+                    new Buffer(_weight!.Grad).Sub(u0 * InFeatures, (u1 - u0) * InFeatures), InFeatures, false, default, Items(run, InFeatures));
+                job.Run(run, (long)(u1 - u0) * InFeatures * 2 * rows);
+            }
+            layout.GatherParts(_weight!.Grad.AsSpan(), Units, InFeatures);
             if (_bias is not null)
             {
                 // db = column sums of dY, rows in order.

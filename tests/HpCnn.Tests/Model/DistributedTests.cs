@@ -125,9 +125,9 @@ public class DistributedTests
 
     private static float[][] Weights(Sequential m) => m.Layers.SelectMany(l => l.Parameters).Select(p => (float[])p.Value.Clone()).ToArray();
 
-    private static FitOptions Options(Dataset validation) => new()
+    private static FitOptions Options(Dataset validation, int batch = 16) => new()
     {
-        Epochs = 2, BatchSize = 16, Threads = 1, Validation = validation, Seed = 7,
+        Epochs = 2, BatchSize = batch, Threads = 1, Validation = validation, Seed = 7,
     };
 
     /// <summary>Runs <paramref name="body"/> for every rank of <paramref name="group"/> on a thread of its own; returns what each threw.</summary>
@@ -146,14 +146,15 @@ public class DistributedTests
     }
 
     /// <summary>Trains one model per rank on threads; returns each rank's weights and history.</summary>
-    private static (float[][] Weights, TrainingHistory History)[] TrainSplit(string kind, int ranks, Dataset train, Dataset validation, out ThreadRanks group)
+    private static (float[][] Weights, TrainingHistory History)[] TrainSplit(string kind, int ranks, Dataset train, Dataset validation, out ThreadRanks group,
+        int batch = 16)
     {
         var g = group = new ThreadRanks(ranks);
         var results = new (float[][], TrainingHistory)[ranks];
         var errors = RunRanks(g, r =>
         {
             var model = Net(kind, 11);
-            var o = Options(validation);
+            var o = Options(validation, batch);
             o.Communicator = g.Ranks[r];
             var h = model.Fit(train, o);
             results[r] = (Weights(model), h);
@@ -202,6 +203,21 @@ public class DistributedTests
             Assert.That(split[r].History.Epochs[^1].TrainAccuracy, Is.EqualTo(one.Epochs[^1].TrainAccuracy));
             Assert.That(split[r].History.Epochs[^1].ValLoss, Is.EqualTo(one.Epochs[^1].ValLoss));
         }
+    }
+
+    /// <summary>Deeper sums: batches of 64 (the GEMMs' 12-row tiles; a dense layer's gradient rows shared 12 / 6 / 4 per rank).</summary>
+    [TestCase(2)]
+    [TestCase(4)]
+    [TestCase(8)]
+    public void LargeBatchesEqualOneProcessBitForBit(int ranks)
+    {
+        var (shape, classes) = Input("reference");
+        var train = Data(150, shape, classes, 6);
+        var validation = Data(10, shape, classes, 7);
+        var single = Net("reference", 11);
+        single.Fit(train, Options(validation, 64));
+        var split = TrainSplit("reference", ranks, train, validation, out _, 64);
+        for (int r = 0; r < ranks; r++) AssertSameBits(Weights(single), split[r].Weights, $"rank {r} of {ranks}, batch 64");
     }
 
     [Test]
