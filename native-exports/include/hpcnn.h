@@ -100,9 +100,11 @@ const char* hpcnn_last_error(void);
 /* Frees memory the library returned through a char** (NULL is ignored). */
 void hpcnn_free(void* pointer);
 
-/* Threads used by training and inference (default: one per core). Errors: INVALID_ARGUMENT (n < 1 or > 256).
- * On Linux the library's own threads are pinned to one CPU each (the calling thread is not); set the environment
- * variable HPCNN_PIN_THREADS=0 before loading the library to turn that off. */
+/* Threads used by training and inference (default: one per core; under mpirun, the cores divided by the processes on
+ * this machine). Errors: INVALID_ARGUMENT (n < 1 or > 256).
+ * On Linux the library's own threads are pinned to one CPU each (the calling thread is not; not under mpirun with
+ * several processes on this machine); set the environment variable HPCNN_PIN_THREADS=0 (or 1) before loading the
+ * library to turn that off (or on). */
 hpcnn_status hpcnn_set_threads(int32_t n);
 int32_t hpcnn_get_threads(void);
 
@@ -487,10 +489,10 @@ hpcnn_status hpcnn_predict_raw(hpcnn_model* model, const float* pixels, int64_t 
    process (a difference ends them all, naming what differs: see below). Rank 0 alone runs the validation (the others get its figures) and writes
    checkpoints; the callbacks run on every process with the same figures, so print or save on rank 0 only
    (hpcnn_distributed_rank() == 0). Open MPI 4 (libmpi.so.40) is loaded when a distributed fit starts; the library
-   runs without it otherwise. Processes on one machine share its cores: give each its share (hpcnn_fit_options_set_threads
-   with cores / processes) and set HPCNN_PIN_THREADS=0 (mpirun -x HPCNN_PIN_THREADS=0), since every process would pin
-   its threads to the same first CPUs (2 processes of 2 threads on 2 cores: 5.4x slower pinned, 1.45x unpinned, than
-   2 processes of 1 thread).
+   runs without it otherwise. Processes on one machine share its cores: under mpirun each gets its share by default
+   (cores / processes on this machine, from OMPI_COMM_WORLD_LOCAL_SIZE) and does not pin its threads, since every
+   process would pin them to the same first CPUs (2 processes of 2 threads on 2 cores: 5.4x slower pinned, 1.45x
+   unpinned, than 2 processes of 1 thread); HPCNN_PIN_THREADS=1 pins anyway.
    Unlike every other call: an error inside a distributed hpcnn_fit (ranks that differ, a diverged loss) cannot be
    returned, since the other processes would wait for this one forever: the message goes to standard error and every
    process of the launch exits with code 1 (MPI_Abort). A process that fails before hpcnn_fit (a missing data file)

@@ -113,17 +113,11 @@ internal static class TrainCommand
     /// <param name="distributed">--distributed: null (auto), true (on), false (off); as <see cref="FitOptions.Distributed"/></param>
     private static int Run(Args given, string? resumeDir, bool? distributed)
     {
-        // Processes that mpirun started on one machine would each pin their worker threads to the same first CPUs
-        // (2 ranks of 2 threads on 2 cores ran 5.4x slower pinned, 1.45x unpinned, than 2 ranks of 1 thread: hpcnn.h).
-        if (Mpi.Launched && EnvInt("OMPI_COMM_WORLD_LOCAL_SIZE") > 1 && Environment.GetEnvironmentVariable("HPCNN_PIN_THREADS") is null)
-            Environment.SetEnvironmentVariable("HPCNN_PIN_THREADS", "0");
         Shared.ApplyThreads(given.Threads);
         // Every rank runs this whole command; rank 0 alone speaks and writes files (the others hold the same weights and
         // figures). Mpi.Rank and Mpi.Size come from mpirun's environment: MPI itself starts inside Fit.
         bool ranked = distributed ?? Mpi.Launched;
         bool lead = !ranked || Mpi.Rank == 0;
-        if (ranked && given.Threads is null && EnvInt("OMPI_COMM_WORLD_LOCAL_SIZE") is var local && local > 1)
-            Engine.Threads = Math.Max(1, Environment.ProcessorCount / local); // N ranks on one machine share its cores
         if (!lead) given = given with { Quiet = true };
         var a = given;
         Checkpoint? resumed = null;
@@ -304,7 +298,6 @@ internal static class TrainCommand
         return cts.IsCancellationRequested ? ExitCodes.Interrupted : ExitCodes.Ok;
     }
 
-    private static int EnvInt(string name) => int.TryParse(Environment.GetEnvironmentVariable(name), out int v) ? v : -1;
 
     /// <summary>What a fit cost: its processes, optimizer steps, wall time and this rank's time in collectives.</summary>
     internal sealed record FitRun(int Ranks, long Steps, double Seconds, double CommunicationSeconds)

@@ -240,24 +240,8 @@ def _declare(cdll):
                           + (f" (missing: {', '.join(missing)})" if missing else "") + f"; rebuild it: {_BUILD_HINT}")
 
 
-def local_ranks():
-    """How many processes mpirun started on this machine (OMPI_COMM_WORLD_LOCAL_SIZE; 1 outside a launch)."""
-    try:
-        return max(1, int(os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE", "1")))
-    except ValueError:
-        return 1
-
-
-# Processes that mpirun started on one machine share its cores. Pinned, each would put its worker threads on the same
-# first CPUs (2 ranks of 2 threads on 2 cores ran 5.4x slower than 2 ranks of 1 thread; unpinned 1.45x): the library
-# reads HPCNN_PIN_THREADS when it loads, so an unset one is turned off before, and each process gets its share of the
-# cores below. The user's own HPCNN_PIN_THREADS, or set_threads afterwards, win.
-if local_ranks() > 1:
-    os.environ.setdefault("HPCNN_PIN_THREADS", "0")
 lib, library_path = _load()
 _declare(lib)
-if local_ranks() > 1:
-    lib.hpcnn_set_threads(max(1, min(256, len(os.sched_getaffinity(0)) // local_ranks())))
 
 
 def last_error():

@@ -18,10 +18,9 @@ in every process with the same figures, so save files or print from rank 0 only:
     if hpcnn.distributed.rank() == 0:
         model.save("model.hpcnn")
 
-Processes on one machine share its cores: under mpirun, ``import hpcnn`` gives each process its share (the library's
-thread count is set to cores // processes on this machine, :func:`hpcnn.set_threads` changes it) and turns the
-library's thread pinning off (every process would pin its threads to the same first CPUs) unless the environment sets
-HPCNN_PIN_THREADS itself.
+Processes on one machine share its cores: under mpirun the library gives each process its share by default (cores //
+processes on this machine; :func:`hpcnn.set_threads` changes it) and does not pin its threads (every process would pin
+them to the same first CPUs) unless the environment sets HPCNN_PIN_THREADS=1.
 
 An error inside a distributed fit (processes that hold different data or models, a diverged loss) cannot be raised
 as an exception, since the other processes would wait for this one forever: the message goes to standard error and

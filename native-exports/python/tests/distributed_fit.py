@@ -55,7 +55,7 @@ def main(out, differ=False):
     np.save(os.path.join(out, f"weights-rank{rank}.npy"), weights(model))
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump({"rank": rank, "size": hpcnn.distributed.size(), "ranks": history.ranks, "threads": hpcnn.get_threads(),
-                   "pin": os.environ.get("HPCNN_PIN_THREADS"), "cores": len(os.sched_getaffinity(0)),
+                   "cores": len(os.sched_getaffinity(0)),
                    "communication_seconds": history.communication_seconds,
                    "epochs": [{k: v for k, v in e.items() if k not in ("seconds", "samples_per_second")} for e in history.epochs]},
                   f)

@@ -42,7 +42,10 @@ public static class Engine
     /// <summary>"avx2-fma" or "scalar".</summary>
     public static string PathName => Path == KernelPath.Avx2Fma ? "avx2-fma" : "scalar";
 
-    /// <summary>Threads used by training and inference (default: all cores). Setting it replaces the shared pool.</summary>
+    /// <summary>
+    /// Threads used by training and inference (default: all cores; under mpirun, the cores divided by the processes on this
+    /// machine). Setting it replaces the shared pool.
+    /// </summary>
     public static int Threads
     {
         get => WorkerPool.Shared.ThreadCount;

@@ -56,7 +56,10 @@ public sealed class WorkerPool : IDisposable
     /// <summary>Threads that run a job, the calling thread included.</summary>
     public int ThreadCount { get; }
 
-    /// <summary>The process-wide pool (default: one thread per core).</summary>
+    /// <summary>
+    /// The process-wide pool (default: one thread per core, or this process's share of the cores when mpirun started several
+    /// processes on this machine: <see cref="Distributed.Mpi.LocalRanks"/>).
+    /// </summary>
     public static WorkerPool Shared
     {
         get
@@ -65,7 +68,7 @@ public sealed class WorkerPool : IDisposable
             if (p is not null) return p;
             lock (s_sharedLock)
             {
-                s_shared ??= new WorkerPool(Environment.ProcessorCount);
+                s_shared ??= new WorkerPool(Math.Max(1, Environment.ProcessorCount / Distributed.Mpi.LocalRanks));
                 return s_shared;
             }
         }

@@ -25,6 +25,12 @@ public static unsafe class Mpi
     /// <summary>This process's rank in the launch (0 outside one), without starting MPI.</summary>
     public static int Rank => _world?.Rank ?? Math.Max(0, EnvInt("OMPI_COMM_WORLD_RANK") is var r && r >= 0 ? r : EnvInt("PMI_RANK"));
 
+    /// <summary>
+    /// Processes of the launch on this machine (1 outside one; Open MPI's OMPI_COMM_WORLD_LOCAL_SIZE): they share its cores,
+    /// so each gets its share as its default thread count and none pins threads (<see cref="Engine.Threads"/>).
+    /// </summary>
+    public static int LocalRanks => Math.Max(1, EnvInt("OMPI_COMM_WORLD_LOCAL_SIZE"));
+
     /// <summary>Processes in the launch (1 outside one), without starting MPI.</summary>
     public static int Size => _world?.Size ?? Math.Max(1, Math.Max(EnvInt("OMPI_COMM_WORLD_SIZE"), EnvInt("PMI_SIZE")));
 
