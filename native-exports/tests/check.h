@@ -86,4 +86,23 @@ static inline void write_idx(const char* path, const unsigned char* data, const 
     fclose(f);
 }
 
+/* Every parameter's values, in order, into out (returns the count, -1 if they do not fit). */
+static inline int64_t all_weights(hpcnn_model* m, float* out, int64_t capacity) {
+    int32_t layers = 0, params = 0, rank = 0;
+    int32_t dims[8];
+    int64_t total = 0, count = 0;
+    const char* name = NULL;
+    CHECK_OK(hpcnn_model_layer_count(m, &layers));
+    for (int32_t l = 0; l < layers; l++) {
+        CHECK_OK(hpcnn_layer_param_count(m, l, &params));
+        for (int32_t p = 0; p < params; p++) {
+            CHECK_OK(hpcnn_layer_param_info(m, l, p, &name, &rank, dims, &count));
+            if (total + count > capacity) return -1;
+            CHECK_OK(hpcnn_get_param(m, l, name, out + total, count));
+            total += count;
+        }
+    }
+    return total;
+}
+
 #endif

@@ -38,25 +38,6 @@ static hpcnn_model* build(void) {
     return m;
 }
 
-/* Every parameter's values, in order, into out (returns the count). */
-static int64_t weights(hpcnn_model* m, float* out, int64_t capacity) {
-    int32_t layers = 0, params = 0, rank = 0;
-    int32_t dims[8];
-    int64_t total = 0, count = 0;
-    const char* name = NULL;
-    CHECK_OK(hpcnn_model_layer_count(m, &layers));
-    for (int32_t l = 0; l < layers; l++) {
-        CHECK_OK(hpcnn_layer_param_count(m, l, &params));
-        for (int32_t p = 0; p < params; p++) {
-            CHECK_OK(hpcnn_layer_param_info(m, l, p, &name, &rank, dims, &count));
-            if (total + count > capacity) return -1;
-            CHECK_OK(hpcnn_get_param(m, l, name, out + total, count));
-            total += count;
-        }
-    }
-    return total;
-}
-
 static int stop_after = 0, batches_seen = 0;
 
 static int32_t on_batch(void* user, int32_t epoch, int32_t epochs, int32_t batch, int32_t batches, double loss, double acc) {
@@ -98,7 +79,7 @@ static void test_resume_is_bit_identical(const char* tmp) {
     int32_t epochs = 0;
     CHECK_OK(hpcnn_fit(reference, train, o, &epochs));
     CHECK(epochs == 4, "epochs %d", epochs);
-    int64_t n = weights(reference, expected, 4096);
+    int64_t n = all_weights(reference, expected, 4096);
     hpcnn_fit_options_release(o);
 
     char dir[512];
@@ -119,7 +100,7 @@ static void test_resume_is_bit_identical(const char* tmp) {
         if (attempt > 0) CHECK(json && strstr(json, "\"resumed_from\":\"") != NULL, "resumed_from is set: %s", json);
         hpcnn_free(json);
         if (finished) {
-            CHECK(weights(m, actual, 4096) == n, "parameter count");
+            CHECK(all_weights(m, actual, 4096) == n, "parameter count");
             CHECK(memcmp(actual, expected, sizeof(float) * (size_t)n) == 0, "weights after %d interruptions differ from the uninterrupted run", interruptions);
             hpcnn_model_release(m);
             hpcnn_fit_options_release(o);
@@ -136,7 +117,7 @@ static void test_resume_is_bit_identical(const char* tmp) {
     /* A checkpoint loads as a model, and on its own. */
     hpcnn_model* loaded = NULL;
     CHECK_OK(hpcnn_checkpoint_load(dir, &loaded));
-    CHECK(weights(loaded, actual, 4096) == n && memcmp(actual, expected, sizeof(float) * (size_t)n) == 0, "the newest checkpoint holds the final weights");
+    CHECK(all_weights(loaded, actual, 4096) == n && memcmp(actual, expected, sizeof(float) * (size_t)n) == 0, "the newest checkpoint holds the final weights");
     hpcnn_model_release(loaded);
     char missing[600];
     snprintf(missing, sizeof missing, "%s/none", tmp);

@@ -41,32 +41,13 @@ static hpcnn_model* build(void) {
     return m;
 }
 
-/* Every parameter's values, in order, into out (returns the count, -1 if they do not fit). */
-static int64_t weights(hpcnn_model* m, float* out, int64_t capacity) {
-    int32_t layers = 0, params = 0, rank = 0;
-    int32_t dims[8];
-    int64_t total = 0, count = 0;
-    const char* name = NULL;
-    CHECK_OK(hpcnn_model_layer_count(m, &layers));
-    for (int32_t l = 0; l < layers; l++) {
-        CHECK_OK(hpcnn_layer_param_count(m, l, &params));
-        for (int32_t p = 0; p < params; p++) {
-            CHECK_OK(hpcnn_layer_param_info(m, l, p, &name, &rank, dims, &count));
-            if (total + count > capacity) return -1;
-            CHECK_OK(hpcnn_get_param(m, l, name, out + total, count));
-            total += count;
-        }
-    }
-    return total;
-}
-
 /* Trains a fresh model for 2 epochs with the given distributed mode; its weights go to out, the history's "ranks" to
    *ranks (-1 if the JSON lacks it). */
 static float initial[MAX_WEIGHTS];
 
 static int64_t train(int32_t mode, float* out, int* ranks) {
     hpcnn_model* m = build();
-    int64_t before = weights(m, initial, MAX_WEIGHTS);
+    int64_t before = all_weights(m, initial, MAX_WEIGHTS);
     hpcnn_dataset* data = NULL;
     hpcnn_fit_options* o = NULL;
     CHECK_OK(hpcnn_dataset_create(images, labels, N, C, H, W, CLASSES, &data));
@@ -87,7 +68,7 @@ static int64_t train(int32_t mode, float* out, int* ranks) {
         CHECK(strstr(json, "\"communication_seconds\":") != NULL, "no communication_seconds in %s", json);
         hpcnn_free(json);
     }
-    int64_t n = weights(m, out, MAX_WEIGHTS), moved = 0;
+    int64_t n = all_weights(m, out, MAX_WEIGHTS), moved = 0;
     for (int64_t i = 0; i < n && n == before; i++) moved += memcmp(&initial[i], &out[i], sizeof(float)) != 0;
     CHECK(moved > n / 2, "mode %d: training moved %lld of %lld weights", mode, (long long)moved, (long long)n);
     hpcnn_fit_options_release(o);
