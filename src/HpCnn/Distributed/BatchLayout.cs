@@ -109,14 +109,8 @@ internal sealed class BatchLayout
     /// </summary>
     public ReadOnlySpan<float> SumAcrossRanks(int floats)
     {
-        int bytes = checked(floats * sizeof(float));
-        for (int r = 0; r < Ranks; r++)
-        {
-            _offsets[r] = r * bytes;
-            _counts[r] = bytes;
-        }
         var all = _reduce.AsSpan(0, floats * Ranks);
-        Comm!.AllGather(MemoryMarshal.AsBytes(all), _counts, _offsets);
+        Comm!.AllGatherBlocks(MemoryMarshal.AsBytes(all));
         Span<bool> nonEmpty = stackalloc bool[Ranks];
         nonEmpty.Fill(true);
         GradientChunks.TreeSum(all, floats, Ranks, 0, floats, nonEmpty);

@@ -23,3 +23,23 @@ public interface ICommunicator
     /// <summary>Ends every rank of the run now (after this rank failed), with <paramref name="message"/> on standard error.</summary>
     void Abort(string message, int exitCode);
 }
+
+internal static class CommunicatorExtensions
+{
+    /// <summary>
+    /// <see cref="ICommunicator.AllGather"/> of equal blocks: rank r's block is bytes [r n, (r + 1) n) of
+    /// <paramref name="all"/>, n = its length / the rank count.
+    /// </summary>
+    public static void AllGatherBlocks(this ICommunicator comm, Span<byte> all)
+    {
+        int size = comm.Size, block = all.Length / size;
+        Span<int> counts = size <= 64 ? stackalloc int[size] : new int[size];
+        Span<int> offsets = size <= 64 ? stackalloc int[size] : new int[size];
+        for (int r = 0; r < size; r++)
+        {
+            counts[r] = block;
+            offsets[r] = r * block;
+        }
+        comm.AllGather(all.Slice(0, block * size), counts, offsets);
+    }
+}

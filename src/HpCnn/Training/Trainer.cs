@@ -90,7 +90,6 @@ internal sealed class Trainer
     private sealed class Peers(ICommunicator comm) : ICommunicator
     {
         private readonly double[] _all = new double[3 * comm.Size];
-        private readonly int[] _counts = new int[comm.Size], _offsets = new int[comm.Size];
         private readonly Stopwatch _clock = new();
 
         public ICommunicator Comm => comm;
@@ -119,8 +118,7 @@ internal sealed class Trainer
         {
             int r = Rank;
             _all[3 * r] = a; _all[3 * r + 1] = b; _all[3 * r + 2] = c;
-            for (int i = 0; i < Size; i++) { _counts[i] = 3 * sizeof(double); _offsets[i] = 3 * sizeof(double) * i; }
-            AllGather(MemoryMarshal.AsBytes(_all.AsSpan()), _counts, _offsets);
+            this.AllGatherBlocks(MemoryMarshal.AsBytes(_all.AsSpan()));
             double sa = 0, sb = 0, sc = 0;
             for (int i = 0; i < Size; i++) { sa += _all[3 * i]; sb += _all[3 * i + 1]; sc += _all[3 * i + 2]; }
             return (sa, sb, sc);
@@ -141,8 +139,7 @@ internal sealed class Trainer
         {
             var all = new ulong[3 * Size];
             all[3 * Rank] = data; all[3 * Rank + 1] = options; all[3 * Rank + 2] = weights;
-            for (int i = 0; i < Size; i++) { _counts[i] = 3 * sizeof(ulong); _offsets[i] = 3 * sizeof(ulong) * i; }
-            AllGather(MemoryMarshal.AsBytes(all.AsSpan()), _counts, _offsets);
+            this.AllGatherBlocks(MemoryMarshal.AsBytes(all.AsSpan()));
             for (int i = 0; i < Size; i++)
             {
                 string? what = all[3 * i] != data ? "training or validation data"
