@@ -16,25 +16,26 @@ public static partial class Conv2dKernels
     /// readable 16 floats past its last plane.
     /// </summary>
     public static void DirectForward(ReadOnlySpan<float> padded, int inC, int hp, int wp, ReadOnlySpan<float> weights, int outC, int kh, int kw,
-        Span<float> output, in GemmEpilogue epilogue)
+        Span<float> output, in GemmEpilogue epilogue, int oc0 = 0, int oc1 = int.MaxValue)
     {
         int ho = hp - kh + 1, wo = wp - kw + 1;
+        oc1 = Math.Min(oc1, outC);
         if (padded.Length < inC * hp * wp + 16) throw new ArgumentException("direct convolution: padded planes lack the read-ahead slack");
         if (weights.Length < outC * inC * kh * kw || output.Length < outC * ho * wo) throw new ArgumentException("direct convolution: weights or output too short");
         float lo = epilogue.IsActive ? epilogue.Low : float.NegativeInfinity, hi = epilogue.IsActive ? epilogue.High : float.PositiveInfinity;
         var bias = epilogue.Bias == BiasMode.PerRow ? epilogue.BiasValues.AsSpan(epilogue.BiasOffset, outC) : default;
-        int oc = 0;
+        int oc = oc0;
         if (Engine.UseAvx2)
         {
-            for (; oc + 4 <= outC; oc += 4)
+            for (; oc + 4 <= oc1; oc += 4)
                 DirectBlock4Avx2(padded, inC, hp, wp, weights, oc, kh, kw, output, ho, wo, bias, lo, hi);
-            for (; oc < outC; oc++)
+            for (; oc < oc1; oc++)
             {
                 if (inC == 1 && kh == 3 && kw == 3) Direct3x3Single(padded, hp, wp, weights.Slice(oc * 9, 9), output.Slice(oc * ho * wo, ho * wo), ho, wo, bias.IsEmpty ? 0f : bias[oc], lo, hi);
                 else DirectBlock1Avx2(padded, inC, hp, wp, weights, oc, kh, kw, output, ho, wo, bias, lo, hi);
             }
         }
-        for (; oc < outC; oc++)
+        for (; oc < oc1; oc++)
             for (int y = 0; y < ho; y++)
                 for (int x = 0; x < wo; x++)
                 {

@@ -14,10 +14,10 @@ public static partial class Conv2dKernels
     /// <summary>
     /// Winograd output transform with pooling: for tile (ty, tx) with ty &lt; ph and tx &lt; pw (the windows a floor-mode
     /// 2x2 pool keeps), pooled[ty * pw + tx] = max of the clamped 2x2 tile and argmax (may be empty) its index in the
-    /// wo-wide convolution output plane.
+    /// wo-wide convolution output plane, counted from <paramref name="firstPixel"/> (the plane pixel of tile row 0).
     /// </summary>
     public static void WinogradOutputPooled(ReadOnlySpan<float> m, int mStride, int t0, int tw, Span<float> pooled, Span<int> argmax,
-        int ph, int pw, int wo, float bias, float lo, float hi)
+        int ph, int pw, int wo, float bias, float lo, float hi, int firstPixel = 0)
     {
         bool keep = !argmax.IsEmpty;
         if (Engine.UseAvx2)
@@ -26,13 +26,13 @@ public static partial class Conv2dKernels
             {
                 // The kept tiles are the first ph rows of whole tile rows: contiguous in m, in pooled order. 8 at a time
                 // across rows; only the last group is masked.
-                OutputPooledRun(m, mStride, t0, ph * pw, pooled, argmax, keep, pw, wo, 0, bias, lo, hi);
+                OutputPooledRun(m, mStride, t0, ph * pw, pooled, argmax, keep, pw, wo, firstPixel, bias, lo, hi);
                 return;
             }
             // A tile row has one more tile than the pool keeps (odd width): one run per row.
             for (int ty = 0; ty < ph; ty++)
                 OutputPooledRun(m, mStride, t0 + ty * tw, pw, pooled.Slice(ty * pw, pw), keep ? argmax.Slice(ty * pw, pw) : default,
-                    keep, pw, wo, 2 * ty * wo, bias, lo, hi);
+                    keep, pw, wo, firstPixel + 2 * ty * wo, bias, lo, hi);
             return;
         }
         Span<float> z = stackalloc float[8];
@@ -50,7 +50,7 @@ public static partial class Conv2dKernels
                 float y01 = MathF.Min(MathF.Max(z[1] - z[2] - z[3] + bias, lo), hi);
                 float y10 = MathF.Min(MathF.Max(z[4] + z[5] + z[6] + bias, lo), hi);
                 float y11 = MathF.Min(MathF.Max(z[5] - z[6] - z[7] + bias, lo), hi);
-                int b = 2 * ty * wo + 2 * tx;
+                int b = firstPixel + 2 * ty * wo + 2 * tx;
                 (float best, int at) = (y00, b);
                 if (y01 > best) (best, at) = (y01, b + 1);
                 if (y10 > best) (best, at) = (y10, b + wo);
@@ -154,28 +154,29 @@ public static partial class Conv2dKernels
     /// only rows and columns a floor-mode 2x2 pool keeps are computed.
     /// </summary>
     public static void DirectForwardPooled(ReadOnlySpan<float> padded, int inC, int hp, int wp, ReadOnlySpan<float> weights, int outC, int kh, int kw,
-        Span<float> pooled, Span<int> argmax, in GemmEpilogue epilogue)
+        Span<float> pooled, Span<int> argmax, in GemmEpilogue epilogue, int oc0 = 0, int oc1 = int.MaxValue)
     {
         int ho = hp - kh + 1, wo = wp - kw + 1, ph = ho / 2, pw = wo / 2;
-        if (outC % 4 != 0) throw new ArgumentException($"pooled direct convolution: {outC} filters is not a multiple of 4");
+        oc1 = Math.Min(oc1, outC);
+        if (outC % 4 != 0 || oc0 % 4 != 0 || oc1 % 4 != 0) throw new ArgumentException($"pooled direct convolution: {outC} filters is not a multiple of 4");
         if (padded.Length < inC * hp * wp + 16) throw new ArgumentException("pooled direct convolution: padded planes lack the read-ahead slack");
         if (pooled.Length < outC * ph * pw || (!argmax.IsEmpty && argmax.Length < outC * ph * pw)) throw new ArgumentException("pooled direct convolution: outputs too short");
         float lo = epilogue.IsActive ? epilogue.Low : float.NegativeInfinity, hi = epilogue.IsActive ? epilogue.High : float.PositiveInfinity;
         var bias = epilogue.Bias == BiasMode.PerRow ? epilogue.BiasValues.AsSpan(epilogue.BiasOffset, outC) : default;
         if (!Engine.UseAvx2)
         {
-            DirectPooledScalar(padded, inC, hp, wp, weights, outC, kh, kw, pooled, argmax, bias, lo, hi);
+            DirectPooledScalar(padded, inC, hp, wp, weights, oc0, oc1, kh, kw, pooled, argmax, bias, lo, hi);
             return;
         }
-        for (int oc = 0; oc < outC; oc += 4)
+        for (int oc = oc0; oc < oc1; oc += 4)
             DirectPooledBlock4(padded, inC, hp, wp, weights, oc, kh, kw, pooled, argmax, bias, lo, hi, ph, pw, wo);
     }
 
-    private static void DirectPooledScalar(ReadOnlySpan<float> padded, int inC, int hp, int wp, ReadOnlySpan<float> weights, int outC, int kh, int kw,
+    private static void DirectPooledScalar(ReadOnlySpan<float> padded, int inC, int hp, int wp, ReadOnlySpan<float> weights, int oc0, int oc1, int kh, int kw,
         Span<float> pooled, Span<int> argmax, ReadOnlySpan<float> bias, float lo, float hi)
     {
         int ho = hp - kh + 1, wo = wp - kw + 1, ph = ho / 2, pw = wo / 2;
-        for (int oc = 0; oc < outC; oc++)
+        for (int oc = oc0; oc < oc1; oc++)
             for (int py = 0; py < ph; py++)
                 for (int px = 0; px < pw; px++)
                 {

@@ -113,6 +113,34 @@ public sealed class Conv2dPlan
         return lowWaste ? Conv2dAlgorithm.ImplicitPadded : Conv2dAlgorithm.Im2colTiled;
     }
 
+    /// <summary>
+    /// How many of <paramref name="parts"/> split one image's Winograd forward by tile rows: the most whose tiles, each
+    /// part's rounded up to whole 16-tile GEMM strips, add up to at most 1.25x the image's tiles (an 8 x 8 image's 16 tiles
+    /// in four parts ran four times the GEMM work). 1: split by output channels instead.
+    /// </summary>
+    private int TileRowParts(int parts)
+    {
+        int tiles = _th * _tw;
+        for (int u = Math.Min(parts, _th); u > 1; u--)
+        {
+            int padded = 0;
+            for (int p = 0; p < u; p++)
+            {
+                var (a, b) = Split(_th, p, u);
+                padded += Sgemm.RoundUp((b - a) * _tw, Sgemm.NR);
+            }
+            if (4 * padded <= 5 * tiles) return u;
+        }
+        return 1;
+    }
+
+    /// <summary>The output channels part <paramref name="part"/> of the direct kernel computes: whole blocks of 4, the rest last.</summary>
+    private (int C0, int C1) DirectChannels(int part, int parts)
+    {
+        var (a, b) = Split(Shape.OutC / 4, part, parts);
+        return (4 * a, part == parts - 1 ? Shape.OutC : 4 * b);
+    }
+
     private static bool WinogradFits(in Conv2dShape s) => s.KH == 3 && s.KW == 3 && s.StrideH == 1 && s.StrideW == 1;
 
     /// <summary>Images one call of Forward / BackwardData / BackwardWeights should get (Winograd batches tiles of several).</summary>
@@ -122,7 +150,7 @@ public sealed class Conv2dPlan
     public int ForwardParts => Algorithm switch
     {
         Conv2dAlgorithm.ImplicitPadded => _fwdStrips,
-        Conv2dAlgorithm.DirectSmall => 1,
+        Conv2dAlgorithm.DirectSmall => Math.Max(1, Shape.OutC / 8),
         Conv2dAlgorithm.Winograd2x2 => Math.Max(1, Math.Min((Shape.OutC + Sgemm.MR - 1) / Sgemm.MR, Shape.OutC / 16)),
         Conv2dAlgorithm.Blocked => _blocked!.ForwardUnits,
         _ => _tiles,
@@ -230,6 +258,17 @@ public sealed class Conv2dPlan
         var s = Shape;
         if (Algorithm == Conv2dAlgorithm.Winograd2x2)
         {
+            if (count == 1 && TileRowParts(parts) is int rowParts and > 1)
+            {
+                // One image: parts split its tile rows, so no part transforms another's input (split by channels, every
+                // part transformed the whole image).
+                if (part >= rowParts) return;
+                var (a, b) = Split(_th, part, rowParts);
+                if (a < b)
+                    WinogradConvolve(images, 1, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, _hq, _wq, _th, _tw,
+                        packedWeights, s.OutC, 0, s.OutC, outputs, s.OutH, s.OutW, in epilogue, scratch, tileRows: (a, b));
+                return;
+            }
             // Parts split whole 6-row strips of output channels.
             var (s0, s1) = Split((s.OutC + MR - 1) / MR, part, parts);
             int c0 = s0 * MR, c1 = Math.Min(s1 * MR, s.OutC);
@@ -270,6 +309,16 @@ public sealed class Conv2dPlan
         }
         if (Algorithm == Conv2dAlgorithm.Winograd2x2)
         {
+            if (count == 1 && TileRowParts(parts) is int rowParts and > 1)
+            {
+                // One image: parts split its tile rows (a tile is a pooling window), as in Forward.
+                if (part >= rowParts) return;
+                var (a, b) = Split(_th, part, rowParts);
+                if (a < b)
+                    WinogradConvolve(images, 1, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, _hq, _wq, _th, _tw,
+                        packedWeights, s.OutC, 0, s.OutC, default, s.OutH, s.OutW, in epilogue, scratch, pooled, argmax, (a, b));
+                return;
+            }
             var (s0, s1) = Split((s.OutC + MR - 1) / MR, part, parts);
             int c0 = s0 * MR, c1 = Math.Min(s1 * MR, s.OutC);
             if (c0 < c1)
@@ -277,14 +326,15 @@ public sealed class Conv2dPlan
                     packedWeights, s.OutC, c0, c1, default, s.OutH, s.OutW, in epilogue, scratch, pooled, argmax);
             return;
         }
-        if (part != 0) return;
+        var (d0, d1) = DirectChannels(part, parts);
+        if (d0 >= d1) return;
         var padded = scratch.Slice(0, s.InC * _hp * _wp + Slack);
         for (int n = 0; n < count; n++)
         {
             Conv2dKernels.PadPlanes(images.Slice(n * s.InSize, s.InSize), s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, s.PadBottom, s.PadRight, padded);
             padded.Slice(s.InC * _hp * _wp).Clear();
             Conv2dKernels.DirectForwardPooled(padded, s.InC, _hp, _wp, weights, s.OutC, s.KH, s.KW, pooled.Slice(n * s.OutC * pplane, s.OutC * pplane),
-                argmax.IsEmpty ? default : argmax.Slice(n * s.OutC * pplane, s.OutC * pplane), in epilogue);
+                argmax.IsEmpty ? default : argmax.Slice(n * s.OutC * pplane, s.OutC * pplane), in epilogue, d0, d1);
         }
     }
 
@@ -373,6 +423,33 @@ public sealed class Conv2dPlan
         for (int n = 0; n < count; n++)
             Conv2dKernels.PadPlanes(src.Slice(n * c * h * w, c * h * w), c, h, w, pt, pl, hq - h - pt, wq - w - pl, padded.Slice(n * c * planeQ));
         padded.Slice(count * c * planeQ).Clear();
+        return TransformInputs(padded, count, c, hq, wq, th, tw, scratch, out rest, t);
+    }
+
+    /// <summary>
+    /// <see cref="WinogradInputs"/> of tile rows [a, b) of one image: pads only the 2 (b - a) + 2 rows of the padded plane
+    /// those tiles read.
+    /// </summary>
+    private static Span<float> WinogradInputRows(ReadOnlySpan<float> src, int c, int h, int w, int pt, int pl, int wq, int tw,
+        int a, int b, Span<float> scratch, out Span<float> rest, out int t)
+    {
+        int th = b - a, hq = 2 * th + 2, planeQ = hq * wq;
+        t = Sgemm.RoundUp(th * tw, Sgemm.NR);
+        var padded = scratch.Slice(0, c * planeQ + Slack);
+        // Padded rows [2a, 2a + hq) are image rows [2a - pt, 2a - pt + hq), clipped to the image.
+        int y0 = Math.Max(0, 2 * a - pt), y1 = Math.Min(h, 2 * a - pt + hq);
+        int top = y0 - (2 * a - pt), rows = Math.Max(0, y1 - y0);
+        for (int ch = 0; ch < c; ch++)
+            Conv2dKernels.PadPlanes(src.Slice(ch * h * w + y0 * w, rows * w), 1, rows, w, top, pl, hq - rows - top, wq - w - pl,
+                padded.Slice(ch * planeQ, planeQ));
+        padded.Slice(c * planeQ).Clear();
+        return TransformInputs(padded, 1, c, hq, wq, th, tw, scratch, out rest, t);
+    }
+
+    private static Span<float> TransformInputs(Span<float> padded, int count, int c, int hq, int wq, int th, int tw,
+        Span<float> scratch, out Span<float> rest, int t)
+    {
+        int planeQ = hq * wq, t1 = th * tw;
         int vStride = XiStride(c * t);
         var v = scratch.Slice(padded.Length, 16 * vStride);
         for (int n = 0; n < count; n++)
@@ -390,11 +467,16 @@ public sealed class Conv2dPlan
     /// </summary>
     private static void WinogradConvolve(ReadOnlySpan<float> src, int count, int srcC, int srcH, int srcW, int pt, int pl,
         int hq, int wq, int th, int tw, ReadOnlySpan<float> u, int dstC, int r0, int r1, Span<float> dst, int dstH, int dstW,
-        in GemmEpilogue epilogue, Span<float> scratch, Span<float> pooled = default, Span<int> argmax = default)
+        in GemmEpilogue epilogue, Span<float> scratch, Span<float> pooled = default, Span<int> argmax = default, (int A, int B)? tileRows = null)
     {
+        // Tile rows [a, b) of one image (count 1): the output rows from 2a, pooled rows from a.
+        int a = tileRows?.A ?? 0;
+        if (tileRows is (int ta, int tb)) th = tb - ta;
         int t1 = th * tw;
         int rows = Sgemm.RoundUp(r1 - r0, MR);
-        var v = WinogradInputs(src, count, srcC, srcH, srcW, pt, pl, hq, wq, th, tw, scratch, out var rest, out int t);
+        var v = tileRows is (int ra, int rb)
+            ? WinogradInputRows(src, srcC, srcH, srcW, pt, pl, wq, tw, ra, rb, scratch, out var rest, out int t)
+            : WinogradInputs(src, count, srcC, srcH, srcW, pt, pl, hq, wq, th, tw, scratch, out rest, out t);
         int vStride = XiStride(srcC * t), mStride = XiStride(rows * t);
         var m = rest.Slice(0, 16 * mStride);
         var bPack = rest.Slice(m.Length, srcC * t);
@@ -406,17 +488,23 @@ public sealed class Conv2dPlan
                 m.Slice(xi * mStride, rows * t), 0, t, false, default, false, default, 0, 0);
         }
         int ph = dstH / 2, pw = dstW / 2, pplane = ph * pw;
+        // The rows this call writes: output rows [2a, 2a + 2 th), pooled rows [a, a + th), clipped to the planes.
+        int outRows = Math.Min(dstH - 2 * a, 2 * th), pooledRows = Math.Max(0, Math.Min(ph - a, th));
         for (int n = 0; n < count; n++)
             for (int oc = r0; oc < r1; oc++)
             {
                 float bias = epilogue.Bias == BiasMode.PerRow ? epilogue.BiasValues![epilogue.BiasOffset + oc] : 0f;
                 float lo = epilogue.IsActive ? epilogue.Low : float.NegativeInfinity, hi = epilogue.IsActive ? epilogue.High : float.PositiveInfinity;
                 if (!pooled.IsEmpty)
-                    Conv2dKernels.WinogradOutputPooled(m.Slice((oc - r0) * t), mStride, n * t1, tw, pooled.Slice((n * dstC + oc) * pplane, pplane),
-                        argmax.IsEmpty ? default : argmax.Slice((n * dstC + oc) * pplane, pplane), ph, pw, dstW, bias, lo, hi);
+                {
+                    int at = (n * dstC + oc) * pplane + a * pw;
+                    if (pooledRows > 0)
+                        Conv2dKernels.WinogradOutputPooled(m.Slice((oc - r0) * t), mStride, n * t1, tw, pooled.Slice(at, pooledRows * pw),
+                            argmax.IsEmpty ? default : argmax.Slice(at, pooledRows * pw), pooledRows, pw, dstW, bias, lo, hi, 2 * a * dstW);
+                }
                 else
                     Conv2dKernels.WinogradOutput(m.Slice((oc - r0) * t), mStride, n * t1, th, tw,
-                        dst.Slice((n * dstC + oc) * dstH * dstW, dstH * dstW), dstH, dstW, bias, lo, hi);
+                        dst.Slice((n * dstC + oc) * dstH * dstW + 2 * a * dstW, outRows * dstW), outRows, dstW, bias, lo, hi);
             }
     }
 
@@ -437,7 +525,8 @@ public sealed class Conv2dPlan
             var padded = scratch.Slice(0, s.InC * _hp * _wp + Slack);
             Conv2dKernels.PadPlanes(image, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, s.PadBottom, s.PadRight, padded);
             padded.Slice(s.InC * _hp * _wp).Clear();
-            if (part == 0) Conv2dKernels.DirectForward(padded, s.InC, _hp, _wp, weights, s.OutC, s.KH, s.KW, output, in epilogue);
+            var (c0, c1) = DirectChannels(part, parts);
+            if (c0 < c1) Conv2dKernels.DirectForward(padded, s.InC, _hp, _wp, weights, s.OutC, s.KH, s.KW, output, in epilogue, c0, c1);
         }
         else if (Algorithm == Conv2dAlgorithm.ImplicitPadded)
         {

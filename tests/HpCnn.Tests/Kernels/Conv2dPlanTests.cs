@@ -26,6 +26,9 @@ public class Conv2dPlanTests
         // padding, and rows of more than 8 tiles (the 8-lane transforms plus a partial group).
         yield return Case("9x7x11->10 3x3 pad (1,0,2,1)", new Conv2dShape(9, 7, 11, 10, 3, 3, 1, 1, 1, 0, 2, 1));
         yield return Case("8x6x37->17 3x3 pad 1", new Conv2dShape(8, 6, 37, 17, 3, 3, 1, 1, 1, 1, 1, 1));
+        // Enough tiles that one image's Winograd forward splits by tile rows; an odd output height (a clipped last row).
+        yield return Case("8x16x16->12 3x3 pad 1", new Conv2dShape(8, 16, 16, 12, 3, 3, 1, 1, 1, 1, 1, 1));
+        yield return Case("5x15x13->9 3x3 pad (1,0,1,1)", new Conv2dShape(5, 15, 13, 9, 3, 3, 1, 1, 1, 0, 1, 1));
         // 1x1 kernels and a kernel as large as the image.
         yield return Case("4x10x8->7 1x1", new Conv2dShape(4, 10, 8, 7, 1, 1));
         yield return Case("1x5x5->1 5x5", new Conv2dShape(1, 5, 5, 1, 5, 5));
@@ -394,6 +397,58 @@ public class Conv2dPlanTests
                     Sentinel.AssertTail(bGrad, s.OutC, what + " (bias gradient)");
                     Sentinel.AssertTail(bwScratch, plan.BackwardWeightsScratch, what + " (scratch)");
                 }
+            }
+        }
+    }
+
+    /// <summary>
+    /// One image's forward in parts gives the bits of the whole call, pooled or not (with the arg-max): Winograd splits
+    /// a large image by tile rows (each part its own GEMM over fewer tiles) and a small one by channels, the blocked
+    /// kernel by channel groups and row bands; a prediction at batch 1 on two threads must equal the one on one.
+    /// </summary>
+    [TestCase(8, 16, 16, 12, 1)]
+    [TestCase(5, 15, 13, 9, 0)]
+    [TestCase(16, 8, 8, 20, 1)]
+    [TestCase(12, 28, 30, 7, 1)]
+    [TestCase(3, 32, 32, 32, 1)]
+    [TestCase(1, 28, 28, 20, 1)]
+    public void ForwardInPartsGivesTheWholeCallsBits(int inC, int h, int w, int outC, int pad)
+    {
+        var s = new Conv2dShape(inC, h, w, outC, 3, 3, 1, 1, pad, pad, pad, pad);
+        var d = MakeData(s, Seed(s) + 7);
+        var epi = new GemmEpilogue(BiasMode.PerRow, d.Bias, 1, 0f, 6f);
+        int pplane = (s.OutH / 2) * (s.OutW / 2), pooledSize = s.OutC * pplane;
+        // The direct small-channel kernel (pooled only for whole blocks of 4 filters) for at most 4 input channels.
+        var algos = inC <= 4 ? new[] { Conv2dAlgorithm.DirectSmall, Conv2dAlgorithm.Blocked } : new[] { Conv2dAlgorithm.Winograd2x2, Conv2dAlgorithm.Blocked };
+        foreach (var algo in algos)
+        {
+            var plan = new Conv2dPlan(s, algo);
+            var packed = PackedWeights(plan, d.Weights, transposed: false);
+            var scratch = Sentinel.Buffer(plan.ForwardScratch);
+            (float[] Output, float[] Pooled, int[] Argmax) Run(int parts)
+            {
+                var output = new float[s.OutSize];
+                var pooled = new float[pooledSize];
+                var argmax = new int[pooledSize];
+                for (int part = 0; part < parts; part++)
+                {
+                    plan.Forward(d.Image.AsSpan(0, s.InSize), 1, d.Weights.AsSpan(0, s.WeightCount), packed.AsSpan(0, plan.PackedWeightsSize),
+                        output, in epi, scratch.AsSpan(0, plan.ForwardScratch), part, parts);
+                    if (plan.CanPool2x2)
+                        plan.ForwardPooled(d.Image.AsSpan(0, s.InSize), 1, d.Weights.AsSpan(0, s.WeightCount), packed.AsSpan(0, plan.PackedWeightsSize),
+                            pooled, argmax, in epi, scratch.AsSpan(0, plan.ForwardScratch), part, parts);
+                    Sentinel.AssertTail(scratch, plan.ForwardScratch, $"{algo} part {part}/{parts} (scratch)");
+                }
+                return (output, pooled, argmax);
+            }
+            var whole = Run(1);
+            foreach (int parts in new[] { 2, 3, 4, plan.ForwardParts, plan.ForwardParts + 1 }.Distinct())
+            {
+                var split = Run(parts);
+                string what = $"{s} {algo} in {parts} parts";
+                Assert.That(split.Output.Select(BitConverter.SingleToInt32Bits), Is.EqualTo(whole.Output.Select(BitConverter.SingleToInt32Bits)), what);
+                Assert.That(split.Pooled.Select(BitConverter.SingleToInt32Bits), Is.EqualTo(whole.Pooled.Select(BitConverter.SingleToInt32Bits)), what + " (pooled)");
+                Assert.That(split.Argmax, Is.EqualTo(whole.Argmax), what + " (arg-max)");
             }
         }
     }
