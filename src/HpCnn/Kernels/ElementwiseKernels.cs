@@ -11,6 +11,15 @@ public interface IUnaryOperator
     Vector256<float> Invoke(Vector256<float> x);
 }
 
+/// <summary>
+/// An element-wise operator with a 16-lane form too (<see cref="ElementwiseKernels.MapWide{TOp}(ReadOnlySpan{float}, Span{float}, TOp)"/>
+/// uses it where the CPU has AVX-512): the same operations per element as the scalar form, so the same bits.
+/// </summary>
+public interface IWideUnaryOperator : IUnaryOperator
+{
+    Vector512<float> Invoke(Vector512<float> x);
+}
+
 /// <summary>An element-wise operator of two inputs (e.g. an activation's output and the output gradient).</summary>
 public interface IBinaryOperator
 {
@@ -24,7 +33,7 @@ public static class ElementwiseKernels
     /// <summary>y[i] = op(x[i]). x and y may be the same span.</summary>
     public static void Map<TOp>(ReadOnlySpan<float> x, Span<float> y, TOp op) where TOp : struct, IUnaryOperator
     {
-        if (y.Length < x.Length) throw new ArgumentException($"destination holds {y.Length} values, source {x.Length}");
+        if (y.Length < x.Length) ThrowShort(y.Length, x.Length);
         ref float xr = ref MemoryMarshal.GetReference(x);
         ref float yr = ref MemoryMarshal.GetReference(y);
         int i = 0, n = x.Length;
@@ -34,10 +43,30 @@ public static class ElementwiseKernels
         for (; i < n; i++) Unsafe.Add(ref yr, i) = op.Invoke(Unsafe.Add(ref xr, i));
     }
 
+    /// <summary>
+    /// <see cref="Map{TOp}(ReadOnlySpan{float}, Span{float}, TOp)"/> 16 elements at a time where the CPU has AVX-512
+    /// (then one 8-element step, then scalars): the long operators (e^x, sigmoid, tanh) issue half the instructions per
+    /// element. Every element's bits are those of the scalar operator on every path.
+    /// </summary>
+    public static void MapWide<TOp>(ReadOnlySpan<float> x, Span<float> y, TOp op) where TOp : struct, IWideUnaryOperator
+    {
+        if (y.Length < x.Length) ThrowShort(y.Length, x.Length);
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        ref float yr = ref MemoryMarshal.GetReference(y);
+        int i = 0, n = x.Length;
+        if (Engine.UseAvx512)
+            for (; i <= n - 16; i += 16)
+                op.Invoke(Vector512.LoadUnsafe(ref xr, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);
+        if (Engine.UseAvx2)
+            for (; i <= n - 8; i += 8)
+                op.Invoke(Vector256.LoadUnsafe(ref xr, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);
+        for (; i < n; i++) Unsafe.Add(ref yr, i) = op.Invoke(Unsafe.Add(ref xr, i));
+    }
+
     /// <summary>z[i] = op(x[i], y[i]). z may alias x or y.</summary>
     public static void Map<TOp>(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> z, TOp op) where TOp : struct, IBinaryOperator
     {
-        if (y.Length < x.Length || z.Length < x.Length) throw new ArgumentException($"operands shorter than {x.Length}");
+        if (y.Length < x.Length || z.Length < x.Length) ThrowShort(Math.Min(y.Length, z.Length), x.Length);
         ref float xr = ref MemoryMarshal.GetReference(x);
         ref float yr = ref MemoryMarshal.GetReference(y);
         ref float zr = ref MemoryMarshal.GetReference(z);
@@ -59,6 +88,11 @@ public static class ElementwiseKernels
     {
         for (int i = 0; i < x.Length; i++) z[i] = op.Invoke(x[i], y[i]);
     }
+
+    // Out of line so that the generic loops stay small enough to inline their operator.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowShort(int have, int need) =>
+        throw new ArgumentException($"destination or operand holds {have} values, source {need}");
 }
 
 internal static class VectorMath
