@@ -247,14 +247,24 @@ public static class PoolKernels
 
     /// <summary>
     /// Average pooling of planes [c0, c1) (divisor KH x KW): each output sums its window's rows top to bottom, each row
-    /// left to right, as <see cref="AvgForwardScalar"/> does, bit for bit. Four planes run side by side: one plane's sum
-    /// is a chain of dependent adds, and a global pool (16 x 16 windows over 256 channels) spent 13% of a network's
-    /// inference waiting on that chain.
+    /// left to right, starting from 0, then multiplies by 1 / (KH KW), as <see cref="AvgForwardScalar"/> does, bit for bit.
+    /// With AVX2: 2x2 stride 2 deinterleaves the even and odd columns of two rows (16 or 8 outputs per step); other
+    /// shapes put 16 (or 8) planes side by side in vector lanes (<see cref="AvgLanes"/>), so that one vector add takes
+    /// each plane's sum one element further. Without: four planes side by side in scalar registers (one plane's sum is a
+    /// chain of dependent adds).
     /// </summary>
     public static unsafe void AvgForward(in Pool2dShape s, ReadOnlySpan<float> input, Span<float> output, int c0, int c1)
     {
         if ((long)c1 * s.InPlane > input.Length || (long)c1 * s.OutPlane > output.Length || c0 < 0)
             throw new ArgumentException($"planes [{c0}, {c1}) do not fit the input ({input.Length}) or output ({output.Length})");
+        if (c0 >= c1) return;
+        fixed (float* pin = input, pout = output)
+        {
+            if (s.IsTwoByTwo && Engine.UseAvx512) { Avg2x2Avx512(s, pin, pout, c0, c1); return; }
+            if (s.IsTwoByTwo && Engine.UseAvx2) { Avg2x2Avx2(s, pin, pout, c0, c1); return; }
+            // Fewer than four planes would fill too few lanes to pay for the transposes.
+            if (Engine.UseAvx2 && s.InW <= MaxLaneRow && c1 - c0 >= 4) { AvgLanes(s, pin, pout, c0, c1); return; }
+        }
         float inv = 1f / (s.KH * s.KW);
         int c = c0;
         nint inPlane = s.InPlane, outPlane = s.OutPlane;
@@ -281,6 +291,254 @@ public static class PoolKernels
                 }
             }
         if (c < c1) AvgForwardScalar(s, input, output, c, c1);
+    }
+
+    /// <summary>A lane mask with the first <paramref name="n"/> of 16 lanes set (n may be below 0 or above 16).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Mask16(int n) =>
+        Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(n)).AsSingle();
+
+    /// <summary>
+    /// 2x2 stride-2 average pooling of planes [c0, c1), 16 outputs per step: 32 inputs of each of the two rows are split
+    /// into even and odd columns (vpermt2ps) and each output is ((((0 + tl) + tr) + bl) + br) / 4, the scalar order
+    /// (the leading 0 turns a -0 sum into +0 as the scalar loop's does). Row tails use masked loads and stores: nothing
+    /// outside the row pair is read, nothing outside the output row written.
+    /// </summary>
+    private static unsafe void Avg2x2Avx512(in Pool2dShape s, float* pin, float* pout, int c0, int c1)
+    {
+        int w = s.InW, ow = s.OutW, oh = s.OutH;
+        nint inPlane = s.InPlane, outPlane = s.OutPlane;
+        var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        var odd = even + Vector512<int>.One;
+        var quarter = Vector512.Create(0.25f);
+        for (int c = c0; c < c1; c++)
+            for (int oy = 0; oy < oh; oy++)
+            {
+                float* r0 = pin + c * inPlane + 2 * oy * w;
+                float* r1 = r0 + w;
+                float* o = pout + c * outPlane + oy * ow;
+                int ox = 0;
+                for (; ox + 16 <= ow; ox += 16)
+                {
+                    var a0 = Vector512.Load(r0 + 2 * ox); var a1 = Vector512.Load(r0 + 2 * ox + 16);
+                    var b0 = Vector512.Load(r1 + 2 * ox); var b1 = Vector512.Load(r1 + 2 * ox + 16);
+                    var sum = Vector512<float>.Zero + Avx512F.PermuteVar16x32x2(a0, even, a1);
+                    sum += Avx512F.PermuteVar16x32x2(a0, odd, a1);
+                    sum += Avx512F.PermuteVar16x32x2(b0, even, b1);
+                    sum += Avx512F.PermuteVar16x32x2(b0, odd, b1);
+                    Vector512.Store(sum * quarter, o + ox);
+                }
+                if (ox < ow)
+                {
+                    // 2n inputs of each row remain: lanes past them are masked off (not read).
+                    int n = ow - ox;
+                    var m0 = Mask16(2 * n);
+                    var m1 = Mask16(2 * n - 16);
+                    var z = Vector512<float>.Zero;
+                    var a0 = Avx512F.MaskLoad(r0 + 2 * ox, m0, z); var a1 = Avx512F.MaskLoad(r0 + 2 * ox + 16, m1, z);
+                    var b0 = Avx512F.MaskLoad(r1 + 2 * ox, m0, z); var b1 = Avx512F.MaskLoad(r1 + 2 * ox + 16, m1, z);
+                    var sum = Vector512<float>.Zero + Avx512F.PermuteVar16x32x2(a0, even, a1);
+                    sum += Avx512F.PermuteVar16x32x2(a0, odd, a1);
+                    sum += Avx512F.PermuteVar16x32x2(b0, even, b1);
+                    sum += Avx512F.PermuteVar16x32x2(b0, odd, b1);
+                    Avx512F.MaskStore(o + ox, Mask16(n), sum * quarter);
+                }
+            }
+    }
+
+    /// <summary>The AVX2 form of <see cref="Avg2x2Avx512"/>: 8 outputs per step, the same operations per output.</summary>
+    private static unsafe void Avg2x2Avx2(in Pool2dShape s, float* pin, float* pout, int c0, int c1)
+    {
+        int w = s.InW, ow = s.OutW, oh = s.OutH;
+        nint inPlane = s.InPlane, outPlane = s.OutPlane;
+        var quarter = Vector256.Create(0.25f);
+        for (int c = c0; c < c1; c++)
+            for (int oy = 0; oy < oh; oy++)
+            {
+                float* r0 = pin + c * inPlane + 2 * oy * w;
+                float* r1 = r0 + w;
+                float* o = pout + c * outPlane + oy * ow;
+                for (int ox = 0; ox < ow; ox += 8)
+                {
+                    int n = Math.Min(8, ow - ox);
+                    Vector256<float> a0, a1, b0, b1;
+                    if (n == 8)
+                    {
+                        a0 = Avx.LoadVector256(r0 + 2 * ox); a1 = Avx.LoadVector256(r0 + 2 * ox + 8);
+                        b0 = Avx.LoadVector256(r1 + 2 * ox); b1 = Avx.LoadVector256(r1 + 2 * ox + 8);
+                    }
+                    else
+                    {
+                        var m0 = Mask(Math.Min(8, 2 * n)).AsSingle();
+                        var m1 = Mask(Math.Max(0, 2 * n - 8)).AsSingle();
+                        a0 = Avx.MaskLoad(r0 + 2 * ox, m0); a1 = Avx.MaskLoad(r0 + 2 * ox + 8, m1);
+                        b0 = Avx.MaskLoad(r1 + 2 * ox, m0); b1 = Avx.MaskLoad(r1 + 2 * ox + 8, m1);
+                    }
+                    var sum = Vector256<float>.Zero + Deinterleave(a0, a1, even: true);
+                    sum += Deinterleave(a0, a1, even: false);
+                    sum += Deinterleave(b0, b1, even: true);
+                    sum += Deinterleave(b0, b1, even: false);
+                    if (n == 8) Avx.Store(o + ox, sum * quarter);
+                    else Avx.MaskStore(o + ox, Mask(n).AsSingle(), sum * quarter);
+                }
+            }
+    }
+
+    /// <summary>The widest input row <see cref="AvgLanes"/> transposes on the stack (16 planes of it: 16 KiB).</summary>
+    private const int MaxLaneRow = 256;
+
+    /// <summary>How many 16-plane groups ahead <see cref="AvgLanes"/> prefetches.</summary>
+    private const int PrefetchGroups = 2;
+
+    /// <summary>
+    /// Average pooling of any shape with planes side by side in vector lanes: 16 planes at a time (8 when no more than 8
+    /// remain; lanes past the last plane repeat it and are not stored). Each input row the windows need is transposed
+    /// from the planes into <c>row[x * L + lane]</c> by 8 x 8 blocks, then every output of the row of windows adds its
+    /// columns to its own accumulator, row after row of the window: per lane exactly the scalar order (rows and columns
+    /// of the window outside the input are skipped, as the scalar loop skips them). A global 16 x 16 pool over 256
+    /// channels was a chain of dependent scalar adds per plane.
+    /// </summary>
+    [SkipLocalsInit]
+    private static unsafe void AvgLanes(in Pool2dShape s, float* pin, float* pout, int c0, int c1)
+    {
+        int w = s.InW, ow = s.OutW;
+        nint inPlane = s.InPlane, outPlane = s.OutPlane;
+        float inv = 1f / (s.KH * s.KW);
+        float* row = stackalloc float[w * 16];
+        float* acc = stackalloc float[ow * 16];
+        float** planes = stackalloc float*[16];
+        for (int c = c0; c < c1; c += 16)
+        {
+            int count = Math.Min(16, c1 - c);
+            int lanes = count > 8 ? 16 : 8;
+            for (int j = 0; j < lanes; j++) planes[j] = pin + (c + Math.Min(j, count - 1)) * inPlane;
+            int next = Math.Clamp(c1 - (c + 16 * PrefetchGroups), 0, 16);
+            for (int oy = 0; oy < s.OutH; oy++)
+            {
+                int y0 = oy * s.StrideH - s.PadTop;
+                int yLo = Math.Max(0, y0), yHi = Math.Min(s.InH, y0 + s.KH);
+                new Span<float>(acc, ow * lanes).Clear();
+                for (int iy = yLo; iy < yHi; iy++)
+                {
+                    // The same row of the planes two groups ahead: 16 planes read a line at a time each kept too few
+                    // misses in flight (a global pool over a batch far larger than the caches ran at a third of a
+                    // streaming read's speed; with the prefetches, about half).
+                    for (int j = 0; j < next; j++)
+                        for (int x = 0; x < w; x += 16) Sse.Prefetch0(pin + (c + 16 * PrefetchGroups + j) * inPlane + iy * w + x);
+                    TransposeRow(planes, lanes, iy * w, w, row);
+                    if (lanes == 16) AccumulateRow16(s, row, acc);
+                    else AccumulateRow8(s, row, acc);
+                }
+                for (int ox = 0; ox < ow; ox++)
+                {
+                    float* a = acc + ox * lanes;
+                    float* q = pout + c * outPlane + oy * ow + ox;
+                    for (int j = 0; j < count; j++) q[j * outPlane] = a[j] * inv;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// One row of windows, 16 lanes: acc[ox] += row[x] for the window's columns x in order (one 512-bit add, or two
+    /// 256-bit ones without AVX-512: the same sum per lane).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void AccumulateRow16(in Pool2dShape s, float* row, float* acc)
+    {
+        int w = s.InW;
+        for (int ox = 0; ox < s.OutW; ox++)
+        {
+            int x0 = ox * s.StrideW - s.PadLeft;
+            int xLo = Math.Max(0, x0), xHi = Math.Min(w, x0 + s.KW);
+            float* a = acc + ox * 16;
+            if (Engine.UseAvx512)
+            {
+                var sum = Vector512.Load(a);
+                for (int x = xLo; x < xHi; x++) sum += Vector512.Load(row + x * 16);
+                sum.Store(a);
+            }
+            else
+            {
+                var lo = Vector256.Load(a);
+                var hi = Vector256.Load(a + 8);
+                for (int x = xLo; x < xHi; x++)
+                {
+                    lo += Vector256.Load(row + x * 16);
+                    hi += Vector256.Load(row + x * 16 + 8);
+                }
+                lo.Store(a);
+                hi.Store(a + 8);
+            }
+        }
+    }
+
+    /// <summary><see cref="AccumulateRow16"/> for 8 lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void AccumulateRow8(in Pool2dShape s, float* row, float* acc)
+    {
+        int w = s.InW;
+        for (int ox = 0; ox < s.OutW; ox++)
+        {
+            int x0 = ox * s.StrideW - s.PadLeft;
+            int xLo = Math.Max(0, x0), xHi = Math.Min(w, x0 + s.KW);
+            float* a = acc + ox * 8;
+            var sum = Vector256.Load(a);
+            for (int x = xLo; x < xHi; x++) sum += Vector256.Load(row + x * 8);
+            sum.Store(a);
+        }
+    }
+
+    /// <summary>
+    /// row[x * lanes + j] = planes[j][offset + x] for x in [0, width), j in [0, lanes) (lanes 8 or 16), by 8 x 8 blocks;
+    /// a last block narrower than 8 loads with a mask (nothing past the row is read) and stores only its columns.
+    /// </summary>
+    private static unsafe void TransposeRow(float** planes, int lanes, nint offset, int width, float* row)
+    {
+        for (int g = 0; g < lanes; g += 8)
+        {
+            float** p = planes + g;
+            for (int x = 0; x < width; x += 8)
+            {
+                int n = Math.Min(8, width - x);
+                Vector256<float> r0, r1, r2, r3, r4, r5, r6, r7;
+                nint o = offset + x;
+                if (n == 8)
+                {
+                    r0 = Avx.LoadVector256(p[0] + o); r1 = Avx.LoadVector256(p[1] + o);
+                    r2 = Avx.LoadVector256(p[2] + o); r3 = Avx.LoadVector256(p[3] + o);
+                    r4 = Avx.LoadVector256(p[4] + o); r5 = Avx.LoadVector256(p[5] + o);
+                    r6 = Avx.LoadVector256(p[6] + o); r7 = Avx.LoadVector256(p[7] + o);
+                }
+                else
+                {
+                    var m = Mask(n).AsSingle();
+                    r0 = Avx.MaskLoad(p[0] + o, m); r1 = Avx.MaskLoad(p[1] + o, m);
+                    r2 = Avx.MaskLoad(p[2] + o, m); r3 = Avx.MaskLoad(p[3] + o, m);
+                    r4 = Avx.MaskLoad(p[4] + o, m); r5 = Avx.MaskLoad(p[5] + o, m);
+                    r6 = Avx.MaskLoad(p[6] + o, m); r7 = Avx.MaskLoad(p[7] + o, m);
+                }
+                var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+                var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+                var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+                var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+                // u_k holds column k (low half, rows 0-3) and column k + 4 (high half) of rows 0-3, v_k the same of rows 4-7.
+                var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+                var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+                var v0 = Avx.Shuffle(t4, t6, 0x44); var v1 = Avx.Shuffle(t4, t6, 0xEE);
+                var v2 = Avx.Shuffle(t5, t7, 0x44); var v3 = Avx.Shuffle(t5, t7, 0xEE);
+                float* d = row + x * lanes + g;
+                nint step = lanes;
+                Avx.Store(d, Avx.Permute2x128(u0, v0, 0x20));
+                if (n > 1) Avx.Store(d + step, Avx.Permute2x128(u1, v1, 0x20));
+                if (n > 2) Avx.Store(d + 2 * step, Avx.Permute2x128(u2, v2, 0x20));
+                if (n > 3) Avx.Store(d + 3 * step, Avx.Permute2x128(u3, v3, 0x20));
+                if (n > 4) Avx.Store(d + 4 * step, Avx.Permute2x128(u0, v0, 0x31));
+                if (n > 5) Avx.Store(d + 5 * step, Avx.Permute2x128(u1, v1, 0x31));
+                if (n > 6) Avx.Store(d + 6 * step, Avx.Permute2x128(u2, v2, 0x31));
+                if (n > 7) Avx.Store(d + 7 * step, Avx.Permute2x128(u3, v3, 0x31));
+            }
+        }
     }
 
     /// <summary>
@@ -332,8 +590,111 @@ public static class PoolKernels
         }
     }
 
-    /// <summary>Average-pool backward of planes [c0, c1): inGrad is overwritten.</summary>
-    public static void AvgBackward(in Pool2dShape s, ReadOnlySpan<float> outGrad, Span<float> inGrad, int c0, int c1)
+    /// <summary>
+    /// Average-pool backward of planes [c0, c1): inGrad is overwritten. 2x2 stride 2 with AVX2 writes each input's
+    /// gradient once, (dy / 4) + 0 (the reference's add to a cleared plane), instead of clearing and adding; the same bits
+    /// as <see cref="AvgBackwardScalar"/>.
+    /// </summary>
+    public static unsafe void AvgBackward(in Pool2dShape s, ReadOnlySpan<float> outGrad, Span<float> inGrad, int c0, int c1)
+    {
+        if (s.IsTwoByTwo && Engine.UseAvx2 && c0 < c1)
+        {
+            if ((long)c1 * s.OutPlane > outGrad.Length || (long)c1 * s.InPlane > inGrad.Length || c0 < 0)
+                throw new ArgumentException($"planes [{c0}, {c1}) do not fit the output gradient ({outGrad.Length}) or input gradient ({inGrad.Length})");
+            fixed (float* dy = outGrad, g = inGrad)
+                if (Engine.UseAvx512) AvgBackward2x2Avx512(s, dy, g, c0, c1);
+                else AvgBackward2x2Avx2(s, dy, g, c0, c1);
+            return;
+        }
+        AvgBackwardScalar(s, outGrad, inGrad, c0, c1);
+    }
+
+    /// <summary>
+    /// 2x2 stride-2 backward, 16 outputs per step: v = dy / 4 + 0 is written to both columns of both rows of its window
+    /// (lanes duplicated with vpermps); masked at row ends; an odd last row or column (no window covers it) gets +0.
+    /// </summary>
+    private static unsafe void AvgBackward2x2Avx512(in Pool2dShape s, float* pdy, float* pg, int c0, int c1)
+    {
+        int w = s.InW, ow = s.OutW, oh = s.OutH;
+        nint inPlane = s.InPlane, outPlane = s.OutPlane;
+        var lower = Vector512.Create(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+        var upper = lower + Vector512.Create(8);
+        var quarter = Vector512.Create(0.25f);
+        for (int c = c0; c < c1; c++)
+        {
+            float* gp = pg + c * inPlane;
+            for (int oy = 0; oy < oh; oy++)
+            {
+                float* g0 = gp + 2 * oy * w;
+                float* g1 = g0 + w;
+                float* d = pdy + c * outPlane + oy * ow;
+                int ox = 0;
+                for (; ox + 16 <= ow; ox += 16)
+                {
+                    var v = Vector512.Load(d + ox) * quarter + Vector512<float>.Zero;
+                    var lo = Avx512F.PermuteVar16x32(v, lower);
+                    var hi = Avx512F.PermuteVar16x32(v, upper);
+                    lo.Store(g0 + 2 * ox); hi.Store(g0 + 2 * ox + 16);
+                    lo.Store(g1 + 2 * ox); hi.Store(g1 + 2 * ox + 16);
+                }
+                if (ox < ow)
+                {
+                    int n = ow - ox;
+                    var v = Avx512F.MaskLoad(d + ox, Mask16(n), Vector512<float>.Zero) * quarter + Vector512<float>.Zero;
+                    var lo = Avx512F.PermuteVar16x32(v, lower);
+                    var hi = Avx512F.PermuteVar16x32(v, upper);
+                    var m0 = Mask16(2 * n);
+                    var m1 = Mask16(2 * n - 16);
+                    Avx512F.MaskStore(g0 + 2 * ox, m0, lo); Avx512F.MaskStore(g0 + 2 * ox + 16, m1, hi);
+                    Avx512F.MaskStore(g1 + 2 * ox, m0, lo); Avx512F.MaskStore(g1 + 2 * ox + 16, m1, hi);
+                }
+                if ((w & 1) != 0) { g0[w - 1] = 0f; g1[w - 1] = 0f; }
+            }
+            for (int y = 2 * oh; y < s.InH; y++) new Span<float>(gp + y * w, w).Clear();
+        }
+    }
+
+    /// <summary>The AVX2 form of <see cref="AvgBackward2x2Avx512"/> (8 outputs per step).</summary>
+    private static unsafe void AvgBackward2x2Avx2(in Pool2dShape s, float* pdy, float* pg, int c0, int c1)
+    {
+        int w = s.InW, ow = s.OutW, oh = s.OutH;
+        nint inPlane = s.InPlane, outPlane = s.OutPlane;
+        var quarter = Vector256.Create(0.25f);
+        for (int c = c0; c < c1; c++)
+        {
+            float* gp = pg + c * inPlane;
+            for (int oy = 0; oy < oh; oy++)
+            {
+                float* g0 = gp + 2 * oy * w;
+                float* g1 = g0 + w;
+                float* d = pdy + c * outPlane + oy * ow;
+                for (int ox = 0; ox < ow; ox += 8)
+                {
+                    int n = Math.Min(8, ow - ox);
+                    var dv = n == 8 ? Avx.LoadVector256(d + ox) : Avx.MaskLoad(d + ox, Mask(n).AsSingle());
+                    var v = dv * quarter + Vector256<float>.Zero;
+                    var (lo, hi) = Interleave(v, v);
+                    if (n == 8)
+                    {
+                        Avx.Store(g0 + 2 * ox, lo); Avx.Store(g0 + 2 * ox + 8, hi);
+                        Avx.Store(g1 + 2 * ox, lo); Avx.Store(g1 + 2 * ox + 8, hi);
+                    }
+                    else
+                    {
+                        var m0 = Mask(Math.Min(8, 2 * n)).AsSingle();
+                        var m1 = Mask(Math.Max(0, 2 * n - 8)).AsSingle();
+                        Avx.MaskStore(g0 + 2 * ox, m0, lo); Avx.MaskStore(g0 + 2 * ox + 8, m1, hi);
+                        Avx.MaskStore(g1 + 2 * ox, m0, lo); Avx.MaskStore(g1 + 2 * ox + 8, m1, hi);
+                    }
+                }
+                if ((w & 1) != 0) { g0[w - 1] = 0f; g1[w - 1] = 0f; }
+            }
+            for (int y = 2 * oh; y < s.InH; y++) new Span<float>(gp + y * w, w).Clear();
+        }
+    }
+
+    /// <summary>The reference average-pool backward of planes [c0, c1): each plane cleared, then every window adds dy / (KH KW) to its inputs.</summary>
+    public static void AvgBackwardScalar(in Pool2dShape s, ReadOnlySpan<float> outGrad, Span<float> inGrad, int c0, int c1)
     {
         float inv = 1f / (s.KH * s.KW);
         for (int c = c0; c < c1; c++)

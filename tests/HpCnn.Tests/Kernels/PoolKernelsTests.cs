@@ -252,22 +252,115 @@ public class PoolKernelsTests
         Sentinel.AssertTail(inGrad, s.C * s.InPlane, $"avg pool backward {s}");
     }
 
-    [TestCase(9, 16, 16, 16, 16, 16, 16, 0, 0)]  // a global pool
-    [TestCase(9, 14, 17, 3, 3, 2, 2, 1, 1)]
-    [TestCase(6, 6, 11, 3, 2, 1, 2, 1, 0)]
-    [TestCase(5, 7, 9, 2, 2, 2, 2, 1, 1)]
-    public void AvgForwardGivesTheScalarReferenceBits(int c, int h, int w, int kh, int kw, int sh, int sw, int pt, int pl)
+    /// <summary>
+    /// Shapes for the bit-exact comparisons: 2x2 stride 2 at odd and even sizes (16- and 8-output steps with masked row
+    /// tails), global pools (7x7, 8x8, 16x16: whole and partial 8-column transpose blocks), padding, strides, overlapping
+    /// windows, a row too wide for the lane path; plane counts not multiples of 4, 8 or 16.
+    /// </summary>
+    private static IEnumerable<TestCaseData> BitShapes()
     {
-        // Planes 1..c-1 (four side by side, then a remainder) against the one-output-at-a-time reference, bit for bit.
-        var s = new Pool2dShape(c, h, w, kh, kw, sh, sw, pt, pl, pt, pl);
-        var x = TestData.Uniform(new Random(c * 100 + h), s.C * s.InPlane);
-        var fast = Sentinel.Buffer(s.C * s.OutPlane);
-        var reference = Sentinel.Buffer(s.C * s.OutPlane);
-        PoolKernels.AvgForward(s, x, fast.AsSpan(0, s.C * s.OutPlane), 1, c);
-        PoolKernels.AvgForwardScalar(s, x, reference.AsSpan(0, s.C * s.OutPlane), 1, c);
-        for (int i = 0; i < fast.Length; i++)
-            Assert.That(BitConverter.SingleToInt32Bits(fast[i]), Is.EqualTo(BitConverter.SingleToInt32Bits(reference[i])), $"{s}: output {i}");
-        for (int i = 0; i < s.OutPlane; i++) Assert.That(Sentinel.IsMarker(fast[i]), Is.True, $"plane 0 output {i} was written");
+        static TestCaseData Case(string name, Pool2dShape s) => new TestCaseData(s).SetArgDisplayNames($"{name} C={s.C}");
+        foreach (int c in new[] { 3, 6, 17 })
+            foreach (var (h, w) in new[] { (28, 28), (10, 10), (2, 2), (3, 3), (5, 33), (9, 17), (4, 32), (6, 34), (7, 64), (3, 66), (2, 95), (13, 47), (1 + 1, 31) })
+                yield return Case($"2x2/2 {h}x{w}", new Pool2dShape(c, h, w, 2, 2, 2, 2));
+        foreach (int c in new[] { 1, 4, 5, 8, 9, 16, 21, 35 })
+        {
+            yield return Case("global 16x16", new Pool2dShape(c, 16, 16, 16, 16, 16, 16));
+            yield return Case("global 7x7", new Pool2dShape(c, 7, 7, 7, 7, 7, 7));
+        }
+        foreach (int c in new[] { 8, 13, 32 })
+        {
+            yield return Case("global 8x8", new Pool2dShape(c, 8, 8, 8, 8, 8, 8));
+            yield return Case("global 3x20", new Pool2dShape(c, 3, 20, 3, 20, 3, 20));
+            yield return Case("3x3/2 14x17 pad 1", new Pool2dShape(c, 14, 17, 3, 3, 2, 2, 1, 1, 1, 1));
+            yield return Case("3x3/1 9x9 pad 1", new Pool2dShape(c, 9, 9, 3, 3, 1, 1, 1, 1, 1, 1));
+            yield return Case("2x2/2 7x9 pad (1,1,0,0)", new Pool2dShape(c, 7, 9, 2, 2, 2, 2, 1, 1, 0, 0));
+            yield return Case("2x2/2 8x8 pad (0,0,1,1)", new Pool2dShape(c, 8, 8, 2, 2, 2, 2, 0, 0, 1, 1));
+            yield return Case("3x2/(1,2) 6x11 pad (1,0,1,1)", new Pool2dShape(c, 6, 11, 3, 2, 1, 2, 1, 0, 1, 1));
+            yield return Case("2x2/1 5x5", new Pool2dShape(c, 5, 5, 2, 2, 1, 1));
+            yield return Case("4x4/4 12x20", new Pool2dShape(c, 12, 20, 4, 4, 4, 4));
+            yield return Case("5x9/(3,4) 11x30 pad (2,4,1,3)", new Pool2dShape(c, 11, 30, 5, 9, 3, 4, 2, 4, 1, 3));
+            yield return Case("3x3/2 5x300 (wider than the lanes' row)", new Pool2dShape(c, 5, 300, 3, 3, 2, 2));
+        }
+    }
+
+    /// <summary>Random values with the edge cases of a sum mixed in: -0 (whole windows of it too), +0, subnormals, NaN-free large and tiny values.</summary>
+    private static float[] SumInputs(Pool2dShape s, int seed)
+    {
+        var rng = new Random(seed);
+        var x = new float[s.C * s.InPlane];
+        float[] special = [-0f, 0f, 1.4e-45f, -1.4e-45f, 3e-39f, 1e30f, -1e30f, 1e-30f, 3.4e38f];
+        for (int i = 0; i < x.Length; i++)
+            x[i] = rng.Next(8) == 0 ? special[rng.Next(special.Length)] : (float)((rng.NextDouble() * 2 - 1) * Math.Pow(10, rng.Next(-3, 4)));
+        // Plane 1 (when there is one) is all -0: the scalar sum starts from +0, so every output is +0.
+        if (s.C > 1) x.AsSpan(s.InPlane, s.InPlane).Fill(-0f);
+        return x;
+    }
+
+    private static IEnumerable<(int C0, int C1)> PlaneRanges(int c)
+    {
+        yield return (0, c);
+        if (c > 2) yield return (1, c - 1);
+        if (c > 1) yield return (c - 1, c);
+    }
+
+    [TestCaseSource(nameof(BitShapes))]
+    public void AvgForwardGivesTheScalarReferenceBits(Pool2dShape s)
+    {
+        s.Validate();
+        var x = Sentinel.Wrap(SumInputs(s, s.C * 1000 + s.InH * 31 + s.InW));
+        int n = s.C * s.OutPlane;
+        foreach (var (c0, c1) in PlaneRanges(s.C))
+        {
+            string what = $"{s} planes [{c0}, {c1})";
+            var fast = Sentinel.Buffer(n);
+            var reference = Sentinel.Buffer(n);
+            PoolKernels.AvgForward(s, x.AsSpan(0, s.C * s.InPlane), fast.AsSpan(0, n), c0, c1);
+            PoolKernels.AvgForwardScalar(s, x.AsSpan(0, s.C * s.InPlane), reference.AsSpan(0, n), c0, c1);
+            for (int i = 0; i < fast.Length; i++)
+                if (BitConverter.SingleToInt32Bits(fast[i]) != BitConverter.SingleToInt32Bits(reference[i]))
+                    Assert.Fail($"{what}: output {i} (plane {i / s.OutPlane}, y {i % s.OutPlane / s.OutW}, x {i % s.OutW}) is {fast[i]:R} " +
+                                $"(0x{BitConverter.SingleToInt32Bits(fast[i]):X8}), the reference {reference[i]:R} (0x{BitConverter.SingleToInt32Bits(reference[i]):X8})");
+            for (int i = 0; i < n; i++)
+                Assert.That(Sentinel.IsMarker(fast[i]), Is.EqualTo(i < c0 * s.OutPlane || i >= c1 * s.OutPlane), $"{what}: output {i} written or not");
+            if (s.C > 1 && c0 <= 1 && c1 > 1)
+                for (int i = s.OutPlane; i < 2 * s.OutPlane; i++)
+                    Assert.That(BitConverter.SingleToInt32Bits(fast[i]), Is.Zero, $"{what}: an all -0 window sums to +0 (output {i})");
+        }
+    }
+
+    [TestCaseSource(nameof(BitShapes))]
+    public void AvgBackwardGivesTheScalarReferenceBits(Pool2dShape s)
+    {
+        var dy = Sentinel.Wrap(SumInputs(new Pool2dShape(s.C, s.OutH, s.OutW, 1, 1, 1, 1), s.C * 7 + s.InW));
+        int n = s.C * s.InPlane;
+        foreach (var (c0, c1) in PlaneRanges(s.C))
+        {
+            string what = $"avg backward {s} planes [{c0}, {c1})";
+            var fast = Sentinel.Buffer(n);
+            var reference = Sentinel.Buffer(n);
+            PoolKernels.AvgBackward(s, dy.AsSpan(0, s.C * s.OutPlane), fast.AsSpan(0, n), c0, c1);
+            PoolKernels.AvgBackwardScalar(s, dy.AsSpan(0, s.C * s.OutPlane), reference.AsSpan(0, n), c0, c1);
+            for (int i = 0; i < fast.Length; i++)
+                if (BitConverter.SingleToInt32Bits(fast[i]) != BitConverter.SingleToInt32Bits(reference[i]))
+                    Assert.Fail($"{what}: input gradient {i} (plane {i / s.InPlane}, y {i % s.InPlane / s.InW}, x {i % s.InW}) is {fast[i]:R}, the reference {reference[i]:R}");
+            for (int i = 0; i < n; i++)
+                Assert.That(Sentinel.IsMarker(fast[i]), Is.EqualTo(i < c0 * s.InPlane || i >= c1 * s.InPlane), $"{what}: input gradient {i} written or not");
+        }
+    }
+
+    [Test]
+    public void AvgForwardOfOnePlaneAtTheEndOfTheBufferReadsNothingPastIt()
+    {
+        // The input span ends exactly where the last plane ends and the data after it are NaN markers: a read past the
+        // row (a vector load not masked) would put NaN into a sum.
+        foreach (var s in new[] { new Pool2dShape(5, 6, 13, 2, 2, 2, 2), new Pool2dShape(9, 7, 7, 7, 7, 7, 7), new Pool2dShape(6, 5, 11, 3, 3, 2, 2, 1, 1, 1, 1) })
+        {
+            var x = Sentinel.Wrap(TestData.Uniform(new Random(s.C), s.C * s.InPlane));
+            var output = new float[s.C * s.OutPlane];
+            PoolKernels.AvgForward(s, x.AsSpan(0, s.C * s.InPlane), output, 0, s.C);
+            Assert.That(output, Has.None.NaN, $"{s}");
+        }
     }
 
     [Test]
