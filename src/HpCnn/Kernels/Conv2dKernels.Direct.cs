@@ -100,12 +100,12 @@ public static partial class Conv2dKernels
                     else
                     {
                         var m = Vector256.LessThan(lanes, Vector256.Create(n)).AsSingle();
-                        Avx.MaskStore(o, m, Clamp(a00, vlo, vhi)); Avx.MaskStore(o + plane, m, Clamp(a10, vlo, vhi));
-                        Avx.MaskStore(o + 2 * plane, m, Clamp(a20, vlo, vhi)); Avx.MaskStore(o + 3 * plane, m, Clamp(a30, vlo, vhi));
+                        Masked.Store(o, m, Clamp(a00, vlo, vhi)); Masked.Store(o + plane, m, Clamp(a10, vlo, vhi));
+                        Masked.Store(o + 2 * plane, m, Clamp(a20, vlo, vhi)); Masked.Store(o + 3 * plane, m, Clamp(a30, vlo, vhi));
                         if (two)
                         {
-                            Avx.MaskStore(o + wo, m, Clamp(a01, vlo, vhi)); Avx.MaskStore(o + plane + wo, m, Clamp(a11, vlo, vhi));
-                            Avx.MaskStore(o + 2 * plane + wo, m, Clamp(a21, vlo, vhi)); Avx.MaskStore(o + 3 * plane + wo, m, Clamp(a31, vlo, vhi));
+                            Masked.Store(o + wo, m, Clamp(a01, vlo, vhi)); Masked.Store(o + plane + wo, m, Clamp(a11, vlo, vhi));
+                            Masked.Store(o + 2 * plane + wo, m, Clamp(a21, vlo, vhi)); Masked.Store(o + 3 * plane + wo, m, Clamp(a31, vlo, vhi));
                         }
                     }
                 }
@@ -155,8 +155,8 @@ public static partial class Conv2dKernels
                     else
                     {
                         var m = Vector256.LessThan(lanes, Vector256.Create(n)).AsSingle();
-                        Avx.MaskStore(o, m, Clamp(top, vlo, vhi));
-                        if (two) Avx.MaskStore(o + wo, m, Clamp(bot, vlo, vhi));
+                        Masked.Store(o, m, Clamp(top, vlo, vhi));
+                        if (two) Masked.Store(o + wo, m, Clamp(bot, vlo, vhi));
                     }
                 }
             }
@@ -198,8 +198,8 @@ public static partial class Conv2dKernels
                     int n = Math.Min(8, wo - x);
                     float* o = op + oc * plane + y * wo + x;
                     var m = Vector256.LessThan(lanes, Vector256.Create(n)).AsSingle();
-                    Avx.MaskStore(o, m, Clamp(a0, vlo, vhi));
-                    if (two) Avx.MaskStore(o + wo, m, Clamp(a1, vlo, vhi));
+                    Masked.Store(o, m, Clamp(a0, vlo, vhi));
+                    if (two) Masked.Store(o + wo, m, Clamp(a1, vlo, vhi));
                 }
             }
         }

@@ -126,8 +126,8 @@ public static partial class Conv2dKernels
                 else
                 {
                     var mk = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(n));
-                    Avx.MaskStore(pp + q, mk.AsSingle(), best);
-                    if (keep) Avx2.MaskStore(ap + q, mk, idx);
+                    Masked.Store(pp + q, mk.AsSingle(), best);
+                    if (keep) Masked.Store(ap + q, mk, idx);
                 }
                 tx += step;
                 Wrap(ref tx, ref ty, vpw);
@@ -256,13 +256,13 @@ public static partial class Conv2dKernels
         Vector128<float> tl = t.GetLower(), tr = t.GetUpper(), bl = b.GetLower(), br = b.GetUpper();
         var best = Vector128.Max(Vector128.Max(tl, tr), Vector128.Max(bl, br));
         if (n == 4) Sse.Store(dst, best);
-        else Avx.MaskStore(dst, Vector128.LessThan(Vector128.Create(0, 1, 2, 3), Vector128.Create(n)).AsSingle(), best);
+        else Masked.Store(dst, Vector128.LessThan(Vector128.Create(0, 1, 2, 3), Vector128.Create(n)).AsSingle(), best);
         if (idxDst == null) return;
         var idx = baseIdx + Vector128.Create(wo + 1);
         idx = Vector128.ConditionalSelect(Vector128.Equals(bl, best).AsInt32(), baseIdx + Vector128.Create(wo), idx);
         idx = Vector128.ConditionalSelect(Vector128.Equals(tr, best).AsInt32(), baseIdx + Vector128<int>.One, idx);
         idx = Vector128.ConditionalSelect(Vector128.Equals(tl, best).AsInt32(), baseIdx, idx);
         if (n == 4) Sse2.Store(idxDst, idx);
-        else Avx2.MaskStore(idxDst, Vector128.LessThan(Vector128.Create(0, 1, 2, 3), Vector128.Create(n)), idx);
+        else Masked.Store(idxDst, Vector128.LessThan(Vector128.Create(0, 1, 2, 3), Vector128.Create(n)), idx);
     }
 }

@@ -125,6 +125,17 @@ public static partial class Conv2dKernels
         }
     }
 
+    /// <summary>
+    /// Stores the first <paramref name="n"/> lanes of <paramref name="v"/>: a plain store for all 8 (a masked store
+    /// costs more where the CPU lacks AVX-512), else <see cref="Masked.Store(float*, Vector256{float}, Vector256{float})"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Put(float* p, Vector256<float> mask, int n, Vector256<float> v)
+    {
+        if (n == 8) Avx.Store(p, v);
+        else Masked.Store(p, mask, v);
+    }
+
     private static unsafe void InputTiles8(ReadOnlySpan<float> plane, int wq, int ty, int tx, int n, Span<float> v, int vStride, int t)
     {
         var mask = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(n)).AsSingle();
@@ -143,14 +154,14 @@ public static partial class Conv2dKernels
             var e0 = d10 - d30; var e1 = d11 - d31; var e2 = d12 - d32; var e3 = d13 - d33;
             float* o = vp + t;
             // (.) B (columns), written per xi with a lane mask.
-            Avx.MaskStore(o + 0 * vStride, mask, a0 - a2); Avx.MaskStore(o + 1 * vStride, mask, a1 + a2);
-            Avx.MaskStore(o + 2 * vStride, mask, a2 - a1); Avx.MaskStore(o + 3 * vStride, mask, a1 - a3);
-            Avx.MaskStore(o + 4 * vStride, mask, b0 - b2); Avx.MaskStore(o + 5 * vStride, mask, b1 + b2);
-            Avx.MaskStore(o + 6 * vStride, mask, b2 - b1); Avx.MaskStore(o + 7 * vStride, mask, b1 - b3);
-            Avx.MaskStore(o + 8 * vStride, mask, c0 - c2); Avx.MaskStore(o + 9 * vStride, mask, c1 + c2);
-            Avx.MaskStore(o + 10 * vStride, mask, c2 - c1); Avx.MaskStore(o + 11 * vStride, mask, c1 - c3);
-            Avx.MaskStore(o + 12 * vStride, mask, e0 - e2); Avx.MaskStore(o + 13 * vStride, mask, e1 + e2);
-            Avx.MaskStore(o + 14 * vStride, mask, e2 - e1); Avx.MaskStore(o + 15 * vStride, mask, e1 - e3);
+            Put(o + 0 * vStride, mask, n, a0 - a2); Put(o + 1 * vStride, mask, n, a1 + a2);
+            Put(o + 2 * vStride, mask, n, a2 - a1); Put(o + 3 * vStride, mask, n, a1 - a3);
+            Put(o + 4 * vStride, mask, n, b0 - b2); Put(o + 5 * vStride, mask, n, b1 + b2);
+            Put(o + 6 * vStride, mask, n, b2 - b1); Put(o + 7 * vStride, mask, n, b1 - b3);
+            Put(o + 8 * vStride, mask, n, c0 - c2); Put(o + 9 * vStride, mask, n, c1 + c2);
+            Put(o + 10 * vStride, mask, n, c2 - c1); Put(o + 11 * vStride, mask, n, c1 - c3);
+            Put(o + 12 * vStride, mask, n, e0 - e2); Put(o + 13 * vStride, mask, n, e1 + e2);
+            Put(o + 14 * vStride, mask, n, e2 - e1); Put(o + 15 * vStride, mask, n, e1 - e3);
         }
     }
 
@@ -243,8 +254,8 @@ public static partial class Conv2dKernels
     private static unsafe void StoreRow(float* dst, Vector256<float> even, Vector256<float> odd, Vector256<float> mlo, Vector256<float> mhi)
     {
         var u0 = Avx.UnpackLow(even, odd); var u1 = Avx.UnpackHigh(even, odd);
-        Avx.MaskStore(dst, mlo, Avx.Permute2x128(u0, u1, 0x20));
-        Avx.MaskStore(dst + 8, mhi, Avx.Permute2x128(u0, u1, 0x31));
+        Masked.Store(dst, mlo, Avx.Permute2x128(u0, u1, 0x20));
+        Masked.Store(dst + 8, mhi, Avx.Permute2x128(u0, u1, 0x31));
     }
 
     /// <summary>
@@ -296,14 +307,14 @@ public static partial class Conv2dKernels
             var g00 = Even(lo0, hi0); var g01 = Odd(lo0, hi0); var g10 = Even(lo1, hi1); var g11 = Odd(lo1, hi1);
             var a1 = g00 + g10; var b1 = g01 + g11; var a2 = g00 - g10; var b2 = g01 - g11;
             float* o = mp + t;
-            Avx.MaskStore(o + 0 * mStride, mask, g00); Avx.MaskStore(o + 1 * mStride, mask, g00 + g01);
-            Avx.MaskStore(o + 2 * mStride, mask, g00 - g01); Avx.MaskStore(o + 3 * mStride, mask, -g01);
-            Avx.MaskStore(o + 4 * mStride, mask, a1); Avx.MaskStore(o + 5 * mStride, mask, a1 + b1);
-            Avx.MaskStore(o + 6 * mStride, mask, a1 - b1); Avx.MaskStore(o + 7 * mStride, mask, -b1);
-            Avx.MaskStore(o + 8 * mStride, mask, a2); Avx.MaskStore(o + 9 * mStride, mask, a2 + b2);
-            Avx.MaskStore(o + 10 * mStride, mask, a2 - b2); Avx.MaskStore(o + 11 * mStride, mask, -b2);
-            Avx.MaskStore(o + 12 * mStride, mask, -g10); Avx.MaskStore(o + 13 * mStride, mask, -g10 - g11);
-            Avx.MaskStore(o + 14 * mStride, mask, g11 - g10); Avx.MaskStore(o + 15 * mStride, mask, g11);
+            Masked.Store(o + 0 * mStride, mask, g00); Masked.Store(o + 1 * mStride, mask, g00 + g01);
+            Masked.Store(o + 2 * mStride, mask, g00 - g01); Masked.Store(o + 3 * mStride, mask, -g01);
+            Masked.Store(o + 4 * mStride, mask, a1); Masked.Store(o + 5 * mStride, mask, a1 + b1);
+            Masked.Store(o + 6 * mStride, mask, a1 - b1); Masked.Store(o + 7 * mStride, mask, -b1);
+            Masked.Store(o + 8 * mStride, mask, a2); Masked.Store(o + 9 * mStride, mask, a2 + b2);
+            Masked.Store(o + 10 * mStride, mask, a2 - b2); Masked.Store(o + 11 * mStride, mask, -b2);
+            Masked.Store(o + 12 * mStride, mask, -g10); Masked.Store(o + 13 * mStride, mask, -g10 - g11);
+            Masked.Store(o + 14 * mStride, mask, g11 - g10); Masked.Store(o + 15 * mStride, mask, g11);
         }
     }
 }

@@ -36,15 +36,18 @@ public sealed class ConvolutionPlan
     /// The rule (measured with <c>conv-profile</c> in the benchmarks on the zoo's layer shapes; BENCHMARKS.md has the table):
     /// <list type="bullet">
     /// <item>Without AVX2 (the portable path): each pass keeps the GEMM-based algorithms (<see cref="Conv2dPlan.Choose"/>).</item>
-    /// <item>Forward: Winograd F(2x2, 3x3) for 3x3 stride-1 layers with 64 or more input and output channels (2.25x
-    /// fewer multiplies beat the blocked kernel's higher efficiency there); the direct small-channel kernel for at most
-    /// 4 input channels at stride 1 (the blocked kernel has too few terms per result to hide its epilogue); the blocked
-    /// direct convolution for everything else.</item>
+    /// <item>Forward: Winograd F(2x2, 3x3) for 3x3 stride-1 layers with 16 or more input and output channels and an
+    /// output of at least 8 x 8 (2.25x fewer multiplies beat the blocked kernel by 1.1-1.7x there; with 8 channels, or on
+    /// 4 x 4 images where most of a tile strip is padding, the blocked kernel wins); the direct small-channel kernel for
+    /// at most 4 input channels at stride 1 (the blocked kernel has too few terms per result to hide its epilogue); the
+    /// blocked direct convolution for everything else.</item>
     /// <item>Input gradient (its results are the input channels): Winograd on the same condition; with fewer than 8 input
     /// channels, the implicit GEMM at stride 1 or im2col otherwise (16-channel blocks would be mostly padding); blocked
     /// otherwise.</item>
-    /// <item>Weight gradient: blocked, except at stride 1 with fewer than 16 output channels, where the implicit GEMM
-    /// wins (one 16-channel block would be mostly padding: the seed network's single filter spent 9x the time).</item>
+    /// <item>Weight gradient: Winograd where the forward is Winograd with 64 or more channels each way (with fewer, its
+    /// 16 products per tile are too thin a GEMM to beat the blocked tiles); the implicit GEMM at stride 1 with fewer than
+    /// 16 output channels (one 16-channel block would be mostly padding: the seed network's single filter spent 9x the
+    /// time); blocked otherwise.</item>
     /// </list>
     /// A fixed rule, not a timing at run time: the same machine gives the same bits on every run.
     /// </summary>
@@ -56,14 +59,15 @@ public sealed class ConvolutionPlan
             return (a, a, a);
         }
         bool strideOne = s.StrideH == 1 && s.StrideW == 1;
-        bool winograd = strideOne && s.KH == 3 && s.KW == 3 && s.InC >= 64 && s.OutC >= 64;
+        bool winograd = strideOne && s.KH == 3 && s.KW == 3 && s.InC >= 16 && s.OutC >= 16 && Math.Min(s.OutH, s.OutW) >= 8;
         var forward = winograd ? Conv2dAlgorithm.Winograd2x2
             : strideOne && s.InC <= 4 && s.KW <= 7 ? Conv2dAlgorithm.DirectSmall
             : Conv2dAlgorithm.Blocked;
         var data = winograd ? Conv2dAlgorithm.Winograd2x2
             : s.InC < 8 ? (strideOne ? Conv2dAlgorithm.ImplicitPadded : Conv2dAlgorithm.Im2colTiled)
             : Conv2dAlgorithm.Blocked;
-        var weights = strideOne && s.OutC < 16 ? Conv2dAlgorithm.ImplicitPadded : Conv2dAlgorithm.Blocked;
+        var weights = winograd && s.InC >= 64 && s.OutC >= 64 ? Conv2dAlgorithm.Winograd2x2
+            : strideOne && s.OutC < 16 ? Conv2dAlgorithm.ImplicitPadded : Conv2dAlgorithm.Blocked;
         return (forward, data, weights);
     }
 }

@@ -12,8 +12,12 @@ public class ConvolutionPlanRuleTests
     {
         const Conv2dAlgorithm W = Conv2dAlgorithm.Winograd2x2, D = Conv2dAlgorithm.DirectSmall, B = Conv2dAlgorithm.Blocked,
             I = Conv2dAlgorithm.ImplicitPadded, C = Conv2dAlgorithm.Im2colTiled;
-        yield return new TestCaseData(S(64, 16, 64, 3, 1, 1), W, W, B).SetName("3x3, 64 channels in and out: Winograd");
-        yield return new TestCaseData(S(32, 14, 64, 3, 1, 1), B, B, B).SetName("3x3, 32 in: blocked");
+        yield return new TestCaseData(S(64, 16, 64, 3, 1, 1), W, W, W).SetName("3x3, 64 channels in and out: Winograd, the weight gradient too");
+        yield return new TestCaseData(S(32, 14, 64, 3, 1, 1), W, W, B).SetName("3x3, 32 in: Winograd, blocked weight gradient");
+        yield return new TestCaseData(S(16, 8, 16, 3, 1, 1), W, W, B).SetName("3x3, 16 each way on 8 x 8: Winograd");
+        yield return new TestCaseData(S(8, 28, 16, 3, 1, 1), B, B, B).SetName("3x3, 8 in: blocked");
+        yield return new TestCaseData(S(256, 4, 256, 3, 1, 1), B, B, B).SetName("3x3 on a 4 x 4 image: blocked");
+        yield return new TestCaseData(S(64, 16, 64, 3, 2, 1), B, B, B).SetName("3x3 at stride 2: blocked");
         yield return new TestCaseData(S(1, 28, 32, 3, 1, 1), D, I, B).SetName("one input channel: direct small");
         yield return new TestCaseData(S(1, 28, 1, 3, 1, 1), D, I, I).SetName("one filter: the weight gradient by implicit GEMM");
         yield return new TestCaseData(S(16, 14, 4, 3, 1, 1), B, B, I).SetName("four filters at stride 1: implicit weight gradient");
