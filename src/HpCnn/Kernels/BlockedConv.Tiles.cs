@@ -201,6 +201,21 @@ internal static unsafe class BlockedTiles
             r4 = Vector256.Min(Vector256.Max(r4 + b, lo), hi); r5 = Vector256.Min(Vector256.Max(r5 + b, lo), hi);
             r6 = Vector256.Min(Vector256.Max(r6 + b, lo), hi); r7 = Vector256.Min(Vector256.Max(r7 + b, lo), hi);
         }
+        Transpose8x8(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
+        Avx.Store(dst, r0); Avx.Store(dst + dstPitch, r1);
+        Avx.Store(dst + 2 * dstPitch, r2); Avx.Store(dst + 3 * dstPitch, r3);
+        Avx.Store(dst + 4 * dstPitch, r4); Avx.Store(dst + 5 * dstPitch, r5);
+        Avx.Store(dst + 6 * dstPitch, r6); Avx.Store(dst + 7 * dstPitch, r7);
+    }
+
+    /// <summary>
+    /// In-register 8x8 transpose (unpack, shuffle, 128-bit lane permute): row k becomes column k. The one copy, for the
+    /// GEMM's packing, the tile transposes and the pooling lanes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Transpose8x8(ref Vector256<float> r0, ref Vector256<float> r1, ref Vector256<float> r2, ref Vector256<float> r3,
+        ref Vector256<float> r4, ref Vector256<float> r5, ref Vector256<float> r6, ref Vector256<float> r7)
+    {
         var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
         var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
         var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
@@ -209,13 +224,9 @@ internal static unsafe class BlockedTiles
         var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
         var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
         var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
-        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
-        Avx.Store(dst + dstPitch, Avx.Permute2x128(u1, u5, 0x20));
-        Avx.Store(dst + 2 * dstPitch, Avx.Permute2x128(u2, u6, 0x20));
-        Avx.Store(dst + 3 * dstPitch, Avx.Permute2x128(u3, u7, 0x20));
-        Avx.Store(dst + 4 * dstPitch, Avx.Permute2x128(u0, u4, 0x31));
-        Avx.Store(dst + 5 * dstPitch, Avx.Permute2x128(u1, u5, 0x31));
-        Avx.Store(dst + 6 * dstPitch, Avx.Permute2x128(u2, u6, 0x31));
-        Avx.Store(dst + 7 * dstPitch, Avx.Permute2x128(u3, u7, 0x31));
+        r0 = Avx.Permute2x128(u0, u4, 0x20); r1 = Avx.Permute2x128(u1, u5, 0x20);
+        r2 = Avx.Permute2x128(u2, u6, 0x20); r3 = Avx.Permute2x128(u3, u7, 0x20);
+        r4 = Avx.Permute2x128(u0, u4, 0x31); r5 = Avx.Permute2x128(u1, u5, 0x31);
+        r6 = Avx.Permute2x128(u2, u6, 0x31); r7 = Avx.Permute2x128(u3, u7, 0x31);
     }
 }

@@ -1,4 +1,3 @@
-using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 namespace HpCnn.Kernels;
@@ -443,13 +442,7 @@ internal sealed unsafe class BlockedConv
         if (Engine.UseAvx2)
             // The last vector reads src[2j + 15]; j + 8 < n keeps that at or before src[2 (n - 1)].
             for (; j + 8 < n; j += 8)
-            {
-                var lo = Avx.LoadVector256(src + 2 * j);
-                var hi = Avx.LoadVector256(src + 2 * j + 8);
-                // In-lane: lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6; then the 64-bit quarters reordered 0, 2, 1, 3.
-                var even = Avx.Shuffle(lo, hi, 0b10_00_10_00);
-                Avx.Store(dst + j, Avx2.Permute4x64(even.AsDouble(), 0b11_01_10_00).AsSingle());
-            }
+                Avx.Store(dst + j, Conv2dKernels.Even(Avx.LoadVector256(src + 2 * j), Avx.LoadVector256(src + 2 * j + 8)));
         for (; j < n; j++) dst[j] = src[2 * j];
     }
 

@@ -174,12 +174,14 @@ public static partial class Conv2dKernels
         c0 = Even(lo, hi); c1 = Odd(lo, hi); c2 = Even(lo2, hi2); c3 = Odd(lo2, hi2);
     }
 
+    /// <summary>The even-numbered floats of lo then hi (16 consecutive floats in, 8 out).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Even(Vector256<float> lo, Vector256<float> hi) =>
+    internal static Vector256<float> Even(Vector256<float> lo, Vector256<float> hi) =>
         Avx2.Permute4x64(Avx.Shuffle(lo, hi, 0b10_00_10_00).AsDouble(), 0b11_01_10_00).AsSingle();
 
+    /// <summary>The odd-numbered floats of lo then hi (16 consecutive floats in, 8 out).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Odd(Vector256<float> lo, Vector256<float> hi) =>
+    internal static Vector256<float> Odd(Vector256<float> lo, Vector256<float> hi) =>
         Avx2.Permute4x64(Avx.Shuffle(lo, hi, 0b11_01_11_01).AsDouble(), 0b11_01_10_00).AsSingle();
 
     /// <summary>

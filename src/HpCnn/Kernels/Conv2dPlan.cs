@@ -114,6 +114,35 @@ public sealed class Conv2dPlan
     }
 
     /// <summary>
+    /// The Winograd forward of a group of images into <paramref name="outputs"/>, or pooled (a tile is a pooling window)
+    /// into <paramref name="pooled"/> and <paramref name="argmax"/> when <paramref name="outputs"/> is empty. One image's
+    /// parts split its tile rows where <see cref="TileRowParts"/> allows, so no part transforms another's input (split by
+    /// channels, every part transformed the whole image); otherwise parts split whole 6-row strips of output channels.
+    /// </summary>
+    private void WinogradForward(ReadOnlySpan<float> images, int count, ReadOnlySpan<float> packedWeights, Span<float> outputs,
+        Span<float> pooled, Span<int> argmax, in GemmEpilogue epilogue, Span<float> scratch, int part, int parts)
+    {
+        var s = Shape;
+        int c0 = 0, c1 = s.OutC;
+        (int, int)? rows = null;
+        if (count == 1 && TileRowParts(parts) is int rowParts and > 1)
+        {
+            if (part >= rowParts) return;
+            var (a, b) = Split(_th, part, rowParts);
+            if (a >= b) return;
+            rows = (a, b);
+        }
+        else
+        {
+            var (s0, s1) = Split((s.OutC + MR - 1) / MR, part, parts);
+            (c0, c1) = (s0 * MR, Math.Min(s1 * MR, s.OutC));
+            if (c0 >= c1) return;
+        }
+        WinogradConvolve(images, count, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, _hq, _wq, _th, _tw,
+            packedWeights, s.OutC, c0, c1, outputs, s.OutH, s.OutW, in epilogue, scratch, pooled, argmax, rows);
+    }
+
+    /// <summary>
     /// How many of <paramref name="parts"/> split one image's Winograd forward by tile rows: the most whose tiles, each
     /// part's rounded up to whole 16-tile GEMM strips, add up to at most 1.25x the image's tiles (an 8 x 8 image's 16 tiles
     /// in four parts ran four times the GEMM work). 1: split by output channels instead.
@@ -258,23 +287,7 @@ public sealed class Conv2dPlan
         var s = Shape;
         if (Algorithm == Conv2dAlgorithm.Winograd2x2)
         {
-            if (count == 1 && TileRowParts(parts) is int rowParts and > 1)
-            {
-                // One image: parts split its tile rows, so no part transforms another's input (split by channels, every
-                // part transformed the whole image).
-                if (part >= rowParts) return;
-                var (a, b) = Split(_th, part, rowParts);
-                if (a < b)
-                    WinogradConvolve(images, 1, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, _hq, _wq, _th, _tw,
-                        packedWeights, s.OutC, 0, s.OutC, outputs, s.OutH, s.OutW, in epilogue, scratch, tileRows: (a, b));
-                return;
-            }
-            // Parts split whole 6-row strips of output channels.
-            var (s0, s1) = Split((s.OutC + MR - 1) / MR, part, parts);
-            int c0 = s0 * MR, c1 = Math.Min(s1 * MR, s.OutC);
-            if (c0 < c1)
-                WinogradConvolve(images, count, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, _hq, _wq, _th, _tw,
-                    packedWeights, s.OutC, c0, c1, outputs, s.OutH, s.OutW, in epilogue, scratch);
+            WinogradForward(images, count, packedWeights, outputs, default, default, in epilogue, scratch, part, parts);
             return;
         }
         for (int n = 0; n < count; n++)
@@ -309,21 +322,7 @@ public sealed class Conv2dPlan
         }
         if (Algorithm == Conv2dAlgorithm.Winograd2x2)
         {
-            if (count == 1 && TileRowParts(parts) is int rowParts and > 1)
-            {
-                // One image: parts split its tile rows (a tile is a pooling window), as in Forward.
-                if (part >= rowParts) return;
-                var (a, b) = Split(_th, part, rowParts);
-                if (a < b)
-                    WinogradConvolve(images, 1, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, _hq, _wq, _th, _tw,
-                        packedWeights, s.OutC, 0, s.OutC, default, s.OutH, s.OutW, in epilogue, scratch, pooled, argmax, (a, b));
-                return;
-            }
-            var (s0, s1) = Split((s.OutC + MR - 1) / MR, part, parts);
-            int c0 = s0 * MR, c1 = Math.Min(s1 * MR, s.OutC);
-            if (c0 < c1)
-                WinogradConvolve(images, count, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, _hq, _wq, _th, _tw,
-                    packedWeights, s.OutC, c0, c1, default, s.OutH, s.OutW, in epilogue, scratch, pooled, argmax);
+            WinogradForward(images, count, packedWeights, default, pooled, argmax, in epilogue, scratch, part, parts);
             return;
         }
         var (d0, d1) = DirectChannels(part, parts);

@@ -96,20 +96,7 @@ public static class PoolKernels
                 for (int ox = 0; ox < ow; ox += 8)
                 {
                     int n = Math.Min(8, ow - ox);
-                    Vector256<float> a0, a1, b0, b1;
-                    if (n == 8)
-                    {
-                        a0 = Avx.LoadVector256(r0 + 2 * ox); a1 = Avx.LoadVector256(r0 + 2 * ox + 8);
-                        b0 = Avx.LoadVector256(r1 + 2 * ox); b1 = Avx.LoadVector256(r1 + 2 * ox + 8);
-                    }
-                    else
-                    {
-                        // 2n inputs of each row remain: lanes past them are masked off (not read).
-                        var m0 = Mask(Math.Min(8, 2 * n)).AsSingle();
-                        var m1 = Mask(Math.Max(0, 2 * n - 8)).AsSingle();
-                        a0 = Avx.MaskLoad(r0 + 2 * ox, m0); a1 = Avx.MaskLoad(r0 + 2 * ox + 8, m1);
-                        b0 = Avx.MaskLoad(r1 + 2 * ox, m0); b1 = Avx.MaskLoad(r1 + 2 * ox + 8, m1);
-                    }
+                    LoadWindowRows(r0 + 2 * ox, r1 + 2 * ox, n, out var a0, out var a1, out var b0, out var b1);
                     var tl = Deinterleave(a0, a1, even: true);
                     var tr = Deinterleave(a0, a1, even: false);
                     var bl = Deinterleave(b0, b1, even: true);
@@ -145,13 +132,29 @@ public static class PoolKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> Mask(int n) => Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(n));
 
+    /// <summary>
+    /// The 2n inputs of n 2x2 windows (n &lt;= 8) from two rows: a0, a1 from r0 and b0, b1 from r1, 16 floats each; for
+    /// n &lt; 8 the lanes past the 2n inputs are masked off (not read) and zero.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void LoadWindowRows(float* r0, float* r1, int n, out Vector256<float> a0, out Vector256<float> a1,
+        out Vector256<float> b0, out Vector256<float> b1)
+    {
+        if (n == 8)
+        {
+            a0 = Avx.LoadVector256(r0); a1 = Avx.LoadVector256(r0 + 8);
+            b0 = Avx.LoadVector256(r1); b1 = Avx.LoadVector256(r1 + 8);
+            return;
+        }
+        var m0 = Mask(Math.Min(8, 2 * n)).AsSingle();
+        var m1 = Mask(Math.Max(0, 2 * n - 8)).AsSingle();
+        a0 = Avx.MaskLoad(r0, m0); a1 = Avx.MaskLoad(r0 + 8, m1);
+        b0 = Avx.MaskLoad(r1, m0); b1 = Avx.MaskLoad(r1 + 8, m1);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Deinterleave(Vector256<float> lo, Vector256<float> hi, bool even)
-    {
-        // Shuffle within 128-bit lanes, then fix the lane order: [lo0 lo2 lo4 lo6 hi0 hi2 hi4 hi6].
-        var sh = even ? Avx.Shuffle(lo, hi, 0b10_00_10_00) : Avx.Shuffle(lo, hi, 0b11_01_11_01);
-        return Avx2.Permute4x64(sh.AsDouble(), 0b11_01_10_00).AsSingle();
-    }
+        => even ? Conv2dKernels.Even(lo, hi) : Conv2dKernels.Odd(lo, hi);
 
     /// <summary>The inverse of two deinterleaves: (even, odd) lanes back to 16 consecutive values (lo, hi).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -361,19 +364,7 @@ public static class PoolKernels
                 for (int ox = 0; ox < ow; ox += 8)
                 {
                     int n = Math.Min(8, ow - ox);
-                    Vector256<float> a0, a1, b0, b1;
-                    if (n == 8)
-                    {
-                        a0 = Avx.LoadVector256(r0 + 2 * ox); a1 = Avx.LoadVector256(r0 + 2 * ox + 8);
-                        b0 = Avx.LoadVector256(r1 + 2 * ox); b1 = Avx.LoadVector256(r1 + 2 * ox + 8);
-                    }
-                    else
-                    {
-                        var m0 = Mask(Math.Min(8, 2 * n)).AsSingle();
-                        var m1 = Mask(Math.Max(0, 2 * n - 8)).AsSingle();
-                        a0 = Avx.MaskLoad(r0 + 2 * ox, m0); a1 = Avx.MaskLoad(r0 + 2 * ox + 8, m1);
-                        b0 = Avx.MaskLoad(r1 + 2 * ox, m0); b1 = Avx.MaskLoad(r1 + 2 * ox + 8, m1);
-                    }
+                    LoadWindowRows(r0 + 2 * ox, r1 + 2 * ox, n, out var a0, out var a1, out var b0, out var b1);
                     var sum = Vector256<float>.Zero + Deinterleave(a0, a1, even: true);
                     sum += Deinterleave(a0, a1, even: false);
                     sum += Deinterleave(b0, b1, even: true);
@@ -518,25 +509,17 @@ public static class PoolKernels
                     r4 = Avx.MaskLoad(p[4] + o, m); r5 = Avx.MaskLoad(p[5] + o, m);
                     r6 = Avx.MaskLoad(p[6] + o, m); r7 = Avx.MaskLoad(p[7] + o, m);
                 }
-                var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
-                var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
-                var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
-                var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
-                // u_k holds column k (low half, rows 0-3) and column k + 4 (high half) of rows 0-3, v_k the same of rows 4-7.
-                var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
-                var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
-                var v0 = Avx.Shuffle(t4, t6, 0x44); var v1 = Avx.Shuffle(t4, t6, 0xEE);
-                var v2 = Avx.Shuffle(t5, t7, 0x44); var v3 = Avx.Shuffle(t5, t7, 0xEE);
+                BlockedTiles.Transpose8x8(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
                 float* d = row + x * lanes + g;
                 nint step = lanes;
-                Avx.Store(d, Avx.Permute2x128(u0, v0, 0x20));
-                if (n > 1) Avx.Store(d + step, Avx.Permute2x128(u1, v1, 0x20));
-                if (n > 2) Avx.Store(d + 2 * step, Avx.Permute2x128(u2, v2, 0x20));
-                if (n > 3) Avx.Store(d + 3 * step, Avx.Permute2x128(u3, v3, 0x20));
-                if (n > 4) Avx.Store(d + 4 * step, Avx.Permute2x128(u0, v0, 0x31));
-                if (n > 5) Avx.Store(d + 5 * step, Avx.Permute2x128(u1, v1, 0x31));
-                if (n > 6) Avx.Store(d + 6 * step, Avx.Permute2x128(u2, v2, 0x31));
-                if (n > 7) Avx.Store(d + 7 * step, Avx.Permute2x128(u3, v3, 0x31));
+                Avx.Store(d, r0);
+                if (n > 1) Avx.Store(d + step, r1);
+                if (n > 2) Avx.Store(d + 2 * step, r2);
+                if (n > 3) Avx.Store(d + 3 * step, r3);
+                if (n > 4) Avx.Store(d + 4 * step, r4);
+                if (n > 5) Avx.Store(d + 5 * step, r5);
+                if (n > 6) Avx.Store(d + 6 * step, r6);
+                if (n > 7) Avx.Store(d + 7 * step, r7);
             }
         }
     }

@@ -194,7 +194,7 @@ public static partial class Sgemm
         var r2 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 2 * ldSrc)); var r3 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 3 * ldSrc));
         var r4 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 4 * ldSrc)); var r5 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 5 * ldSrc));
         var r6 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 6 * ldSrc)); var r7 = Vector256.LoadUnsafe(ref Unsafe.Add(ref src, 7 * ldSrc));
-        Transpose(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
+        BlockedTiles.Transpose8x8(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
         r0.StoreUnsafe(ref dst); r1.StoreUnsafe(ref Unsafe.Add(ref dst, ldDst));
         r2.StoreUnsafe(ref Unsafe.Add(ref dst, 2 * ldDst)); r3.StoreUnsafe(ref Unsafe.Add(ref dst, 3 * ldDst));
         r4.StoreUnsafe(ref Unsafe.Add(ref dst, 4 * ldDst)); r5.StoreUnsafe(ref Unsafe.Add(ref dst, 5 * ldDst));
@@ -227,24 +227,5 @@ public static partial class Sgemm
             Sse.StoreLow(d + 4, lo4); Sse.StoreHigh(d + 10, lo4); Sse.StoreLow(d + 16, lo5); Sse.StoreHigh(d + 22, lo5);
             Sse.StoreLow(d + 28, hi4); Sse.StoreHigh(d + 34, hi4); Sse.StoreLow(d + 40, hi5); Sse.StoreHigh(d + 46, hi5);
         }
-    }
-
-    /// <summary>In-register 8x8 transpose (unpack, shuffle, 128-bit lane permute).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose(ref Vector256<float> r0, ref Vector256<float> r1, ref Vector256<float> r2, ref Vector256<float> r3,
-        ref Vector256<float> r4, ref Vector256<float> r5, ref Vector256<float> r6, ref Vector256<float> r7)
-    {
-        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
-        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
-        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
-        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
-        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
-        var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
-        var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
-        var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
-        r0 = Avx.Permute2x128(u0, u4, 0x20); r1 = Avx.Permute2x128(u1, u5, 0x20);
-        r2 = Avx.Permute2x128(u2, u6, 0x20); r3 = Avx.Permute2x128(u3, u7, 0x20);
-        r4 = Avx.Permute2x128(u0, u4, 0x31); r5 = Avx.Permute2x128(u1, u5, 0x31);
-        r6 = Avx.Permute2x128(u2, u6, 0x31); r7 = Avx.Permute2x128(u3, u7, 0x31);
     }
 }
