@@ -44,10 +44,10 @@ public sealed class ConvolutionPlan
     /// <item>Input gradient (its results are the input channels): Winograd on the same condition; with fewer than 8 input
     /// channels, the implicit GEMM at stride 1 or im2col otherwise (16-channel blocks would be mostly padding); blocked
     /// otherwise.</item>
-    /// <item>Weight gradient: Winograd where the forward is Winograd with 64 or more channels each way (with fewer, its
-    /// 16 products per tile are too thin a GEMM to beat the blocked tiles); the implicit GEMM at stride 1 with fewer than
-    /// 16 output channels (one 16-channel block would be mostly padding: the seed network's single filter spent 9x the
-    /// time); blocked otherwise.</item>
+    /// <item>Weight gradient: blocked, except at stride 1 with fewer than 16 output channels, where the implicit GEMM
+    /// wins (one 16-channel block would be mostly padding: the seed network's single filter spent 9x the time). The
+    /// Winograd weight gradient beat the blocked one alone on a batch of 64 at 64+ channels, but inside a network (its
+    /// chunks of images) it ran 1.1-1.35x slower (BENCHMARKS.md, 2026-12-03).</item>
     /// </list>
     /// A fixed rule, not a timing at run time: the same machine gives the same bits on every run.
     /// </summary>
@@ -66,8 +66,7 @@ public sealed class ConvolutionPlan
         var data = winograd ? Conv2dAlgorithm.Winograd2x2
             : s.InC < 8 ? (strideOne ? Conv2dAlgorithm.ImplicitPadded : Conv2dAlgorithm.Im2colTiled)
             : Conv2dAlgorithm.Blocked;
-        var weights = winograd && s.InC >= 64 && s.OutC >= 64 ? Conv2dAlgorithm.Winograd2x2
-            : strideOne && s.OutC < 16 ? Conv2dAlgorithm.ImplicitPadded : Conv2dAlgorithm.Blocked;
+        var weights = strideOne && s.OutC < 16 ? Conv2dAlgorithm.ImplicitPadded : Conv2dAlgorithm.Blocked;
         return (forward, data, weights);
     }
 }
