@@ -12,11 +12,30 @@ namespace HpCnn.Benchmarks;
 /// </summary>
 internal static class LayerProfile
 {
+    /// <summary>--predict: the public call (Sequential.PredictInto, what the C ABI runs) timed whole.</summary>
+    private static int Predict(Sequential model, float[] images, int batch, int steps)
+    {
+        var probs = new float[batch * model.OutputShape.Size];
+        for (int i = 0; i < 5; i++) model.PredictInto(images, probs);
+        var times = new double[steps];
+        // One thread: the calling thread does all the work, so its CPU time is the call's whatever else the machine runs.
+        Func<double> clock = Engine.Threads == 1 ? ThreadClock.Now : () => Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
+        for (int s = 0; s < steps; s++)
+        {
+            double t0 = clock();
+            model.PredictInto(images, probs);
+            times[s] = clock() - t0;
+        }
+        Array.Sort(times);
+        Console.WriteLine($"{Engine.Describe()}; predict batch {batch}, {steps} calls: median {times[steps / 2] * 1e6:F1} us, best {times[0] * 1e6:F1} us");
+        return 0;
+    }
+
     public static int Run(string[] args)
     {
         int batch = 64, steps = 200;
         string net = "reference";
-        bool real = false, infer = false, wall = false;
+        bool real = false, infer = false, wall = false, predict = false;
         for (int i = 0; i < args.Length; i++)
         {
             if (args[i] == "--threads") Engine.Threads = int.Parse(args[++i], CultureInfo.InvariantCulture);
@@ -26,6 +45,7 @@ internal static class LayerProfile
             else if (args[i] == "--real") real = true;
             else if (args[i] == "--infer") infer = true;
             else if (args[i] == "--wall") wall = true;
+            else if (args[i] == "--predict") predict = true;
         }
         // A preset name, or a JSON network spec file (README "Network spec files").
         var model = File.Exists(net) ? IO.NetworkSpec.Load(net).Model : Presets.NetworkPresets.Get(net).Build(1);
@@ -40,6 +60,7 @@ internal static class LayerProfile
             labels = train.Labels.AsSpan(0, batch).ToArray();
         }
         for (int i = 0; i < 20; i++) model.TrainBatch(images, labels);
+        if (predict) return Predict(model, images, batch, steps);
         var plan = new ExecutionPlan(model, batch, training: !infer);
         // One thread: every layer runs on this thread, so its CPU time is the layer's time whatever else the machine runs.
         Func<double> Clock = Engine.Threads == 1 && !wall ? ThreadClock.Now : () => Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
