@@ -20,7 +20,8 @@ OpenBLAS 0.3.21 takes the CPU for an older one than its flags say (an AVX-512 Xe
 OPENBLAS_CORETYPE is set from /proc/cpuinfo's flags (see choose_coretype). The CPU model and the core that ran are
 printed. HpCnn runs through its Python package (native-exports/python, the NativeAOT libhpcnn: the AVX-512 build
 where the CPU has it); hpcnn_predict and hpcnn_train_batch are called with preallocated arrays, as torch is called
-with prepared tensors.
+with prepared tensors and ORT with prepared OrtValues (hpcnn_predict with its pointers prepared, without ctypes'
+per-call conversion of numpy arrays).
 
 Needs python3-torch, python3-numpy, the .NET SDK and artifacts/native/libhpcnn*.so (./build/bench.sh --zoo sets all
 of it up and runs this script).
@@ -271,10 +272,16 @@ def worker(args):
         ort = OrtServer()
         res["ort_version"] = ort.version
 
+    # hpcnn_predict without ctypes' argument conversion: the same library, called with raw pointers.
+    raw_predict = ctypes.CDLL(hpcnn.library_path).hpcnn_predict
+    raw_predict.restype = ctypes.c_int
+    raw_predict.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]
+
     for name in args.net_list:
         log(f"-- {t}T {name}")
         spec = load_spec(os.path.join(ZOO, name + ".json"))
         hp = hpcnn.from_spec(spec)
+        hp_handle = hp._h.value if isinstance(hp._h, ctypes.c_void_p) else int(hp._h)
         twin = build_twin(spec)
         copy_weights(hp, twin)
         c, h, w = spec["input"]
@@ -329,8 +336,13 @@ def worker(args):
                 with torch.no_grad():
                     return timed(lambda: pm(txi), calls_)
 
+            # The ORT side times Session.Run on prepared OrtValues inside its process; HpCnn's call gets its pointers
+            # prepared too (ctypes' per-call checks of numpy arrays cost about 6 us, a twentieth of a batch-1 call).
+            args_ = (ctypes.c_void_p(hp_handle), ctypes.c_void_p(xi.ctypes.data), ctypes.c_int64(batch),
+                     ctypes.c_void_p(out.ctypes.data), ctypes.c_int64(out.size))
+
             def hp_pred(calls_):
-                return timed(lambda: hpcnn._native.check(hlib.hpcnn_predict(hp._h, xi, batch, out, out.size)), calls_)
+                return timed(lambda: hpcnn._native.check(raw_predict(*args_)), calls_)
 
             engines = {"hpcnn": hp_pred, "torch": torch_pred}
             if ort is not None and onnx_path and os.path.exists(onnx_path):
@@ -442,6 +454,7 @@ def prepare(args, net_list, onnx_dir):
     for name in net_list:
         spec = load_spec(os.path.join(ZOO, name + ".json"))
         hp = hpcnn.from_spec(spec)
+        hp_handle = hp._h.value if isinstance(hp._h, ctypes.c_void_p) else int(hp._h)
         twin = build_twin(spec)
         copy_weights(hp, twin)
         c, h, w = spec["input"]
