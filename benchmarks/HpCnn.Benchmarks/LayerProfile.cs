@@ -59,8 +59,8 @@ internal static class LayerProfile
             images = train.Images.AsSpan(0, batch * model.InputShape.Size).ToArray();
             labels = train.Labels.AsSpan(0, batch).ToArray();
         }
-        for (int i = 0; i < 20; i++) model.TrainBatch(images, labels);
         if (predict) return Predict(model, images, batch, steps, wall);
+        for (int i = 0; i < 20; i++) model.TrainBatch(images, labels);
         var plan = new ExecutionPlan(model, batch, training: !infer);
         // One thread: every layer runs on this thread, so its CPU time is the layer's time whatever else the machine runs.
         Func<double> Clock = Engine.Threads == 1 && !wall ? ThreadClock.Now : () => Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;

@@ -52,31 +52,6 @@ public static class Engine
         set => WorkerPool.SetSharedThreads(value);
     }
 
-    /// <summary>
-    /// Bytes of one core's L2 cache, as the OS reports it (Linux sysfs), or 1 MiB where it does not say. Sizes work that
-    /// should stay in cache (an inference plan's depth-first chunks); never changes a result.
-    /// </summary>
-    public static long L2CacheBytes { get; internal set; } = ReadL2();
-
-    private static long ReadL2()
-    {
-        const long fallback = 1L << 20;
-        try
-        {
-            for (int i = 0; i < 8; i++)
-            {
-                string dir = $"/sys/devices/system/cpu/cpu0/cache/index{i}";
-                if (!Directory.Exists(dir)) break;
-                if (File.ReadAllText(System.IO.Path.Combine(dir, "level")).Trim() != "2") continue;
-                string size = File.ReadAllText(System.IO.Path.Combine(dir, "size")).Trim();
-                long unit = size.EndsWith('K') ? 1L << 10 : size.EndsWith('M') ? 1L << 20 : 1;
-                return long.TryParse(size.TrimEnd('K', 'M'), out long v) && v > 0 ? v * unit : fallback;
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
-        return fallback;
-    }
-
     /// <summary>The library version.</summary>
     public static string Version => typeof(Engine).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
 

@@ -1,4 +1,3 @@
-using System.Numerics;
 using HpCnn.Distributed;
 using HpCnn.Kernels;
 using HpCnn.Layers;
@@ -107,7 +106,6 @@ internal sealed class ExecutionPlan
             r.Scratch = scratchBuffers;
             layers[i].Prepare(r);
         }
-        if (!training) (_trunk, _trunkChunk) = DepthFirstTrunk(Runs, Pool.ThreadCount);
         Probs = _arena.Get(probsHandle, capacity * Classes);
         Labels = new int[capacity];
         SetBatch(capacity);
@@ -211,81 +209,12 @@ internal sealed class ExecutionPlan
     /// <summary>Forward through layers [0, last] only.</summary>
     public void ForwardThrough(int last)
     {
-        int first = 0;
-        if (_trunk > 0 && Batch > _trunkChunk && last >= _trunk - 1)
-        {
-            ForwardTrunkInChunks();
-            first = _trunk;
-        }
-        for (int i = first; i <= last; i++)
+        for (int i = 0; i <= last; i++)
         {
             var r = Runs[i];
             if (!r.RunsOwnForward) continue;
             r.Layer.Forward(r);
         }
-    }
-
-    // Inference: layers [0, _trunk) run depth-first over chunks of _trunkChunk images (0: whole batch, layer by layer).
-    private readonly int _trunk, _trunkChunk;
-
-    /// <summary>The layers an inference plan runs depth-first and the images per chunk (0, 0: layer by layer).</summary>
-    internal (int Layers, int Chunk) Trunk => (_trunk, _trunkChunk);
-
-    /// <summary>
-    /// Runs the trunk chunk by chunk: each run's buffers are narrowed to the chunk's images and its batch to their count,
-    /// then put back. An image's result does not depend on the batch it runs in, so only the speed changes.
-    /// </summary>
-    private void ForwardTrunkInChunks()
-    {
-        int batch = Batch;
-        for (int start = 0; start < batch; start += _trunkChunk)
-        {
-            int count = Math.Min(_trunkChunk, batch - start);
-            for (int i = 0; i < _trunk; i++)
-            {
-                var r = Runs[i];
-                r.Batch = count;
-                r.Input = Acts[i].Sub(start * r.InSize, count * r.InSize);
-                r.Output = Acts[i + 1].Sub(start * r.OutSize, count * r.OutSize);
-            }
-            for (int i = 0; i < _trunk; i++)
-                if (Runs[i].RunsOwnForward) Runs[i].Layer.Forward(Runs[i]);
-        }
-        for (int i = 0; i < _trunk; i++)
-        {
-            var r = Runs[i];
-            r.Batch = batch;
-            r.Input = Acts[i];
-            r.Output = Acts[i + 1];
-        }
-    }
-
-    /// <summary>
-    /// The depth-first trunk of an inference plan and its chunk of images. A plan runs the network layer by layer over its
-    /// whole batch; at 256 images the activations of a CIFAR network (64-256 channels of 16 x 16) went through memory
-    /// between layers, and the bottleneck network ran 1.13x slower than in chunks of 4 (one thread; BENCHMARKS.md). The
-    /// trunk is the layers before the first dense one (whose weights a chunk would read and pack again for every chunk),
-    /// cut before any layer that runs in the epilogue of a layer past the cut. Its chunk: per worker, the largest power
-    /// of two of images whose largest trunk layer input plus output fits in one core's L2 (at least one). One thread only:
-    /// on two, each chunk's layers are handed to the workers one by one, and those hand-offs cost what the cache saved
-    /// (bottleneck, batch 256: 116-121 ms layer by layer against 120-133 ms in chunks of 8, Zen 4).
-    /// </summary>
-    private static (int Trunk, int Chunk) DepthFirstTrunk(LayerRun[] runs, int threads)
-    {
-        if (threads != 1) return (0, 0);
-        int end = 0;
-        while (end < runs.Length && runs[end].Layer is not Dense) end++;
-        for (bool cut = true; cut && end > 0;)
-        {
-            cut = false;
-            for (int j = end; j < runs.Length; j++)
-                if (runs[j].ForwardBy is { } by && Array.IndexOf(runs, by) is int i && i < end) { end = i; cut = true; }
-        }
-        if (end == 0) return (0, 0);
-        long perImage = 1;
-        for (int i = 0; i < end; i++) perImage = Math.Max(perImage, sizeof(float) * ((long)runs[i].InSize + runs[i].OutSize));
-        long fit = Math.Clamp(Engine.L2CacheBytes / perImage, 1, 1 << 16);
-        return (end, (int)BitOperations.RoundUpToPowerOf2((uint)fit + 1) / 2);
     }
 
     /// <summary>Backward from layer <paramref name="from"/> down; Grads[from + 1] must hold the loss gradient.</summary>
