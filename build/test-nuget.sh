@@ -20,7 +20,9 @@ contents="$(unzip -Z1 "$nupkg")"
 for f in lib/net10.0/HpCnn.dll lib/net10.0/HpCnn.xml README.md HpCnn.nuspec; do
     grep -qx "$f" <<<"$contents" || die "$nupkg has no $f"
 done
-unzip -Z1 "$feed/HpCnn.$version.snupkg" | grep -qx lib/net10.0/HpCnn.pdb || die "HpCnn.$version.snupkg has no lib/net10.0/HpCnn.pdb"
+# The listing is read whole first: under pipefail, grep -q leaving a pipe early can kill unzip with SIGPIPE and fail the check.
+symbols="$(unzip -Z1 "$feed/HpCnn.$version.snupkg")"
+grep -qx lib/net10.0/HpCnn.pdb <<<"$symbols" || die "HpCnn.$version.snupkg has no lib/net10.0/HpCnn.pdb"
 echo "$nupkg: $(grep -c . <<<"$contents") files, symbols in HpCnn.$version.snupkg"
 
 step "restore samples/dotnet-consumer from the folder feed, build and run it"
