@@ -454,7 +454,6 @@ def prepare(args, net_list, onnx_dir):
     for name in net_list:
         spec = load_spec(os.path.join(ZOO, name + ".json"))
         hp = hpcnn.from_spec(spec)
-        hp_handle = hp._h.value if isinstance(hp._h, ctypes.c_void_p) else int(hp._h)
         twin = build_twin(spec)
         copy_weights(hp, twin)
         c, h, w = spec["input"]
