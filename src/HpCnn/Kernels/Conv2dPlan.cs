@@ -480,11 +480,16 @@ public sealed class Conv2dPlan
         var m = rest.Slice(0, 16 * mStride);
         var bPack = rest.Slice(m.Length, srcC * t);
         int uStride = Conv2dKernels.WinogradPackedSize(dstC, srcC);
+        // Whole 16-tile strips in register tiles; the tiles past the last whole strip (49 tiles of a 14 x 14 image: one) in
+        // a column tail, not in a strip of padding. M's columns past the used tiles stay unwritten: nothing reads them.
+        int used = count * t1, whole = used / Sgemm.NR * Sgemm.NR;
         for (int xi = 0; xi < 16; xi++)
         {
             Sgemm.PackB(false, v.Slice(xi * vStride, srcC * t), t, 0, srcC, 0, t, bPack, prefetchAhead: true);
-            Sgemm.MacroKernel(rows, t, srcC, u.Slice(xi * uStride + r0 * srcC, rows * srcC), bPack,
-                m.Slice(xi * mStride, rows * t), 0, t, false, default, false, default, 0, 0);
+            var ux = u.Slice(xi * uStride + r0 * srcC, rows * srcC);
+            var mx = m.Slice(xi * mStride, rows * t);
+            if (whole > 0) Sgemm.MacroKernel(rows, whole, srcC, ux, bPack, mx, 0, t, false, default, false, default, 0, 0);
+            if (used > whole) Sgemm.ColumnTail(rows, srcC, used - whole, ux, bPack.Slice(whole * srcC, Sgemm.NR * srcC), mx.Slice(whole), t);
         }
         int ph = dstH / 2, pw = dstW / 2, pplane = ph * pw;
         // The rows this call writes: output rows [2a, 2a + 2 th), pooled rows [a, a + th), clipped to the planes.

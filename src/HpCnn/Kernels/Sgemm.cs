@@ -564,6 +564,49 @@ public static partial class Sgemm
                 epilogue.Apply(c.Slice(cIndex + r * ldc, width), row0 + ir + r, col0 + jr);
     }
 
+    /// <summary>
+    /// Columns [0, <paramref name="cols"/>) (fewer than NR) of one packed B micro-panel against <paramref name="mc"/> rows of
+    /// packed A strips (mc a multiple of MR): C (ldc) := Apanel * Bpanel for those columns only, where a register tile would
+    /// compute all NR (a batch-1 Winograd GEMM over 49 tiles ran 64 columns; this tail made the reference network's second
+    /// convolution 1.2x faster at batch 1). Each element is the micro-kernels' sum: from zero, one FMA per k in order, so
+    /// a column's bits do not depend on whether a tile or this tail computed it. The six rows of a strip sit in the lanes
+    /// of one vector (the packed strip holds them side by side for each k).
+    /// </summary>
+    internal static void ColumnTail(int mc, int kc, int cols, ReadOnlySpan<float> aPack, ReadOnlySpan<float> bPanel, Span<float> c, int ldc)
+    {
+        if (cols <= 0) return;
+        if (cols >= NR || mc % MR != 0) throw new ArgumentException($"column tail: {cols} columns of {mc} rows (fewer than {NR}, whole strips of {MR})");
+        _ = aPack[mc * kc - 1];
+        _ = bPanel[(kc - 1) * NR + cols - 1];
+        _ = c[(mc - 1) * ldc + cols - 1];
+        Span<float> last = stackalloc float[8];
+        for (int ir = 0; ir < mc; ir += MR)
+        {
+            var strip = aPack.Slice(ir * kc, MR * kc);
+            for (int j = 0; j < cols; j++)
+            {
+                if (Engine.UseAvx2)
+                {
+                    // Lanes 0-5 are the strip's rows; an 8-float load of the last k would read past the strip, so it is copied.
+                    var acc = Vector256<float>.Zero;
+                    ref float a0 = ref MemoryMarshal.GetReference(strip);
+                    for (int k = 0; k < kc - 1; k++)
+                        acc = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.LoadUnsafe(ref a0, (nuint)(k * MR)), Vector256.Create(bPanel[k * NR + j]), acc);
+                    strip.Slice((kc - 1) * MR, MR).CopyTo(last);
+                    acc = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.Create<float>(last), Vector256.Create(bPanel[(kc - 1) * NR + j]), acc);
+                    for (int r = 0; r < MR; r++) c[(ir + r) * ldc + j] = acc.GetElement(r);
+                }
+                else
+                    for (int r = 0; r < MR; r++)
+                    {
+                        float acc = 0f;
+                        for (int k = 0; k < kc; k++) acc = MathF.FusedMultiplyAdd(strip[k * MR + r], bPanel[k * NR + j], acc);
+                        c[(ir + r) * ldc + j] = acc;
+                    }
+            }
+        }
+    }
+
     /// <summary>The MR x NR micro-kernel of the chosen path: C tile (ldc) := (accumulate ? C : 0) + Apanel * Bpanel.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void MicroKernel(int kc, ref float a, ref float b, ref float c, int ldc, bool accumulate)

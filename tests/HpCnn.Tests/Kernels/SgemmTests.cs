@@ -511,6 +511,26 @@ public class SgemmTests
     }
 
     [Test]
+    public void ColumnTailGivesTheMicroKernelsBitsForItsColumnsOnly([Values(1, 2, 9, 32, 301)] int kc, [Values(1, 5, 15)] int cols)
+    {
+        // Two 6-row strips against one packed panel: the tail's columns are the tile's columns bit for bit (on the AVX2 and
+        // the scalar path alike), and the columns past them and the padding of C stay as they were (NaN).
+        const int rows = 2 * Sgemm.MR, ldc = Sgemm.NR + 3;
+        var rng = new Random(kc * 31 + cols);
+        var aPack = TestData.Uniform(rng, rows * kc);
+        var panel = TestData.Uniform(rng, kc * Sgemm.NR);
+        var tile = new float[rows * ldc];
+        for (int s = 0; s < 2; s++)
+            Sgemm.MicroKernel(kc, ref aPack[s * Sgemm.MR * kc], ref panel[0], ref tile[s * Sgemm.MR * ldc], ldc, false);
+        var c = Enumerable.Repeat(float.NaN, rows * ldc).ToArray();
+        Sgemm.ColumnTail(rows, kc, cols, aPack, panel, c, ldc);
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < ldc; j++)
+                if (j < cols) Assert.That(BitConverter.SingleToInt32Bits(c[r * ldc + j]), Is.EqualTo(BitConverter.SingleToInt32Bits(tile[r * ldc + j])), $"row {r}, column {j}");
+                else Assert.That(float.IsNaN(c[r * ldc + j]), $"row {r}, column {j} past the tail was written");
+    }
+
+    [Test]
     public void TwelveByThirtyTwoAvx512KernelGivesFourPackedTilesBits([Values(1, 2, 9, 64, 301)] int kc, [Values] bool accumulate)
     {
         // Two strips against two panels (24 zmm accumulators): the same bits as four 6x16 tiles, from packed strips, from A
