@@ -567,43 +567,74 @@ public static partial class Sgemm
     /// <summary>
     /// Columns [0, <paramref name="cols"/>) (fewer than NR) of one packed B micro-panel against <paramref name="mc"/> rows of
     /// packed A strips (mc a multiple of MR): C (ldc) := Apanel * Bpanel for those columns only, where a register tile would
-    /// compute all NR (a batch-1 Winograd GEMM over 49 tiles ran 64 columns; this tail made the reference network's second
-    /// convolution 1.2x faster at batch 1). Each element is the micro-kernels' sum: from zero, one FMA per k in order, so
-    /// a column's bits do not depend on whether a tile or this tail computed it. The six rows of a strip sit in the lanes
-    /// of one vector (the packed strip holds them side by side for each k).
+    /// compute all NR (a batch-1 Winograd GEMM over 49 tiles ran 64 columns; with this tail the reference network's
+    /// batch-1 prediction took 83 instead of 96 us). Each element is the micro-kernels' sum: from zero, one FMA per k in
+    /// order, so a column's bits do not depend on whether a tile or this tail computed it. A strip's six rows sit in the
+    /// lanes of one vector (the packed strip holds them side by side for each k); four (strip, column) pairs run at once,
+    /// so that four FMA chains hide each other's latency.
     /// </summary>
     internal static void ColumnTail(int mc, int kc, int cols, ReadOnlySpan<float> aPack, ReadOnlySpan<float> bPanel, Span<float> c, int ldc)
     {
         if (cols <= 0) return;
-        if (cols >= NR || mc % MR != 0) throw new ArgumentException($"column tail: {cols} columns of {mc} rows (fewer than {NR}, whole strips of {MR})");
+        if (cols >= NR || mc % MR != 0 || kc < 1) throw new ArgumentException($"column tail: {cols} columns of {mc} rows, depth {kc} (fewer than {NR} columns, whole strips of {MR})");
         _ = aPack[mc * kc - 1];
         _ = bPanel[(kc - 1) * NR + cols - 1];
         _ = c[(mc - 1) * ldc + cols - 1];
-        Span<float> last = stackalloc float[8];
-        for (int ir = 0; ir < mc; ir += MR)
+        int pairs = mc / MR * cols;
+        if (!Engine.UseAvx2)
         {
-            var strip = aPack.Slice(ir * kc, MR * kc);
-            for (int j = 0; j < cols; j++)
+            for (int p = 0; p < pairs; p++)
             {
-                if (Engine.UseAvx2)
+                int ir = p / cols * MR, j = p % cols;
+                var strip = aPack.Slice(ir * kc, MR * kc);
+                for (int r = 0; r < MR; r++)
                 {
-                    // Lanes 0-5 are the strip's rows; an 8-float load of the last k would read past the strip, so it is copied.
-                    var acc = Vector256<float>.Zero;
-                    ref float a0 = ref MemoryMarshal.GetReference(strip);
-                    for (int k = 0; k < kc - 1; k++)
-                        acc = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.LoadUnsafe(ref a0, (nuint)(k * MR)), Vector256.Create(bPanel[k * NR + j]), acc);
-                    strip.Slice((kc - 1) * MR, MR).CopyTo(last);
-                    acc = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.Create<float>(last), Vector256.Create(bPanel[(kc - 1) * NR + j]), acc);
-                    for (int r = 0; r < MR; r++) c[(ir + r) * ldc + j] = acc.GetElement(r);
+                    float acc = 0f;
+                    for (int k = 0; k < kc; k++) acc = MathF.FusedMultiplyAdd(strip[k * MR + r], bPanel[k * NR + j], acc);
+                    c[(ir + r) * ldc + j] = acc;
                 }
-                else
-                    for (int r = 0; r < MR; r++)
-                    {
-                        float acc = 0f;
-                        for (int k = 0; k < kc; k++) acc = MathF.FusedMultiplyAdd(strip[k * MR + r], bPanel[k * NR + j], acc);
-                        c[(ir + r) * ldc + j] = acc;
-                    }
             }
+            return;
+        }
+        // The last k's six floats are copied: an 8-float load there would read past the last strip.
+        Span<float> lastA = stackalloc float[4 * 8];
+        Span<int> aAt = stackalloc int[4], bAt = stackalloc int[4];
+        for (int p0 = 0; p0 < pairs; p0 += 4)
+        {
+            for (int q = 0; q < 4; q++)
+            {
+                int p = Math.Min(p0 + q, pairs - 1); // a group past the end repeats the last pair and does not store it
+                aAt[q] = p / cols * MR * kc;
+                bAt[q] = p % cols;
+                aPack.Slice(aAt[q] + (kc - 1) * MR, MR).CopyTo(lastA.Slice(8 * q));
+            }
+            ref float a = ref MemoryMarshal.GetReference(aPack);
+            ref float b = ref MemoryMarshal.GetReference(bPanel);
+            Vector256<float> c0 = Vector256<float>.Zero, c1 = c0, c2 = c0, c3 = c0;
+            for (int k = 0; k < kc - 1; k++)
+            {
+                nint ak = k * MR, bk = k * NR;
+                c0 = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.LoadUnsafe(ref Unsafe.Add(ref a, aAt[0] + ak)), Vector256.Create(Unsafe.Add(ref b, bk + bAt[0])), c0);
+                c1 = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.LoadUnsafe(ref Unsafe.Add(ref a, aAt[1] + ak)), Vector256.Create(Unsafe.Add(ref b, bk + bAt[1])), c1);
+                c2 = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.LoadUnsafe(ref Unsafe.Add(ref a, aAt[2] + ak)), Vector256.Create(Unsafe.Add(ref b, bk + bAt[2])), c2);
+                c3 = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.LoadUnsafe(ref Unsafe.Add(ref a, aAt[3] + ak)), Vector256.Create(Unsafe.Add(ref b, bk + bAt[3])), c3);
+            }
+            int lk = (kc - 1) * NR;
+            c0 = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.Create<float>(lastA.Slice(0, 8)), Vector256.Create(bPanel[lk + bAt[0]]), c0);
+            c1 = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.Create<float>(lastA.Slice(8, 8)), Vector256.Create(bPanel[lk + bAt[1]]), c1);
+            c2 = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.Create<float>(lastA.Slice(16, 8)), Vector256.Create(bPanel[lk + bAt[2]]), c2);
+            c3 = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.Create<float>(lastA.Slice(24, 8)), Vector256.Create(bPanel[lk + bAt[3]]), c3);
+            Store(c, ldc, cols, p0, pairs, c0);
+            Store(c, ldc, cols, p0 + 1, pairs, c1);
+            Store(c, ldc, cols, p0 + 2, pairs, c2);
+            Store(c, ldc, cols, p0 + 3, pairs, c3);
+        }
+
+        static void Store(Span<float> c, int ldc, int cols, int p, int pairs, Vector256<float> acc)
+        {
+            if (p >= pairs) return;
+            int ir = p / cols * MR, j = p % cols;
+            for (int r = 0; r < MR; r++) c[(ir + r) * ldc + j] = acc.GetElement(r);
         }
     }
 
