@@ -737,6 +737,8 @@ public class SgemmTests
     [TestCase(false, true, 129, 3136)]
     [TestCase(false, true, 1, 784)]   // one column of op(B) read in place from B's row (a single-unit dense layer)
     [TestCase(true, true, 1, 300)]
+    [TestCase(false, false, 217, 300)] // B read by rows: 128-, 64-, 16-column chains and single columns
+    [TestCase(true, false, 130, 50)]
     public void ARowGetsTheSameBitsAloneOrAmongMany(bool transA, bool transB, int n, int k)
     {
         // A prediction must not depend on the batch it is computed in: rows computed one to five at a time (fewer than a
