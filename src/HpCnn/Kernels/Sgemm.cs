@@ -587,8 +587,8 @@ public static partial class Sgemm
     /// <summary>
     /// Columns [0, <paramref name="cols"/>) (fewer than NR) of one packed B micro-panel against <paramref name="mc"/> rows of
     /// packed A strips (mc a multiple of MR): C (ldc) := Apanel * Bpanel for those columns only, where a register tile would
-    /// compute all NR (a batch-1 Winograd GEMM over 49 tiles ran 64 columns; with this tail the reference network's
-    /// batch-1 prediction took 83 instead of 96 us). Each element is the micro-kernels' sum: from zero, one FMA per k in
+    /// compute all NR (a batch-1 Winograd GEMM over a 14 x 14 image's 49 tiles ran 64 columns; BENCHMARKS.md has what the
+    /// tail saved). Each element is the micro-kernels' sum: from zero, one FMA per k in
     /// order, so a column's bits do not depend on whether a tile or this tail computed it. A strip's six rows sit in the
     /// lanes of one vector (the packed strip holds them side by side for each k); four (strip, column) pairs run at once,
     /// so that four FMA chains hide each other's latency.

@@ -245,9 +245,8 @@ public sealed class Conv2D : Layer
         var f = jobs.Forward;
         // Items are groups of images (Winograd batches tiles of several), no larger than a worker's share of the batch.
         // Only fewer groups than workers (a batch smaller than the threads) split a group into parts, one per idle worker,
-        // so that every core works on a single image: a part may transform or pad its group's whole input again (a batch
-        // of 8 on one thread in two parts ran the Winograd 8 x 8 layers 1.2x slower; one image in four parts on two
-        // threads, allconv's 8 x 8 layers at batch 1 took 74-75 us against 57-64 us in two).
+        // so that every core works on a single image: a part may transform or pad its group's whole input again, so each
+        // part beyond one per worker is work done twice (BENCHMARKS.md, 2026-12-03, second session).
         int threads = run.Pool.ThreadCount;
         f.Group = Math.Max(1, Math.Min(_conv!.Forward.ImagesPerCall, (run.Batch + threads - 1) / threads));
         f.Groups = (run.Batch + f.Group - 1) / f.Group;
