@@ -169,7 +169,8 @@ public static partial class Conv2dKernels
             return;
         }
         for (int oc = oc0; oc < oc1; oc += 4)
-            DirectPooledBlock4(padded, inC, hp, wp, weights, oc, kh, kw, pooled, argmax, bias, lo, hi, ph, pw, wo);
+            if (Engine.UseAvx512) DirectPooledBlock4Avx512(padded, inC, hp, wp, weights, oc, kh, kw, pooled, argmax, bias, lo, hi, ph, pw, wo);
+            else DirectPooledBlock4(padded, inC, hp, wp, weights, oc, kh, kw, pooled, argmax, bias, lo, hi, ph, pw, wo);
     }
 
     private static void DirectPooledScalar(ReadOnlySpan<float> padded, int inC, int hp, int wp, ReadOnlySpan<float> weights, int oc0, int oc1, int kh, int kw,
@@ -244,6 +245,80 @@ public static partial class Conv2dKernels
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// <see cref="DirectPooledBlock4"/> with 16 columns a vector (2 x 16 blocks, 8 windows each): the same chains, the same
+    /// window maxima and first-maximum arg-max, so the same bits; see <see cref="DirectBlock4Avx512"/> for why zmm.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void DirectPooledBlock4Avx512(ReadOnlySpan<float> padded, int inC, int hp, int wp, ReadOnlySpan<float> weights, int oc, int kh, int kw,
+        Span<float> pooled, Span<int> argmax, ReadOnlySpan<float> bias, float lo, float hi, int ph, int pw, int wo)
+    {
+        int taps = inC * kh * kw, pplane = ph * pw;
+        bool keep = !argmax.IsEmpty;
+        var vlo = Vector512.Create(lo);
+        var vhi = Vector512.Create(hi);
+        var split = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15); // even columns low, odd high
+        var lanes8 = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+        Vector512<float> b0 = Vector512.Create(bias.IsEmpty ? 0f : bias[oc]), b1 = Vector512.Create(bias.IsEmpty ? 0f : bias[oc + 1]);
+        Vector512<float> b2 = Vector512.Create(bias.IsEmpty ? 0f : bias[oc + 2]), b3 = Vector512.Create(bias.IsEmpty ? 0f : bias[oc + 3]);
+        fixed (float* pp = padded, wptr = weights, op = pooled)
+        fixed (int* ap = argmax)
+        {
+            float* w0 = wptr + oc * taps, w1 = w0 + taps, w2 = w1 + taps, w3 = w2 + taps;
+            for (int py = 0; py < ph; py++)
+            {
+                int y = 2 * py;
+                for (int x = 0; x < 2 * pw; x += 16)
+                {
+                    Vector512<float> a00 = b0, a01 = b0, a10 = b1, a11 = b1, a20 = b2, a21 = b2, a30 = b3, a31 = b3;
+                    int t = 0;
+                    for (int ic = 0; ic < inC; ic++)
+                        for (int ky = 0; ky < kh; ky++)
+                        {
+                            float* row = pp + (ic * hp + y + ky) * wp + x;
+                            for (int kx = 0; kx < kw; kx++, t++)
+                            {
+                                var i0 = Vector512.Load(row + kx);
+                                var i1 = Vector512.Load(row + wp + kx);
+                                var c = Vector512.Create(w0[t]); a00 = Avx512F.FusedMultiplyAdd(c, i0, a00); a01 = Avx512F.FusedMultiplyAdd(c, i1, a01);
+                                c = Vector512.Create(w1[t]); a10 = Avx512F.FusedMultiplyAdd(c, i0, a10); a11 = Avx512F.FusedMultiplyAdd(c, i1, a11);
+                                c = Vector512.Create(w2[t]); a20 = Avx512F.FusedMultiplyAdd(c, i0, a20); a21 = Avx512F.FusedMultiplyAdd(c, i1, a21);
+                                c = Vector512.Create(w3[t]); a30 = Avx512F.FusedMultiplyAdd(c, i0, a30); a31 = Avx512F.FusedMultiplyAdd(c, i1, a31);
+                            }
+                        }
+                    int px = x / 2, n = Math.Min(8, pw - px);
+                    var baseIdx = Vector256.Create(y * wo + x) + lanes8 + lanes8;
+                    int at = (oc * ph + py) * pw + px;
+                    PoolBlock16(a00, a01, vlo, vhi, split, baseIdx, wo, n, op + at, keep ? ap + at : null);
+                    PoolBlock16(a10, a11, vlo, vhi, split, baseIdx, wo, n, op + pplane + at, keep ? ap + pplane + at : null);
+                    PoolBlock16(a20, a21, vlo, vhi, split, baseIdx, wo, n, op + 2 * pplane + at, keep ? ap + 2 * pplane + at : null);
+                    PoolBlock16(a30, a31, vlo, vhi, split, baseIdx, wo, n, op + 3 * pplane + at, keep ? ap + 3 * pplane + at : null);
+                }
+            }
+        }
+    }
+
+    /// <summary><see cref="PoolBlock"/> for two rows of 16 outputs: 8 windows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void PoolBlock16(Vector512<float> top, Vector512<float> bottom, Vector512<float> lo, Vector512<float> hi, Vector512<int> split,
+        Vector256<int> baseIdx, int wo, int n, float* dst, int* idxDst)
+    {
+        var t = Avx512F.PermuteVar16x32(Vector512.Min(Vector512.Max(top, lo), hi), split);
+        var b = Avx512F.PermuteVar16x32(Vector512.Min(Vector512.Max(bottom, lo), hi), split);
+        Vector256<float> tl = t.GetLower(), tr = t.GetUpper(), bl = b.GetLower(), br = b.GetUpper();
+        var best = Vector256.Max(Vector256.Max(tl, tr), Vector256.Max(bl, br));
+        var keep = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(n));
+        if (n == 8) Avx.Store(dst, best);
+        else Masked.Store(dst, keep.AsSingle(), best);
+        if (idxDst == null) return;
+        var idx = baseIdx + Vector256.Create(wo + 1);
+        idx = Vector256.ConditionalSelect(Vector256.Equals(bl, best).AsInt32(), baseIdx + Vector256.Create(wo), idx);
+        idx = Vector256.ConditionalSelect(Vector256.Equals(tr, best).AsInt32(), baseIdx + Vector256<int>.One, idx);
+        idx = Vector256.ConditionalSelect(Vector256.Equals(tl, best).AsInt32(), baseIdx, idx);
+        if (n == 8) Avx.Store(idxDst, idx);
+        else Masked.Store(idxDst, keep, idx);
     }
 
     /// <summary>Clamps two rows of 8 outputs, pools them into 4 windows and stores the first n maxima (and arg-maxima).</summary>
