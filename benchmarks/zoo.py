@@ -281,7 +281,6 @@ def worker(args):
         log(f"-- {t}T {name}")
         spec = load_spec(os.path.join(ZOO, name + ".json"))
         hp = hpcnn.from_spec(spec)
-        hp_handle = hp._h.value if isinstance(hp._h, ctypes.c_void_p) else int(hp._h)
         twin = build_twin(spec)
         copy_weights(hp, twin)
         c, h, w = spec["input"]
@@ -338,7 +337,7 @@ def worker(args):
 
             # The ORT side times Session.Run on prepared OrtValues inside its process; HpCnn's call gets its pointers
             # prepared too (ctypes' per-call checks of numpy arrays cost about 6 us, a twentieth of a batch-1 call).
-            args_ = (ctypes.c_void_p(hp_handle), ctypes.c_void_p(xi.ctypes.data), ctypes.c_int64(batch),
+            args_ = (hp._h, ctypes.c_void_p(xi.ctypes.data), ctypes.c_int64(batch),
                      ctypes.c_void_p(out.ctypes.data), ctypes.c_int64(out.size))
 
             def hp_pred(calls_):

@@ -310,8 +310,7 @@ public static partial class Conv2dKernels
         Vector256<float> tl = t.GetLower(), tr = t.GetUpper(), bl = b.GetLower(), br = b.GetUpper();
         var best = Vector256.Max(Vector256.Max(tl, tr), Vector256.Max(bl, br));
         var keep = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(n));
-        if (n == 8) Avx.Store(dst, best);
-        else Masked.Store(dst, keep.AsSingle(), best);
+        Put(dst, keep.AsSingle(), n, best);
         if (idxDst == null) return;
         var idx = baseIdx + Vector256.Create(wo + 1);
         idx = Vector256.ConditionalSelect(Vector256.Equals(bl, best).AsInt32(), baseIdx + Vector256.Create(wo), idx);
