@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 namespace HpCnn.Kernels;
@@ -288,7 +289,7 @@ internal sealed unsafe class BlockedConv
     /// <summary>Values of [0, n) congruent to <paramref name="phase"/> modulo <paramref name="stride"/>.</summary>
     private static int PhaseCount(int n, int phase, int stride) => phase >= n ? 0 : (n - phase + stride - 1) / stride;
 
-    private int InputPhasesSize => _inPlace ? 0 : Shape.InC * Shape.StrideH * Shape.StrideW * _hq * _wq;
+    internal int InputPhasesSize => _inPlace ? 0 : Shape.InC * Shape.StrideH * Shape.StrideW * _hq * _wq;
 
     /// <summary>Floats of packed forward weights.</summary>
     public int PackedWeightsSize => _forward.PackedSize;
@@ -398,13 +399,19 @@ internal sealed unsafe class BlockedConv
     /// <summary>
     /// Writes the image padded and split into stride phases: plane (c, a, b) of Hq x Wq holds padded pixel
     /// (a + sh * i, b + sw * j) at (i, j); everything outside the image is zero. Only phase rows [i0, i1) are written
-    /// (all of them by default).
+    /// (all of them by default). <paramref name="zmm"/> false takes the portable loop even where AVX-512 runs (the tests
+    /// hold the zmm form to it).
     /// </summary>
-    private void PadPhases(float* img, float* x, int i0 = 0, int i1 = int.MaxValue)
+    internal void PadPhases(float* img, float* x, int i0 = 0, int i1 = int.MaxValue, bool zmm = true)
     {
         var s = Shape;
         int sh = s.StrideH, sw = s.StrideW, plane = _hq * _wq;
         i1 = Math.Min(i1, _hq);
+        if (zmm && Engine.UseAvx512 && sw <= 2)
+        {
+            PadPhasesAvx512(img, x, i0, i1);
+            return;
+        }
         for (int c = 0; c < s.InC; c++)
             for (int a = 0; a < sh; a++)
                 for (int b = 0; b < sw; b++)
@@ -430,6 +437,57 @@ internal sealed unsafe class BlockedConv
                         for (int j = j1; j < _wq; j++) row[j] = 0f;
                     }
                 }
+    }
+
+    /// <summary>
+    /// <see cref="PadPhases"/> in zmm for column strides 1 and 2: 16 columns of a phase row at a time, from one masked
+    /// load of the image row (two and a permute taking every other value at stride 2), lanes outside the image reading
+    /// as zero without touching memory, and a masked store ending at the row's width, where the portable loop copies a
+    /// row in pieces (per-row overhead on 8-17-float rows). It moves the same values (BENCHMARKS.md has the timings).
+    /// </summary>
+    private void PadPhasesAvx512(float* img, float* x, int i0, int i1)
+    {
+        var s = Shape;
+        int sh = s.StrideH, sw = s.StrideW, plane = _hq * _wq;
+        var iota = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        var evens = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        var inW = Vector512.Create(s.InW);
+        var width = Vector512.Create(_wq);
+        for (int c = 0; c < s.InC; c++)
+            for (int a = 0; a < sh; a++)
+                for (int b = 0; b < sw; b++)
+                {
+                    float* dst = x + (nint)((c * sh + a) * sw + b) * plane;
+                    for (int i = i0; i < i1; i++)
+                    {
+                        float* row = dst + i * _wq;
+                        int y = a + sh * i - s.PadTop;
+                        float* src = img + ((nint)c * s.InH + y) * s.InW;
+                        bool inside = (uint)y < (uint)s.InH;
+                        for (int j = 0; j < _wq; j += 16)
+                        {
+                            var store = Vector512.LessThan(iota + Vector512.Create(j), width).AsSingle();
+                            var v = Vector512<float>.Zero;
+                            if (inside)
+                            {
+                                // Lane l of the row is image column b - PadLeft + sw * (j + l).
+                                int first = b - s.PadLeft + sw * j;
+                                var col = iota + Vector512.Create(first);
+                                v = Avx512F.MaskLoad(src + first, Within(col, inW), Vector512<float>.Zero);
+                                if (sw == 2)
+                                {
+                                    var col2 = col + Vector512.Create(16);
+                                    var hi = Avx512F.MaskLoad(src + first + 16, Within(col2, inW), Vector512<float>.Zero);
+                                    v = Avx512F.PermuteVar16x32x2(v, evens, hi);
+                                }
+                            }
+                            Avx512F.MaskStore(row + j, store, v);
+                        }
+                    }
+                }
+
+        static Vector512<float> Within(Vector512<int> col, Vector512<int> n) =>
+            (Vector512.GreaterThanOrEqual(col, Vector512<int>.Zero) & Vector512.LessThan(col, n)).AsSingle();
     }
 
     /// <summary>

@@ -170,6 +170,54 @@ public unsafe class BlockedConvTests
         Sentinel.AssertTail(dst, cols * dstPitch, "transpose output");
     }
 
+    /// <summary>
+    /// The zmm padding into stride phases writes what the portable loop writes, bit for bit, for row strides 1-3, column
+    /// strides 1-2, paddings 0-3 on each side (uneven too, each below the kernel as shapes require), widths around the 16-lane edges and partial row ranges (a part
+    /// of a batch-1 forward), and nothing else: the rows outside the range and the guard after the phases keep their
+    /// markers. The image's neighbours are markers too, so a lane that read outside a row would show.
+    /// </summary>
+    [Test]
+    public void ZmmPhasesAreThePortableLoopsPhases()
+    {
+        if (!Engine.UseAvx512) Assert.Ignore("no AVX-512 here: the zmm form does not run");
+        var rng = new Random(7);
+        int cases = 0;
+        foreach (int w in new[] { 1, 3, 7, 15, 16, 17, 31, 32, 33, 40 })
+            foreach (int sw in new[] { 1, 2 })
+                foreach (int sh in new[] { 1, 2, 3 })
+                    for (int t = 0; t < 3; t++)
+                    {
+                        int h = 1 + rng.Next(9), k = 1 + rng.Next(Math.Min(h, w) + 3);
+                        int p = Math.Min(4, k);
+                        int pl = rng.Next(p), pr = rng.Next(p), pt = rng.Next(p), pb = rng.Next(p);
+                        if (w + pl + pr < k || h + pt + pb < k) continue;
+                        var shape = new Conv2dShape(2, h, w, 3, k, k, sh, sw, pt, pl, pb, pr);
+                        var conv = new BlockedConv(shape);
+                        int size = conv.InputPhasesSize;
+                        if (size == 0) continue;
+                        var image = Sentinel.Buffer(shape.InSize + 64);
+                        for (int i = 0; i < shape.InSize; i++) image[32 + i] = (float)(rng.NextDouble() * 2 - 1);
+                        int hq = (h + pt + pb + sh - 1) / sh;
+                        int i0 = rng.Next(hq), i1 = i0 + 1 + rng.Next(hq - i0);
+                        foreach (var (a, b) in new[] { (0, int.MaxValue), (i0, i1) })
+                        {
+                            var portable = Sentinel.Buffer(size);
+                            var zmm = Sentinel.Buffer(size);
+                            fixed (float* img = image, pp = portable, pz = zmm)
+                            {
+                                conv.PadPhases(img + 32, pp, a, b, zmm: false);
+                                conv.PadPhases(img + 32, pz, a, b, zmm: true);
+                            }
+                            for (int i = 0; i < portable.Length; i++)
+                                Assert.That(BitConverter.SingleToInt32Bits(zmm[i]), Is.EqualTo(BitConverter.SingleToInt32Bits(portable[i])),
+                                    $"{shape}, rows [{a}, {b}): float {i} of {size}");
+                            Sentinel.AssertTail(zmm, size, "phases");
+                            cases++;
+                        }
+                    }
+        Assert.That(cases, Is.GreaterThan(150));
+    }
+
     [Test]
     public void TheTileRuleCoversEveryChannelAndPixelWithKernelsThatExist()
     {
