@@ -299,6 +299,12 @@ internal sealed unsafe class BlockedConv
     /// <summary>Units a forward of one image splits into: channel groups x row bands (a band: 2 rows, so pooling windows never split).</summary>
     public int ForwardUnits => _forward.Groups.Length * ((Shape.OutH + 1) / 2);
 
+    /// <summary>Units a forward ending in a mean over the plane splits into: channel groups (a mean's sum runs over every row in order).</summary>
+    public int MeanUnits => _forward.Groups.Length;
+
+    /// <summary>What the forward writes: the output planes, a 2x2 max-pool of them, or each channel's mean over the plane.</summary>
+    private enum Tail { Planes, MaxPool, Mean }
+
     /// <summary>Input phases, then the staged output tile and (pooling) the pooled tile and its arg-max.</summary>
     public int ForwardScratch => InputPhasesSize + Slack + BlockedProblem.StagingFloats(Shape.OutPlane) * 2;
     /// <summary>The padded output gradient, the staged tile and (strided) its channel-major phase planes.</summary>
@@ -307,8 +313,8 @@ internal sealed unsafe class BlockedConv
     /// <summary>Input phases, the transposed output gradient (pixels x padded channels) and the chunk's weight-gradient sums (terms x padded channels).</summary>
     public int BackwardWeightsScratch => InputPhasesSize + Slack + Shape.OutPlane * _ocPad + Shape.K * _ocPad + _ocPad;
 
-    /// <summary>Rows of group g's band b: bands are 2 rows, so a 2x2 pooling window never straddles two units.</summary>
-    private int Bands => (Shape.OutH + 1) / 2;
+    /// <summary>Rows of a unit: 2 (a 2x2 pooling window never straddles two units), or the whole plane for a mean.</summary>
+    private int BandRows(Tail tail) => tail == Tail.Mean ? Shape.OutH : 2;
 
     /// <summary>
     /// Forward of one image, units [a, b) of <see cref="ForwardUnits"/> for part <paramref name="part"/> of
@@ -316,7 +322,7 @@ internal sealed unsafe class BlockedConv
     /// </summary>
     public void Forward(ReadOnlySpan<float> image, ReadOnlySpan<float> packed, Span<float> output, in GemmEpilogue epilogue,
         Span<float> scratch, int part = 0, int parts = 1) =>
-        Forward(image, packed, output, default, in epilogue, scratch, part, parts, pool: false);
+        Forward(image, packed, output, default, in epilogue, scratch, part, parts, Tail.Planes);
 
     /// <summary>
     /// Forward of one image followed by a floor-mode 2x2 stride-2 max-pool of its (clamped) output, pooled in the
@@ -325,28 +331,37 @@ internal sealed unsafe class BlockedConv
     /// </summary>
     public void ForwardPooled(ReadOnlySpan<float> image, ReadOnlySpan<float> packed, Span<float> pooled, Span<int> argmax,
         in GemmEpilogue epilogue, Span<float> scratch, int part = 0, int parts = 1) =>
-        Forward(image, packed, pooled, argmax, in epilogue, scratch, part, parts, pool: true);
+        Forward(image, packed, pooled, argmax, in epilogue, scratch, part, parts, Tail.MaxPool);
+
+    /// <summary>
+    /// Forward of one image followed by the mean of each channel's (clamped) output over the plane, as a global average
+    /// pool computes it (the sum over the pixels in row-major order from zero, times 1 / pixels): writes only
+    /// <paramref name="means"/> (OutC values). Part <paramref name="part"/> of <paramref name="parts"/> of <see cref="MeanUnits"/>.
+    /// </summary>
+    public void ForwardMean(ReadOnlySpan<float> image, ReadOnlySpan<float> packed, Span<float> means, in GemmEpilogue epilogue,
+        Span<float> scratch, int part = 0, int parts = 1) =>
+        Forward(image, packed, means, default, in epilogue, scratch, part, parts, Tail.Mean);
 
     private void Forward(ReadOnlySpan<float> image, ReadOnlySpan<float> packed, Span<float> output, Span<int> argmax, in GemmEpilogue epilogue,
-        Span<float> scratch, int part, int parts, bool pool)
+        Span<float> scratch, int part, int parts, Tail tail)
     {
         var s = Shape;
-        int units = ForwardUnits, u0 = (int)((long)units * part / parts), u1 = (int)((long)units * (part + 1) / parts);
+        int bandRows = BandRows(tail), bands = (s.OutH + bandRows - 1) / bandRows;
+        int units = _forward.Groups.Length * bands, u0 = (int)((long)units * part / parts), u1 = (int)((long)units * (part + 1) / parts);
         if (u0 >= u1) return;
         if (scratch.Length < ForwardScratch) throw new ArgumentException($"scratch holds {scratch.Length} floats, the blocked forward needs {ForwardScratch}");
         fixed (float* img = image, w = packed, outp = output, sc = scratch)
         fixed (int* idx = argmax)
         {
             float* x = sc;
-            int bands = Bands;
             // A part pads only the phase rows its output rows read (parts of one image run at once on batch 1): the
             // output rows of its units, widened by the taps' reach (KH - 1) / sh.
             int lo = s.OutH, hi = 0;
             for (int u = u0; u < u1;)
             {
                 int g = u / bands, band0 = u % bands, end = Math.Min(u1, (g + 1) * bands);
-                lo = Math.Min(lo, 2 * band0);
-                hi = Math.Max(hi, Math.Min(s.OutH, 2 * (end - g * bands)));
+                lo = Math.Min(lo, bandRows * band0);
+                hi = Math.Max(hi, Math.Min(s.OutH, bandRows * (end - g * bands)));
                 u = end;
             }
             if (_inPlace) x = img;
@@ -357,19 +372,19 @@ internal sealed unsafe class BlockedConv
             {
                 int g = u / bands, band0 = u % bands;
                 int end = Math.Min(u1, (g + 1) * bands);
-                int r0 = 2 * band0, r1 = Math.Min(s.OutH, 2 * (end - g * bands));
+                int r0 = bandRows * band0, r1 = Math.Min(s.OutH, bandRows * (end - g * bands));
                 _forward.Run(x, w, g, r0, r1, staging);
-                Finish(staging, g, r0, r1, outp, in epilogue, pool, idx);
+                Finish(staging, g, r0, r1, outp, in epilogue, tail, idx);
                 u = end;
             }
         }
     }
 
     /// <summary>
-    /// The forward epilogue of rows [r0, r1) of group g: bias and clamp on the staged tile, then (pooled) channel-major
-    /// into the output.
+    /// The forward epilogue of rows [r0, r1) of group g: bias and clamp on the staged tile, then channel-major into the
+    /// output (pooled first, or summed into each channel's mean over the whole plane).
     /// </summary>
-    private void Finish(float* staging, int g, int r0, int r1, float* output, in GemmEpilogue epilogue, bool pool, int* argmax)
+    private void Finish(float* staging, int g, int r0, int r1, float* output, in GemmEpilogue epilogue, Tail tail, int* argmax)
     {
         var s = Shape;
         var (c0, nb) = _forward.Groups[g];
@@ -378,7 +393,7 @@ internal sealed unsafe class BlockedConv
         if (epilogue.IsActive)
             for (int c = 0; c < lanes; c++)
                 bias[c] = epilogue.Bias == BiasMode.PerRow && c < valid ? epilogue.BiasValues![epilogue.BiasOffset + c0 + c] : 0f;
-        if (!pool)
+        if (tail == Tail.Planes)
         {
             // Bias and clamp on the way out: a pass of its own over the tile cost a tenth of a 1x1 layer's forward.
             BlockedTiles.Transpose(staging, lanes, pixels, valid, output + (nint)c0 * s.OutPlane + r0 * s.OutW, s.OutPlane,
@@ -386,6 +401,16 @@ internal sealed unsafe class BlockedConv
             return;
         }
         if (epilogue.IsActive) BlockedEpilogue.BiasClamp(staging, pixels, lanes, bias, epilogue.Low, epilogue.High);
+        if (tail == Tail.Mean)
+        {
+            // The rows are the whole plane (a unit of a mean is a channel group), summed in pixel order.
+            float* sum = stackalloc float[16 * BlockedTiles.MaxBlocks];
+            new Span<float>(sum, lanes).Clear();
+            BlockedEpilogue.AddRows(staging, pixels, lanes, sum);
+            float inv = 1f / s.OutPlane;
+            for (int c = 0; c < valid; c++) output[c0 + c] = sum[c] * inv;
+            return;
+        }
         int ph = (r1 - r0) / 2, pw = s.OutW / 2, pplane = (s.OutH / 2) * pw;
         if (ph == 0 || pw == 0) return;
         float* pooled = staging + (nint)(pixels + 16) * lanes;

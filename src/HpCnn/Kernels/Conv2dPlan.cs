@@ -337,6 +337,28 @@ public sealed class Conv2dPlan
         }
     }
 
+    /// <summary>
+    /// True when the forward can end with each channel's mean over the output plane (a global average pool) in its
+    /// epilogue: the blocked kernel stages a channel group's whole plane pixel-major, where the sums run across lanes.
+    /// </summary>
+    public bool CanMeanInEpilogue => Algorithm == Conv2dAlgorithm.Blocked;
+
+    /// <summary>Parts one image's forward with a mean epilogue can be split into (channel groups).</summary>
+    public int MeanParts => _blocked?.MeanUnits ?? 1;
+
+    /// <summary>
+    /// Forward of <paramref name="count"/> images followed by each channel's mean over the (clamped) output plane: writes
+    /// only <paramref name="means"/> (count x OutC), the bits AvgPool2D gives over the whole plane. See <see cref="CanMeanInEpilogue"/>.
+    /// </summary>
+    public void ForwardMean(ReadOnlySpan<float> images, int count, ReadOnlySpan<float> packedWeights, Span<float> means,
+        in GemmEpilogue epilogue, Span<float> scratch, int part = 0, int parts = 1)
+    {
+        var s = Shape;
+        if (_blocked is null) throw new InvalidOperationException($"the {Algorithm} algorithm cannot take means in its epilogue");
+        for (int n = 0; n < count; n++)
+            _blocked.ForwardMean(images.Slice(n * s.InSize, s.InSize), packedWeights, means.Slice(n * s.OutC, s.OutC), in epilogue, scratch, part, parts);
+    }
+
     /// <summary>Input gradients of <paramref name="count"/> consecutive images (overwritten).</summary>
     public void BackwardData(ReadOnlySpan<float> outGrads, int count, ReadOnlySpan<float> weights, ReadOnlySpan<float> packedWeightsT,
         Span<float> inGrads, Span<float> scratch)

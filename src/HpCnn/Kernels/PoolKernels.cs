@@ -14,6 +14,9 @@ public readonly record struct Pool2dShape(int C, int InH, int InW, int KH, int K
     public int InPlane => InH * InW;
     public int OutPlane => OutH * OutW;
 
+    /// <summary>One unpadded window over the whole input plane (a global pool): a 1 x 1 output.</summary>
+    public bool IsWholePlane => KH == InH && KW == InW && PadTop == 0 && PadLeft == 0 && PadBottom == 0 && PadRight == 0;
+
     /// <summary>The common 2x2, stride 2, unpadded case that has a vector path.</summary>
     public bool IsTwoByTwo => KH == 2 && KW == 2 && StrideH == 2 && StrideW == 2 && PadTop == 0 && PadLeft == 0 && PadBottom == 0 && PadRight == 0;
 

@@ -115,6 +115,9 @@ public sealed class Conv2D : Layer
     /// <summary>True when this layer's forward can end with a 2x2 max-pool in registers (see <see cref="Conv2dPlan.CanPool2x2"/>).</summary>
     internal bool CanPoolInEpilogue => _conv!.Forward.CanPool2x2;
 
+    /// <summary>True when this layer's forward can end with each channel's mean over the plane (see <see cref="Conv2dPlan.CanMeanInEpilogue"/>).</summary>
+    internal bool CanMeanInEpilogue => _conv!.Forward.CanMeanInEpilogue;
+
     private int GradSize => Shape.WeightCount + (HasBias ? OutChannels : 0);
 
     /// <summary>
@@ -250,7 +253,8 @@ public sealed class Conv2D : Layer
         int threads = run.Pool.ThreadCount;
         f.Group = Math.Max(1, Math.Min(_conv!.Forward.ImagesPerCall, (run.Batch + threads - 1) / threads));
         f.Groups = (run.Batch + f.Group - 1) / f.Group;
-        f.Parts = f.Groups >= threads ? 1 : Math.Min(_conv.Forward.ForwardParts, (threads + f.Groups - 1) / f.Groups);
+        int maxParts = run.Epilogue.Mean is null ? _conv.Forward.ForwardParts : _conv.Forward.MeanParts;
+        f.Parts = f.Groups >= threads ? 1 : Math.Min(maxParts, (threads + f.Groups - 1) / f.Groups);
         run.Parallel(f, f.Groups * f.Parts, Shape.ForwardFlops * f.Group / f.Parts);
     }
 
@@ -291,6 +295,12 @@ public sealed class Conv2D : Layer
                 : new GemmEpilogue(layer.HasBias ? BiasMode.PerRow : BiasMode.None, layer._bias?.Value, 0, run.Epilogue.Low, run.Epilogue.High);
             // Kernels that read the weights as they are (not packed) read the folded ones when a batch norm is folded in.
             ReadOnlySpan<float> weights = run.Epilogue.Fold is null ? layer._weight!.Value.AsSpan() : layer.FoldedWeights(run).Span;
+            if (run.Epilogue.Mean is { } mean)
+            {
+                layer._conv!.Forward.ForwardMean(run.Input.Slice(n0 * s.InSize, count * s.InSize), count, layer.PackedWeights(run).Span,
+                    mean.Output.Slice(n0 * s.OutC, count * s.OutC), in epi, run.Scratch[worker].Span, part, Parts);
+                return;
+            }
             if (run.Epilogue.Pool is { } pool)
             {
                 int ps = pool.Layer.OutputShape.Size;

@@ -62,7 +62,7 @@ internal sealed class ExecutionPlan
         for (int i = 0; i < n; i++)
         {
             // A layer done in an earlier layer's epilogue shares that buffer, except a pool whose output the epilogue writes.
-            bool alias = (Runs[i].ForwardBy is { } by && by.Epilogue.Pool != Runs[i]) || layers[i].IsView(training);
+            bool alias = (Runs[i].ForwardBy is { } by && !by.Epilogue.WritesOutputOf(Runs[i])) || layers[i].IsView(training);
             actAlias[i + 1] = alias ? actAlias[i] : i + 1;
             if (!alias) actHandle[i + 1] = _arena.Reserve((long)capacity * layers[i].OutputShape.Size);
         }

@@ -128,3 +128,67 @@ public class FusedPoolForwardTests
         }
     }
 }
+
+/// <summary>
+/// Convolution (-> ReLU) -> average pool over the whole plane, in inference, takes each channel's mean in the blocked
+/// forward's epilogue and never writes the convolution's output: the means, and the model's output, must be the bits the
+/// unfused convolution, ReLU and pool give, on one thread and on two (where a batch of one splits by channel groups).
+/// </summary>
+public class FusedMeanForwardTests
+{
+    public static IEnumerable<TestCaseData> Cases()
+    {
+        // in channels, h, w, filters, kernel, stride, padding, ReLU (null: none; value: cap), batch
+        yield return new TestCaseData(64, 16, 16, 256, 1, 1, 0, float.PositiveInfinity, 3).SetName("bottleneck head: 1x1 64->256, ReLU");
+        yield return new TestCaseData(12, 9, 7, 40, 3, 2, 1, 6f, 2).SetName("stride 2, odd sizes, 40 filters (partial block), capped");
+        yield return new TestCaseData(16, 8, 8, 10, 1, 1, 0, null, 4).SetName("1x1 to 10 channels, no ReLU (the allconv head)");
+        yield return new TestCaseData(8, 5, 11, 70, 3, 1, 0, float.PositiveInfinity, 1).SetName("one image, five channel groups");
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void MeanForwardMatchesConvReluAveragePool(int inC, int h, int w, int filters, int kernel, int stride, int pad, float? relu, int batch)
+    {
+        var model = new Sequential(new Shape3(inC, h, w), seed: 3).Add(new Conv2D(filters, kernel, stride, Padding.Symmetric(pad)));
+        if (relu is float cap) model.Add(new ReLU(float.IsPositiveInfinity(cap) ? null : cap));
+        var conv = (Conv2D)model.Layers[0];
+        model.Add(new AvgPool2D((conv.Shape.OutH, conv.Shape.OutW))).Add(new Flatten()).Add(new Dense(5));
+        int poolAt = relu is null ? 1 : 2;
+        var rng = new Random(filters * 13 + h);
+        var x = new float[batch * inC * h * w];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 4 - 2);
+        float[]? expected = null, expectedOut = null;
+        foreach (var (fuse, threads) in new[] { (false, 1), (true, 1), (true, 2) })
+        {
+            using var pool = new WorkerPool(threads);
+            var plan = new ExecutionPlan(model, batch, training: false, fuse: fuse, pool: pool);
+            bool expectFused = fuse && Engine.Path == KernelPath.Avx2Fma && conv.CanMeanInEpilogue;
+            Assert.That(plan.Runs[0].Epilogue.Mean is not null, Is.EqualTo(expectFused), "which forward path runs");
+            plan.SetBatch(batch);
+            x.CopyTo(plan.Input);
+            plan.Forward();
+            var means = plan.Acts[poolAt + 1].Span.ToArray();
+            var output = plan.Output.ToArray();
+            if (expected is null)
+            {
+                expected = means;
+                expectedOut = output;
+                Assert.That(means.Any(v => v != 0), "the check must see non-zero means");
+                continue;
+            }
+            Assert.That(means, Is.EqualTo(expected), $"means (fused {fuse}, {threads} threads)");
+            Assert.That(output, Is.EqualTo(expectedOut), $"model output (fused {fuse}, {threads} threads)");
+        }
+    }
+
+    [Test]
+    public void OnlyAPoolOverTheWholePlaneFuses()
+    {
+        var model = new Sequential(new Shape3(16, 8, 8), seed: 1).Add(new Conv2D(32, 1)).Add(new ReLU()).Add(new AvgPool2D(4))
+            .Add(new Flatten()).Add(new Dense(3));
+        var plan = new ExecutionPlan(model, 2, training: false);
+        Assert.That(plan.Runs[0].Epilogue.Mean, Is.Null, "a 4x4 pool of an 8x8 plane keeps four values a channel");
+        var training = new ExecutionPlan(new Sequential(new Shape3(16, 8, 8), seed: 1).Add(new Conv2D(32, 1)).Add(new ReLU())
+            .Add(new AvgPool2D(8)).Add(new Flatten()).Add(new Dense(3)), 2, training: true);
+        Assert.That(training.Runs[0].Epilogue.Mean, Is.Null, "training keeps the output: the ReLU's backward reads it");
+    }
+}
