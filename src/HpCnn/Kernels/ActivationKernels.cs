@@ -90,6 +90,27 @@ public static class ActivationKernels
     public static void ReluBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, float cap = float.PositiveInfinity) =>
         ElementwiseKernels.Map(y, dy, dx, new ReluGradOp(cap));
 
+    /// <summary>
+    /// dx = v where 0 &lt; y &lt; cap, else 0: <see cref="ReluBackward"/> of a gradient that is <paramref name="v"/>
+    /// everywhere (an average pool over the whole plane hands every pixel the same one), without reading it.
+    /// </summary>
+    public static void ReluBackwardOfConstant(ReadOnlySpan<float> y, float v, Span<float> dx, float cap = float.PositiveInfinity)
+    {
+        if (dx.Length < y.Length) throw new ArgumentException($"dx holds {dx.Length} values, y {y.Length}");
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var vv = Vector256.Create(v);
+            var vcap = Vector256.Create(cap);
+            for (; i + 8 <= y.Length; i += 8)
+            {
+                var yy = Vector256.Create(y.Slice(i, 8));
+                (vv & Vector256.GreaterThan(yy, Vector256<float>.Zero) & Vector256.LessThan(yy, vcap)).CopyTo(dx.Slice(i, 8));
+            }
+        }
+        for (; i < y.Length; i++) dx[i] = y[i] > 0f && y[i] < cap ? v : 0f;
+    }
+
     public static void LeakyReluForward(ReadOnlySpan<float> x, Span<float> y, float alpha) =>
         ElementwiseKernels.Map(x, y, new LeakyReluOp(alpha));
 

@@ -581,8 +581,28 @@ public static class PoolKernels
     /// gradient once, (dy / 4) + 0 (the reference's add to a cleared plane), instead of clearing and adding; the same bits
     /// as <see cref="AvgBackwardScalar"/>.
     /// </summary>
-    public static unsafe void AvgBackward(in Pool2dShape s, ReadOnlySpan<float> outGrad, Span<float> inGrad, int c0, int c1)
+    /// <remarks>
+    /// With <paramref name="reluOutput"/> (the pool's input, a ReLU's output capped at <paramref name="cap"/>) the ReLU's
+    /// backward is applied too: each input's gradient is kept where 0 &lt; y &lt; cap and is 0 elsewhere, the bits of the
+    /// ReLU's own backward pass after the pool's, without that pass over the tensor. An average pool over the whole
+    /// plane (a global-average-pool head) fills each plane with its one value, 0 + dy / (KH KW) as the reference adds it
+    /// to a cleared plane: the reference's element-by-element adds took 4.8 ms of a bottleneck-network training step.
+    /// </remarks>
+    public static unsafe void AvgBackward(in Pool2dShape s, ReadOnlySpan<float> outGrad, Span<float> inGrad, int c0, int c1,
+        ReadOnlySpan<float> reluOutput = default, float cap = float.PositiveInfinity)
     {
+        if (s.IsWholePlane && c0 < c1)
+        {
+            float inv = 1f / (s.KH * s.KW);
+            for (int c = c0; c < c1; c++)
+            {
+                float v = 0f + outGrad[c] * inv;
+                var g = inGrad.Slice(c * s.InPlane, s.InPlane);
+                if (reluOutput.IsEmpty) g.Fill(v);
+                else ActivationKernels.ReluBackwardOfConstant(reluOutput.Slice(c * s.InPlane, s.InPlane), v, g, cap);
+            }
+            return;
+        }
         if (s.IsTwoByTwo && Engine.UseAvx2 && c0 < c1)
         {
             if ((long)c1 * s.OutPlane > outGrad.Length || (long)c1 * s.InPlane > inGrad.Length || c0 < 0)
@@ -590,9 +610,14 @@ public static class PoolKernels
             fixed (float* dy = outGrad, g = inGrad)
                 if (Engine.UseAvx512) AvgBackward2x2Avx512(s, dy, g, c0, c1);
                 else AvgBackward2x2Avx2(s, dy, g, c0, c1);
-            return;
         }
-        AvgBackwardScalar(s, outGrad, inGrad, c0, c1);
+        else AvgBackwardScalar(s, outGrad, inGrad, c0, c1);
+        if (!reluOutput.IsEmpty)
+            for (int c = c0; c < c1; c++)
+            {
+                var g = inGrad.Slice(c * s.InPlane, s.InPlane);
+                ActivationKernels.ReluBackward(reluOutput.Slice(c * s.InPlane, s.InPlane), g, g, cap);
+            }
     }
 
     /// <summary>

@@ -189,7 +189,9 @@ public sealed class AvgPool2D : Pool2D
         {
             int inS = Layer.InputShape.Size, outS = Layer.OutputShape.Size;
             var shape = Layer.Shape;
-            PoolKernels.AvgBackward(in shape, Run.OutGrad.Slice(n * outS, outS), Run.InGrad.Slice(n * inS, inS), c0, c1);
+            bool relu = !float.IsNaN(Run.Epilogue.ReluMaskCap);
+            PoolKernels.AvgBackward(in shape, Run.OutGrad.Slice(n * outS, outS), Run.InGrad.Slice(n * inS, inS), c0, c1,
+                relu ? Run.Input.Slice(n * inS, inS) : default, relu ? Run.Epilogue.ReluMaskCap : float.PositiveInfinity);
         }
     }
 }

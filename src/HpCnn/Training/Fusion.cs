@@ -38,7 +38,7 @@ internal sealed class Epilogue
     /// <summary>True when the forward writes <paramref name="run"/>'s output (a pool it does) rather than sharing its own.</summary>
     public bool WritesOutputOf(LayerRun run) => Pool == run || Mean == run;
 
-    /// <summary>For a max-pool: its backward also applies the mask of the ReLU before it, capped here (NaN: no ReLU).</summary>
+    /// <summary>For a pool: its backward also applies the mask of the ReLU before it, capped here (NaN: no ReLU).</summary>
     public float ReluMaskCap = float.NaN;
 }
 
@@ -75,11 +75,12 @@ internal static class Fusion
                 runs[i + 1].ForwardBy = runs[i];
             }
 
-        // 2. Fused ReLU -> max-pool (training): the pool's backward applies the ReLU's mask (the pooled value is the ReLU's
-        //    output at the winner), saving a pass over the largest activation.
+        // 2. Fused ReLU -> max-pool or average pool (training): the pool's backward applies the ReLU's mask (the pooled
+        //    value is the ReLU's output at the winner; an average pool reads its input, the ReLU's output), saving a pass
+        //    over the largest activation.
         if (training)
             for (int i = 1; i + 1 < n; i++)
-                if (runs[i].ForwardBy is not null && L(i) is ReLU relu && L(i + 1) is MaxPool2D)
+                if (runs[i].ForwardBy is not null && L(i) is ReLU relu && L(i + 1) is MaxPool2D or AvgPool2D)
                 {
                     runs[i].BackwardBy = runs[i + 1];
                     runs[i + 1].Epilogue.ReluMaskCap = relu.CapValue;

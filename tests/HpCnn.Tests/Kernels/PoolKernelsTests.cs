@@ -349,6 +349,45 @@ public class PoolKernelsTests
         }
     }
 
+    /// <summary>
+    /// With a fused ReLU's output the backward gives the bits of the reference backward followed by the ReLU's own
+    /// backward (kept where 0 &lt; y &lt; cap, 0 elsewhere): whole-plane pools through their fill, the others through
+    /// the mask after the pool; y holds -0, 0, the cap itself and values on both sides.
+    /// </summary>
+    [TestCaseSource(nameof(BitShapes))]
+    public void AvgBackwardWithAFusedReluMaskIsThePoolThenTheRelu(Pool2dShape s)
+    {
+        var dy = Sentinel.Wrap(SumInputs(new Pool2dShape(s.C, s.OutH, s.OutW, 1, 1, 1, 1), s.C * 11 + s.InH));
+        int n = s.C * s.InPlane;
+        var rng = new Random(s.C * 17 + s.InW);
+        int kept = 0;
+        foreach (float cap in new[] { float.PositiveInfinity, 6f })
+        {
+            float[] special = [0f, -0f, cap, -1f, 5.5f, 7f];
+            var y = new float[n];
+            for (int i = 0; i < n; i++) y[i] = rng.Next(3) == 0 ? special[rng.Next(special.Length)] : (float)(rng.NextDouble() * 16 - 8);
+            var yWrapped = Sentinel.Wrap(y);
+            foreach (var (c0, c1) in PlaneRanges(s.C))
+            {
+                string what = $"avg backward with relu mask (cap {cap}) {s} planes [{c0}, {c1})";
+                var fast = Sentinel.Buffer(n);
+                var reference = Sentinel.Buffer(n);
+                PoolKernels.AvgBackward(s, dy.AsSpan(0, s.C * s.OutPlane), fast.AsSpan(0, n), c0, c1, yWrapped.AsSpan(0, n), cap);
+                PoolKernels.AvgBackwardScalar(s, dy.AsSpan(0, s.C * s.OutPlane), reference.AsSpan(0, n), c0, c1);
+                var planes = reference.AsSpan(c0 * s.InPlane, (c1 - c0) * s.InPlane);
+                ActivationKernels.ReluBackward(y.AsSpan(c0 * s.InPlane, (c1 - c0) * s.InPlane), planes, planes, cap);
+                for (int i = 0; i < n; i++)
+                {
+                    Assert.That(BitConverter.SingleToInt32Bits(fast[i]), Is.EqualTo(BitConverter.SingleToInt32Bits(reference[i])),
+                        $"{what}: input gradient {i} is {fast[i]:R}, the reference {reference[i]:R}");
+                    if (!Sentinel.IsMarker(fast[i]) && fast[i] != 0) kept++;
+                }
+                Sentinel.AssertTail(fast, n, what);
+            }
+        }
+        Assert.That(kept, Is.Positive, "some gradient passes the mask");
+    }
+
     [Test]
     public void AvgForwardOfOnePlaneAtTheEndOfTheBufferReadsNothingPastIt()
     {

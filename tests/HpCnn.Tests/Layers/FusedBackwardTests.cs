@@ -180,6 +180,41 @@ public class FusedMeanForwardTests
         }
     }
 
+    /// <summary>
+    /// Training through ReLU -> average pool: the pool's backward applies the ReLU's mask and the ReLU's backward does
+    /// not run; every gradient must be the unfused plan's, bit for bit (whole-plane and 2x2 pools, capped or not).
+    /// </summary>
+    [TestCase(16, 8, 8, 8, float.PositiveInfinity, 5)]
+    [TestCase(12, 7, 9, 0, 0.3f, 3)]
+    [TestCase(8, 10, 10, 2, float.PositiveInfinity, 2)]
+    public void TrainingThroughReluAndAveragePoolGivesTheUnfusedGradients(int inC, int h, int w, int poolKernel, float cap, int batch)
+    {
+        var model = new Sequential(new Shape3(inC, h, w), seed: 4).Add(new Conv2D(20, 3, padding: Padding.Same))
+            .Add(new ReLU(float.IsPositiveInfinity(cap) ? null : cap))
+            .Add(new AvgPool2D(poolKernel == 0 ? (h, w) : (poolKernel, poolKernel))).Add(new Flatten()).Add(new Dense(3));
+        var rng = new Random(inC * 5 + h);
+        var x = new float[batch * inC * h * w];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 4 - 2);
+        var r = new float[batch * 3];
+        for (int i = 0; i < r.Length; i++) r[i] = (float)(rng.NextDouble() * 2 - 1);
+        (float[] Input, float[][] Params) Gradients(bool fuse)
+        {
+            var plan = new ExecutionPlan(model, batch, training: true, fuse: fuse, inputGradient: true);
+            Assert.That(float.IsNaN(plan.Runs[2].Epilogue.ReluMaskCap), Is.EqualTo(!fuse), "the pool applies the ReLU's mask");
+            plan.SetBatch(batch);
+            x.CopyTo(plan.Input);
+            plan.Forward();
+            r.CopyTo(plan.Grads[model.Layers.Count].Span);
+            plan.Backward(model.Layers.Count - 1);
+            return (plan.Grads[0].Span.ToArray(), model.Layers.SelectMany(l => l.Parameters).Select(p => (float[])p.Grad.Clone()).ToArray());
+        }
+        var (fx, fp) = Gradients(true);
+        var (px, pp) = Gradients(false);
+        Assert.That(fx, Is.EqualTo(px), "input gradient");
+        Assert.That(px.Any(v => v != 0), "the check must see a non-zero input gradient");
+        for (int i = 0; i < pp.Length; i++) Assert.That(fp[i], Is.EqualTo(pp[i]), $"parameter gradient {i}");
+    }
+
     [Test]
     public void OnlyAPoolOverTheWholePlaneFuses()
     {
