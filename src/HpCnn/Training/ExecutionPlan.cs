@@ -41,10 +41,8 @@ internal sealed class ExecutionPlan
         Runs = new LayerRun[n];
         for (int i = 0; i < n; i++) Runs[i] = new LayerRun(layers[i], capacity, training, Pool, Layout);
 
-        if (fuse) Fusion.Plan(Runs, training);
-
         // Which backward work is needed: parameter gradients of trainable, unfrozen layers; input gradients
-        // of any layer with such a layer before it.
+        // of any layer with such a layer before it. (Fusion reads it: some fusions pay only with an input gradient.)
         bool anyTrainableBefore = training && inputGradient;
         for (int i = 0; i < n; i++)
         {
@@ -53,6 +51,8 @@ internal sealed class ExecutionPlan
             r.NeedParamGrad = training && !layers[i].Frozen && layers[i].Parameters.Any(p => p.Trainable);
             anyTrainableBefore |= r.NeedParamGrad;
         }
+
+        if (fuse) Fusion.Plan(Runs, training);
 
         // Activation buffers: index i is the input of layer i; views and fused layers share their input's buffer.
         var actHandle = new int[n + 1];

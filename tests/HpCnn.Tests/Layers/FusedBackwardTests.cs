@@ -65,6 +65,20 @@ public class FusedBackwardTests
         }
     }
 
+    /// <summary>The rule: the pooled-gradient backward where the convolution passes a gradient to its input or reads one channel.</summary>
+    [TestCase(3, false, false)]
+    [TestCase(3, true, true)]
+    [TestCase(1, false, true)]
+    public void PooledGradientBackwardRunsWhereItPays(int inC, bool inputGradient, bool expected)
+    {
+        var model = new Sequential(new Shape3(inC, 8, 8), seed: 2).Add(new Conv2D(16, 3, padding: Padding.Same)).Add(new ReLU())
+            .Add(new MaxPool2D(2)).Add(new Conv2D(8, 3, padding: Padding.Same)).Add(new ReLU()).Add(new MaxPool2D(2))
+            .Add(new Flatten()).Add(new Dense(3));
+        var plan = new ExecutionPlan(model, 4, training: true, inputGradient: inputGradient);
+        Assert.That(plan.Runs[0].Epilogue.PooledGradient is not null, Is.EqualTo(expected), "first layer");
+        Assert.That(plan.Runs[3].Epilogue.PooledGradient is not null, Is.True, "a later layer passes a gradient to its input");
+    }
+
     private static void AssertClose(float[] actual, float[] expected, string what)
     {
         Assert.That(actual, Has.Length.EqualTo(expected.Length), what);
