@@ -92,7 +92,7 @@ internal sealed class BlockedProblem
                 for (int r = r0; r < r1; r++)
                 {
                     float* row = src + (nint)r * Pitch;
-                    if (prefetch && r + 1 < r1)
+                    if (prefetch && Sse.IsSupported && r + 1 < r1)
                     {
                         float* ahead = row + Pitch;
                         for (int k = k0; k < k1; k++)
