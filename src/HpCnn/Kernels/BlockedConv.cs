@@ -612,10 +612,33 @@ internal sealed unsafe class BlockedConv
                             {
                                 float* v = planes + (nint)c * pixels + r * problem.Cols;
                                 float* o = dx + (nint)(c0 + c) * inPlane + (a + sh * r) * s.InW + b;
-                                for (int q = 0; q < problem.Cols; q++) o[sw * q] = v[q];
+                                if (sw == 2 && Engine.UseAvx512) SpreadEveryOther(v, o - b, problem.Cols, b);
+                                else for (int q = 0; q < problem.Cols; q++) o[sw * q] = v[q];
                             }
                     }
                 }
+        }
+    }
+
+    /// <summary>
+    /// <c>dst[2 q + parity] = src[q]</c> for q &lt; <paramref name="n"/>, nothing else read or written: a stride-2 phase
+    /// row of the input gradient put in its place. Each 16 values go out as two vectors holding every value twice,
+    /// stored under a mask of the lanes of the phase's parity. The one-float-at-a-time stores it replaces took a quarter
+    /// of a stride-2 layer's input gradient (32x32x32->64: 2.5 of 8.7 ms over a batch of 64, timed inside the call).
+    /// </summary>
+    internal static void SpreadEveryOther(float* src, float* dst, int n, int parity)
+    {
+        var iota = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        var half = Vector512.ShiftRightLogical(iota, 1);
+        var ofParity = Vector512.Equals(iota & Vector512.Create(1), Vector512.Create(parity));
+        for (int q = 0; q < n; q += 16)
+        {
+            var count = Vector512.Create(n - q);
+            var v = Avx512F.MaskLoad(src + q, Vector512.LessThan(iota, count).AsSingle(), Vector512<float>.Zero);
+            Avx512F.MaskStore(dst + 2 * q, (ofParity & Vector512.LessThan(half, count)).AsSingle(), Avx512F.PermuteVar16x32(v, half));
+            var upper = half + Vector512.Create(8);
+            if (n - q > 8)
+                Avx512F.MaskStore(dst + 2 * q + 16, (ofParity & Vector512.LessThan(upper, count)).AsSingle(), Avx512F.PermuteVar16x32(v, upper));
         }
     }
 

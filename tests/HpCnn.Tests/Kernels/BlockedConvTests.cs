@@ -218,6 +218,31 @@ public unsafe class BlockedConvTests
         Assert.That(cases, Is.GreaterThan(150));
     }
 
+    /// <summary>
+    /// The stride-2 spread of an input-gradient phase row writes src[q] to dst[2q + parity] for q &lt; n and nothing
+    /// else (the other parity's positions and everything past the row keep their markers), reading nothing past src[n - 1].
+    /// </summary>
+    [Test]
+    public void SpreadEveryOtherWritesOnlyItsParity()
+    {
+        if (!Engine.UseAvx512) Assert.Ignore("no AVX-512 here: the zmm spread does not run");
+        var rng = new Random(3);
+        for (int n = 1; n <= 41; n++)
+            foreach (int parity in new[] { 0, 1 })
+            {
+                var src = Sentinel.Buffer(n);
+                for (int q = 0; q < n; q++) src[q] = (float)(rng.NextDouble() * 2 - 1);
+                var dst = Sentinel.Buffer(2 * n + 1);
+                fixed (float* ps = src, pd = dst) BlockedConv.SpreadEveryOther(ps, pd, n, parity);
+                for (int i = 0; i < dst.Length; i++)
+                {
+                    bool ours = i % 2 == parity && i / 2 < n;
+                    if (ours) Assert.That(dst[i], Is.EqualTo(src[i / 2]), $"n {n}, parity {parity}: dst[{i}]");
+                    else Assert.That(Sentinel.IsMarker(dst[i]), Is.True, $"n {n}, parity {parity}: dst[{i}] was written");
+                }
+            }
+    }
+
     [Test]
     public void TheTileRuleCoversEveryChannelAndPixelWithKernelsThatExist()
     {
