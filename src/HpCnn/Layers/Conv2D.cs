@@ -118,6 +118,9 @@ public sealed class Conv2D : Layer
     /// <summary>True when this layer's forward can end with each channel's mean over the plane (see <see cref="Conv2dPlan.CanMeanInEpilogue"/>).</summary>
     internal bool CanMeanInEpilogue => _conv!.Forward.CanMeanInEpilogue;
 
+    /// <summary>True when the forward takes one image a call (no Winograd group), so that a chain can run image by image (Fusion rule 7).</summary>
+    internal bool ForwardsImageByImage => _conv!.Forward.Algorithm == Conv2dAlgorithm.Blocked;
+
     private int GradSize => Shape.WeightCount + (HasBias ? OutChannels : 0);
 
     /// <summary>
@@ -160,6 +163,7 @@ public sealed class Conv2D : Layer
     {
         long n = ScratchFloats(run.Capacity, run.Training);
         if (run.Epilogue.PooledGradient is { } src) n = Math.Max(n, SparseLayout.Of(this, src).Total);
+        if (run.Epilogue.Chain is not null) n = Math.Max(n, ChainAt(run) + Shape.OutSize);
         return n;
     }
 
@@ -188,6 +192,7 @@ public sealed class Conv2D : Layer
         public required ForwardJob Forward;
         public required BackwardJob Backward;
         public required ReduceJob Reduce;
+        public required ChainJob Chain;
         public long PackedVersion = -1, PackedTVersion = -1;
     }
 
@@ -198,6 +203,7 @@ public sealed class Conv2D : Layer
             Forward = new ForwardJob(this, run),
             Backward = new BackwardJob(this, run),
             Reduce = new ReduceJob(this, run),
+            Chain = new ChainJob(this, run),
         };
     }
 
@@ -227,7 +233,8 @@ public sealed class Conv2D : Layer
     private Buffer ChannelsLastWeights(LayerRun run) =>
         run.State.Sub(run.State.Length - Shape.WeightCount, Shape.WeightCount);
 
-    internal override void Forward(LayerRun run)
+    /// <summary>Packs the forward's weights (folding a batch norm in) when they changed since the last pack.</summary>
+    private void PackForward(LayerRun run)
     {
         var jobs = (Jobs)run.Jobs!;
         if (run.Epilogue.Fold?.Layer is BatchNorm2D bn)
@@ -245,6 +252,12 @@ public sealed class Conv2D : Layer
             _conv!.Forward.PackWeights(_weight.Value, PackedWeights(run).Span);
             jobs.PackedVersion = _weight.Version;
         }
+    }
+
+    internal override void Forward(LayerRun run)
+    {
+        var jobs = (Jobs)run.Jobs!;
+        PackForward(run);
         var f = jobs.Forward;
         // Items are groups of images (Winograd batches tiles of several), no larger than a worker's share of the batch.
         // Only fewer groups than workers (a batch smaller than the threads) split a group into parts, one per idle worker,
@@ -255,7 +268,67 @@ public sealed class Conv2D : Layer
         f.Groups = (run.Batch + f.Group - 1) / f.Group;
         int maxParts = run.Epilogue.Mean is null ? _conv.Forward.ForwardParts : _conv.Forward.MeanParts;
         f.Parts = f.Groups >= threads ? 1 : Math.Min(maxParts, (threads + f.Groups - 1) / f.Groups);
+        if (run.Epilogue.Chain is { } next)
+        {
+            var nextConv = (Conv2D)next.Layer;
+            nextConv.PackForward(next);
+            if (f.Parts == 1 && f.Group == 1)
+            {
+                // Image by image through both layers, the intermediate in the worker's scratch (Fusion rule 7).
+                run.Parallel(jobs.Chain, run.Batch, Shape.ForwardFlops + nextConv.Shape.ForwardFlops);
+                return;
+            }
+            // A batch smaller than the workers splits images into parts: this layer's output goes through its buffer.
+            run.Parallel(f, f.Groups * f.Parts, Shape.ForwardFlops * f.Group / f.Parts);
+            nextConv.Forward(next);
+            return;
+        }
         run.Parallel(f, f.Groups * f.Parts, Shape.ForwardFlops * f.Group / f.Parts);
+    }
+
+    /// <summary>Where the chained intermediate (one image of this layer's output) starts in a worker's scratch: past both layers' forward scratch.</summary>
+    private long ChainAt(LayerRun run) =>
+        Math.Max(_conv!.Forward.ForwardScratch, ((Conv2D)run.Epilogue.Chain!.Layer)._conv!.Forward.ForwardScratch);
+
+    /// <summary>
+    /// Forward of images [n0, n0 + count) from <paramref name="input"/> (those images): the output planes into
+    /// <paramref name="output"/> (those images), or what the epilogue writes instead (a pool's or a mean's output, at n0).
+    /// </summary>
+    private void ForwardImages(LayerRun run, ReadOnlySpan<float> input, Span<float> output, int n0, int count, Span<float> scratch, int part, int parts)
+    {
+        var s = Shape;
+        var epi = run.Epilogue.Fold is not null
+            ? new GemmEpilogue(BiasMode.PerRow, run.State.Array, FoldedBias(run).Offset, run.Epilogue.Low, run.Epilogue.High)
+            : new GemmEpilogue(HasBias ? BiasMode.PerRow : BiasMode.None, _bias?.Value, 0, run.Epilogue.Low, run.Epilogue.High);
+        // Kernels that read the weights as they are (not packed) read the folded ones when a batch norm is folded in.
+        ReadOnlySpan<float> weights = run.Epilogue.Fold is null ? _weight!.Value.AsSpan() : FoldedWeights(run).Span;
+        if (run.Epilogue.Mean is { } mean)
+        {
+            _conv!.Forward.ForwardMean(input, count, PackedWeights(run).Span, mean.Output.Slice(n0 * s.OutC, count * s.OutC), in epi, scratch, part, parts);
+            return;
+        }
+        if (run.Epilogue.Pool is { } pool)
+        {
+            int ps = pool.Layer.OutputShape.Size;
+            _conv!.Forward.ForwardPooled(input, count, weights, PackedWeights(run).Span, pool.Output.Slice(n0 * ps, count * ps),
+                pool.Training ? pool.State.AsInts().Slice(n0 * ps, count * ps) : default, in epi, scratch, part, parts);
+            return;
+        }
+        _conv!.Forward.Forward(input, count, weights, PackedWeights(run).Span, output, in epi, scratch, part, parts);
+    }
+
+    /// <summary>Fusion rule 7: image n through this layer into the worker's scratch, then through the chained layer.</summary>
+    private sealed class ChainJob(Conv2D layer, LayerRun run) : ParallelJob
+    {
+        public override void Execute(int n, int worker)
+        {
+            var next = run.Epilogue.Chain!;
+            var nextConv = (Conv2D)next.Layer;
+            var scratch = run.Scratch[worker].Span;
+            var mid = scratch.Slice((int)layer.ChainAt(run), layer.Shape.OutSize);
+            layer.ForwardImages(run, run.Input.Slice(n * layer.Shape.InSize, layer.Shape.InSize), mid, n, 1, scratch, 0, 1);
+            nextConv.ForwardImages(next, mid, next.Output.Slice(n * nextConv.Shape.OutSize, nextConv.Shape.OutSize), n, 1, scratch, 0, 1);
+        }
     }
 
     internal override void Backward(LayerRun run)
@@ -290,27 +363,8 @@ public sealed class Conv2D : Layer
             int g = item / Parts, part = item % Parts;
             int n0 = g * Group, count = Math.Min(Group, run.Batch - n0);
             var s = layer.Shape;
-            var epi = run.Epilogue.Fold is not null
-                ? new GemmEpilogue(BiasMode.PerRow, run.State.Array, layer.FoldedBias(run).Offset, run.Epilogue.Low, run.Epilogue.High)
-                : new GemmEpilogue(layer.HasBias ? BiasMode.PerRow : BiasMode.None, layer._bias?.Value, 0, run.Epilogue.Low, run.Epilogue.High);
-            // Kernels that read the weights as they are (not packed) read the folded ones when a batch norm is folded in.
-            ReadOnlySpan<float> weights = run.Epilogue.Fold is null ? layer._weight!.Value.AsSpan() : layer.FoldedWeights(run).Span;
-            if (run.Epilogue.Mean is { } mean)
-            {
-                layer._conv!.Forward.ForwardMean(run.Input.Slice(n0 * s.InSize, count * s.InSize), count, layer.PackedWeights(run).Span,
-                    mean.Output.Slice(n0 * s.OutC, count * s.OutC), in epi, run.Scratch[worker].Span, part, Parts);
-                return;
-            }
-            if (run.Epilogue.Pool is { } pool)
-            {
-                int ps = pool.Layer.OutputShape.Size;
-                layer._conv!.Forward.ForwardPooled(run.Input.Slice(n0 * s.InSize, count * s.InSize), count, weights, layer.PackedWeights(run).Span,
-                    pool.Output.Slice(n0 * ps, count * ps), pool.Training ? pool.State.AsInts().Slice(n0 * ps, count * ps) : default,
-                    in epi, run.Scratch[worker].Span, part, Parts);
-                return;
-            }
-            layer._conv!.Forward.Forward(run.Input.Slice(n0 * s.InSize, count * s.InSize), count, weights, layer.PackedWeights(run).Span,
-                run.Output.Slice(n0 * s.OutSize, count * s.OutSize), in epi, run.Scratch[worker].Span, part, Parts);
+            layer.ForwardImages(run, run.Input.Slice(n0 * s.InSize, count * s.InSize), run.Output.Slice(n0 * s.OutSize, count * s.OutSize),
+                n0, count, run.Scratch[worker].Span, part, Parts);
         }
     }
 

@@ -241,3 +241,66 @@ public class FusedMeanForwardTests
         Assert.That(training.Runs[0].Epilogue.Mean, Is.Null, "training keeps the output: the ReLU's backward reads it");
     }
 }
+
+/// <summary>
+/// Inference runs convolution (-> ReLU) -> convolution image by image, the first one's output in the worker's scratch
+/// (Fusion rule 7): every layer output the plan keeps, and the model's output, must be the unfused plan's bits, on one
+/// thread and on two (a batch of one then splits the first layer into parts and goes through its buffer instead).
+/// </summary>
+public class ChainedConvolutionTests
+{
+    public static IEnumerable<TestCaseData> Cases()
+    {
+        // in channels, h, w, first filters, first kernel, first stride, ReLU between, second filters, second kernel, head, batch
+        yield return new TestCaseData(16, 8, 8, 64, 1, 1, true, 16, 1, "dense", 3).SetName("1x1 pair with a ReLU (a bottleneck block), batch 3");
+        yield return new TestCaseData(12, 9, 7, 40, 3, 2, false, 24, 3, "dense", 2).SetName("strided 3x3 then 3x3, no ReLU, partial channel blocks");
+        yield return new TestCaseData(8, 6, 10, 32, 1, 1, true, 20, 1, "mean", 1).SetName("pair ending in a global average pool, batch 1");
+        yield return new TestCaseData(8, 6, 6, 32, 3, 1, true, 20, 1, "pool", 4).SetName("second layer pooled in its epilogue");
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void ChainedForwardGivesTheUnfusedBits(int inC, int h, int w, int f1, int k1, int s1, bool relu, int f2, int k2, string head, int batch)
+    {
+        var model = new Sequential(new Shape3(inC, h, w), seed: 6).Add(new Conv2D(f1, k1, s1, Padding.Symmetric(k1 / 2)));
+        if (relu) model.Add(new ReLU());
+        model.Add(new Conv2D(f2, k2, padding: Padding.Symmetric(k2 / 2))).Add(new ReLU());
+        var second = (Conv2D)model.Layers[^2];
+        if (head == "mean") model.Add(new AvgPool2D((second.Shape.OutH, second.Shape.OutW)));
+        if (head == "pool") model.Add(new MaxPool2D(2));
+        model.Add(new Flatten()).Add(new Dense(4));
+        var first = (Conv2D)model.Layers[0];
+        var rng = new Random(f1 * 7 + h);
+        var x = new float[batch * inC * h * w];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 4 - 2);
+        float[]? expected = null;
+        foreach (var (fuse, threads) in new[] { (false, 1), (true, 1), (true, 2) })
+        {
+            using var pool = new WorkerPool(threads);
+            var plan = new ExecutionPlan(model, batch, training: false, fuse: fuse, pool: pool);
+            bool chained = fuse && first.ForwardsImageByImage && second.ForwardsImageByImage;
+            Assert.That(plan.Runs[0].Epilogue.Chain is not null, Is.EqualTo(chained), "which forward path runs");
+            if (fuse && Engine.Path == KernelPath.Avx2Fma) Assert.That(chained, "both layers forward image by image here");
+            plan.SetBatch(batch);
+            x.CopyTo(plan.Input);
+            plan.Forward();
+            var output = plan.Output.ToArray();
+            if (expected is null)
+            {
+                expected = output;
+                Assert.That(output.Any(v => v != 0), "the check must see a non-zero output");
+                continue;
+            }
+            Assert.That(output, Is.EqualTo(expected), $"model output (fused {fuse}, {threads} threads)");
+        }
+    }
+
+    [Test]
+    public void AnIntermediateLargerThanTheScratchBudgetIsNotChained()
+    {
+        var model = new Sequential(new Shape3(8, 64, 64), seed: 1).Add(new Conv2D(40, 1)).Add(new ReLU()).Add(new Conv2D(8, 1))
+            .Add(new Flatten()).Add(new Dense(2));
+        Assert.That(model.Layers[0].OutputShape.Size, Is.GreaterThan(Fusion.ChainFloats));
+        var plan = new ExecutionPlan(model, 2, training: false);
+        Assert.That(plan.Runs[0].Epilogue.Chain, Is.Null);
+    }
+}
