@@ -65,6 +65,42 @@ public class FusedBackwardTests
         }
     }
 
+    /// <summary>
+    /// A first layer from three channels keeps its pooled forward but trains through the dense backward (the pool's
+    /// backward applying the ReLU's mask): its parameter gradients must be the unfused plan's, bit for bit.
+    /// </summary>
+    [TestCase(3, 12, 12, 16, 5)]
+    [TestCase(4, 9, 11, 20, 2)]
+    public void FirstLayerPooledForwardDenseBackwardGivesTheUnfusedGradients(int inC, int h, int w, int filters, int batch)
+    {
+        var model = new Sequential(new Shape3(inC, h, w), seed: 8).Add(new Conv2D(filters, 3, padding: Padding.Same)).Add(new ReLU())
+            .Add(new MaxPool2D(2)).Add(new Flatten()).Add(new Dense(3));
+        var rng = new Random(inC * 3 + h);
+        var x = new float[batch * inC * h * w];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 4 - 2);
+        var r = new float[batch * 3];
+        for (int i = 0; i < r.Length; i++) r[i] = (float)(rng.NextDouble() * 2 - 1);
+        float[][] Gradients(bool fuse)
+        {
+            var plan = new ExecutionPlan(model, batch, training: true, fuse: fuse);
+            Assert.That(plan.Runs[0].Epilogue.PooledGradient, Is.Null, "dense backward");
+            if (fuse && Engine.Path == KernelPath.Avx2Fma) Assert.That(plan.Runs[0].Epilogue.Pool, Is.Not.Null, "pooled forward");
+            plan.SetBatch(batch);
+            x.CopyTo(plan.Input);
+            plan.Forward();
+            r.CopyTo(plan.Grads[model.Layers.Count].Span);
+            plan.Backward(model.Layers.Count - 1);
+            return model.Layers.SelectMany(l => l.Parameters).Select(p => (float[])p.Grad.Clone()).ToArray();
+        }
+        var fused = Gradients(true);
+        var plain = Gradients(false);
+        for (int i = 0; i < plain.Length; i++)
+        {
+            Assert.That(fused[i], Is.EqualTo(plain[i]), $"parameter gradient {i}");
+            Assert.That(plain[i].Any(v => v != 0), $"parameter gradient {i} must not be all zero");
+        }
+    }
+
     /// <summary>The rule: the pooled-gradient backward where the convolution passes a gradient to its input or reads one channel.</summary>
     [TestCase(3, false, false)]
     [TestCase(3, true, true)]
