@@ -29,6 +29,20 @@ public readonly struct ReluGradOp(float cap) : IBinaryOperator
         dy & Vector256.GreaterThan(y, Vector256<float>.Zero) & Vector256.LessThan(y, Vector256.Create(cap));
 }
 
+/// <summary>
+/// dx = v where 0 &lt; y &lt; cap, else 0: <see cref="ReluGradOp"/> of a gradient that is v everywhere (what an average
+/// pool over the whole plane hands every pixel), without reading it.
+/// </summary>
+public readonly struct ReluGradOfConstantOp(float v, float cap) : IUnaryOperator
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public float Invoke(float y) => y > 0f && y < cap ? v : 0f;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector256<float> Invoke(Vector256<float> y) =>
+        Vector256.Create(v) & Vector256.GreaterThan(y, Vector256<float>.Zero) & Vector256.LessThan(y, Vector256.Create(cap));
+}
+
 /// <summary>y = x &gt; 0 ? x : alpha x.</summary>
 public readonly struct LeakyReluOp(float alpha) : IUnaryOperator
 {
@@ -89,27 +103,6 @@ public static class ActivationKernels
 
     public static void ReluBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, float cap = float.PositiveInfinity) =>
         ElementwiseKernels.Map(y, dy, dx, new ReluGradOp(cap));
-
-    /// <summary>
-    /// dx = v where 0 &lt; y &lt; cap, else 0: <see cref="ReluBackward"/> of a gradient that is <paramref name="v"/>
-    /// everywhere (an average pool over the whole plane hands every pixel the same one), without reading it.
-    /// </summary>
-    public static void ReluBackwardOfConstant(ReadOnlySpan<float> y, float v, Span<float> dx, float cap = float.PositiveInfinity)
-    {
-        if (dx.Length < y.Length) throw new ArgumentException($"dx holds {dx.Length} values, y {y.Length}");
-        int i = 0;
-        if (Vector256.IsHardwareAccelerated)
-        {
-            var vv = Vector256.Create(v);
-            var vcap = Vector256.Create(cap);
-            for (; i + 8 <= y.Length; i += 8)
-            {
-                var yy = Vector256.Create(y.Slice(i, 8));
-                (vv & Vector256.GreaterThan(yy, Vector256<float>.Zero) & Vector256.LessThan(yy, vcap)).CopyTo(dx.Slice(i, 8));
-            }
-        }
-        for (; i < y.Length; i++) dx[i] = y[i] > 0f && y[i] < cap ? v : 0f;
-    }
 
     public static void LeakyReluForward(ReadOnlySpan<float> x, Span<float> y, float alpha) =>
         ElementwiseKernels.Map(x, y, new LeakyReluOp(alpha));

@@ -306,10 +306,10 @@ internal sealed unsafe class BlockedConv
     public int PackedWeightsTSize => _phaseOffsets[^1];
 
     /// <summary>Units a forward of one image splits into: channel groups x row bands (a band: 2 rows, so pooling windows never split).</summary>
-    public int ForwardUnits => _forward.Groups.Length * ((Shape.OutH + 1) / 2);
+    public int ForwardUnits => Units(Tail.Planes);
 
     /// <summary>Units a forward ending in a mean over the plane splits into: channel groups (a mean's sum runs over every row in order).</summary>
-    public int MeanUnits => _forward.Groups.Length;
+    public int MeanUnits => Units(Tail.Mean);
 
     /// <summary>What the forward writes: the output planes, a 2x2 max-pool of them, or each channel's mean over the plane.</summary>
     private enum Tail { Planes, MaxPool, Mean }
@@ -324,6 +324,12 @@ internal sealed unsafe class BlockedConv
 
     /// <summary>Rows of a unit: 2 (a 2x2 pooling window never straddles two units), or the whole plane for a mean.</summary>
     private int BandRows(Tail tail) => tail == Tail.Mean ? Shape.OutH : 2;
+
+    /// <summary>Row bands of the output plane for <paramref name="tail"/>.</summary>
+    private int Bands(Tail tail) => (Shape.OutH + BandRows(tail) - 1) / BandRows(tail);
+
+    /// <summary>Units of one image's forward: channel groups x row bands.</summary>
+    private int Units(Tail tail) => _forward.Groups.Length * Bands(tail);
 
     /// <summary>
     /// Forward of one image, units [a, b) of <see cref="ForwardUnits"/> for part <paramref name="part"/> of
@@ -355,8 +361,8 @@ internal sealed unsafe class BlockedConv
         Span<float> scratch, int part, int parts, Tail tail)
     {
         var s = Shape;
-        int bandRows = BandRows(tail), bands = (s.OutH + bandRows - 1) / bandRows;
-        int units = _forward.Groups.Length * bands, u0 = (int)((long)units * part / parts), u1 = (int)((long)units * (part + 1) / parts);
+        int bandRows = BandRows(tail), bands = Bands(tail);
+        int units = Units(tail), u0 = (int)((long)units * part / parts), u1 = (int)((long)units * (part + 1) / parts);
         if (u0 >= u1) return;
         if (scratch.Length < ForwardScratch) throw new ArgumentException($"scratch holds {scratch.Length} floats, the blocked forward needs {ForwardScratch}");
         fixed (float* img = image, w = packed, outp = output, sc = scratch)

@@ -598,8 +598,9 @@ public static class PoolKernels
             {
                 float v = 0f + outGrad[c] * inv;
                 var g = inGrad.Slice(c * s.InPlane, s.InPlane);
+                // With the mask, one pass: a fill followed by the ReLU's backward over it cost 0.5 ms more a bottleneck step.
                 if (reluOutput.IsEmpty) g.Fill(v);
-                else ActivationKernels.ReluBackwardOfConstant(reluOutput.Slice(c * s.InPlane, s.InPlane), v, g, cap);
+                else ElementwiseKernels.Map(reluOutput.Slice(c * s.InPlane, s.InPlane), g, new ReluGradOfConstantOp(v, cap));
             }
             return;
         }

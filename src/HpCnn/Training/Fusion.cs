@@ -70,6 +70,8 @@ internal static class Fusion
         var runs = Array.FindAll(all, r => r.ForwardBy is null);
         int n = runs.Length;
         Layer L(int i) => runs[i].Layer;
+        // The layer after run i's output, past a ReLU fused into run i (set by rule 1).
+        int PastFusedRelu(int i) => i + 1 < n && runs[i + 1].ForwardBy == runs[i] ? i + 2 : i + 1;
 
         // 1. Convolution, dense layer or batch norm -> ReLU: the clamp runs in the layer's epilogue while the output is
         //    in registers; the ReLU's output is its input (no pass, no buffer).
@@ -131,7 +133,7 @@ internal static class Fusion
             for (int i = 0; i + 1 < n; i++)
             {
                 if (L(i) is not Conv2D conv || !conv.CanMeanInEpilogue || runs[i].Epilogue.Pool is not null) continue;
-                int j = runs[i + 1].ForwardBy == runs[i] ? i + 2 : i + 1;
+                int j = PastFusedRelu(i);
                 if (j < n && L(j) is AvgPool2D avg && avg.Shape.IsWholePlane)
                 {
                     runs[i].Epilogue.Mean = runs[j];
@@ -150,7 +152,7 @@ internal static class Fusion
                 if (runs[i].ForwardBy is not null || L(i) is not Conv2D a || !a.ForwardsImageByImage) continue;
                 var e = runs[i].Epilogue;
                 if (e.Pool is not null || e.Mean is not null || a.OutputShape.Size > ChainFloats) continue;
-                int j = runs[i + 1].ForwardBy == runs[i] ? i + 2 : i + 1;
+                int j = PastFusedRelu(i);
                 if (j < n && L(j) is Conv2D b && b.ForwardsImageByImage && runs[j].ForwardBy is null)
                 {
                     e.Chain = runs[j];

@@ -42,17 +42,8 @@ public class FusedBackwardTests
         var r = new float[batch * 3];
         for (int i = 0; i < r.Length; i++) r[i] = (float)(rng.NextDouble() * 2 - 1);
 
-        (float[] Input, float[][] Params) Gradients(Sequential m, bool fuse)
-        {
-            var plan = new ExecutionPlan(m, batch, training: true, fuse: fuse, inputGradient: true);
-            Assert.That(plan.Runs[0].Epilogue.PooledGradient is not null, Is.EqualTo(fuse), "the fused plan takes the pooled-gradient path");
-            plan.SetBatch(batch);
-            x.CopyTo(plan.Input);
-            plan.Forward();
-            r.CopyTo(plan.Grads[m.Layers.Count].Span);
-            plan.Backward(m.Layers.Count - 1);
-            return (plan.Grads[0].Span.ToArray(), m.Layers.SelectMany(l => l.Parameters).Where(p => p.Trainable).Select(p => (float[])p.Grad.Clone()).ToArray());
-        }
+        (float[] Input, float[][] Params) Gradients(Sequential m, bool fuse) => TrainingStep(m, batch, x, r, fuse, inputGradient: true,
+            plan => Assert.That(plan.Runs[0].Epilogue.PooledGradient is not null, Is.EqualTo(fuse), "the fused plan takes the pooled-gradient path"));
 
         var (fx, fp) = Gradients(fused, true);
         var (px, pp) = Gradients(plain, false);
@@ -80,18 +71,11 @@ public class FusedBackwardTests
         for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 4 - 2);
         var r = new float[batch * 3];
         for (int i = 0; i < r.Length; i++) r[i] = (float)(rng.NextDouble() * 2 - 1);
-        float[][] Gradients(bool fuse)
+        float[][] Gradients(bool fuse) => TrainingStep(model, batch, x, r, fuse, inputGradient: false, plan =>
         {
-            var plan = new ExecutionPlan(model, batch, training: true, fuse: fuse);
             Assert.That(plan.Runs[0].Epilogue.PooledGradient, Is.Null, "dense backward");
             if (fuse && Engine.Path == KernelPath.Avx2Fma) Assert.That(plan.Runs[0].Epilogue.Pool, Is.Not.Null, "pooled forward");
-            plan.SetBatch(batch);
-            x.CopyTo(plan.Input);
-            plan.Forward();
-            r.CopyTo(plan.Grads[model.Layers.Count].Span);
-            plan.Backward(model.Layers.Count - 1);
-            return model.Layers.SelectMany(l => l.Parameters).Select(p => (float[])p.Grad.Clone()).ToArray();
-        }
+        }).Params;
         var fused = Gradients(true);
         var plain = Gradients(false);
         for (int i = 0; i < plain.Length; i++)
@@ -113,6 +97,25 @@ public class FusedBackwardTests
         var plan = new ExecutionPlan(model, 4, training: true, inputGradient: inputGradient);
         Assert.That(plan.Runs[0].Epilogue.PooledGradient is not null, Is.EqualTo(expected), "first layer");
         Assert.That(plan.Runs[3].Epilogue.PooledGradient is not null, Is.True, "a later layer passes a gradient to its input");
+    }
+
+    /// <summary>
+    /// One training step of <paramref name="model"/> in a plan fused or not (<paramref name="check"/> looks at the plan
+    /// first): inputs <paramref name="x"/>, loss gradient <paramref name="r"/> at the output. Returns the input gradient
+    /// (empty without <paramref name="inputGradient"/>) and the trainable parameters' gradients.
+    /// </summary>
+    internal static (float[] Input, float[][] Params) TrainingStep(Sequential model, int batch, float[] x, float[] r, bool fuse,
+        bool inputGradient, Action<ExecutionPlan> check)
+    {
+        var plan = new ExecutionPlan(model, batch, training: true, fuse: fuse, inputGradient: inputGradient);
+        check(plan);
+        plan.SetBatch(batch);
+        x.CopyTo(plan.Input);
+        plan.Forward();
+        r.CopyTo(plan.Grads[model.Layers.Count].Span);
+        plan.Backward(model.Layers.Count - 1);
+        return (inputGradient ? plan.Grads[0].Span.ToArray() : [],
+            model.Layers.SelectMany(l => l.Parameters).Where(p => p.Trainable).Select(p => (float[])p.Grad.Clone()).ToArray());
     }
 
     private static void AssertClose(float[] actual, float[] expected, string what)
@@ -247,17 +250,8 @@ public class FusedMeanForwardTests
         for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 4 - 2);
         var r = new float[batch * 3];
         for (int i = 0; i < r.Length; i++) r[i] = (float)(rng.NextDouble() * 2 - 1);
-        (float[] Input, float[][] Params) Gradients(bool fuse)
-        {
-            var plan = new ExecutionPlan(model, batch, training: true, fuse: fuse, inputGradient: true);
-            Assert.That(float.IsNaN(plan.Runs[2].Epilogue.ReluMaskCap), Is.EqualTo(!fuse), "the pool applies the ReLU's mask");
-            plan.SetBatch(batch);
-            x.CopyTo(plan.Input);
-            plan.Forward();
-            r.CopyTo(plan.Grads[model.Layers.Count].Span);
-            plan.Backward(model.Layers.Count - 1);
-            return (plan.Grads[0].Span.ToArray(), model.Layers.SelectMany(l => l.Parameters).Select(p => (float[])p.Grad.Clone()).ToArray());
-        }
+        (float[] Input, float[][] Params) Gradients(bool fuse) => FusedBackwardTests.TrainingStep(model, batch, x, r, fuse, inputGradient: true,
+            plan => Assert.That(float.IsNaN(plan.Runs[2].Epilogue.ReluMaskCap), Is.EqualTo(!fuse), "the pool applies the ReLU's mask"));
         var (fx, fp) = Gradients(true);
         var (px, pp) = Gradients(false);
         Assert.That(fx, Is.EqualTo(px), "input gradient");
