@@ -6,7 +6,7 @@ namespace HpCnn.Benchmarks;
 /// <summary>
 /// Every convolution algorithm on the zoo's layer shapes, one thread, batch 64: forward, input gradient and weight
 /// gradient, best of several runs in thread CPU time (on a shared machine wall time counts other tenants' work), as
-/// GFLOP/s and share of the FMA peak probed in the same process. Usage: conv-profile [--shape IC,H,W,OC,K,S,P] [--reps N].
+/// GFLOP/s and share of the FMA peak probed in the same process. Usage: conv-profile [--shape IC,H,W,OC,K,S,P] [--reps N] [--algo NAME].
 /// </summary>
 internal static class ConvProfile
 {
@@ -38,11 +38,13 @@ internal static class ConvProfile
         Engine.Threads = 1;
         int reps = 5, batch = 64;
         bool sameImage = false; // --same-image: every image is the first one (input and output stay in cache)
+        Conv2dAlgorithm? only = null; // --algo NAME: that algorithm alone (e.g. under perf)
         var shapes = ZooShapes.ToList();
         for (int i = 0; i < args.Length; i++)
         {
             if (args[i] == "--reps") reps = int.Parse(args[++i], CultureInfo.InvariantCulture);
             else if (args[i] == "--same-image") sameImage = true;
+            else if (args[i] == "--algo") only = Enum.Parse<Conv2dAlgorithm>(args[++i], ignoreCase: true);
             else if (args[i] == "--shape")
             {
                 var v = args[++i].Split(',').Select(t => int.Parse(t, CultureInfo.InvariantCulture)).ToArray();
@@ -56,6 +58,7 @@ internal static class ConvProfile
         {
             foreach (var algo in Enum.GetValues<Conv2dAlgorithm>())
             {
+                if (only is not null && algo != only) continue;
                 Conv2dPlan plan;
                 try { plan = new Conv2dPlan(s, algo); }
                 catch (ArgumentException) { continue; }

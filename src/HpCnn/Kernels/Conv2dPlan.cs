@@ -15,6 +15,8 @@ public enum Conv2dAlgorithm
     Winograd2x2,
     /// <summary>Any kernel, stride and padding: direct convolution with the result's channels in 16-wide blocks (<see cref="BlockedConv"/>).</summary>
     Blocked,
+    /// <summary>3x3, stride 1: Winograd F(4x4, 3x3), 36 GEMMs over 4x4 output tiles (4x fewer multiplies; its weight gradient is F(2x2)'s).</summary>
+    Winograd4x4,
 }
 
 /// <summary>
@@ -42,8 +44,12 @@ public sealed class Conv2dPlan
     private readonly int _qLen;
     // Im2col tiles: _tilePixels output pixels per tile, _tiles tiles per image.
     private readonly int _tilePixels, _tiles;
-    // Winograd: forward tiles _th x _tw per image on padded planes _hq x _wq; backward-data the same on the input side.
-    private readonly int _th, _tw, _hq, _wq, _bth, _btw, _bhq, _bwq, _group;
+    // Winograd: output tiles of _wm x _wm (2 or 4), _xis Winograd-domain matrices; forward tiles _th x _tw per image on
+    // padded planes _hq x _wq; backward-data the same on the input side.
+    private readonly int _wm, _xis, _th, _tw, _hq, _wq, _bth, _btw, _bhq, _bwq, _group;
+    // F(4x4)'s weight gradient: F(2x2)'s plan (the 4x4-tile weight gradient would need its own transforms for no use:
+    // the plan rule takes the blocked weight gradient on every Winograd shape).
+    private readonly Conv2dPlan? _weights2;
     private readonly BlockedConv? _blocked;
 
     public Conv2dPlan(in Conv2dShape shape, Conv2dAlgorithm? force = null)
@@ -54,7 +60,7 @@ public sealed class Conv2dPlan
         Algorithm = force ?? Choose(s);
         if (Algorithm == Conv2dAlgorithm.ImplicitPadded && (s.StrideH != 1 || s.StrideW != 1))
             throw new ArgumentException($"the implicit convolution algorithm needs stride 1, got {s.StrideH}x{s.StrideW}");
-        if (Algorithm == Conv2dAlgorithm.Winograd2x2 && !WinogradFits(s))
+        if (IsWinograd && !WinogradFits(s))
             throw new ArgumentException($"the Winograd algorithm needs a 3x3 kernel and stride 1, got {s.KH}x{s.KW} stride {s.StrideH}x{s.StrideW}");
 
         if (Algorithm == Conv2dAlgorithm.Blocked)
@@ -84,14 +90,17 @@ public sealed class Conv2dPlan
             _bwdStrips = Conv2dKernels.ImplicitStrips(s.InH, s.InW, _bwp);
             _qLen = Sgemm.RoundUp(s.OutH * _wp, 8);
         }
-        else if (Algorithm == Conv2dAlgorithm.Winograd2x2)
+        else if (IsWinograd)
         {
-            _th = (s.OutH + 1) / 2; _tw = (s.OutW + 1) / 2;
-            _hq = 2 * _th + 2; _wq = 2 * _tw + 2;
-            _bth = (s.InH + 1) / 2; _btw = (s.InW + 1) / 2;
-            _bhq = 2 * _bth + 2; _bwq = 2 * _btw + 2;
-            // Enough images per call that each of the 16 GEMMs has about 200 tile columns.
-            _group = Math.Clamp((192 + _th * _tw - 1) / (_th * _tw), 1, 8);
+            int m = _wm = Algorithm == Conv2dAlgorithm.Winograd4x4 ? 4 : 2;
+            _xis = (m + 2) * (m + 2);
+            _th = (s.OutH + m - 1) / m; _tw = (s.OutW + m - 1) / m;
+            _hq = m * _th + 2; _wq = m * _tw + 2;
+            _bth = (s.InH + m - 1) / m; _btw = (s.InW + m - 1) / m;
+            _bhq = m * _bth + 2; _bwq = m * _btw + 2;
+            // Enough images per call that each GEMM has about 200 tile columns.
+            _group = Math.Clamp((192 + _th * _tw - 1) / (_th * _tw), 1, m == 4 ? 16 : 8);
+            if (m == 4) _weights2 = new Conv2dPlan(s, Conv2dAlgorithm.Winograd2x2);
         }
         else
         {
@@ -138,7 +147,7 @@ public sealed class Conv2dPlan
             (c0, c1) = (s0 * MR, Math.Min(s1 * MR, s.OutC));
             if (c0 >= c1) return;
         }
-        WinogradConvolve(images, count, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, _hq, _wq, _th, _tw,
+        WinogradConvolve(_wm, images, count, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, _hq, _wq, _th, _tw,
             packedWeights, s.OutC, c0, c1, outputs, s.OutH, s.OutW, in epilogue, scratch, pooled, argmax, rows);
     }
 
@@ -172,15 +181,17 @@ public sealed class Conv2dPlan
 
     private static bool WinogradFits(in Conv2dShape s) => s.KH == 3 && s.KW == 3 && s.StrideH == 1 && s.StrideW == 1;
 
+    private bool IsWinograd => Algorithm is Conv2dAlgorithm.Winograd2x2 or Conv2dAlgorithm.Winograd4x4;
+
     /// <summary>Images one call of Forward / BackwardData / BackwardWeights should get (Winograd batches tiles of several).</summary>
-    public int ImagesPerCall => Algorithm == Conv2dAlgorithm.Winograd2x2 ? _group : 1;
+    public int ImagesPerCall => IsWinograd ? _group : 1;
 
     /// <summary>Parts one image's forward can be split into (16-wide strips or im2col tiles).</summary>
     public int ForwardParts => Algorithm switch
     {
         Conv2dAlgorithm.ImplicitPadded => _fwdStrips,
         Conv2dAlgorithm.DirectSmall => Math.Max(1, Shape.OutC / 8),
-        Conv2dAlgorithm.Winograd2x2 => Math.Max(1, Math.Min((Shape.OutC + Sgemm.MR - 1) / Sgemm.MR, Shape.OutC / 16)),
+        Conv2dAlgorithm.Winograd2x2 or Conv2dAlgorithm.Winograd4x4 => Math.Max(1, Math.Min((Shape.OutC + Sgemm.MR - 1) / Sgemm.MR, Shape.OutC / 16)),
         Conv2dAlgorithm.Blocked => _blocked!.ForwardUnits,
         _ => _tiles,
     };
@@ -193,7 +204,7 @@ public sealed class Conv2dPlan
     {
         Conv2dAlgorithm.ImplicitPadded => Sgemm.RoundUp(Shape.OutC, MR) * Shape.K,
         Conv2dAlgorithm.DirectSmall => 0,
-        Conv2dAlgorithm.Winograd2x2 => 16 * Conv2dKernels.WinogradPackedSize(Shape.OutC, Shape.InC),
+        Conv2dAlgorithm.Winograd2x2 or Conv2dAlgorithm.Winograd4x4 => _xis * Conv2dKernels.WinogradPackedSize(Shape.OutC, Shape.InC),
         Conv2dAlgorithm.Blocked => _blocked!.PackedWeightsSize,
         _ => 0,
     };
@@ -202,7 +213,7 @@ public sealed class Conv2dPlan
     public int PackedWeightsTSize => Algorithm switch
     {
         Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall => Sgemm.RoundUp(Shape.InC, MR) * Shape.OutC * Shape.KH * Shape.KW,
-        Conv2dAlgorithm.Winograd2x2 => 16 * Conv2dKernels.WinogradPackedSize(Shape.InC, Shape.OutC),
+        Conv2dAlgorithm.Winograd2x2 or Conv2dAlgorithm.Winograd4x4 => _xis * Conv2dKernels.WinogradPackedSize(Shape.InC, Shape.OutC),
         Conv2dAlgorithm.Blocked => _blocked!.PackedWeightsTSize,
         _ => 0,
     };
@@ -212,16 +223,18 @@ public sealed class Conv2dPlan
     {
         Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall => Shape.InC * _hp * _wp + Slack,
         Conv2dAlgorithm.Winograd2x2 => WinogradScratch(Shape.InC, Shape.OutC, _hq, _wq, _th * _tw),
+        // F(4x4) pools from a staged output plane.
+        Conv2dAlgorithm.Winograd4x4 => WinogradScratch(Shape.InC, Shape.OutC, _hq, _wq, _th * _tw) + _group * Shape.OutPlane,
         Conv2dAlgorithm.Blocked => _blocked!.ForwardScratch,
         _ => Shape.K * _tilePixels + Sgemm.WorkspaceSize(Shape.OutC, _tilePixels, Shape.K),
     };
 
-    // Padded planes of a group, V (16 x inC x T), M (16 x outC x T) with T rounded up to whole 16-wide strips and
+    // Padded planes of a group, V (xis x inC x T), M (xis x outC x T) with T rounded up to whole 16-wide strips and
     // outC to whole 6-row strips, a packed B panel or a GEMM workspace.
     private int WinogradScratch(int inC, int outC, int hq, int wq, int tiles)
     {
         int t = Sgemm.RoundUp(_group * tiles, Sgemm.NR);
-        return _group * inC * hq * wq + Slack + 16 * XiStride(inC * t) + 16 * XiStride(Sgemm.RoundUp(outC, Sgemm.MR) * t)
+        return _group * inC * hq * wq + Slack + _xis * XiStride(inC * t) + _xis * XiStride(Sgemm.RoundUp(outC, Sgemm.MR) * t)
             + Math.Max(inC * t, Math.Max(Sgemm.WorkspaceSize(outC, t, inC), Sgemm.WorkspaceSize(outC, inC, t)));
     }
 
@@ -229,7 +242,7 @@ public sealed class Conv2dPlan
     public int BackwardDataScratch => Algorithm switch
     {
         Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall => Shape.OutC * _bhp * _bwp + Slack,
-        Conv2dAlgorithm.Winograd2x2 => WinogradScratch(Shape.OutC, Shape.InC, _bhq, _bwq, _bth * _btw),
+        Conv2dAlgorithm.Winograd2x2 or Conv2dAlgorithm.Winograd4x4 => WinogradScratch(Shape.OutC, Shape.InC, _bhq, _bwq, _bth * _btw),
         Conv2dAlgorithm.Blocked => _blocked!.BackwardDataScratch,
         _ => Shape.K * _tilePixels + Sgemm.WorkspaceSize(Shape.K, _tilePixels, Shape.OutC),
     };
@@ -239,6 +252,7 @@ public sealed class Conv2dPlan
     {
         Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall => Shape.InC * _hp * _wp + Slack + Shape.OutC * _qLen,
         Conv2dAlgorithm.Winograd2x2 => WinogradScratch(Shape.InC, Shape.OutC, _hq, _wq, _th * _tw) + 16 * Shape.OutC * Shape.InC,
+        Conv2dAlgorithm.Winograd4x4 => _weights2!.BackwardWeightsScratch,
         Conv2dAlgorithm.Blocked => _blocked!.BackwardWeightsScratch,
         _ => Shape.K * _tilePixels + Sgemm.WorkspaceSize(Shape.OutC, Shape.K, _tilePixels),
     };
@@ -248,6 +262,7 @@ public sealed class Conv2dPlan
     {
         if (_blocked is not null) { _blocked.PackWeights(weights, packed); return; }
         if (Algorithm == Conv2dAlgorithm.Winograd2x2) { Conv2dKernels.WinogradWeights(weights, Shape.OutC, Shape.InC, false, packed); return; }
+        if (Algorithm == Conv2dAlgorithm.Winograd4x4) { Conv2dKernels.Winograd4Weights(weights, Shape.OutC, Shape.InC, false, packed); return; }
         if (Algorithm != Conv2dAlgorithm.ImplicitPadded) return;
         Sgemm.PackA(false, weights, Shape.K, 0, Shape.OutC, 0, Shape.K, packed);
     }
@@ -257,6 +272,7 @@ public sealed class Conv2dPlan
     {
         if (_blocked is not null) { _blocked.PackWeightsTransposed(weights, packed); return; }
         if (Algorithm == Conv2dAlgorithm.Winograd2x2) { Conv2dKernels.WinogradWeights(weights, Shape.OutC, Shape.InC, true, packed); return; }
+        if (Algorithm == Conv2dAlgorithm.Winograd4x4) { Conv2dKernels.Winograd4Weights(weights, Shape.OutC, Shape.InC, true, packed); return; }
         if (Algorithm is not (Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall)) return;
         var s = Shape;
         int kk = s.OutC * s.KH * s.KW;
@@ -285,7 +301,7 @@ public sealed class Conv2dPlan
         Span<float> outputs, in GemmEpilogue epilogue, Span<float> scratch, int part = 0, int parts = 1)
     {
         var s = Shape;
-        if (Algorithm == Conv2dAlgorithm.Winograd2x2)
+        if (IsWinograd)
         {
             WinogradForward(images, count, packedWeights, outputs, default, default, in epilogue, scratch, part, parts);
             return;
@@ -297,9 +313,10 @@ public sealed class Conv2dPlan
 
     /// <summary>
     /// True when the forward can end with a 2x2 stride-2 max-pool of its (clamped) output in registers: Winograd F(2x2)
-    /// output tiles are pooling windows, and the direct kernel's 2 x 8 blocks hold four of them.
+    /// output tiles are pooling windows, and the direct kernel's 2 x 8 blocks hold four of them; Winograd F(4x4) pools
+    /// each channel's plane from a staged copy in L1.
     /// </summary>
-    public bool CanPool2x2 => Algorithm is Conv2dAlgorithm.Winograd2x2 or Conv2dAlgorithm.Blocked
+    public bool CanPool2x2 => Algorithm is Conv2dAlgorithm.Winograd2x2 or Conv2dAlgorithm.Winograd4x4 or Conv2dAlgorithm.Blocked
         || (Algorithm == Conv2dAlgorithm.DirectSmall && Shape.OutC % 4 == 0);
 
     /// <summary>
@@ -320,7 +337,7 @@ public sealed class Conv2dPlan
                     argmax.IsEmpty ? default : argmax.Slice(n * s.OutC * pplane, s.OutC * pplane), in epilogue, scratch, part, parts);
             return;
         }
-        if (Algorithm == Conv2dAlgorithm.Winograd2x2)
+        if (IsWinograd)
         {
             WinogradForward(images, count, packedWeights, default, pooled, argmax, in epilogue, scratch, part, parts);
             return;
@@ -364,9 +381,9 @@ public sealed class Conv2dPlan
         Span<float> inGrads, Span<float> scratch)
     {
         var s = Shape;
-        if (Algorithm == Conv2dAlgorithm.Winograd2x2)
+        if (IsWinograd)
         {
-            WinogradConvolve(outGrads, count, s.OutC, s.OutH, s.OutW, 2 - s.PadTop, 2 - s.PadLeft, _bhq, _bwq, _bth, _btw,
+            WinogradConvolve(_wm, outGrads, count, s.OutC, s.OutH, s.OutW, 2 - s.PadTop, 2 - s.PadLeft, _bhq, _bwq, _bth, _btw,
                 packedWeightsT, s.InC, 0, s.InC, inGrads, s.InH, s.InW, default, scratch);
             return;
         }
@@ -380,6 +397,16 @@ public sealed class Conv2dPlan
     {
         var s = Shape;
         if (_blocked is not null) { _blocked.BackwardWeights(images, outGrads, count, weightGrad, biasGrad, accumulate, scratch); return; }
+        if (_weights2 is not null)
+        {
+            for (int n = 0, g = _weights2.ImagesPerCall; n < count; n += g)
+            {
+                int c = Math.Min(g, count - n);
+                _weights2.BackwardWeights(images.Slice(n * s.InSize, c * s.InSize), outGrads.Slice(n * s.OutSize, c * s.OutSize), c,
+                    weightGrad, biasGrad, accumulate || n > 0, scratch);
+            }
+            return;
+        }
         if (Algorithm != Conv2dAlgorithm.Winograd2x2)
         {
             for (int n = 0; n < count; n++)
@@ -395,7 +422,7 @@ public sealed class Conv2dPlan
                 biasGrad[oc] = accumulate ? biasGrad[oc] + sum : sum;
             }
         int t1 = _th * _tw;
-        var v = WinogradInputs(images, count, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, _hq, _wq, _th, _tw, scratch, out var rest, out int t);
+        var v = WinogradInputs(2, images, count, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, _hq, _wq, _th, _tw, scratch, out var rest, out int t);
         int vStride = XiStride(s.InC * t), mgStride = XiStride(s.OutC * t);
         var mg = rest.Slice(0, 16 * mgStride);
         for (int n = 0; n < count; n++)
@@ -432,10 +459,10 @@ public sealed class Conv2dPlan
     }
 
     /// <summary>
-    /// Pads a group of images and transforms them: returns V (16 x c x T, T = the group's tiles rounded up to whole
-    /// 16-wide strips, padding tiles zero) and the scratch after it.
+    /// Pads a group of images and transforms them (tiles of <paramref name="m"/> outputs): returns V (xis x c x T, T = the
+    /// group's tiles rounded up to whole 16-wide strips, padding tiles zero) and the scratch after it.
     /// </summary>
-    private static Span<float> WinogradInputs(ReadOnlySpan<float> src, int count, int c, int h, int w, int pt, int pl,
+    private static Span<float> WinogradInputs(int m, ReadOnlySpan<float> src, int count, int c, int h, int w, int pt, int pl,
         int hq, int wq, int th, int tw, Span<float> scratch, out Span<float> rest, out int t)
     {
         int planeQ = hq * wq, t1 = th * tw;
@@ -444,68 +471,72 @@ public sealed class Conv2dPlan
         for (int n = 0; n < count; n++)
             Conv2dKernels.PadPlanes(src.Slice(n * c * h * w, c * h * w), c, h, w, pt, pl, hq - h - pt, wq - w - pl, padded.Slice(n * c * planeQ));
         padded.Slice(count * c * planeQ).Clear();
-        return TransformInputs(padded, count, c, hq, wq, th, tw, scratch, out rest, t);
+        return TransformInputs(m, padded, count, c, hq, wq, th, tw, scratch, out rest, t);
     }
 
     /// <summary>
-    /// <see cref="WinogradInputs"/> of tile rows [a, b) of one image: pads only the 2 (b - a) + 2 rows of the padded plane
+    /// <see cref="WinogradInputs"/> of tile rows [a, b) of one image: pads only the m (b - a) + 2 rows of the padded plane
     /// those tiles read.
     /// </summary>
-    private static Span<float> WinogradInputRows(ReadOnlySpan<float> src, int c, int h, int w, int pt, int pl, int wq, int tw,
+    private static Span<float> WinogradInputRows(int m, ReadOnlySpan<float> src, int c, int h, int w, int pt, int pl, int wq, int tw,
         int a, int b, Span<float> scratch, out Span<float> rest, out int t)
     {
-        int th = b - a, hq = 2 * th + 2, planeQ = hq * wq;
+        int th = b - a, hq = m * th + 2, planeQ = hq * wq;
         t = Sgemm.RoundUp(th * tw, Sgemm.NR);
         var padded = scratch.Slice(0, c * planeQ + Slack);
-        // Padded rows [2a, 2a + hq) are image rows [2a - pt, 2a - pt + hq), clipped to the image.
-        int y0 = Math.Max(0, 2 * a - pt), y1 = Math.Min(h, 2 * a - pt + hq);
-        int top = y0 - (2 * a - pt), rows = Math.Max(0, y1 - y0);
+        // Padded rows [m a, m a + hq) are image rows [m a - pt, m a - pt + hq), clipped to the image.
+        int y0 = Math.Max(0, m * a - pt), y1 = Math.Min(h, m * a - pt + hq);
+        int top = y0 - (m * a - pt), rows = Math.Max(0, y1 - y0);
         for (int ch = 0; ch < c; ch++)
             Conv2dKernels.PadPlanes(src.Slice(ch * h * w + y0 * w, rows * w), 1, rows, w, top, pl, hq - rows - top, wq - w - pl,
                 padded.Slice(ch * planeQ, planeQ));
         padded.Slice(c * planeQ).Clear();
-        return TransformInputs(padded, 1, c, hq, wq, th, tw, scratch, out rest, t);
+        return TransformInputs(m, padded, 1, c, hq, wq, th, tw, scratch, out rest, t);
     }
 
-    private static Span<float> TransformInputs(Span<float> padded, int count, int c, int hq, int wq, int th, int tw,
+    private static Span<float> TransformInputs(int m, Span<float> padded, int count, int c, int hq, int wq, int th, int tw,
         Span<float> scratch, out Span<float> rest, int t)
     {
-        int planeQ = hq * wq, t1 = th * tw;
+        int planeQ = hq * wq, t1 = th * tw, xis = (m + 2) * (m + 2);
         int vStride = XiStride(c * t);
-        var v = scratch.Slice(padded.Length, 16 * vStride);
-        for (int n = 0; n < count; n++)
-            for (int ch = 0; ch < c; ch++)
-                Conv2dKernels.WinogradInput(padded.Slice((n * c + ch) * planeQ), wq, th, tw, v.Slice(ch * t), vStride, n * t1);
-        ClearTail(v, 16, vStride, c, t, count * t1);
+        var v = scratch.Slice(padded.Length, xis * vStride);
+        if (m == 4) Conv2dKernels.Winograd4Inputs(padded, count, c, hq, wq, th, tw, v, vStride, t);
+        else
+            for (int n = 0; n < count; n++)
+                for (int ch = 0; ch < c; ch++)
+                    Conv2dKernels.WinogradInput(padded.Slice((n * c + ch) * planeQ), wq, th, tw, v.Slice(ch * t), vStride, n * t1);
+        ClearTail(v, xis, vStride, c, t, count * t1);
         rest = scratch.Slice(padded.Length + v.Length);
         return v;
     }
 
     /// <summary>
-    /// A Winograd convolution of a group of images: transform, 16 GEMMs over output channels [r0, r1) (r0 a multiple of 6;
-    /// U packed by <see cref="Conv2dKernels.WinogradWeights"/>), inverse transform. Whole 6-row and 16-column tiles only:
-    /// the weights are pre-packed and zero-padded, the tile count padded with zero tiles, so no edge tile is ever run.
+    /// A Winograd convolution of a group of images with output tiles of <paramref name="tm"/> x <paramref name="tm"/>:
+    /// transform, (tm + 2)^2 GEMMs over output channels [r0, r1) (r0 a multiple of 6; U packed by
+    /// <see cref="Conv2dKernels.WinogradWeights"/> or <see cref="Conv2dKernels.Winograd4Weights"/>), inverse transform.
+    /// Whole 6-row and 16-column tiles only: the weights are pre-packed and zero-padded, the tile count padded with zero
+    /// tiles, so no edge tile is ever run.
     /// </summary>
-    private static void WinogradConvolve(ReadOnlySpan<float> src, int count, int srcC, int srcH, int srcW, int pt, int pl,
+    private static void WinogradConvolve(int tm, ReadOnlySpan<float> src, int count, int srcC, int srcH, int srcW, int pt, int pl,
         int hq, int wq, int th, int tw, ReadOnlySpan<float> u, int dstC, int r0, int r1, Span<float> dst, int dstH, int dstW,
         in GemmEpilogue epilogue, Span<float> scratch, Span<float> pooled = default, Span<int> argmax = default, (int A, int B)? tileRows = null)
     {
-        // Tile rows [a, b) of one image (count 1): the output rows from 2a, pooled rows from a.
-        int a = tileRows?.A ?? 0;
+        // Tile rows [a, b) of one image (count 1): the output rows from tm a, pooled rows from tm a / 2.
+        int a = tileRows?.A ?? 0, xis = (tm + 2) * (tm + 2);
         if (tileRows is (int ta, int tb)) th = tb - ta;
         int t1 = th * tw;
         int rows = Sgemm.RoundUp(r1 - r0, MR);
         var v = tileRows is (int ra, int rb)
-            ? WinogradInputRows(src, srcC, srcH, srcW, pt, pl, wq, tw, ra, rb, scratch, out var rest, out int t)
-            : WinogradInputs(src, count, srcC, srcH, srcW, pt, pl, hq, wq, th, tw, scratch, out rest, out t);
+            ? WinogradInputRows(tm, src, srcC, srcH, srcW, pt, pl, wq, tw, ra, rb, scratch, out var rest, out int t)
+            : WinogradInputs(tm, src, count, srcC, srcH, srcW, pt, pl, hq, wq, th, tw, scratch, out rest, out t);
         int vStride = XiStride(srcC * t), mStride = XiStride(rows * t);
-        var m = rest.Slice(0, 16 * mStride);
+        var m = rest.Slice(0, xis * mStride);
         var bPack = rest.Slice(m.Length, srcC * t);
         int uStride = Conv2dKernels.WinogradPackedSize(dstC, srcC);
         // Whole 16-tile strips in register tiles; the tiles past the last whole strip (49 tiles of a 14 x 14 image: one) in
         // a column tail, not in a strip of padding. M's columns past the used tiles stay unwritten: nothing reads them.
         int used = count * t1, whole = used / Sgemm.NR * Sgemm.NR;
-        for (int xi = 0; xi < 16; xi++)
+        for (int xi = 0; xi < xis; xi++)
         {
             Sgemm.PackB(false, v.Slice(xi * vStride, srcC * t), t, 0, srcC, 0, t, bPack, prefetchAhead: true);
             var ux = u.Slice(xi * uStride + r0 * srcC, rows * srcC);
@@ -514,13 +545,42 @@ public sealed class Conv2dPlan
             if (used > whole) Sgemm.ColumnTail(rows, srcC, used - whole, ux, bPack.Slice(whole * srcC, Sgemm.NR * srcC), mx.Slice(whole), t);
         }
         int ph = dstH / 2, pw = dstW / 2, pplane = ph * pw;
-        // The rows this call writes: output rows [2a, 2a + 2 th), pooled rows [a, a + th), clipped to the planes.
-        int outRows = Math.Min(dstH - 2 * a, 2 * th), pooledRows = Math.Max(0, Math.Min(ph - a, th));
+        // The rows this call writes: output rows [tm a, tm (a + th)), pooled rows [tm a / 2, tm (a + th) / 2), clipped to the planes.
+        int outRows = Math.Min(dstH - tm * a, tm * th), pooledRows = Math.Max(0, Math.Min(ph - tm * a / 2, tm * th / 2));
+        if (tm == 4)
+        {
+            var (_, lo4, hi4) = Clamp(in epilogue, r0);
+            var biases = epilogue.Bias == BiasMode.PerRow ? epilogue.BiasValues.AsSpan(epilogue.BiasOffset + r0, r1 - r0) : default;
+            if (pooled.IsEmpty)
+            {
+                Conv2dKernels.Winograd4Output(m, mStride, t, r1 - r0, count, th, tw, dst.Slice(r0 * dstH * dstW + 4 * a * dstW), dstH * dstW,
+                    dstC * dstH * dstW, outRows, dstW, biases, lo4, hi4);
+                return;
+            }
+            if (pooledRows == 0) return;
+            // A 4x4 tile holds four pooling windows: each channel's planes are staged (in L1) and pooled by the pool's own
+            // kernel, so the values and arg-max are the unfused pool's.
+            int stagedRows = 2 * pooledRows;
+            var staged = rest.Slice(m.Length + bPack.Length, count * stagedRows * dstW);
+            for (int oc = r0; oc < r1; oc++)
+            {
+                Conv2dKernels.Winograd4Output(m.Slice((oc - r0) * t), mStride, t, 1, count, th, tw, staged, 0, stagedRows * dstW, stagedRows, dstW,
+                    biases.IsEmpty ? default : biases.Slice(oc - r0, 1), lo4, hi4);
+                for (int n = 0; n < count; n++)
+                {
+                    int at = (n * dstC + oc) * pplane + 2 * a * pw;
+                    var idx = argmax.IsEmpty ? default : argmax.Slice(at, pooledRows * pw);
+                    PoolKernels.MaxForward(new Pool2dShape(1, stagedRows, dstW, 2, 2, 2, 2), staged.Slice(n * stagedRows * dstW, stagedRows * dstW),
+                        pooled.Slice(at, pooledRows * pw), idx, 0, 1);
+                    for (int i = 0; i < idx.Length; i++) idx[i] += 4 * a * dstW;
+                }
+            }
+            return;
+        }
         for (int n = 0; n < count; n++)
             for (int oc = r0; oc < r1; oc++)
             {
-                float bias = epilogue.Bias == BiasMode.PerRow ? epilogue.BiasValues![epilogue.BiasOffset + oc] : 0f;
-                float lo = epilogue.IsActive ? epilogue.Low : float.NegativeInfinity, hi = epilogue.IsActive ? epilogue.High : float.PositiveInfinity;
+                var (bias, lo, hi) = Clamp(in epilogue, oc);
                 if (!pooled.IsEmpty)
                 {
                     int at = (n * dstC + oc) * pplane + a * pw;
@@ -534,6 +594,12 @@ public sealed class Conv2dPlan
             }
     }
 
+    /// <summary>The bias and clamp an epilogue applies to output channel <paramref name="oc"/>.</summary>
+    private static (float Bias, float Lo, float Hi) Clamp(in GemmEpilogue epilogue, int oc) => (
+        epilogue.Bias == BiasMode.PerRow ? epilogue.BiasValues![epilogue.BiasOffset + oc] : 0f,
+        epilogue.IsActive ? epilogue.Low : float.NegativeInfinity,
+        epilogue.IsActive ? epilogue.High : float.PositiveInfinity);
+
     /// <summary>
     /// Forward of one image, part <paramref name="part"/> of <paramref name="parts"/> (the parts cover the
     /// image's output pixels; every part pads/reads the whole input). <paramref name="weights"/> are the raw
@@ -543,7 +609,7 @@ public sealed class Conv2dPlan
         Span<float> output, in GemmEpilogue epilogue, Span<float> scratch, int part = 0, int parts = 1)
     {
         // Winograd works on groups of images: one image is a group of one.
-        if (Algorithm == Conv2dAlgorithm.Winograd2x2) { Forward(image, 1, weights, packedWeights, output, in epilogue, scratch, part, parts); return; }
+        if (IsWinograd) { Forward(image, 1, weights, packedWeights, output, in epilogue, scratch, part, parts); return; }
         if (_blocked is not null) { _blocked.Forward(image, packedWeights, output, in epilogue, scratch, part, parts); return; }
         var s = Shape;
         if (Algorithm == Conv2dAlgorithm.DirectSmall)
@@ -583,7 +649,7 @@ public sealed class Conv2dPlan
     public void BackwardData(ReadOnlySpan<float> outGrad, ReadOnlySpan<float> weights, ReadOnlySpan<float> packedWeightsT,
         Span<float> inGrad, Span<float> scratch)
     {
-        if (Algorithm == Conv2dAlgorithm.Winograd2x2) { BackwardData(outGrad, 1, weights, packedWeightsT, inGrad, scratch); return; }
+        if (IsWinograd) { BackwardData(outGrad, 1, weights, packedWeightsT, inGrad, scratch); return; }
         if (_blocked is not null) { _blocked.BackwardData(outGrad, packedWeightsT, inGrad, scratch); return; }
         var s = Shape;
         if (Algorithm is Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall)
@@ -618,7 +684,7 @@ public sealed class Conv2dPlan
     public void BackwardWeights(ReadOnlySpan<float> image, ReadOnlySpan<float> outGrad, Span<float> weightGrad,
         Span<float> biasGrad, bool accumulate, Span<float> scratch)
     {
-        if (Algorithm == Conv2dAlgorithm.Winograd2x2 || _blocked is not null) { BackwardWeights(image, outGrad, 1, weightGrad, biasGrad, accumulate, scratch); return; }
+        if (IsWinograd || _blocked is not null) { BackwardWeights(image, outGrad, 1, weightGrad, biasGrad, accumulate, scratch); return; }
         var s = Shape;
         if (!biasGrad.IsEmpty)
             for (int oc = 0; oc < s.OutC; oc++)

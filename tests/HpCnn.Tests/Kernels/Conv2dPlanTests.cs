@@ -56,6 +56,7 @@ public class Conv2dPlanTests
         if (StrideOne(s)) yield return Conv2dAlgorithm.DirectSmall;
         yield return Conv2dAlgorithm.Im2colTiled;
         if (WinogradFits(s)) yield return Conv2dAlgorithm.Winograd2x2;
+        if (WinogradFits(s)) yield return Conv2dAlgorithm.Winograd4x4;
         yield return Conv2dAlgorithm.Blocked;
         yield return null;
     }
@@ -111,7 +112,15 @@ public class Conv2dPlanTests
         return (e, Close.ToDouble(mag));
     }
 
-    private static double[] Tolerance(double[] scale, int terms) => scale.Select(x => Close.SumTolerance(terms, x) + 1e-7 * x).ToArray();
+    private static double[] Tolerance(double[] scale, int terms, Conv2dAlgorithm algo = Conv2dAlgorithm.ImplicitPadded) =>
+        scale.Select(x => WinogradError(algo) * (Close.SumTolerance(terms, x) + 1e-7 * x)).ToArray();
+
+    /// <summary>
+    /// How much more rounding error an algorithm may carry than a sum of products: F(4x4, 3x3)'s transforms have
+    /// coefficients up to 5 (input) and 8 (output), so its intermediate values, and their rounding, run several times
+    /// larger than the sum of absolute terms the tolerance scales with (F(2x2)'s are 1 and fit the plain bound).
+    /// </summary>
+    private static double WinogradError(Conv2dAlgorithm algo) => algo == Conv2dAlgorithm.Winograd4x4 ? 4 : 1;
 
     private static Func<int, string> OutIndex(Conv2dShape s) => i => $"channel {i / s.OutPlane}, y {i % s.OutPlane / s.OutW}, x {i % s.OutW}";
     private static Func<int, string> InIndex(Conv2dShape s) => i => $"channel {i / (s.InH * s.InW)}, y {i % (s.InH * s.InW) / s.InW}, x {i % s.InW}";
@@ -142,7 +151,7 @@ public class Conv2dPlanTests
                     output.AsSpan(0, s.OutSize), in epi, scratch.AsSpan(0, plan.ForwardScratch));
                 string what = $"forward {Name(plan, force)} epilogue {ep.Name}";
                 var (expected, scale) = ReferenceForward(s, d, ep.Offset, ep.Bias, ep.Low, ep.High);
-                Close.All(output.AsSpan(0, s.OutSize), expected, Tolerance(scale, s.K + 1), what, OutIndex(s));
+                Close.All(output.AsSpan(0, s.OutSize), expected, Tolerance(scale, s.K + 1, plan.Algorithm), what, OutIndex(s));
                 Sentinel.AssertTail(output, s.OutSize, what + " (output)");
                 Sentinel.AssertTail(scratch, plan.ForwardScratch, what + " (scratch)");
             }
@@ -154,10 +163,10 @@ public class Conv2dPlanTests
     {
         var d = MakeData(s, Seed(s) + 1);
         var (expected, scale) = ReferenceForward(s, d, 2, true, 0f, float.PositiveInfinity);
-        var tol = Tolerance(scale, s.K + 1);
         foreach (var force in Algorithms(s))
         {
             var plan = MakePlan(s, force);
+            var tol = Tolerance(scale, s.K + 1, plan.Algorithm);
             Assert.That(plan.ForwardParts, Is.GreaterThanOrEqualTo(1));
             var packed = PackedWeights(plan, d.Weights, transposed: false);
             var scratch = Sentinel.Buffer(plan.ForwardScratch);
@@ -196,10 +205,10 @@ public class Conv2dPlanTests
             expected, default, default);
         Conv2dKernels.ReferenceBackward(s, 1, TestData.Abs(d.Image.AsSpan(0, s.InSize)), TestData.Abs(d.Weights.AsSpan(0, s.WeightCount)),
             TestData.Abs(d.OutGrad.AsSpan(0, s.OutSize)), mag, default, default);
-        var tol = Tolerance(Close.ToDouble(mag), s.OutC * s.KH * s.KW);
         foreach (var force in Algorithms(s))
         {
             var plan = MakePlan(s, force);
+            var tol = Tolerance(Close.ToDouble(mag), s.OutC * s.KH * s.KW, plan.Algorithm);
             var packedT = PackedWeights(plan, d.Weights, transposed: true);
             var scratch = Sentinel.Buffer(plan.BackwardDataScratch);
             // Twice with the same scratch: the second call sees the first one's leftovers.
@@ -292,22 +301,25 @@ public class Conv2dPlanTests
     [Test]
     public void WinogradRejectsOtherKernelsAndStrides()
     {
-        Assert.That(() => new Conv2dPlan(new Conv2dShape(8, 9, 9, 8, 5, 5, 1, 1, 2, 2, 2, 2), Conv2dAlgorithm.Winograd2x2),
-            Throws.ArgumentException.With.Message.Contains("3x3").And.Message.Contains("5x5"));
-        Assert.That(() => new Conv2dPlan(new Conv2dShape(8, 9, 9, 8, 3, 3, 2, 2, 1, 1, 1, 1), Conv2dAlgorithm.Winograd2x2),
-            Throws.ArgumentException.With.Message.Contains("stride 2x2"));
+        foreach (var algo in new[] { Conv2dAlgorithm.Winograd2x2, Conv2dAlgorithm.Winograd4x4 })
+        {
+            Assert.That(() => new Conv2dPlan(new Conv2dShape(8, 9, 9, 8, 5, 5, 1, 1, 2, 2, 2, 2), algo),
+                Throws.ArgumentException.With.Message.Contains("3x3").And.Message.Contains("5x5"));
+            Assert.That(() => new Conv2dPlan(new Conv2dShape(8, 9, 9, 8, 3, 3, 2, 2, 1, 1, 1, 1), algo),
+                Throws.ArgumentException.With.Message.Contains("stride 2x2"));
+        }
         Assert.That(Conv2dPlan.Choose(new Conv2dShape(8, 9, 9, 8, 3, 3, 2, 2, 1, 1, 1, 1)), Is.EqualTo(Conv2dAlgorithm.Im2colTiled));
     }
 
     /// <summary>Image counts a group call is made with: Winograd plans get at most <see cref="Conv2dPlan.ImagesPerCall"/> (the scratch holds that many).</summary>
-    private static int[] GroupCounts(Conv2dPlan plan) => plan.Algorithm == Conv2dAlgorithm.Winograd2x2
+    private static int[] GroupCounts(Conv2dPlan plan) => plan.Algorithm is Conv2dAlgorithm.Winograd2x2 or Conv2dAlgorithm.Winograd4x4
         ? new[] { 1, 2, plan.ImagesPerCall }.Where(c => c <= plan.ImagesPerCall).Distinct().ToArray()
         : [1, 3];
 
     [TestCaseSource(nameof(Shapes))]
     public void GroupCallsMatchTheBatchedReference(Conv2dShape s)
     {
-        const int maxImages = 8;
+        const int maxImages = 16;
         var rng = new Random(Seed(s) + 4);
         var images = TestData.Uniform(rng, maxImages * s.InSize, -1.5f, 1.5f);
         var weights = Sentinel.Wrap(TestData.Uniform(rng, s.WeightCount));
@@ -353,7 +365,7 @@ public class Conv2dPlanTests
                     }
                     int notOnce = Array.FindIndex(writes, c => c != 1);
                     Assert.That(notOnce, Is.EqualTo(-1), () => $"group forward {name} in {parts} parts: output {notOnce} written {writes[notOnce]} times");
-                    Close.All(combined, eY, Tolerance(Close.ToDouble(yMag), s.K + 1), $"group forward {name} in {parts} parts",
+                    Close.All(combined, eY, Tolerance(Close.ToDouble(yMag), s.K + 1, plan.Algorithm), $"group forward {name} in {parts} parts",
                         i => $"image {i / s.OutSize}, {OutIndex(s)(i % s.OutSize)}");
                 }
 
@@ -366,7 +378,7 @@ public class Conv2dPlanTests
                 var inGrads = Sentinel.Buffer(count * s.InSize);
                 plan.BackwardData(Sentinel.Wrap(dy).AsSpan(0, dy.Length), count, w, packedT.AsSpan(0, plan.PackedWeightsTSize),
                     inGrads.AsSpan(0, count * s.InSize), bdScratch.AsSpan(0, plan.BackwardDataScratch));
-                Close.All(inGrads.AsSpan(0, count * s.InSize), Close.ToDouble(dx), Tolerance(Close.ToDouble(dxMag), s.OutC * 9 + 1),
+                Close.All(inGrads.AsSpan(0, count * s.InSize), Close.ToDouble(dx), Tolerance(Close.ToDouble(dxMag), s.OutC * 9 + 1, plan.Algorithm),
                     $"group backward data {name}", i => $"image {i / s.InSize}, {InIndex(s)(i % s.InSize)}");
                 Sentinel.AssertTail(inGrads, count * s.InSize, $"group backward data {name}");
                 Sentinel.AssertTail(bdScratch, plan.BackwardDataScratch, $"group backward data {name} (scratch)");
@@ -419,7 +431,7 @@ public class Conv2dPlanTests
         var epi = new GemmEpilogue(BiasMode.PerRow, d.Bias, 1, 0f, 6f);
         int pplane = (s.OutH / 2) * (s.OutW / 2), pooledSize = s.OutC * pplane;
         // The direct small-channel kernel (pooled only for whole blocks of 4 filters) for at most 4 input channels.
-        var algos = inC <= 4 ? new[] { Conv2dAlgorithm.DirectSmall, Conv2dAlgorithm.Blocked } : new[] { Conv2dAlgorithm.Winograd2x2, Conv2dAlgorithm.Blocked };
+        var algos = inC <= 4 ? new[] { Conv2dAlgorithm.DirectSmall, Conv2dAlgorithm.Blocked } : new[] { Conv2dAlgorithm.Winograd2x2, Conv2dAlgorithm.Winograd4x4, Conv2dAlgorithm.Blocked };
         foreach (var algo in algos)
         {
             var plan = new Conv2dPlan(s, algo);
@@ -449,6 +461,58 @@ public class Conv2dPlanTests
                 Assert.That(split.Output.Select(BitConverter.SingleToInt32Bits), Is.EqualTo(whole.Output.Select(BitConverter.SingleToInt32Bits)), what);
                 Assert.That(split.Pooled.Select(BitConverter.SingleToInt32Bits), Is.EqualTo(whole.Pooled.Select(BitConverter.SingleToInt32Bits)), what + " (pooled)");
                 Assert.That(split.Argmax, Is.EqualTo(whole.Argmax), what + " (arg-max)");
+            }
+        }
+    }
+
+    /// <summary>
+    /// The pooled forward of every algorithm that pools in its epilogue gives the bits (values and arg-max) of its own
+    /// forward followed by the pool's kernel, for groups of images, odd planes (a floor-mode pool drops the last row or
+    /// column) and an image split in parts: F(2x2) tiles are pooling windows, F(4x4) stages each plane's rows.
+    /// </summary>
+    [TestCase(16, 16, 16, 24, 1)]
+    [TestCase(9, 13, 11, 10, 1)]
+    [TestCase(8, 10, 18, 12, 0)]
+    [TestCase(20, 30, 28, 8, 1)]
+    public void PooledForwardIsTheForwardThenThePool(int inC, int h, int w, int outC, int pad)
+    {
+        var s = new Conv2dShape(inC, h, w, outC, 3, 3, 1, 1, pad, pad, pad, pad);
+        var rng = new Random(Seed(s) + 9);
+        var weights = Sentinel.Wrap(TestData.Uniform(rng, s.WeightCount));
+        var bias = TestData.Uniform(rng, s.OutC, -0.5f, 0.5f);
+        var epi = new GemmEpilogue(BiasMode.PerRow, bias, 0, 0f, 6f);
+        var pool = new Pool2dShape(s.OutC, s.OutH, s.OutW, 2, 2, 2, 2);
+        foreach (var algo in new[] { Conv2dAlgorithm.Winograd2x2, Conv2dAlgorithm.Winograd4x4, Conv2dAlgorithm.Blocked })
+        {
+            var plan = new Conv2dPlan(s, algo);
+            Assert.That(plan.CanPool2x2, Is.True, algo.ToString());
+            var packed = PackedWeights(plan, weights, transposed: false);
+            var scratch = Sentinel.Buffer(plan.ForwardScratch);
+            int count = plan.ImagesPerCall;
+            var x = TestData.Uniform(rng, count * s.InSize, -1.5f, 1.5f);
+            var y = new float[count * s.OutSize];
+            plan.Forward(x, count, weights.AsSpan(0, s.WeightCount), packed.AsSpan(0, plan.PackedWeightsSize), y, in epi,
+                scratch.AsSpan(0, plan.ForwardScratch));
+            var expected = new float[count * pool.C * pool.OutPlane];
+            var expectedIdx = new int[expected.Length];
+            for (int n = 0; n < count; n++)
+                PoolKernels.MaxForward(pool, y.AsSpan(n * s.OutSize, s.OutSize), expected.AsSpan(n * pool.C * pool.OutPlane, pool.C * pool.OutPlane),
+                    expectedIdx.AsSpan(n * pool.C * pool.OutPlane, pool.C * pool.OutPlane), 0, pool.C);
+            foreach (int parts in new[] { 1, 2, 3 })
+            {
+                int images = parts > 1 ? 1 : count; // one image's parts may split its tile rows, a group's split channels
+                var pooled = Sentinel.Buffer(images * pool.C * pool.OutPlane);
+                var argmax = Sentinel.IntBuffer(images * pool.C * pool.OutPlane);
+                for (int part = 0; part < parts; part++)
+                    plan.ForwardPooled(x.AsSpan(0, images * s.InSize), images, weights.AsSpan(0, s.WeightCount), packed.AsSpan(0, plan.PackedWeightsSize),
+                        pooled.AsSpan(0, images * pool.C * pool.OutPlane), argmax.AsSpan(0, images * pool.C * pool.OutPlane), in epi,
+                        scratch.AsSpan(0, plan.ForwardScratch), part, parts);
+                string what = $"{s} {algo}, {images} images in {parts} parts";
+                int len = images * pool.C * pool.OutPlane;
+                Assert.That(pooled.Take(len).Select(BitConverter.SingleToInt32Bits), Is.EqualTo(expected.Take(len).Select(BitConverter.SingleToInt32Bits)), what);
+                Assert.That(argmax.Take(len), Is.EqualTo(expectedIdx.Take(len)), what + " (arg-max)");
+                Sentinel.AssertTail(pooled, len, what + " (pooled)");
+                Sentinel.AssertTail(scratch, plan.ForwardScratch, what + " (scratch)");
             }
         }
     }

@@ -10,9 +10,9 @@ public class ConvolutionPlanRuleTests
 
     private static IEnumerable<TestCaseData> Cases()
     {
-        const Conv2dAlgorithm W = Conv2dAlgorithm.Winograd2x2, D = Conv2dAlgorithm.DirectSmall, B = Conv2dAlgorithm.Blocked,
+        const Conv2dAlgorithm W = Conv2dAlgorithm.Winograd4x4, D = Conv2dAlgorithm.DirectSmall, B = Conv2dAlgorithm.Blocked,
             I = Conv2dAlgorithm.ImplicitPadded, C = Conv2dAlgorithm.Im2colTiled;
-        yield return new TestCaseData(S(64, 16, 64, 3, 1, 1), W, W, B).SetName("3x3, 64 channels in and out: Winograd, blocked weight gradient");
+        yield return new TestCaseData(S(64, 16, 64, 3, 1, 1), W, W, B).SetName("3x3, 64 channels in and out: Winograd F(4x4), blocked weight gradient");
         yield return new TestCaseData(S(32, 14, 64, 3, 1, 1), W, W, B).SetName("3x3, 32 in: Winograd, blocked weight gradient");
         yield return new TestCaseData(S(16, 8, 16, 3, 1, 1), W, W, B).SetName("3x3, 16 each way on 8 x 8: Winograd");
         yield return new TestCaseData(S(8, 28, 16, 3, 1, 1), B, B, B).SetName("3x3, 8 in: blocked");
