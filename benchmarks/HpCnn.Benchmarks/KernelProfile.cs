@@ -17,7 +17,10 @@ internal static class KernelProfile
         Console.WriteLine($"kernels {Engine.Path}");
         Layer("conv2 32->64 14x14", new Conv2dShape(32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1));
         Layer("conv1 1->32 28x28", new Conv2dShape(1, 28, 28, 32, 3, 3, 1, 1, 1, 1, 1, 1));
-        Forward("conv2 32->64 14x14", new Conv2dShape(32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1));
+        Forward("conv2 32->64 14x14", new Conv2dShape(32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1), Conv2dAlgorithm.Winograd2x2);
+        Forward("conv2 32->64 14x14", new Conv2dShape(32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1), Conv2dAlgorithm.Winograd4x4);
+        Forward("conv2 32->64 14x14", new Conv2dShape(32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1), Conv2dAlgorithm.Winograd2x2);
+        Forward("conv2 32->64 14x14", new Conv2dShape(32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1), Conv2dAlgorithm.Winograd4x4);
         Forward("conv1 1->32 28x28", new Conv2dShape(1, 28, 28, 32, 3, 3, 1, 1, 1, 1, 1, 1));
         Console.WriteLine("dense 3136 -> 128, batch 64");
         Dense();
@@ -87,9 +90,9 @@ internal static class KernelProfile
     }
 
     /// <summary>The pooled forward (conv, ReLU, 2x2 max-pool) of one call's group of images, and its Winograd pieces alone.</summary>
-    private static void Forward(string name, Conv2dShape s)
+    private static void Forward(string name, Conv2dShape s, Conv2dAlgorithm? algo = null)
     {
-        var plan = new Conv2dPlan(s);
+        var plan = new Conv2dPlan(s, algo);
         int count = plan.ImagesPerCall;
         var images = Workloads.Random(count * s.InSize, 6);
         var weights = Workloads.Random(s.WeightCount, 7);

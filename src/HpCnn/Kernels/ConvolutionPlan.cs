@@ -36,10 +36,14 @@ public sealed class ConvolutionPlan
     /// The rule (measured with <c>conv-profile</c> in the benchmarks on the zoo's layer shapes; BENCHMARKS.md has the table):
     /// <list type="bullet">
     /// <item>Without AVX2 (the portable path): each pass keeps the GEMM-based algorithms (<see cref="Conv2dPlan.Choose"/>).</item>
-    /// <item>Forward: Winograd F(4x4, 3x3) for 3x3 stride-1 layers with 16 or more input and output channels and an
-    /// output of at least 8 x 8 (4x fewer multiplies; it beat F(2x2, 3x3) on every such zoo shape, most on small planes
-    /// with many channels, and F(2x2) beat the blocked kernel there; with 8 channels, or on 4 x 4 images where most of a
-    /// tile strip is padding, the blocked kernel wins); the direct small-channel kernel for
+    /// <item>Forward: Winograd for 3x3 stride-1 layers with 16 or more input and output channels and an output of at
+    /// least 8 x 8 (F(2x2, 3x3)'s 2.25x fewer multiplies beat the blocked kernel by 1.1-1.7x there; with 8 channels, or
+    /// on 4 x 4 images where most of a tile strip is padding, the blocked kernel wins). F(4x4, 3x3) (4x fewer) where its
+    /// tiles cover the output exactly and an image has at least 16 of them: at batch 64 it beat F(2x2) by 1.2-1.8x on
+    /// the zoo's 32 x 32 and 16 x 16 layers, but an 8 x 8 image's 4 tiles left its GEMMs 4 columns wide at batch 1
+    /// (128x8x8->128: 357 us against 104), and a 14 x 14 output computed as 16 x 16 lost the reference network's pooled
+    /// layer (5.4-5.8 ms a batch against 3.7-4.5). One algorithm per shape for every batch size keeps a prediction's
+    /// bits independent of its batch. The direct small-channel kernel for
     /// at most 4 input channels at stride 1 (the blocked kernel has too few terms per result to hide its epilogue); the
     /// blocked direct convolution for everything else.</item>
     /// <item>Input gradient (its results are the input channels): Winograd on the same condition; with fewer than 8 input
@@ -61,10 +65,12 @@ public sealed class ConvolutionPlan
         }
         bool strideOne = s.StrideH == 1 && s.StrideW == 1;
         bool winograd = strideOne && s.KH == 3 && s.KW == 3 && s.InC >= 16 && s.OutC >= 16 && Math.Min(s.OutH, s.OutW) >= 8;
-        var forward = winograd ? Conv2dAlgorithm.Winograd4x4
+        // F(4x4) where its 4x4 tiles cover the output exactly and an image has 16 or more of them; F(2x2) otherwise.
+        var wino = s.OutH % 4 == 0 && s.OutW % 4 == 0 && s.OutH * s.OutW >= 256 ? Conv2dAlgorithm.Winograd4x4 : Conv2dAlgorithm.Winograd2x2;
+        var forward = winograd ? wino
             : strideOne && s.InC <= 4 && s.KW <= 7 ? Conv2dAlgorithm.DirectSmall
             : Conv2dAlgorithm.Blocked;
-        var data = winograd ? Conv2dAlgorithm.Winograd4x4
+        var data = winograd ? wino
             : s.InC < 8 ? (strideOne ? Conv2dAlgorithm.ImplicitPadded : Conv2dAlgorithm.Im2colTiled)
             : Conv2dAlgorithm.Blocked;
         var weights = strideOne && s.OutC < 16 ? Conv2dAlgorithm.ImplicitPadded : Conv2dAlgorithm.Blocked;

@@ -10,11 +10,15 @@ public class ConvolutionPlanRuleTests
 
     private static IEnumerable<TestCaseData> Cases()
     {
-        const Conv2dAlgorithm W = Conv2dAlgorithm.Winograd4x4, D = Conv2dAlgorithm.DirectSmall, B = Conv2dAlgorithm.Blocked,
+        const Conv2dAlgorithm W = Conv2dAlgorithm.Winograd4x4, W2 = Conv2dAlgorithm.Winograd2x2, D = Conv2dAlgorithm.DirectSmall, B = Conv2dAlgorithm.Blocked,
             I = Conv2dAlgorithm.ImplicitPadded, C = Conv2dAlgorithm.Im2colTiled;
         yield return new TestCaseData(S(64, 16, 64, 3, 1, 1), W, W, B).SetName("3x3, 64 channels in and out: Winograd F(4x4), blocked weight gradient");
-        yield return new TestCaseData(S(32, 14, 64, 3, 1, 1), W, W, B).SetName("3x3, 32 in: Winograd, blocked weight gradient");
-        yield return new TestCaseData(S(16, 8, 16, 3, 1, 1), W, W, B).SetName("3x3, 16 each way on 8 x 8: Winograd");
+        yield return new TestCaseData(S(32, 32, 32, 3, 1, 1), W, W, B).SetName("3x3 on 32 x 32: Winograd F(4x4)");
+        yield return new TestCaseData(S(32, 16, 64, 3, 1, 0), W2, W2, B).SetName("3x3 to 14 x 14 (4x4 tiles would overhang): Winograd F(2x2)");
+        yield return new TestCaseData(S(32, 14, 64, 3, 1, 1), W2, W2, B).SetName("3x3, 32 in, 14 x 14: Winograd F(2x2), blocked weight gradient");
+        yield return new TestCaseData(S(16, 8, 16, 3, 1, 1), W2, W2, B).SetName("3x3, 16 each way on 8 x 8 (4 tiles of 4x4): Winograd F(2x2)");
+        yield return new TestCaseData(S(128, 8, 128, 3, 1, 1), W2, W2, B).SetName("3x3, 128 each way on 8 x 8: Winograd F(2x2)");
+        yield return new TestCaseData(new Conv2dShape(16, 8, 32, 16, 3, 3, 1, 1, 1, 1, 1, 1), W, W, B).SetName("3x3 on 8 x 32 (16 tiles): Winograd F(4x4)");
         yield return new TestCaseData(S(8, 28, 16, 3, 1, 1), B, B, B).SetName("3x3, 8 in: blocked");
         yield return new TestCaseData(S(256, 4, 256, 3, 1, 1), B, B, B).SetName("3x3 on a 4 x 4 image: blocked");
         yield return new TestCaseData(S(64, 16, 64, 3, 2, 1), B, B, B).SetName("3x3 at stride 2: blocked");
