@@ -590,8 +590,8 @@ public static partial class Sgemm
     /// compute all NR (a batch-1 Winograd GEMM over a 14 x 14 image's 49 tiles ran 64 columns; BENCHMARKS.md has what the
     /// tail saved). Each element is the micro-kernels' sum: from zero, one FMA per k in
     /// order, so a column's bits do not depend on whether a tile or this tail computed it. A strip's six rows sit in the
-    /// lanes of one vector (the packed strip holds them side by side for each k); four (strip, column) pairs run at once,
-    /// so that four FMA chains hide each other's latency.
+    /// lanes of one vector (the packed strip holds them side by side for each k); eight (strip, column) pairs run at once,
+    /// so that eight FMA chains hide each other's latency.
     /// </summary>
     internal static void ColumnTail(int mc, int kc, int cols, ReadOnlySpan<float> aPack, ReadOnlySpan<float> bPanel, Span<float> c, int ldc)
     {
@@ -616,39 +616,52 @@ public static partial class Sgemm
             }
             return;
         }
-        // The last k's six floats are copied: an 8-float load there would read past the last strip.
-        Span<float> lastA = stackalloc float[4 * 8];
-        Span<int> aAt = stackalloc int[4], bAt = stackalloc int[4];
-        for (int p0 = 0; p0 < pairs; p0 += 4)
+        // The last k's six floats are copied: an 8-float load there would read past the last strip. Eight (strip, column)
+        // pairs run at once: eight FMA chains cover the FMA latency on both pipes, and their offsets live in registers
+        // (read from a span inside the k loop, they were bounds-checked loads that left the loop 3x slower).
+        Span<float> lastA = stackalloc float[8 * 8];
+        Span<int> aAt = stackalloc int[8], bAt = stackalloc int[8];
+        ref float a = ref MemoryMarshal.GetReference(aPack);
+        ref float b = ref MemoryMarshal.GetReference(bPanel);
+        for (int p0 = 0; p0 < pairs; p0 += 8)
         {
-            for (int q = 0; q < 4; q++)
+            for (int q = 0; q < 8; q++)
             {
                 int p = Math.Min(p0 + q, pairs - 1); // a group past the end repeats the last pair and does not store it
                 aAt[q] = p / cols * MR * kc;
                 bAt[q] = p % cols;
                 aPack.Slice(aAt[q] + (kc - 1) * MR, MR).CopyTo(lastA.Slice(8 * q));
             }
-            ref float a = ref MemoryMarshal.GetReference(aPack);
-            ref float b = ref MemoryMarshal.GetReference(bPanel);
-            Vector256<float> c0 = Vector256<float>.Zero, c1 = c0, c2 = c0, c3 = c0;
-            for (int k = 0; k < kc - 1; k++)
+            ref float a0 = ref Unsafe.Add(ref a, aAt[0]), a1 = ref Unsafe.Add(ref a, aAt[1]), a2 = ref Unsafe.Add(ref a, aAt[2]), a3 = ref Unsafe.Add(ref a, aAt[3]);
+            ref float a4 = ref Unsafe.Add(ref a, aAt[4]), a5 = ref Unsafe.Add(ref a, aAt[5]), a6 = ref Unsafe.Add(ref a, aAt[6]), a7 = ref Unsafe.Add(ref a, aAt[7]);
+            ref float b0 = ref Unsafe.Add(ref b, bAt[0]), b1 = ref Unsafe.Add(ref b, bAt[1]), b2 = ref Unsafe.Add(ref b, bAt[2]), b3 = ref Unsafe.Add(ref b, bAt[3]);
+            ref float b4 = ref Unsafe.Add(ref b, bAt[4]), b5 = ref Unsafe.Add(ref b, bAt[5]), b6 = ref Unsafe.Add(ref b, bAt[6]), b7 = ref Unsafe.Add(ref b, bAt[7]);
+            Vector256<float> c0 = Vector256<float>.Zero, c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+            for (nint k = 0, ak = 0, bk = 0; k < kc - 1; k++, ak += MR, bk += NR)
             {
-                nint ak = k * MR, bk = k * NR;
-                c0 = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.LoadUnsafe(ref Unsafe.Add(ref a, aAt[0] + ak)), Vector256.Create(Unsafe.Add(ref b, bk + bAt[0])), c0);
-                c1 = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.LoadUnsafe(ref Unsafe.Add(ref a, aAt[1] + ak)), Vector256.Create(Unsafe.Add(ref b, bk + bAt[1])), c1);
-                c2 = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.LoadUnsafe(ref Unsafe.Add(ref a, aAt[2] + ak)), Vector256.Create(Unsafe.Add(ref b, bk + bAt[2])), c2);
-                c3 = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.LoadUnsafe(ref Unsafe.Add(ref a, aAt[3] + ak)), Vector256.Create(Unsafe.Add(ref b, bk + bAt[3])), c3);
+                c0 = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.LoadUnsafe(ref Unsafe.Add(ref a0, ak)), Vector256.Create(Unsafe.Add(ref b0, bk)), c0);
+                c1 = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.LoadUnsafe(ref Unsafe.Add(ref a1, ak)), Vector256.Create(Unsafe.Add(ref b1, bk)), c1);
+                c2 = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.LoadUnsafe(ref Unsafe.Add(ref a2, ak)), Vector256.Create(Unsafe.Add(ref b2, bk)), c2);
+                c3 = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.LoadUnsafe(ref Unsafe.Add(ref a3, ak)), Vector256.Create(Unsafe.Add(ref b3, bk)), c3);
+                c4 = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.LoadUnsafe(ref Unsafe.Add(ref a4, ak)), Vector256.Create(Unsafe.Add(ref b4, bk)), c4);
+                c5 = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.LoadUnsafe(ref Unsafe.Add(ref a5, ak)), Vector256.Create(Unsafe.Add(ref b5, bk)), c5);
+                c6 = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.LoadUnsafe(ref Unsafe.Add(ref a6, ak)), Vector256.Create(Unsafe.Add(ref b6, bk)), c6);
+                c7 = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.LoadUnsafe(ref Unsafe.Add(ref a7, ak)), Vector256.Create(Unsafe.Add(ref b7, bk)), c7);
             }
             int lk = (kc - 1) * NR;
-            c0 = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.Create<float>(lastA.Slice(0, 8)), Vector256.Create(bPanel[lk + bAt[0]]), c0);
-            c1 = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.Create<float>(lastA.Slice(8, 8)), Vector256.Create(bPanel[lk + bAt[1]]), c1);
-            c2 = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.Create<float>(lastA.Slice(16, 8)), Vector256.Create(bPanel[lk + bAt[2]]), c2);
-            c3 = System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.Create<float>(lastA.Slice(24, 8)), Vector256.Create(bPanel[lk + bAt[3]]), c3);
-            Store(c, ldc, cols, p0, pairs, c0);
-            Store(c, ldc, cols, p0 + 1, pairs, c1);
-            Store(c, ldc, cols, p0 + 2, pairs, c2);
-            Store(c, ldc, cols, p0 + 3, pairs, c3);
+            Store(c, ldc, cols, p0, pairs, Last(lastA, bPanel, lk, bAt, 0, c0));
+            Store(c, ldc, cols, p0 + 1, pairs, Last(lastA, bPanel, lk, bAt, 1, c1));
+            Store(c, ldc, cols, p0 + 2, pairs, Last(lastA, bPanel, lk, bAt, 2, c2));
+            Store(c, ldc, cols, p0 + 3, pairs, Last(lastA, bPanel, lk, bAt, 3, c3));
+            Store(c, ldc, cols, p0 + 4, pairs, Last(lastA, bPanel, lk, bAt, 4, c4));
+            Store(c, ldc, cols, p0 + 5, pairs, Last(lastA, bPanel, lk, bAt, 5, c5));
+            Store(c, ldc, cols, p0 + 6, pairs, Last(lastA, bPanel, lk, bAt, 6, c6));
+            Store(c, ldc, cols, p0 + 7, pairs, Last(lastA, bPanel, lk, bAt, 7, c7));
         }
+
+        // The last k of pair q, from its copied strip row.
+        static Vector256<float> Last(Span<float> lastA, ReadOnlySpan<float> bPanel, int lk, Span<int> bAt, int q, Vector256<float> acc) =>
+            System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(Vector256.Create<float>(lastA.Slice(8 * q, 8)), Vector256.Create(bPanel[lk + bAt[q]]), acc);
 
         static void Store(Span<float> c, int ldc, int cols, int p, int pairs, Vector256<float> acc)
         {
