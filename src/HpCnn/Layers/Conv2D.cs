@@ -284,6 +284,8 @@ public sealed class Conv2D : Layer
             return;
         }
         run.Parallel(f, f.Groups * f.Parts, Shape.ForwardFlops * f.Group / f.Parts);
+        // Parts of an image (a batch smaller than the workers) hold no whole plane: the moments are taken after them.
+        if (run.Epilogue.Moments is { } bn && f.Parts > 1) ((BatchNorm2D)bn.Layer).ForwardMoments(bn);
     }
 
     /// <summary>Where the chained intermediate (one image of this layer's output) starts in a worker's scratch: past both layers' forward scratch.</summary>
@@ -365,6 +367,8 @@ public sealed class Conv2D : Layer
             var s = layer.Shape;
             layer.ForwardImages(run, run.Input.Slice(n0 * s.InSize, count * s.InSize), run.Output.Slice(n0 * s.OutSize, count * s.OutSize),
                 n0, count, run.Scratch[worker].Span, part, Parts);
+            // Fusion rule 8: the group's planes are whole (one part) and in cache.
+            if (run.Epilogue.Moments is { } bn && Parts == 1) ((BatchNorm2D)bn.Layer).TakeMoments(bn, n0, count);
         }
     }
 

@@ -42,6 +42,8 @@ public sealed class LayerRun
     internal LayerRun? ForwardBy;
     /// <summary>The layer whose backward also does this layer's backward, or null.</summary>
     internal LayerRun? BackwardBy;
+    /// <summary>The earlier layer whose forward takes this batch norm's per-plane moments (Fusion rule 8), or null.</summary>
+    internal LayerRun? MomentsBy;
 
     /// <summary>True when the plan calls this layer's forward itself (not done by a neighbour, not a view).</summary>
     internal bool RunsOwnForward => ForwardBy is null && !Layer.IsView(Training);

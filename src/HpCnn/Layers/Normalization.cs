@@ -184,8 +184,7 @@ public sealed class BatchNorm2D : Layer
         var shift = Shift(run, c);
         if (run.Training)
         {
-            job.Phase = Phase.Moments;
-            run.Parallel(job, batch * job.Groups, work);
+            if (run.MomentsBy is null) ForwardMoments(run);
             var partials = Partials(run, c);
             run.Layout.GatherRows(partials, 2 * c);
             int all = run.Layout.GlobalBatch;
@@ -219,6 +218,35 @@ public sealed class BatchNorm2D : Layer
             InferenceAffine(scale, shift);
         job.Phase = Phase.Normalize;
         run.Parallel(job, batch * job.Groups, work);
+    }
+
+    /// <summary>Training: every plane's moments of the batch, into the partials (the statistics pass over the input).</summary>
+    internal void ForwardMoments(LayerRun run)
+    {
+        var job = (Job)run.Jobs!;
+        job.Groups = Groups(run);
+        job.Phase = Phase.Moments;
+        run.Parallel(job, run.Batch * job.Groups, (long)InputShape.Size / job.Groups);
+    }
+
+    /// <summary>
+    /// Training: the moments of images [n0, n0 + count)'s planes into the partials, what <see cref="ForwardMoments"/> does
+    /// for them, called by the convolution before this layer while those planes are in its cache (Fusion rule 8).
+    /// </summary>
+    internal void TakeMoments(LayerRun run, int n0, int count)
+    {
+        int c = C, plane = InputShape.Plane, size = InputShape.Size;
+        var partials = Partials(run, c);
+        for (int n = n0; n < n0 + count; n++)
+            for (int ch = 0; ch < c; ch++)
+                StoreMoments(run, partials, n, ch, NormKernels.PlaneMoments(run.Input.Slice(n * size + ch * plane, plane)));
+    }
+
+    private static void StoreMoments(LayerRun run, Span<double> partials, int n, int ch, (float Mean, float M2) moments)
+    {
+        int c = run.Layer.InputShape.C;
+        partials[PartialAt(c, run.Layout.Offset + n, 0, ch)] = moments.Mean;
+        partials[PartialAt(c, run.Layout.Offset + n, 1, ch)] = moments.M2;
     }
 
     /// <summary>Inference's per-channel y = scale x + shift from the running statistics (also what a convolution folds in).</summary>
@@ -306,13 +334,8 @@ public sealed class BatchNorm2D : Layer
                 switch (Phase)
                 {
                     case Phase.Moments:
-                        {
-                            var (mean, m2) = NormKernels.PlaneMoments(x);
-                            var partials = Partials(run, c);
-                            partials[PartialAt(c, run.Layout.Offset + n, 0, ch)] = mean;
-                            partials[PartialAt(c, run.Layout.Offset + n, 1, ch)] = m2;
-                            break;
-                        }
+                        StoreMoments(run, Partials(run, c), n, ch, NormKernels.PlaneMoments(x));
+                        break;
                     case Phase.Normalize:
                         if (pool is null)
                         {

@@ -41,6 +41,13 @@ internal sealed class Epilogue
     /// </summary>
     public LayerRun? Chain;
 
+    /// <summary>
+    /// Training: the following batch norm whose per-plane moments (each image's and channel's mean and sum of squared
+    /// deviations) the forward takes from each group of images' output while it is in cache; the batch norm's statistics
+    /// pass over its input does not run.
+    /// </summary>
+    public LayerRun? Moments;
+
     /// <summary>True when the forward writes <paramref name="run"/>'s output (a layer it does) rather than sharing its own.</summary>
     public bool WritesOutputOf(LayerRun run) => Pool == run || Mean == run || Chain == run;
 
@@ -159,6 +166,18 @@ internal static class Fusion
                     runs[j].ForwardBy = runs[i];
                 }
             }
+
+        // 8. Convolution -> batch norm (training): the convolution takes the batch statistics' per-plane moments from each
+        //    group of images' output while it is in cache (a Winograd group's, or one image's for the blocked kernel); the
+        //    batch norm's own pass, which read the whole output from memory once more, does not run. The moments are the
+        //    same function of the same planes, so the bits are the unfused plan's.
+        if (training)
+            for (int i = 0; i + 1 < n; i++)
+                if (L(i) is Conv2D && L(i + 1) is BatchNorm2D)
+                {
+                    runs[i].Epilogue.Moments = runs[i + 1];
+                    runs[i + 1].MomentsBy = runs[i];
+                }
     }
 
     /// <summary>The largest intermediate (floats, one image) a chain holds in a worker's scratch: 512 KiB.</summary>

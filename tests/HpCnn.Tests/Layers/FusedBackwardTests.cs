@@ -334,3 +334,55 @@ public class ChainedConvolutionTests
         Assert.That(plan.Runs[0].Epilogue.Chain, Is.Null);
     }
 }
+
+/// <summary>
+/// Convolution -> batch norm in training takes the batch statistics' per-plane moments in the convolution's forward
+/// (Fusion rule 8): the step's gradients, the batch norm's output and its running statistics must be the unfused plan's
+/// bits, for Winograd groups, blocked single images and a batch smaller than the workers (parts of an image, whose
+/// moments are taken after the forward).
+/// </summary>
+public class BatchNormMomentsTests
+{
+    [TestCase(16, 16, 16, 24, 5, 1)]
+    [TestCase(16, 16, 16, 24, 5, 2)]
+    [TestCase(8, 9, 7, 20, 3, 2)]
+    [TestCase(24, 8, 8, 16, 1, 2)]
+    [TestCase(12, 10, 10, 32, 9, 1)]
+    public void MomentsTakenByTheConvolutionGiveTheUnfusedBits(int inC, int h, int w, int filters, int batch, int threads)
+    {
+        Sequential Build() => new Sequential(new Shape3(inC, h, w), seed: 8)
+            .Add(new Conv2D(filters, 3, padding: Padding.Same)).Add(new BatchNorm2D()).Add(new ReLU()).Add(new MaxPool2D(2))
+            .Add(new Conv2D(filters, 1, bias: false)).Add(new BatchNorm2D()).Add(new ReLU())
+            .Add(new Flatten()).Add(new Dense(3));
+        var rng = new Random(inC * 13 + batch);
+        var x = new float[batch * inC * h * w];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 4 - 2);
+        var r = new float[batch * 3];
+        for (int i = 0; i < r.Length; i++) r[i] = (float)(rng.NextDouble() * 2 - 1);
+        (float[] Input, float[][] Params, float[] BnOut, float[][] Running) Step(bool fuse)
+        {
+            var model = Build();
+            using var pool = new WorkerPool(threads);
+            var plan = new ExecutionPlan(model, batch, training: true, fuse: fuse, pool: pool, inputGradient: true);
+            Assert.That(plan.Runs[0].Epilogue.Moments is not null, Is.EqualTo(fuse), "the convolution takes the moments");
+            Assert.That(plan.Runs[4].Epilogue.Moments is not null, Is.EqualTo(fuse), "the 1x1 convolution takes the moments");
+            plan.SetBatch(batch);
+            x.CopyTo(plan.Input);
+            plan.Forward();
+            var bnOut = plan.Runs[3].Output.Span.ToArray(); // the pool's output (the batch norm writes it where rule 5 fuses)
+            r.CopyTo(plan.Grads[model.Layers.Count].Span);
+            plan.Backward(model.Layers.Count - 1);
+            var running = model.Layers.OfType<BatchNorm2D>().SelectMany(b => new[] { (float[])b.RunningMean.Value.Clone(), (float[])b.RunningVar.Value.Clone() }).ToArray();
+            return (plan.Grads[0].Span.ToArray(), model.Layers.SelectMany(l => l.Parameters).Where(q => q.Trainable).Select(q => (float[])q.Grad.Clone()).ToArray(),
+                bnOut, running);
+        }
+        var fused = Step(true);
+        var plain = Step(false);
+        Assert.That(fused.BnOut, Is.EqualTo(plain.BnOut), "the first batch norm's output, pooled");
+        Assert.That(plain.BnOut.Any(v => v != 0), "the check must see a non-zero output");
+        for (int i = 0; i < plain.Running.Length; i++) Assert.That(fused.Running[i], Is.EqualTo(plain.Running[i]), $"running statistic {i}");
+        Assert.That(fused.Input, Is.EqualTo(plain.Input), "input gradient");
+        Assert.That(plain.Input.Any(v => v != 0), "the check must see a non-zero input gradient");
+        for (int i = 0; i < plain.Params.Length; i++) Assert.That(fused.Params[i], Is.EqualTo(plain.Params[i]), $"parameter gradient {i}");
+    }
+}
