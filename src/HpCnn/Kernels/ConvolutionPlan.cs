@@ -25,6 +25,9 @@ public sealed class ConvolutionPlan
     /// <summary>Runs the weight (and bias) gradient.</summary>
     public Conv2dPlan Weights { get; }
 
+    /// <summary>The algorithms of the three passes.</summary>
+    public (Conv2dAlgorithm Forward, Conv2dAlgorithm Data, Conv2dAlgorithm Weights) Algorithms => (Forward.Algorithm, Data.Algorithm, Weights.Algorithm);
+
     public int PackedWeightsSize => Forward.PackedWeightsSize;
     public int PackedWeightsTSize => Data.PackedWeightsTSize;
 
@@ -41,9 +44,12 @@ public sealed class ConvolutionPlan
     /// on 4 x 4 images where most of a tile strip is padding, the blocked kernel wins). F(4x4, 3x3) (4x fewer) where its
     /// tiles cover the output exactly and an image has at least 16 of them: at batch 64 it beat F(2x2) by 1.2-1.8x on
     /// the zoo's 32 x 32 and 16 x 16 layers, but an 8 x 8 image's 4 tiles left its GEMMs 4 columns wide at batch 1
-    /// (128x8x8->128: 357 us against 104), and a 14 x 14 output computed as 16 x 16 lost the reference network's pooled
-    /// layer (5.4-5.8 ms a batch against 3.7-4.5). One algorithm per shape for every batch size keeps a prediction's
-    /// bits independent of its batch. The direct small-channel kernel for
+    /// (128x8x8->128: 357 us against 104: the 36 transformed filter matrices, 4x the filters, stream from memory for few
+    /// tiles), and a 14 x 14 output computed as 16 x 16 lost the reference network's pooled layer (5.4-5.8 ms a batch
+    /// against 3.7-4.5). Tiles are counted per call: <paramref name="imagesPerCall"/> is 1 for inference (one algorithm
+    /// for every batch size keeps a prediction's bits independent of its batch) and a gradient chunk's images for a
+    /// training plan (its capacity / 16, the same on every rank), so training at batch 64 takes F(4x4) on 8 x 8 too. The
+    /// direct small-channel kernel for
     /// at most 4 input channels at stride 1 (the blocked kernel has too few terms per result to hide its epilogue); the
     /// blocked direct convolution for everything else.</item>
     /// <item>Input gradient (its results are the input channels): Winograd on the same condition; with fewer than 8 input
@@ -56,7 +62,7 @@ public sealed class ConvolutionPlan
     /// </list>
     /// A fixed rule, not a timing at run time: the same machine gives the same bits on every run.
     /// </summary>
-    public static (Conv2dAlgorithm Forward, Conv2dAlgorithm Data, Conv2dAlgorithm Weights) Choose(in Conv2dShape s)
+    public static (Conv2dAlgorithm Forward, Conv2dAlgorithm Data, Conv2dAlgorithm Weights) Choose(in Conv2dShape s, int imagesPerCall = 1)
     {
         if (!Engine.UseAvx2)
         {
@@ -65,8 +71,9 @@ public sealed class ConvolutionPlan
         }
         bool strideOne = s.StrideH == 1 && s.StrideW == 1;
         bool winograd = strideOne && s.KH == 3 && s.KW == 3 && s.InC >= 16 && s.OutC >= 16 && Math.Min(s.OutH, s.OutW) >= 8;
-        // F(4x4) where its 4x4 tiles cover the output exactly and an image has 16 or more of them; F(2x2) otherwise.
-        var wino = s.OutH % 4 == 0 && s.OutW % 4 == 0 && s.OutH * s.OutW >= 256 ? Conv2dAlgorithm.Winograd4x4 : Conv2dAlgorithm.Winograd2x2;
+        // F(4x4) where its 4x4 tiles cover the output exactly and a call gets 16 or more of them; F(2x2) otherwise.
+        bool exact = s.OutH % 4 == 0 && s.OutW % 4 == 0;
+        var wino = exact && (long)s.OutH * s.OutW / 16 * imagesPerCall >= 16 ? Conv2dAlgorithm.Winograd4x4 : Conv2dAlgorithm.Winograd2x2;
         var forward = winograd ? wino
             : strideOne && s.InC <= 4 && s.KW <= 7 ? Conv2dAlgorithm.DirectSmall
             : Conv2dAlgorithm.Blocked;

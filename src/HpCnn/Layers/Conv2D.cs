@@ -14,7 +14,9 @@ namespace HpCnn.Layers;
 public sealed class Conv2D : Layer
 {
     private Parameter? _weight, _bias;
-    private ConvolutionPlan? _conv;
+    // The shape's plan (inference at every batch size, and training at small batches), and the one training at batches of
+    // 64 or more takes where ConvolutionPlan.Choose gives it other algorithms (null until a plan asks for it).
+    private ConvolutionPlan? _conv, _convLargeBatch;
     private int[]? _pixelOffsets; // output pixel -> channels-last padded input offset (pooled-gradient backward)
 
     public Conv2D(int outChannels, int kernelSize, int stride = 1, Padding? padding = null, bool bias = true,
@@ -76,6 +78,7 @@ public sealed class Conv2D : Layer
         s.Validate();
         Shape = s;
         _conv = new ConvolutionPlan(s);
+        _convLargeBatch = null;
         _weight = AddParameter("weight", [OutChannels, input.C, Kernel.H, Kernel.W]);
         if (HasBias) _bias = AddParameter("bias", [OutChannels]);
         Init.Fill(_weight.Value, _bias is null ? default : _bias.Value, s.K, OutChannels * Kernel.H * Kernel.W, rng);
@@ -112,6 +115,9 @@ public sealed class Conv2D : Layer
 
     internal override bool CanFuseClamp => true;
 
+    // The three below answer for the shape's plan; a large training batch's plan differs from it only in the Winograd tile
+    // size (ConvolutionPlan.Choose), where the answers are the same.
+
     /// <summary>True when this layer's forward can end with a 2x2 max-pool in registers (see <see cref="Conv2dPlan.CanPool2x2"/>).</summary>
     internal bool CanPoolInEpilogue => _conv!.Forward.CanPool2x2;
 
@@ -137,13 +143,31 @@ public sealed class Conv2D : Layer
         return (s - layout.Offset, e - layout.Offset);
     }
 
+    /// <summary>
+    /// The plan of a run with <paramref name="capacity"/> images: a training plan's calls get a gradient chunk's images
+    /// (capacity / 16, the same on every rank of a split batch), an inference plan's one image (one algorithm for every
+    /// batch size keeps a prediction's bits independent of its batch). See <see cref="ConvolutionPlan.Choose"/>.
+    /// </summary>
+    private ConvolutionPlan PlanFor(int capacity, bool training)
+    {
+        var chosen = ConvolutionPlan.Choose(Shape, training ? Math.Max(1, capacity / GradientChunks.Count) : 1);
+        if (chosen == _conv!.Algorithms) return _conv;
+        return _convLargeBatch ??= new ConvolutionPlan(Shape, chosen);
+    }
+
+    private ConvolutionPlan Plan(LayerRun run) => PlanFor(run.Capacity, run.Training);
+
+    /// <summary>The algorithms a run of this layer uses (its plan's; see <see cref="PlanFor"/>).</summary>
+    internal (Conv2dAlgorithm Forward, Conv2dAlgorithm Data, Conv2dAlgorithm Weights) AlgorithmsOf(LayerRun run) => Plan(run).Algorithms;
+
     // State: packed forward weights | packed backward-data weights | chunk partial gradients | channels-last weights.
     internal override long StateFloats(int batch, bool training)
     {
-        long n = _conv!.PackedWeightsSize;
+        var conv = PlanFor(batch, training);
+        long n = conv.PackedWeightsSize;
         if (training)
         {
-            n += _conv.PackedWeightsTSize;
+            n += conv.PackedWeightsTSize;
             if (batch > 1) n += (long)GradientChunks.Count * GradSize;
             n += Shape.WeightCount;
         }
@@ -156,7 +180,7 @@ public sealed class Conv2D : Layer
 
     internal override long ScratchFloats(int batch, bool training)
     {
-        return _conv!.Scratch(training);
+        return PlanFor(batch, training).Scratch(training);
     }
 
     internal override long ScratchFloats(LayerRun run)
@@ -207,17 +231,17 @@ public sealed class Conv2D : Layer
         };
     }
 
-    private Buffer PackedWeights(LayerRun run) => run.State.Sub(0, _conv!.PackedWeightsSize);
-    private Buffer PackedWeightsT(LayerRun run) => run.State.Sub(_conv!.PackedWeightsSize, _conv.PackedWeightsTSize);
-    private Buffer FoldedWeights(LayerRun run) => run.State.Sub(_conv!.PackedWeightsSize, Shape.WeightCount);
-    private Buffer FoldedBias(LayerRun run) => run.State.Sub(_conv!.PackedWeightsSize + Shape.WeightCount, OutChannels);
+    private Buffer PackedWeights(LayerRun run) => run.State.Sub(0, Plan(run).PackedWeightsSize);
+    private Buffer PackedWeightsT(LayerRun run) => run.State.Sub(Plan(run).PackedWeightsSize, Plan(run).PackedWeightsTSize);
+    private Buffer FoldedWeights(LayerRun run) => run.State.Sub(Plan(run).PackedWeightsSize, Shape.WeightCount);
+    private Buffer FoldedBias(LayerRun run) => run.State.Sub(Plan(run).PackedWeightsSize + Shape.WeightCount, OutChannels);
 
     /// <summary>W' = W scale, b' = b scale + shift per output channel, with the batch norm's inference scale and shift.</summary>
     private void FoldBatchNorm(LayerRun run, BatchNorm2D bn)
     {
         var w = FoldedWeights(run).Span;
         var b = FoldedBias(run).Span;
-        var shift = run.State.Slice(_conv!.PackedWeightsSize + Shape.WeightCount + OutChannels, OutChannels);
+        var shift = run.State.Slice(Plan(run).PackedWeightsSize + Shape.WeightCount + OutChannels, OutChannels);
         bn.InferenceAffine(b, shift); // b holds the scale until it is used
         int k = Shape.WeightCount / OutChannels;
         for (int o = 0; o < OutChannels; o++)
@@ -243,13 +267,13 @@ public sealed class Conv2D : Layer
             if (jobs.PackedVersion != version)
             {
                 FoldBatchNorm(run, bn);
-                _conv!.Forward.PackWeights(FoldedWeights(run).Span, PackedWeights(run).Span);
+                Plan(run).Forward.PackWeights(FoldedWeights(run).Span, PackedWeights(run).Span);
                 jobs.PackedVersion = version;
             }
         }
         else if (jobs.PackedVersion != _weight!.Version)
         {
-            _conv!.Forward.PackWeights(_weight.Value, PackedWeights(run).Span);
+            Plan(run).Forward.PackWeights(_weight.Value, PackedWeights(run).Span);
             jobs.PackedVersion = _weight.Version;
         }
     }
@@ -264,9 +288,10 @@ public sealed class Conv2D : Layer
         // so that every core works on a single image: a part may transform or pad its group's whole input again, so each
         // part beyond one per worker is work done twice (BENCHMARKS.md, 2026-12-03, second session).
         int threads = run.Pool.ThreadCount;
-        f.Group = Math.Max(1, Math.Min(_conv!.Forward.ImagesPerCall, (run.Batch + threads - 1) / threads));
+        var conv = Plan(run);
+        f.Group = Math.Max(1, Math.Min(conv.Forward.ImagesPerCall, (run.Batch + threads - 1) / threads));
         f.Groups = (run.Batch + f.Group - 1) / f.Group;
-        int maxParts = run.Epilogue.Mean is null ? _conv.Forward.ForwardParts : _conv.Forward.MeanParts;
+        int maxParts = run.Epilogue.Mean is null ? conv.Forward.ForwardParts : conv.Forward.MeanParts;
         f.Parts = f.Groups >= threads ? 1 : Math.Min(maxParts, (threads + f.Groups - 1) / f.Groups);
         if (run.Epilogue.Chain is { } next)
         {
@@ -290,7 +315,7 @@ public sealed class Conv2D : Layer
 
     /// <summary>Where the chained intermediate (one image of this layer's output) starts in a worker's scratch: past both layers' forward scratch.</summary>
     private long ChainAt(LayerRun run) =>
-        Math.Max(_conv!.Forward.ForwardScratch, ((Conv2D)run.Epilogue.Chain!.Layer)._conv!.Forward.ForwardScratch);
+        Math.Max(Plan(run).Forward.ForwardScratch, ((Conv2D)run.Epilogue.Chain!.Layer).Plan(run.Epilogue.Chain).Forward.ForwardScratch);
 
     /// <summary>
     /// Forward of images [n0, n0 + count) from <paramref name="input"/> (those images): the output planes into
@@ -306,17 +331,17 @@ public sealed class Conv2D : Layer
         ReadOnlySpan<float> weights = run.Epilogue.Fold is null ? _weight!.Value.AsSpan() : FoldedWeights(run).Span;
         if (run.Epilogue.Mean is { } mean)
         {
-            _conv!.Forward.ForwardMean(input, count, PackedWeights(run).Span, mean.Output.Slice(n0 * s.OutC, count * s.OutC), in epi, scratch, part, parts);
+            Plan(run).Forward.ForwardMean(input, count, PackedWeights(run).Span, mean.Output.Slice(n0 * s.OutC, count * s.OutC), in epi, scratch, part, parts);
             return;
         }
         if (run.Epilogue.Pool is { } pool)
         {
             int ps = pool.Layer.OutputShape.Size;
-            _conv!.Forward.ForwardPooled(input, count, weights, PackedWeights(run).Span, pool.Output.Slice(n0 * ps, count * ps),
+            Plan(run).Forward.ForwardPooled(input, count, weights, PackedWeights(run).Span, pool.Output.Slice(n0 * ps, count * ps),
                 pool.Training ? pool.State.AsInts().Slice(n0 * ps, count * ps) : default, in epi, scratch, part, parts);
             return;
         }
-        _conv!.Forward.Forward(input, count, weights, PackedWeights(run).Span, output, in epi, scratch, part, parts);
+        Plan(run).Forward.Forward(input, count, weights, PackedWeights(run).Span, output, in epi, scratch, part, parts);
     }
 
     /// <summary>Fusion rule 7: image n through this layer into the worker's scratch, then through the chained layer.</summary>
@@ -338,7 +363,7 @@ public sealed class Conv2D : Layer
         var jobs = (Jobs)run.Jobs!;
         if (run.NeedInputGrad && jobs.PackedTVersion != _weight!.Version)
         {
-            if (run.Epilogue.PooledGradient is null) _conv!.Data.PackWeightsTransposed(_weight.Value, PackedWeightsT(run).Span);
+            if (run.Epilogue.PooledGradient is null) Plan(run).Data.PackWeightsTransposed(_weight.Value, PackedWeightsT(run).Span);
             else Conv2dKernels.WeightsToChannelsLast(_weight.Value, OutChannels, Shape.InC, Shape.KH * Shape.KW, ChannelsLastWeights(run).Span);
             jobs.PackedTVersion = _weight.Version;
         }
@@ -395,7 +420,8 @@ public sealed class Conv2D : Layer
                 }
                 else
                 {
-                    int baseOff = layer._conv!.PackedWeightsSize + layer._conv.PackedWeightsTSize + chunk * layer.GradSize;
+                    var plan = layer.Plan(run);
+                    int baseOff = plan.PackedWeightsSize + plan.PackedWeightsTSize + chunk * layer.GradSize;
                     dw = run.State.Slice(baseOff, s.WeightCount);
                     db = layer.HasBias ? run.State.Slice(baseOff + s.WeightCount, s.OutC) : default;
                 }
@@ -405,7 +431,7 @@ public sealed class Conv2D : Layer
                 layer.SparseBackward(run, src, n0, n1, dw, db, scratch, partial: !direct);
                 return;
             }
-            var data = layer._conv!.Data;
+            var data = layer.Plan(run).Data;
             if (run.NeedInputGrad)
                 for (int n = n0, group = data.ImagesPerCall; n < n1; n += group)
                 {
@@ -413,7 +439,7 @@ public sealed class Conv2D : Layer
                     data.BackwardData(run.OutGrad.Slice(n * s.OutSize, count * s.OutSize), count, layer._weight!.Value, layer.PackedWeightsT(run).Span,
                         run.InGrad.Slice(n * s.InSize, count * s.InSize), scratch);
                 }
-            var weights = layer._conv.Weights;
+            var weights = layer.Plan(run).Weights;
             if (!run.NeedParamGrad) return;
             if (weights.WeightsTakeWholeChunk)
             {
@@ -542,7 +568,8 @@ public sealed class Conv2D : Layer
         private Span<float> TreeSum(int from, int to)
         {
             int size = layer.GradSize, chunks = run.Layout.Chunks;
-            var slots = run.State.Slice(layer._conv!.PackedWeightsSize + layer._conv.PackedWeightsTSize, chunks * size);
+            var plan = layer.Plan(run);
+            var slots = run.State.Slice(plan.PackedWeightsSize + plan.PackedWeightsTSize, chunks * size);
             var backward = ((Jobs)run.Jobs!).Backward;
             Span<bool> filled = stackalloc bool[GradientChunks.Count];
             for (int j = 0; j < backward.Count; j++) filled[backward.Chunks[j]] = true;

@@ -30,6 +30,18 @@ public class ConvolutionPlanRuleTests
         yield return new TestCaseData(S(64, 16, 256, 1, 1, 0), B, B, B).SetName("1x1: blocked");
     }
 
+    [TestCase(128, 8, 1, false)]
+    [TestCase(128, 8, 3, false)]
+    [TestCase(128, 8, 4, true)]
+    [TestCase(32, 16, 1, true)]
+    [TestCase(32, 14, 8, false)]
+    public void FourByFourTilesNeedSixteenACall(int channels, int h, int imagesPerCall, bool f4)
+    {
+        if (!Engine.UseAvx2) Assert.Ignore("without AVX2 every pass keeps the GEMM-based algorithm of Conv2dPlan.Choose");
+        var w = f4 ? Conv2dAlgorithm.Winograd4x4 : Conv2dAlgorithm.Winograd2x2;
+        Assert.That(ConvolutionPlan.Choose(S(channels, h, channels, 3, 1, 1), imagesPerCall), Is.EqualTo((w, w, Conv2dAlgorithm.Blocked)));
+    }
+
     [TestCaseSource(nameof(Cases))]
     public void EachPassGetsTheRulesAlgorithm(Conv2dShape shape, Conv2dAlgorithm forward, Conv2dAlgorithm data, Conv2dAlgorithm weights)
     {

@@ -1,3 +1,4 @@
+using HpCnn.Kernels;
 using HpCnn.Layers;
 using HpCnn.Training;
 
@@ -384,5 +385,50 @@ public class BatchNormMomentsTests
         Assert.That(fused.Input, Is.EqualTo(plain.Input), "input gradient");
         Assert.That(plain.Input.Any(v => v != 0), "the check must see a non-zero input gradient");
         for (int i = 0; i < plain.Params.Length; i++) Assert.That(fused.Params[i], Is.EqualTo(plain.Params[i]), $"parameter gradient {i}");
+    }
+}
+
+/// <summary>
+/// A training plan's calls get a gradient chunk's images (capacity / 16), so at capacity 64 an 8 x 8 layer trains with
+/// Winograd F(4x4) where inference and smaller training plans keep F(2x2): its packed weights, scratch and gradients must
+/// come out right (against the capacity-32 plan on the same batch, within the two tile sizes' rounding).
+/// </summary>
+public class TrainingPlanAlgorithmTests
+{
+    [Test]
+    public void LargeTrainingBatchesTakeFourByFourTilesOnSmallPlanes()
+    {
+        if (!Engine.UseAvx2) Assert.Ignore("Winograd runs where the AVX2 kernels do");
+        var model = new Sequential(new Shape3(16, 8, 8), seed: 3).Add(new Conv2D(24, 3, padding: Padding.Same)).Add(new ReLU())
+            .Add(new Conv2D(16, 3, padding: Padding.Same)).Add(new ReLU()).Add(new Flatten()).Add(new Dense(3));
+        const int batch = 32;
+        var rng = new Random(12);
+        var x = new float[batch * 16 * 8 * 8];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+        var r = new float[batch * 3];
+        for (int i = 0; i < r.Length; i++) r[i] = (float)(rng.NextDouble() * 2 - 1);
+        (float[] Input, float[][] Params) Step(int capacity, Conv2dAlgorithm expected)
+        {
+            var plan = new ExecutionPlan(model, capacity, training: true, inputGradient: true);
+            var conv = (Conv2D)model.Layers[2];
+            Assert.That(conv.AlgorithmsOf(plan.Runs[2]).Data, Is.EqualTo(expected), $"capacity {capacity}");
+            Assert.That(conv.Algorithms.Data, Is.EqualTo(Conv2dAlgorithm.Winograd2x2), "the shape's (inference) plan");
+            plan.SetBatch(batch);
+            x.CopyTo(plan.Input);
+            plan.Forward();
+            r.CopyTo(plan.Grads[model.Layers.Count].Span);
+            plan.Backward(model.Layers.Count - 1);
+            return (plan.Grads[0].Span.ToArray(), model.Layers.SelectMany(l => l.Parameters).Where(p => p.Trainable).Select(p => (float[])p.Grad.Clone()).ToArray());
+        }
+        var large = Step(64, Conv2dAlgorithm.Winograd4x4);
+        var small = Step(32, Conv2dAlgorithm.Winograd2x2);
+        void Close(float[] a, float[] e, string what)
+        {
+            double scale = e.Max(v => Math.Abs((double)v));
+            Assert.That(scale, Is.GreaterThan(0), what + " must not be all zero");
+            for (int i = 0; i < e.Length; i++) Assert.That(Math.Abs(a[i] - e[i]), Is.LessThanOrEqualTo(1e-4 * scale), $"{what}[{i}]: {a[i]} vs {e[i]}");
+        }
+        Close(large.Input, small.Input, "input gradient");
+        for (int i = 0; i < small.Params.Length; i++) Close(large.Params[i], small.Params[i], $"parameter gradient {i}");
     }
 }
