@@ -20,37 +20,51 @@ public static partial class Conv2dKernels
     /// rotated filters with o and i swapped (the backward-data convolution). Each U[xi] is written packed for the
     /// GEMM micro-kernel: strips of 6 rows, zero-padded, <see cref="WinogradPackedSize"/> floats per xi.
     /// </summary>
-    public static void WinogradWeights(ReadOnlySpan<float> w, int outC, int inC, bool rotate, Span<float> u)
+    public static unsafe void WinogradWeights(ReadOnlySpan<float> w, int outC, int inC, bool rotate, Span<float> u) =>
+        PackFilters(w, outC, inC, rotate, u, 4, &G4);
+
+    /// <summary>F(2x2)'s G times a 3-vector: (g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2).</summary>
+    private static void G4(float g0, float g1, float g2, Span<float> r)
+    {
+        r[0] = g0;
+        r[1] = 0.5f * (g0 + g1 + g2);
+        r[2] = 0.5f * (g0 - g1 + g2);
+        r[3] = g2;
+    }
+
+    /// <summary>
+    /// U[xi] = (G g G^T)[xi] of every 3x3 filter for tiles of <paramref name="alpha"/> x <paramref name="alpha"/> inputs
+    /// (<paramref name="g"/>: G times a 3-vector), each of the alpha^2 matrices packed for the GEMM micro-kernel: strips of
+    /// 6 rows, zero-padded, <see cref="WinogradPackedSize"/> floats apart. <paramref name="rotate"/>: the backward-data
+    /// filters (turned by 180 degrees, o and i swapped).
+    /// </summary>
+    private static unsafe void PackFilters(ReadOnlySpan<float> w, int outC, int inC, bool rotate, Span<float> u, int alpha,
+        delegate*<float, float, float, Span<float>, void> g)
     {
         int rows = rotate ? inC : outC, cols = rotate ? outC : inC;
         int xiStride = WinogradPackedSize(rows, cols);
-        u.Slice(0, 16 * xiStride).Clear();
-        Span<float> g = stackalloc float[9];
-        Span<float> t = stackalloc float[12];
+        u.Slice(0, alpha * alpha * xiStride).Clear();
+        Span<float> f = stackalloc float[9];
+        Span<float> t = stackalloc float[3 * alpha];
+        Span<float> r6 = stackalloc float[alpha];
         for (int r = 0; r < rows; r++)
             for (int c = 0; c < cols; c++)
             {
                 // Filter (r, c): forward w[r][c]; rotated: w[c][r] turned by 180 degrees.
                 var src = rotate ? w.Slice((c * inC + r) * 9, 9) : w.Slice((r * inC + c) * 9, 9);
-                for (int k = 0; k < 9; k++) g[k] = rotate ? src[8 - k] : src[k];
-                // t = G g (4 x 3)
+                for (int k = 0; k < 9; k++) f[k] = rotate ? src[8 - k] : src[k];
+                // t = G f (alpha x 3), column by column.
                 for (int j = 0; j < 3; j++)
                 {
-                    float g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
-                    t[j] = g0;
-                    t[3 + j] = 0.5f * (g0 + g1 + g2);
-                    t[6 + j] = 0.5f * (g0 - g1 + g2);
-                    t[9 + j] = g2;
+                    g(f[j], f[3 + j], f[6 + j], r6);
+                    for (int i = 0; i < alpha; i++) t[3 * i + j] = r6[i];
                 }
-                // U = t G^T (4 x 4), into strip r / 6, lane r % 6, depth c.
+                // U = t G^T (alpha x alpha), into strip r / 6, lane r % 6, depth c.
                 int o = r / Sgemm.MR * cols * Sgemm.MR + c * Sgemm.MR + r % Sgemm.MR;
-                for (int i = 0; i < 4; i++)
+                for (int i = 0; i < alpha; i++)
                 {
-                    float a = t[3 * i], b = t[3 * i + 1], cc = t[3 * i + 2];
-                    u[(4 * i + 0) * xiStride + o] = a;
-                    u[(4 * i + 1) * xiStride + o] = 0.5f * (a + b + cc);
-                    u[(4 * i + 2) * xiStride + o] = 0.5f * (a - b + cc);
-                    u[(4 * i + 3) * xiStride + o] = cc;
+                    g(t[3 * i], t[3 * i + 1], t[3 * i + 2], r6);
+                    for (int j = 0; j < alpha; j++) u[(alpha * i + j) * xiStride + o] = r6[j];
                 }
             }
     }

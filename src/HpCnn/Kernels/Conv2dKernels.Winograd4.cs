@@ -18,34 +18,8 @@ namespace HpCnn.Kernels;
 public static partial class Conv2dKernels
 {
     /// <summary>The F(4x4, 3x3) counterpart of <see cref="WinogradWeights"/>: 36 packed matrices U[xi] = (G w G^T)[xi].</summary>
-    public static void Winograd4Weights(ReadOnlySpan<float> w, int outC, int inC, bool rotate, Span<float> u)
-    {
-        int rows = rotate ? inC : outC, cols = rotate ? outC : inC;
-        int xiStride = WinogradPackedSize(rows, cols);
-        u.Slice(0, 36 * xiStride).Clear();
-        Span<float> g = stackalloc float[9];
-        Span<float> t = stackalloc float[18];
-        Span<float> r6 = stackalloc float[6];
-        for (int r = 0; r < rows; r++)
-            for (int c = 0; c < cols; c++)
-            {
-                var src = rotate ? w.Slice((c * inC + r) * 9, 9) : w.Slice((r * inC + c) * 9, 9);
-                for (int k = 0; k < 9; k++) g[k] = rotate ? src[8 - k] : src[k];
-                // t = G g (6 x 3), column by column.
-                for (int j = 0; j < 3; j++)
-                {
-                    G6(g[j], g[3 + j], g[6 + j], r6);
-                    for (int i = 0; i < 6; i++) t[3 * i + j] = r6[i];
-                }
-                // U = t G^T (6 x 6), into strip r / 6, lane r % 6, depth c.
-                int o = r / Sgemm.MR * cols * Sgemm.MR + c * Sgemm.MR + r % Sgemm.MR;
-                for (int i = 0; i < 6; i++)
-                {
-                    G6(t[3 * i], t[3 * i + 1], t[3 * i + 2], r6);
-                    for (int j = 0; j < 6; j++) u[(6 * i + j) * xiStride + o] = r6[j];
-                }
-            }
-    }
+    public static unsafe void Winograd4Weights(ReadOnlySpan<float> w, int outC, int inC, bool rotate, Span<float> u) =>
+        PackFilters(w, outC, inC, rotate, u, 6, &G6);
 
     /// <summary>G times a 3-vector (computed in double: the weights are transformed once per update, so exactness is free).</summary>
     private static void G6(float a, float b, float c, Span<float> r)
@@ -239,7 +213,7 @@ public static partial class Conv2dKernels
         Span<float> y, int channelStride, int imageStride, int ho, int wo, ReadOnlySpan<float> bias, float lo, float hi)
     {
         int used = count * th * tw, u0 = 0;
-        var z = stackalloc Vector256<float>[24];
+        var z = stackalloc Vector256<float>[40]; // OutputTiles8x4's output (16 vectors) and its intermediate (24)
         var off = stackalloc int[8];
         var rows = stackalloc int[8];
         var cols = stackalloc int[8];
@@ -314,14 +288,15 @@ public static partial class Conv2dKernels
     }
 
     /// <summary>
-    /// The output transform of 8 tiles (n real) of m[xi * mStride + k]: leaves in <paramref name="z"/> (as 32 4-float rows,
-    /// z + 4 r holding output row r of tiles 0..7) the clamped 4x4 tiles, each tile's row contiguous.
+    /// The output transform of 8 tiles (n real) of m[xi * mStride + k]: leaves in <paramref name="z"/>'s first 16 vectors
+    /// (z + 4 r: output row r of tiles 0..7, 32 floats, each tile's 4 together) the clamped 4x4 tiles; z holds 40 (the
+    /// rest is its work area).
     /// </summary>
     private static unsafe void OutputTiles8x4(ReadOnlySpan<float> m, int mStride, int n, float bias, float lo, float hi, Vector256<float>* z)
     {
+        var w = z + 16; // A^T m (4 x 6 vectors), past the output's 16
         var mask = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(n)).AsSingle();
         var vb = Vector256.Create(bias); var vlo = Vector256.Create(lo); var vhi = Vector256.Create(hi);
-        var w = stackalloc Vector256<float>[24];
         fixed (float* s = m)
         {
             for (int j = 0; j < 6; j++)
@@ -403,39 +378,18 @@ public static partial class Conv2dKernels
     private static unsafe void OutputRowsOfTiles(ReadOnlySpan<float> m, int mStride, int t0, int th, int tw, float* y, int ho, int wo,
         float bias, float lo, float hi, Vector256<float>* z)
     {
-        var lanes = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
-        var vb = Vector256.Create(bias); var vlo = Vector256.Create(lo); var vhi = Vector256.Create(hi);
-        fixed (float* mp = m)
-            for (int ty = 0; ty < th; ty++)
-                for (int tx = 0; tx < tw; tx += 8)
+        for (int ty = 0; ty < th; ty++)
+            for (int tx = 0; tx < tw; tx += 8)
+            {
+                int n = Math.Min(8, tw - tx), cols = Math.Min(4 * n, wo - 4 * tx);
+                OutputTiles8x4(m.Slice(t0 + ty * tw + tx), mStride, n, bias, lo, hi, z);
+                // z + 4 r holds output row r of the 8 tiles as 32 consecutive floats.
+                for (int r = 0; r < 4 && 4 * ty + r < ho; r++)
                 {
-                    int n = Math.Min(8, tw - tx);
-                    var mask = Vector256.LessThan(lanes, Vector256.Create(n)).AsSingle();
-                    int cols = Math.Min(4 * n, wo - 4 * tx);
-                    float* s = mp + t0 + ty * tw + tx;
-                    for (int j = 0; j < 6; j++)
-                    {
-                        var m0 = Avx.MaskLoad(s + j * mStride, mask); var m1 = Avx.MaskLoad(s + (6 + j) * mStride, mask);
-                        var m2 = Avx.MaskLoad(s + (12 + j) * mStride, mask); var m3 = Avx.MaskLoad(s + (18 + j) * mStride, mask);
-                        var m4 = Avx.MaskLoad(s + (24 + j) * mStride, mask); var m5 = Avx.MaskLoad(s + (30 + j) * mStride, mask);
-                        At(m0, m1, m2, m3, m4, m5, out z[j], out z[6 + j], out z[12 + j], out z[18 + j]);
-                    }
-                    for (int r = 0; r < 4 && 4 * ty + r < ho; r++)
-                    {
-                        At(z[6 * r], z[6 * r + 1], z[6 * r + 2], z[6 * r + 3], z[6 * r + 4], z[6 * r + 5], out var a, out var b, out var c, out var d);
-                        a = Vector256.Min(Vector256.Max(a + vb, vlo), vhi); b = Vector256.Min(Vector256.Max(b + vb, vlo), vhi);
-                        c = Vector256.Min(Vector256.Max(c + vb, vlo), vhi); d = Vector256.Min(Vector256.Max(d + vb, vlo), vhi);
-                        var u0 = Avx.UnpackLow(a, b); var u1 = Avx.UnpackHigh(a, b);
-                        var u2 = Avx.UnpackLow(c, d); var u3 = Avx.UnpackHigh(c, d);
-                        var s0 = Avx.Shuffle(u0, u2, 0x44); var s1 = Avx.Shuffle(u0, u2, 0xEE);
-                        var s2 = Avx.Shuffle(u1, u3, 0x44); var s3 = Avx.Shuffle(u1, u3, 0xEE);
-                        float* dst = y + (4 * ty + r) * wo + 4 * tx;
-                        StoreCols(dst, cols, 0, Avx.Permute2x128(s0, s1, 0x20));
-                        StoreCols(dst, cols, 8, Avx.Permute2x128(s2, s3, 0x20));
-                        StoreCols(dst, cols, 16, Avx.Permute2x128(s0, s1, 0x31));
-                        StoreCols(dst, cols, 24, Avx.Permute2x128(s2, s3, 0x31));
-                    }
+                    float* dst = y + (4 * ty + r) * wo + 4 * tx;
+                    for (int q = 0; q < 4; q++) StoreCols(dst, cols, 8 * q, z[4 * r + q]);
                 }
+            }
     }
 
     /// <summary>Stores the columns of <paramref name="v"/> (columns at..at+7 of a row) below <paramref name="cols"/>.</summary>
