@@ -84,23 +84,26 @@ public static partial class Conv2dKernels
 
     /// <summary>
     /// Input transform of a group: <paramref name="count"/> images of <paramref name="c"/> padded planes each (hq x wq, at
-    /// least 4 th + 2 by 4 tw + 2, the last readable 8 floats past its end) into V[xi * vStride + ch * t + u] = (B^T d B)[xi]
-    /// of tile u = image * th * tw + ty * tw + tx, the 6x6 input tile at (4 ty, 4 tx). Eight consecutive tiles run as the
-    /// 8 lanes wherever they lie (across tile rows and images): the zoo's 16 x 16 and 8 x 8 planes have only 4 and 2 tiles
-    /// a row, and lanes along a row alone ran half and a quarter empty.
+    /// least 4 th + 2 by 4 tw + 2, the last readable 8 floats past its end) into V[xi * vStride + <see cref="PackedAt"/>(u,
+    /// ch, c)] = (B^T d B)[xi] of tile u = image * th * tw + ty * tw + tx, the 6x6 input tile at (4 ty, 4 tx): each V[xi]
+    /// is written as the GEMM's packed B (panels of 16 tiles, channel-major within), so no packing pass copies it again;
+    /// the padding tiles of the last panel are never read. Eight consecutive tiles run as the 8 lanes wherever they lie
+    /// (across tile rows and images): the zoo's 16 x 16 and 8 x 8 planes have only 4 and 2 tiles a row, and lanes along a
+    /// row alone ran half and a quarter empty.
     /// </summary>
     public static unsafe void Winograd4Inputs(ReadOnlySpan<float> padded, int count, int c, int hq, int wq, int th, int tw, Span<float> v,
-        int vStride, int t)
+        int vStride)
     {
         int planeQ = hq * wq, used = count * th * tw, u0 = 0;
         var off = stackalloc int[8];
         Span<float> zs = stackalloc float[36];
         var z = stackalloc Vector256<float>[36];
-        if (Engine.UseAvx2 && tw >= 8)
+        if (Engine.UseAvx2 && tw % 8 == 0)
         {
+            // Whole groups of 8 along each tile row: every group starts at a multiple of 8, inside one 16-tile panel.
             for (int ch = 0; ch < c; ch++)
                 for (int n = 0; n < count; n++)
-                    InputRowsOfTiles(padded.Slice((n * c + ch) * planeQ), wq, th, tw, v.Slice(ch * t), vStride, n * th * tw, z);
+                    InputRowsOfTiles(padded.Slice((n * c + ch) * planeQ), wq, th, tw, v, vStride, n * th * tw, ch, c, z);
             u0 = used;
         }
         else if (Engine.UseAvx2)
@@ -115,15 +118,15 @@ public static partial class Conv2dKernels
                     at.Next();
                 }
                 for (int ch = 0; ch < c; ch++)
-                    InputTiles8x4(padded.Slice(ch * planeQ), wq, off, n, v.Slice(ch * t + u0), vStride, z);
+                    InputTiles8x4(padded.Slice(ch * planeQ), wq, off, n, v.Slice(PackedAt(u0, ch, c)), vStride, z);
             }
         }
         for (int ch = 0; ch < c; ch++)
         {
-            var vc = v.Slice(ch * t);
             int u = u0;
             for (var at = new TileWalk(th, tw, u); u < used; u++, at.Next())
             {
+                var vc = v.Slice(PackedAt(u, ch, c));
                 var d = padded.Slice((at.Image * c + ch) * planeQ + 4 * at.Y * wq + 4 * at.X);
                 for (int r = 0; r < 6; r++)
                 {
@@ -135,12 +138,15 @@ public static partial class Conv2dKernels
                 {
                     Bt(zs[j], zs[6 + j], zs[12 + j], zs[18 + j], zs[24 + j], zs[30 + j], out float r0, out float r1, out float r2,
                         out float r3, out float r4, out float r5);
-                    vc[(0 + j) * vStride + u] = r0; vc[(6 + j) * vStride + u] = r1; vc[(12 + j) * vStride + u] = r2;
-                    vc[(18 + j) * vStride + u] = r3; vc[(24 + j) * vStride + u] = r4; vc[(30 + j) * vStride + u] = r5;
+                    vc[(0 + j) * vStride] = r0; vc[(6 + j) * vStride] = r1; vc[(12 + j) * vStride] = r2;
+                    vc[(18 + j) * vStride] = r3; vc[(24 + j) * vStride] = r4; vc[(30 + j) * vStride] = r5;
                 }
             }
         }
     }
+
+    /// <summary>Where tile u of channel ch (of c) sits in a packed V[xi]: its 16-tile panel, then the channel's 16 floats.</summary>
+    internal static int PackedAt(int u, int ch, int c) => u / Sgemm.NR * (c * Sgemm.NR) + ch * Sgemm.NR + u % Sgemm.NR;
 
     /// <summary>Tile coordinates (image, tile row, tile column) walked in tile order.</summary>
     private struct TileWalk
@@ -327,7 +333,7 @@ public static partial class Conv2dKernels
     /// of 8 tiles read with four 8-float loads and transposed in 4 x 4 blocks (cheaper than gathering 8 tiles' rows).
     /// </summary>
     private static unsafe void InputRowsOfTiles(ReadOnlySpan<float> plane, int wq, int th, int tw, Span<float> v, int vStride, int t0,
-        Vector256<float>* z)
+        int ch, int c, Vector256<float>* z)
     {
         var next = Vector256.Create(1, 2, 3, 4, 5, 6, 7, 7);
         fixed (float* p0 = plane, vp = v)
@@ -345,7 +351,7 @@ public static partial class Conv2dKernels
                         var c5 = Avx.Blend(Avx2.PermuteVar8x32(c1, next), Vector256.Create(row[33]), 0x80);
                         Bt(c0, c1, c2, c3, c4, c5, out z[6 * r], out z[6 * r + 1], out z[6 * r + 2], out z[6 * r + 3], out z[6 * r + 4], out z[6 * r + 5]);
                     }
-                    float* o = vp + t0 + ty * tw + tx;
+                    float* o = vp + PackedAt(t0 + ty * tw + tx, ch, c);
                     for (int j = 0; j < 6; j++)
                     {
                         Bt(z[j], z[6 + j], z[12 + j], z[18 + j], z[24 + j], z[30 + j], out var r0, out var r1, out var r2, out var r3, out var r4, out var r5);

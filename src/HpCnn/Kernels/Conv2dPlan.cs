@@ -501,12 +501,14 @@ public sealed class Conv2dPlan
         int planeQ = hq * wq, t1 = th * tw, xis = (m + 2) * (m + 2);
         int vStride = XiStride(c * t);
         var v = scratch.Slice(padded.Length, xis * vStride);
-        if (m == 4) Conv2dKernels.Winograd4Inputs(padded, count, c, hq, wq, th, tw, v, vStride, t);
+        if (m == 4) Conv2dKernels.Winograd4Inputs(padded, count, c, hq, wq, th, tw, v, vStride); // packed for the GEMM
         else
+        {
             for (int n = 0; n < count; n++)
                 for (int ch = 0; ch < c; ch++)
                     Conv2dKernels.WinogradInput(padded.Slice((n * c + ch) * planeQ), wq, th, tw, v.Slice(ch * t), vStride, n * t1);
-        ClearTail(v, xis, vStride, c, t, count * t1);
+            ClearTail(v, xis, vStride, c, t, count * t1);
+        }
         rest = scratch.Slice(padded.Length + v.Length);
         return v;
     }
@@ -539,11 +541,13 @@ public sealed class Conv2dPlan
         int used = count * t1, whole = used / Sgemm.NR * Sgemm.NR;
         for (int xi = 0; xi < xis; xi++)
         {
-            Sgemm.PackB(false, v.Slice(xi * vStride, srcC * t), t, 0, srcC, 0, t, bPack, prefetchAhead: true);
+            // F(4x4)'s transform writes V as packed panels; F(2x2)'s V is also its weight gradient's operand, so it is packed here.
+            var b = tm == 4 ? v.Slice(xi * vStride, srcC * t) : bPack;
+            if (tm != 4) Sgemm.PackB(false, v.Slice(xi * vStride, srcC * t), t, 0, srcC, 0, t, bPack, prefetchAhead: true);
             var ux = u.Slice(xi * uStride + r0 * srcC, rows * srcC);
             var mx = m.Slice(xi * mStride, rows * t);
-            if (whole > 0) Sgemm.MacroKernel(rows, whole, srcC, ux, bPack, mx, 0, t, false, default, false, default, 0, 0);
-            if (used > whole) Sgemm.ColumnTail(rows, srcC, used - whole, ux, bPack.Slice(whole * srcC, Sgemm.NR * srcC), mx.Slice(whole), t);
+            if (whole > 0) Sgemm.MacroKernel(rows, whole, srcC, ux, b, mx, 0, t, false, default, false, default, 0, 0);
+            if (used > whole) Sgemm.ColumnTail(rows, srcC, used - whole, ux, b.Slice(whole * srcC, Sgemm.NR * srcC), mx.Slice(whole), t);
         }
         int ph = dstH / 2, pw = dstW / 2, pplane = ph * pw;
         // The rows this call writes: output rows [tm a, tm (a + th)), pooled rows [tm a / 2, tm (a + th) / 2), clipped to the planes.
