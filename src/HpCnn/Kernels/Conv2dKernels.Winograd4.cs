@@ -12,7 +12,8 @@ namespace HpCnn.Kernels;
 // 36 GEMMs of 2 flops per tile and channel pair instead of 16 * 9 * 2: 4x fewer multiplies (F(2x2) saves 2.25x), and
 // the Winograd-domain matrices hold 2.25 floats per output pixel instead of 4. The price is precision: the transforms'
 // larger coefficients leave errors several times F(2x2)'s (still far below what training notices; the tests bound them
-// against the sum of absolute terms). Layouts as in F(2x2): V and M are [xi][channel][tile], xi = 6 row + column.
+// against the sum of absolute terms). M is [xi][channel][tile] as in F(2x2), xi = 6 row + column; V is written as the
+// GEMM's packed B (see Winograd4Inputs).
 // Every transform fixes its order of operations (input: across each row's columns, then across rows; output: across
 // rows, then across columns) and the 8-lane and one-tile paths follow it exactly, so both give the same bits.
 public static partial class Conv2dKernels
