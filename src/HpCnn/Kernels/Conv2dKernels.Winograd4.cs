@@ -187,17 +187,8 @@ public static partial class Conv2dKernels
                 var v2 = Avx.LoadVector256(p0 + off[2] + ro); var v3 = Avx.LoadVector256(p0 + off[3] + ro);
                 var v4 = Avx.LoadVector256(p0 + off[4] + ro); var v5 = Avx.LoadVector256(p0 + off[5] + ro);
                 var v6 = Avx.LoadVector256(p0 + off[6] + ro); var v7 = Avx.LoadVector256(p0 + off[7] + ro);
-                var t0 = Avx.UnpackLow(v0, v1); var t1 = Avx.UnpackHigh(v0, v1);
-                var t2 = Avx.UnpackLow(v2, v3); var t3 = Avx.UnpackHigh(v2, v3);
-                var t4 = Avx.UnpackLow(v4, v5); var t5 = Avx.UnpackHigh(v4, v5);
-                var t6 = Avx.UnpackLow(v6, v7); var t7 = Avx.UnpackHigh(v6, v7);
-                var s0 = Avx.Shuffle(t0, t2, 0x44); var s1 = Avx.Shuffle(t0, t2, 0xEE);
-                var s2 = Avx.Shuffle(t1, t3, 0x44); var s3 = Avx.Shuffle(t1, t3, 0xEE);
-                var s4 = Avx.Shuffle(t4, t6, 0x44); var s5 = Avx.Shuffle(t4, t6, 0xEE);
-                var s6 = Avx.Shuffle(t5, t7, 0x44); var s7 = Avx.Shuffle(t5, t7, 0xEE);
-                Bt(Avx.Permute2x128(s0, s4, 0x20), Avx.Permute2x128(s1, s5, 0x20), Avx.Permute2x128(s2, s6, 0x20),
-                    Avx.Permute2x128(s3, s7, 0x20), Avx.Permute2x128(s0, s4, 0x31), Avx.Permute2x128(s1, s5, 0x31),
-                    out z[6 * r], out z[6 * r + 1], out z[6 * r + 2], out z[6 * r + 3], out z[6 * r + 4], out z[6 * r + 5]);
+                BlockedTiles.Transpose8x8(ref v0, ref v1, ref v2, ref v3, ref v4, ref v5, ref v6, ref v7);
+                Bt(v0, v1, v2, v3, v4, v5, out z[6 * r], out z[6 * r + 1], out z[6 * r + 2], out z[6 * r + 3], out z[6 * r + 4], out z[6 * r + 5]);
             }
             for (int j = 0; j < 6; j++)
             {
@@ -330,8 +321,9 @@ public static partial class Conv2dKernels
     }
 
     /// <summary>
-    /// <see cref="Winograd4Inputs"/> of one plane whose tile rows hold 8 or more tiles: lanes run along a tile row, each row
-    /// of 8 tiles read with four 8-float loads and transposed in 4 x 4 blocks (cheaper than gathering 8 tiles' rows).
+    /// <see cref="Winograd4Inputs"/> of one plane whose tile rows hold a multiple of 8 tiles: lanes run along a tile row,
+    /// each row of 8 tiles read with four 8-float loads and transposed in 4 x 4 blocks (cheaper than gathering 8 tiles'
+    /// rows), and each group's 8 values of a matrix stored whole inside one packed panel.
     /// </summary>
     private static unsafe void InputRowsOfTiles(ReadOnlySpan<float> plane, int wq, int th, int tw, Span<float> v, int vStride, int t0,
         int ch, int c, Vector256<float>* z)
@@ -341,8 +333,6 @@ public static partial class Conv2dKernels
             for (int ty = 0; ty < th; ty++)
                 for (int tx = 0; tx < tw; tx += 8)
                 {
-                    int n = Math.Min(8, tw - tx);
-                    var mask = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(n)).AsSingle();
                     float* row = p0 + 4 * ty * wq + 4 * tx;
                     for (int r = 0; r < 6; r++, row += wq)
                     {
@@ -356,9 +346,9 @@ public static partial class Conv2dKernels
                     for (int j = 0; j < 6; j++)
                     {
                         Bt(z[j], z[6 + j], z[12 + j], z[18 + j], z[24 + j], z[30 + j], out var r0, out var r1, out var r2, out var r3, out var r4, out var r5);
-                        Put(o + (0 + j) * vStride, mask, n, r0); Put(o + (6 + j) * vStride, mask, n, r1);
-                        Put(o + (12 + j) * vStride, mask, n, r2); Put(o + (18 + j) * vStride, mask, n, r3);
-                        Put(o + (24 + j) * vStride, mask, n, r4); Put(o + (30 + j) * vStride, mask, n, r5);
+                        Avx.Store(o + (0 + j) * vStride, r0); Avx.Store(o + (6 + j) * vStride, r1);
+                        Avx.Store(o + (12 + j) * vStride, r2); Avx.Store(o + (18 + j) * vStride, r3);
+                        Avx.Store(o + (24 + j) * vStride, r4); Avx.Store(o + (30 + j) * vStride, r5);
                     }
                 }
     }

@@ -155,7 +155,8 @@ public sealed class Conv2D : Layer
         return _convLargeBatch ??= new ConvolutionPlan(Shape, chosen);
     }
 
-    private ConvolutionPlan Plan(LayerRun run) => PlanFor(run.Capacity, run.Training);
+    /// <summary>The run's plan: chosen once in <see cref="Prepare"/>; the plan's sizing asks before that.</summary>
+    private ConvolutionPlan Plan(LayerRun run) => run.Jobs is Jobs jobs ? jobs.Conv : PlanFor(run.Capacity, run.Training);
 
     /// <summary>The algorithms a run of this layer uses (its plan's; see <see cref="PlanFor"/>).</summary>
     internal (Conv2dAlgorithm Forward, Conv2dAlgorithm Data, Conv2dAlgorithm Weights) AlgorithmsOf(LayerRun run) => Plan(run).Algorithms;
@@ -217,6 +218,8 @@ public sealed class Conv2D : Layer
         public required BackwardJob Backward;
         public required ReduceJob Reduce;
         public required ChainJob Chain;
+        /// <summary>The run's plan (<see cref="PlanFor"/>), chosen once.</summary>
+        public required ConvolutionPlan Conv;
         public long PackedVersion = -1, PackedTVersion = -1;
     }
 
@@ -228,6 +231,7 @@ public sealed class Conv2D : Layer
             Backward = new BackwardJob(this, run),
             Reduce = new ReduceJob(this, run),
             Chain = new ChainJob(this, run),
+            Conv = PlanFor(run.Capacity, run.Training),
         };
     }
 
