@@ -6,7 +6,7 @@ namespace HpCnn.Benchmarks;
 /// <summary>
 /// Every convolution algorithm on the zoo's layer shapes, one thread, batch 64: forward, input gradient and weight
 /// gradient, best of several runs in thread CPU time (on a shared machine wall time counts other tenants' work), as
-/// GFLOP/s and share of the FMA peak probed in the same process. Usage: conv-profile [--shape IC,H,W,OC,K,S,P] [--reps N] [--algo NAME].
+/// GFLOP/s and share of the FMA peak probed in the same process. Usage: conv-profile [--shape IC,H,W,OC,K,S,P] [--reps N] [--algo NAME] [--images N] [--same-image].
 /// </summary>
 internal static class ConvProfile
 {
@@ -39,11 +39,13 @@ internal static class ConvProfile
         int reps = 5, batch = 64;
         bool sameImage = false; // --same-image: every image is the first one (input and output stay in cache)
         Conv2dAlgorithm? only = null; // --algo NAME: that algorithm alone (e.g. under perf)
+        int? imagesPerCall = null; // --images N: N images per forward and input-gradient call (1: a batch-1 prediction's calls)
         var shapes = ZooShapes.ToList();
         for (int i = 0; i < args.Length; i++)
         {
             if (args[i] == "--reps") reps = int.Parse(args[++i], CultureInfo.InvariantCulture);
             else if (args[i] == "--same-image") sameImage = true;
+            else if (args[i] == "--images") imagesPerCall = int.Parse(args[++i], CultureInfo.InvariantCulture);
             else if (args[i] == "--algo") only = Enum.Parse<Conv2dAlgorithm>(args[++i], ignoreCase: true);
             else if (args[i] == "--shape")
             {
@@ -77,7 +79,7 @@ internal static class ConvProfile
                 plan.PackWeightsTransposed(w, packedT.Span);
                 var scratch = Aligned(Math.Max(plan.ForwardScratch, Math.Max(plan.BackwardDataScratch, plan.BackwardWeightsScratch)) + 64);
                 var epi = new GemmEpilogue(BiasMode.PerRow, db, 0, 0f, float.PositiveInfinity);
-                int group = plan.ImagesPerCall;
+                int group = Math.Min(imagesPerCall ?? plan.ImagesPerCall, plan.ImagesPerCall);
                 double Best(Action a)
                 {
                     a();

@@ -22,6 +22,26 @@ public static partial class Conv2dKernels
     public static unsafe void Winograd4Weights(ReadOnlySpan<float> w, int outC, int inC, bool rotate, Span<float> u) =>
         PackFilters(w, outC, inC, rotate, u, 6, &G6);
 
+    /// <summary>
+    /// The <paramref name="count"/> matrices of <paramref name="strips"/> (each <paramref name="rows"/> x <paramref name="cols"/>
+    /// in 6-row strips, <see cref="WinogradPackedSize"/> apart) transposed: element (r, c) of matrix x at
+    /// <paramref name="t"/>[(x * cols + c) * ld + r]; rows past <paramref name="rows"/> are zero (Sgemm.FewColumns reads
+    /// whole vectors).
+    /// </summary>
+    public static void TransposeStrips(ReadOnlySpan<float> strips, int count, int rows, int cols, Span<float> t, int ld)
+    {
+        int stride = WinogradPackedSize(rows, cols);
+        t.Slice(0, count * cols * ld).Clear();
+        // Row r0 + i of a strip at (strip, c) is strip[c * MR + i]: each (strip, column) pair is a short contiguous copy.
+        for (int x = 0; x < count; x++)
+            for (int c = 0; c < cols; c++)
+                for (int r0 = 0; r0 < rows; r0 += Sgemm.MR)
+                {
+                    int n = Math.Min(Sgemm.MR, rows - r0);
+                    strips.Slice(x * stride + r0 * cols + c * Sgemm.MR, n).CopyTo(t.Slice((x * cols + c) * ld + r0, n));
+                }
+    }
+
     /// <summary>G times a 3-vector (computed in double: the weights are transformed once per update, so exactness is free).</summary>
     private static void G6(float a, float b, float c, Span<float> r)
     {

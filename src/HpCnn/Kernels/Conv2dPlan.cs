@@ -46,6 +46,10 @@ public sealed class Conv2dPlan
     private readonly int _tilePixels, _tiles;
     // Winograd: output tiles of _wm x _wm (2 or 4), _xis Winograd-domain matrices; forward tiles _th x _tw per image on
     // padded planes _hq x _wq; backward-data the same on the input side.
+    // F(4x4)'s pooled forward stages up to this many floats of output planes (64 KiB, in L2) before pooling them.
+    private const int StagedFloats = 16384;
+    // _utLd: the row stride of F(4x4)'s transposed filter copy after the packed strips (0: none; see the constructor).
+    private readonly int _utLd;
     private readonly int _wm, _xis, _th, _tw, _hq, _wq, _bth, _btw, _bhq, _bwq, _group;
     // F(4x4)'s weight gradient: F(2x2)'s plan (the 4x4-tile weight gradient would need its own transforms for no use:
     // the plan rule takes the blocked weight gradient on every Winograd shape).
@@ -102,6 +106,9 @@ public sealed class Conv2dPlan
             // of 14 x 14 outgrew L2 and ran its pooled forward in the reference network 1.3x slower than groups of 2).
             _group = Math.Clamp((192 + _th * _tw - 1) / (_th * _tw), 1, 8);
             if (m == 4) _weights2 = new Conv2dPlan(s, Conv2dAlgorithm.Winograd2x2);
+            // An image whose tiles do not fill whole 16-tile strips (8 x 8: 4 tiles) leaves its forward GEMMs a column tail
+            // (at batch 1 nothing else); F(4x4) keeps its filters also transposed for Sgemm.FewColumns there.
+            if (m == 4 && _th * _tw % Sgemm.NR != 0) _utLd = Sgemm.RoundUp(s.OutC, 16) + 16;
         }
         else
         {
@@ -149,7 +156,7 @@ public sealed class Conv2dPlan
             if (c0 >= c1) return;
         }
         WinogradConvolve(_wm, images, count, s.InC, s.InH, s.InW, s.PadTop, s.PadLeft, _hq, _wq, _th, _tw,
-            packedWeights, s.OutC, c0, c1, outputs, s.OutH, s.OutW, in epilogue, scratch, pooled, argmax, rows);
+            packedWeights, s.OutC, c0, c1, outputs, s.OutH, s.OutW, in epilogue, scratch, pooled, argmax, rows, _utLd);
     }
 
     /// <summary>
@@ -205,7 +212,7 @@ public sealed class Conv2dPlan
     {
         Conv2dAlgorithm.ImplicitPadded => Sgemm.RoundUp(Shape.OutC, MR) * Shape.K,
         Conv2dAlgorithm.DirectSmall => 0,
-        Conv2dAlgorithm.Winograd2x2 or Conv2dAlgorithm.Winograd4x4 => _xis * Conv2dKernels.WinogradPackedSize(Shape.OutC, Shape.InC),
+        Conv2dAlgorithm.Winograd2x2 or Conv2dAlgorithm.Winograd4x4 => _xis * (Conv2dKernels.WinogradPackedSize(Shape.OutC, Shape.InC) + Shape.InC * _utLd),
         Conv2dAlgorithm.Blocked => _blocked!.PackedWeightsSize,
         _ => 0,
     };
@@ -225,7 +232,7 @@ public sealed class Conv2dPlan
         Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall => Shape.InC * _hp * _wp + Slack,
         Conv2dAlgorithm.Winograd2x2 => WinogradScratch(Shape.InC, Shape.OutC, _hq, _wq, _th * _tw),
         // F(4x4) pools from a staged output plane.
-        Conv2dAlgorithm.Winograd4x4 => WinogradScratch(Shape.InC, Shape.OutC, _hq, _wq, _th * _tw) + _group * Shape.OutPlane,
+        Conv2dAlgorithm.Winograd4x4 => WinogradScratch(Shape.InC, Shape.OutC, _hq, _wq, _th * _tw) + Math.Max(_group * Shape.OutPlane, StagedFloats),
         Conv2dAlgorithm.Blocked => _blocked!.ForwardScratch,
         _ => Shape.K * _tilePixels + Sgemm.WorkspaceSize(Shape.OutC, _tilePixels, Shape.K),
     };
@@ -263,7 +270,12 @@ public sealed class Conv2dPlan
     {
         if (_blocked is not null) { _blocked.PackWeights(weights, packed); return; }
         if (Algorithm == Conv2dAlgorithm.Winograd2x2) { Conv2dKernels.WinogradWeights(weights, Shape.OutC, Shape.InC, false, packed); return; }
-        if (Algorithm == Conv2dAlgorithm.Winograd4x4) { Conv2dKernels.Winograd4Weights(weights, Shape.OutC, Shape.InC, false, packed); return; }
+        if (Algorithm == Conv2dAlgorithm.Winograd4x4)
+        {
+            Conv2dKernels.Winograd4Weights(weights, Shape.OutC, Shape.InC, false, packed);
+            if (_utLd > 0) Conv2dKernels.TransposeStrips(packed, _xis, Shape.OutC, Shape.InC, packed.Slice(_xis * Conv2dKernels.WinogradPackedSize(Shape.OutC, Shape.InC)), _utLd);
+            return;
+        }
         if (Algorithm != Conv2dAlgorithm.ImplicitPadded) return;
         Sgemm.PackA(false, weights, Shape.K, 0, Shape.OutC, 0, Shape.K, packed);
     }
@@ -522,7 +534,8 @@ public sealed class Conv2dPlan
     /// </summary>
     private static void WinogradConvolve(int tm, ReadOnlySpan<float> src, int count, int srcC, int srcH, int srcW, int pt, int pl,
         int hq, int wq, int th, int tw, ReadOnlySpan<float> u, int dstC, int r0, int r1, Span<float> dst, int dstH, int dstW,
-        in GemmEpilogue epilogue, Span<float> scratch, Span<float> pooled = default, Span<int> argmax = default, (int A, int B)? tileRows = null)
+        in GemmEpilogue epilogue, Span<float> scratch, Span<float> pooled = default, Span<int> argmax = default, (int A, int B)? tileRows = null,
+        int utLd = 0)
     {
         // Tile rows [a, b) of one image (count 1): the output rows from tm a, pooled rows from tm a / 2.
         int a = tileRows?.A ?? 0, xis = (tm + 2) * (tm + 2);
@@ -547,7 +560,11 @@ public sealed class Conv2dPlan
             var ux = u.Slice(xi * uStride + r0 * srcC, rows * srcC);
             var mx = m.Slice(xi * mStride, rows * t);
             if (whole > 0) Sgemm.MacroKernel(rows, whole, srcC, ux, b, mx, 0, t, false, default, false, default, 0, 0);
-            if (used > whole) Sgemm.ColumnTail(rows, srcC, used - whole, ux, b.Slice(whole * srcC, Sgemm.NR * srcC), mx.Slice(whole), t);
+            if (used == whole) continue;
+            if (utLd > 0)
+                Sgemm.FewColumns(r1 - r0, srcC, used - whole, u.Slice(xis * uStride + xi * srcC * utLd + r0), utLd,
+                    b.Slice(whole * srcC, Sgemm.NR * srcC), mx.Slice(whole), t);
+            else Sgemm.ColumnTail(rows, srcC, used - whole, ux, b.Slice(whole * srcC, Sgemm.NR * srcC), mx.Slice(whole), t);
         }
         int ph = dstH / 2, pw = dstW / 2, pplane = ph * pw;
         // The rows this call writes: output rows [tm a, tm (a + th)), pooled rows [tm a / 2, tm (a + th) / 2), clipped to the planes.
@@ -565,19 +582,34 @@ public sealed class Conv2dPlan
             if (pooledRows == 0) return;
             // A 4x4 tile holds four pooling windows: each channel's planes are staged (in L1) and pooled by the pool's own
             // kernel, so the values and arg-max are the unfused pool's.
-            int stagedRows = 2 * pooledRows;
-            var staged = rest.Slice(m.Length + bPack.Length, count * stagedRows * dstW);
-            for (int oc = r0; oc < r1; oc++)
+            // As many channels at a time as fit StagedFloats (small planes: one output transform fills its 8 lanes with
+            // several channels' tiles; one channel at a time, 8 x 8 planes at batch 1 spent more in calls than in work).
+            int stagedRows = 2 * pooledRows, planeFloats = stagedRows * dstW;
+            int cb = Math.Clamp(StagedFloats / (count * planeFloats), 1, r1 - r0);
+            var pool = new Pool2dShape(1, stagedRows, dstW, 2, 2, 2, 2);
+            for (int oc0 = r0; oc0 < r1; oc0 += cb)
             {
-                Conv2dKernels.Winograd4Output(m.Slice((oc - r0) * t), mStride, t, 1, count, th, tw, staged, 0, stagedRows * dstW, stagedRows, dstW,
-                    biases.IsEmpty ? default : biases.Slice(oc - r0, 1), lo4, hi4);
+                int nc = Math.Min(cb, r1 - oc0);
+                var staged = rest.Slice(m.Length + bPack.Length, count * nc * planeFloats);
+                Conv2dKernels.Winograd4Output(m.Slice((oc0 - r0) * t), mStride, t, nc, count, th, tw, staged, planeFloats, nc * planeFloats,
+                    stagedRows, dstW, biases.IsEmpty ? default : biases.Slice(oc0 - r0, nc), lo4, hi4);
                 for (int n = 0; n < count; n++)
                 {
-                    int at = (n * dstC + oc) * pplane + 2 * a * pw;
-                    var idx = argmax.IsEmpty ? default : argmax.Slice(at, pooledRows * pw);
-                    PoolKernels.MaxForward(new Pool2dShape(1, stagedRows, dstW, 2, 2, 2, 2), staged.Slice(n * stagedRows * dstW, stagedRows * dstW),
-                        pooled.Slice(at, pooledRows * pw), idx, 0, 1);
-                    for (int i = 0; i < idx.Length; i++) idx[i] += 4 * a * dstW;
+                    if (pooledRows == ph)
+                    {
+                        // Whole planes (a is 0): the channels' pooled planes are contiguous, one call pools them all.
+                        int at0 = (n * dstC + oc0) * pplane;
+                        PoolKernels.MaxForward(new Pool2dShape(nc, stagedRows, dstW, 2, 2, 2, 2), staged.Slice(n * nc * planeFloats, nc * planeFloats),
+                            pooled.Slice(at0, nc * pplane), argmax.IsEmpty ? default : argmax.Slice(at0, nc * pplane), 0, nc);
+                        continue;
+                    }
+                    for (int c = 0; c < nc; c++)
+                    {
+                        int at = (n * dstC + oc0 + c) * pplane + 2 * a * pw;
+                        var idx = argmax.IsEmpty ? default : argmax.Slice(at, pooledRows * pw);
+                        PoolKernels.MaxForward(pool, staged.Slice((n * nc + c) * planeFloats, planeFloats), pooled.Slice(at, pooledRows * pw), idx, 0, 1);
+                        for (int i = 0; i < idx.Length; i++) idx[i] += 4 * a * dstW;
+                    }
                 }
             }
             return;

@@ -46,7 +46,10 @@ public sealed class ConvolutionPlan
     /// the zoo's 32 x 32 and 16 x 16 layers, but an 8 x 8 image's 4 tiles left its GEMMs 4 columns wide at batch 1
     /// (128x8x8->128: 357 us against 104: the 36 transformed filter matrices, 4x the filters, stream from memory for few
     /// tiles), and a 14 x 14 output computed as 16 x 16 lost the reference network's pooled layer (5.4-5.8 ms a batch
-    /// against 3.7-4.5). Tiles are counted per call: <paramref name="imagesPerCall"/> is 1 for inference (one algorithm
+    /// against 3.7-4.5). The forward takes F(4x4) there too when the layer has 128+ input channels: with the few tile
+    /// columns run by Sgemm.FewColumns (vectors along output channels) the GEMMs outweigh the transforms, and 128x8x8->128
+    /// took 64 us an image at batch 1 against F(2x2)'s 69 (2.0 ms against 4.1 for 64 images in groups of 8), where
+    /// 64x8x8->128 still lost (47 against 41 us; Zen 5, BENCHMARKS.md). Tiles are counted per call: <paramref name="imagesPerCall"/> is 1 for inference (one algorithm
     /// for every batch size keeps a prediction's bits independent of its batch) and a gradient chunk's images for a
     /// training plan (its capacity / 16, the same on every rank), so training at batch 64 takes F(4x4) on 8 x 8 too. The
     /// direct small-channel kernel for
@@ -73,8 +76,12 @@ public sealed class ConvolutionPlan
         bool winograd = strideOne && s.KH == 3 && s.KW == 3 && s.InC >= 16 && s.OutC >= 16 && Math.Min(s.OutH, s.OutW) >= 8;
         // F(4x4) where its 4x4 tiles cover the output exactly and a call gets 16 or more of them; F(2x2) otherwise.
         bool exact = s.OutH % 4 == 0 && s.OutW % 4 == 0;
-        var wino = exact && (long)s.OutH * s.OutW / 16 * imagesPerCall >= 16 ? Conv2dAlgorithm.Winograd4x4 : Conv2dAlgorithm.Winograd2x2;
-        var forward = winograd ? wino
+        bool manyTiles = (long)s.OutH * s.OutW / 16 * imagesPerCall >= 16;
+        var wino = exact && manyTiles ? Conv2dAlgorithm.Winograd4x4 : Conv2dAlgorithm.Winograd2x2;
+        // The forward also with fewer tiles once 128+ input channels make the GEMMs outweigh the transforms (Sgemm.FewColumns
+        // runs a call's few tile columns).
+        var forwardWino = exact && (manyTiles || s.InC >= 128) ? Conv2dAlgorithm.Winograd4x4 : Conv2dAlgorithm.Winograd2x2;
+        var forward = winograd ? forwardWino
             : strideOne && s.InC <= 4 && s.KW <= 7 ? Conv2dAlgorithm.DirectSmall
             : Conv2dAlgorithm.Blocked;
         var data = winograd ? wino

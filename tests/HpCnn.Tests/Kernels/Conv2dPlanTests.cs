@@ -466,6 +466,48 @@ public class Conv2dPlanTests
     }
 
     /// <summary>
+    /// A Winograd forward gives an image the bits it has inside a group: a group's GEMMs run whole 16-tile strips in the
+    /// micro-kernel, one image's few tiles (4 on an 8 x 8 output) the column tail or, for F(4x4), Sgemm.FewColumns on
+    /// the transposed filter copy, and all of them sum each element in the same order. Inference relies on it: a
+    /// prediction's bits do not depend on the batch it arrives in.
+    /// </summary>
+    [TestCase(16, 8, 8, 20, 1)]
+    [TestCase(24, 8, 8, 70, 1)]
+    [TestCase(9, 12, 12, 37, 1)]
+    [TestCase(8, 10, 6, 5, 0)]
+    public void OneImageCallGivesTheBitsOfAGroupCall(int inC, int h, int w, int outC, int pad)
+    {
+        var s = new Conv2dShape(inC, h, w, outC, 3, 3, 1, 1, pad, pad, pad, pad);
+        var d = MakeData(s, Seed(s) + 9);
+        var images = TestData.Uniform(new Random(Seed(s) + 10), 8 * s.InSize, -1.5f, 1.5f);
+        var epi = new GemmEpilogue(BiasMode.PerRow, d.Bias, 1, float.NegativeInfinity, float.PositiveInfinity);
+        foreach (var algo in new[] { Conv2dAlgorithm.Winograd2x2, Conv2dAlgorithm.Winograd4x4 })
+        {
+            var plan = new Conv2dPlan(s, algo);
+            var packed = PackedWeights(plan, d.Weights, transposed: false);
+            var scratch = Sentinel.Buffer(plan.ForwardScratch);
+            int count = Math.Min(plan.ImagesPerCall, 8);
+            Assert.That(count, Is.GreaterThan(1), "the test needs a group of images");
+            var group = new float[count * s.OutSize];
+            plan.Forward(images.AsSpan(0, count * s.InSize), count, d.Weights.AsSpan(0, s.WeightCount), packed.AsSpan(0, plan.PackedWeightsSize),
+                group, in epi, scratch.AsSpan(0, plan.ForwardScratch));
+            foreach (int parts in new[] { 1, 2, plan.ForwardParts }.Distinct())
+                for (int n = 0; n < count; n++)
+                {
+                    var one = Sentinel.Buffer(s.OutSize);
+                    for (int part = 0; part < parts; part++)
+                        plan.Forward(images.AsSpan(n * s.InSize, s.InSize), 1, d.Weights.AsSpan(0, s.WeightCount), packed.AsSpan(0, plan.PackedWeightsSize),
+                            one.AsSpan(0, s.OutSize), in epi, scratch.AsSpan(0, plan.ForwardScratch), part, parts);
+                    Sentinel.AssertTail(one, s.OutSize, $"{s} {algo} image {n} alone (output)");
+                    Sentinel.AssertTail(scratch, plan.ForwardScratch, $"{s} {algo} image {n} alone (scratch)");
+                    Assert.That(one.AsSpan(0, s.OutSize).ToArray().Select(BitConverter.SingleToInt32Bits),
+                        Is.EqualTo(group.AsSpan(n * s.OutSize, s.OutSize).ToArray().Select(BitConverter.SingleToInt32Bits)),
+                        $"{s} {algo}: image {n} alone in {parts} parts against the group of {count}");
+                }
+        }
+    }
+
+    /// <summary>
     /// The pooled forward of every algorithm that pools in its epilogue gives the bits (values and arg-max) of its own
     /// forward followed by the pool's kernel, for groups of images, odd planes (a floor-mode pool drops the last row or
     /// column) and an image split in parts: F(2x2) tiles are pooling windows, F(4x4) stages each plane's rows.

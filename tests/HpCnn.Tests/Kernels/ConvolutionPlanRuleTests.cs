@@ -17,7 +17,8 @@ public class ConvolutionPlanRuleTests
         yield return new TestCaseData(S(32, 16, 64, 3, 1, 0), W2, W2, B).SetName("3x3 to 14 x 14 (4x4 tiles would overhang): Winograd F(2x2)");
         yield return new TestCaseData(S(32, 14, 64, 3, 1, 1), W2, W2, B).SetName("3x3, 32 in, 14 x 14: Winograd F(2x2), blocked weight gradient");
         yield return new TestCaseData(S(16, 8, 16, 3, 1, 1), W2, W2, B).SetName("3x3, 16 each way on 8 x 8 (4 tiles of 4x4): Winograd F(2x2)");
-        yield return new TestCaseData(S(128, 8, 128, 3, 1, 1), W2, W2, B).SetName("3x3, 128 each way on 8 x 8: Winograd F(2x2)");
+        yield return new TestCaseData(S(128, 8, 128, 3, 1, 1), W, W2, B).SetName("3x3, 128 each way on 8 x 8: F(4x4) forward (128 input channels), F(2x2) input gradient");
+        yield return new TestCaseData(S(64, 8, 128, 3, 1, 1), W2, W2, B).SetName("3x3, 64 in on 8 x 8: Winograd F(2x2)");
         yield return new TestCaseData(new Conv2dShape(16, 8, 32, 16, 3, 3, 1, 1, 1, 1, 1, 1), W, W, B).SetName("3x3 on 8 x 32 (16 tiles): Winograd F(4x4)");
         yield return new TestCaseData(S(8, 28, 16, 3, 1, 1), B, B, B).SetName("3x3, 8 in: blocked");
         yield return new TestCaseData(S(256, 4, 256, 3, 1, 1), B, B, B).SetName("3x3 on a 4 x 4 image: blocked");
@@ -30,16 +31,19 @@ public class ConvolutionPlanRuleTests
         yield return new TestCaseData(S(64, 16, 256, 1, 1, 0), B, B, B).SetName("1x1: blocked");
     }
 
-    [TestCase(128, 8, 1, false)]
-    [TestCase(128, 8, 3, false)]
-    [TestCase(128, 8, 4, true)]
-    [TestCase(32, 16, 1, true)]
-    [TestCase(32, 14, 8, false)]
-    public void FourByFourTilesNeedSixteenACall(int channels, int h, int imagesPerCall, bool f4)
+    [TestCase(64, 8, 1, false, false)]
+    [TestCase(64, 8, 3, false, false)]
+    [TestCase(64, 8, 4, true, true)]
+    [TestCase(128, 8, 1, true, false)]
+    [TestCase(128, 8, 4, true, true)]
+    [TestCase(32, 16, 1, true, true)]
+    [TestCase(32, 14, 8, false, false)]
+    [TestCase(128, 14, 8, false, false)]
+    public void FourByFourTilesNeedSixteenACallOr128InputChannelsForward(int channels, int h, int imagesPerCall, bool forwardF4, bool dataF4)
     {
         if (!Engine.UseAvx2) Assert.Ignore("without AVX2 every pass keeps the GEMM-based algorithm of Conv2dPlan.Choose");
-        var w = f4 ? Conv2dAlgorithm.Winograd4x4 : Conv2dAlgorithm.Winograd2x2;
-        Assert.That(ConvolutionPlan.Choose(S(channels, h, channels, 3, 1, 1), imagesPerCall), Is.EqualTo((w, w, Conv2dAlgorithm.Blocked)));
+        static Conv2dAlgorithm W(bool f4) => f4 ? Conv2dAlgorithm.Winograd4x4 : Conv2dAlgorithm.Winograd2x2;
+        Assert.That(ConvolutionPlan.Choose(S(channels, h, channels, 3, 1, 1), imagesPerCall), Is.EqualTo((W(forwardF4), W(dataF4), Conv2dAlgorithm.Blocked)));
     }
 
     [TestCaseSource(nameof(Cases))]

@@ -531,6 +531,32 @@ public class SgemmTests
     }
 
     [Test]
+    public void FewColumnsGivesTheMicroKernelsBitsFromTransposedA([Values(1, 2, 9, 301)] int kc, [Values(1, 4, 7, 15)] int cols,
+        [Values(1, 13, 64, 70, 132)] int rows)
+    {
+        // The same product as 6-row strips against one packed panel, with A given transposed (rows along a row of At):
+        // each element is the micro-kernel's bits (on the AVX-512, AVX2 and scalar paths alike), and C past the rows and
+        // columns asked for stays NaN.
+        int strips = (rows + Sgemm.MR - 1) / Sgemm.MR, padded = strips * Sgemm.MR, ldc = Sgemm.NR + 3, ldat = Sgemm.RoundUp(rows, 16) + 5;
+        var rng = new Random(kc * 131 + cols * 7 + rows);
+        var at = TestData.Uniform(rng, kc * ldat);
+        var panel = TestData.Uniform(rng, kc * Sgemm.NR);
+        var aPack = new float[padded * kc];
+        for (int r = 0; r < rows; r++)
+            for (int k = 0; k < kc; k++) aPack[r / Sgemm.MR * Sgemm.MR * kc + k * Sgemm.MR + r % Sgemm.MR] = at[k * ldat + r];
+        var tile = new float[padded * ldc];
+        for (int s = 0; s < strips; s++)
+            Sgemm.MicroKernel(kc, ref aPack[s * Sgemm.MR * kc], ref panel[0], ref tile[s * Sgemm.MR * ldc], ldc, false);
+        var c = Enumerable.Repeat(float.NaN, padded * ldc).ToArray();
+        Sgemm.FewColumns(rows, kc, cols, at, ldat, panel, c, ldc);
+        for (int r = 0; r < padded; r++)
+            for (int j = 0; j < ldc; j++)
+                if (r < rows && j < cols)
+                    Assert.That(BitConverter.SingleToInt32Bits(c[r * ldc + j]), Is.EqualTo(BitConverter.SingleToInt32Bits(tile[r * ldc + j])), $"row {r}, column {j}");
+                else Assert.That(float.IsNaN(c[r * ldc + j]), $"row {r}, column {j} outside the product was written");
+    }
+
+    [Test]
     public void TwelveByThirtyTwoAvx512KernelGivesFourPackedTilesBits([Values(1, 2, 9, 64, 301)] int kc, [Values] bool accumulate)
     {
         // Two strips against two panels (24 zmm accumulators): the same bits as four 6x16 tiles, from packed strips, from A
