@@ -37,16 +37,17 @@ public static partial class Sgemm
         ref float a = ref MemoryMarshal.GetReference(at);
         ref float b = ref MemoryMarshal.GetReference(bPanel);
         // Four columns at a time (a last group of 1-3 repeats its last column and does not store it), rows in blocks of
-        // four vectors: 16 accumulators, 4 loads and 4 broadcasts per 16 FMAs.
+        // four zmm (16 accumulators, 4 loads and 4 broadcasts per 16 FMAs) or three ymm: 12 accumulators, 3 row vectors
+        // and a broadcast fill AVX2's 16 registers (four ymm rows spilled accumulators to the stack in every k step).
         Span<float> block = stackalloc float[4 * 64];
-        int width = Engine.UseAvx512 ? 16 : 8;
+        int width = Engine.UseAvx512 ? 16 : 8, blockVectors = Engine.UseAvx512 ? 4 : 3;
         for (int j0 = 0; j0 < cols; j0 += 4)
         {
             int n = Math.Min(4, cols - j0);
             int q1 = j0 + Math.Min(1, n - 1), q2 = j0 + Math.Min(2, n - 1), q3 = j0 + Math.Min(3, n - 1);
-            for (int r0 = 0; r0 < rows; r0 += 4 * width)
+            for (int r0 = 0; r0 < rows; r0 += blockVectors * width)
             {
-                int vectors = Math.Min(4, (rows - r0 + width - 1) / width);
+                int vectors = Math.Min(blockVectors, (rows - r0 + width - 1) / width);
                 if (width == 16) Block512(kc, ref Unsafe.Add(ref a, r0), ldat, ref b, j0, q1, q2, q3, vectors, block);
                 else Block256(kc, ref Unsafe.Add(ref a, r0), ldat, ref b, j0, q1, q2, q3, vectors, block);
                 int m = Math.Min(rows - r0, vectors * width);
@@ -103,34 +104,33 @@ public static partial class Sgemm
         }
     }
 
-    /// <summary><see cref="Block512"/> in ymm: up to 32 rows (four ymm) x four columns (the x86-64-v3 build has no zmm).</summary>
+    /// <summary><see cref="Block512"/> in ymm: up to 24 rows (three ymm) x four columns (the x86-64-v3 build has no zmm).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Block256(int kc, ref float a, int ldat, ref float b, int j0, int j1, int j2, int j3, int vectors, Span<float> block)
     {
         ref float o = ref MemoryMarshal.GetReference(block);
-        if (vectors == 4)
+        if (vectors == 3)
         {
-            Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default, c10 = default, c11 = default, c12 = default, c13 = default;
-            Vector256<float> c20 = default, c21 = default, c22 = default, c23 = default, c30 = default, c31 = default, c32 = default, c33 = default;
+            Vector256<float> c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default;
+            Vector256<float> c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default;
             for (nint k = 0, ak = 0, bk = 0; k < kc; k++, ak += ldat, bk += NR)
             {
-                var a0 = Vector256.LoadUnsafe(ref a, (nuint)ak); var a1 = Vector256.LoadUnsafe(ref a, (nuint)ak + 8);
-                var a2 = Vector256.LoadUnsafe(ref a, (nuint)ak + 16); var a3 = Vector256.LoadUnsafe(ref a, (nuint)ak + 24);
-                var b0 = Vector256.Create(Unsafe.Add(ref b, bk + j0)); var b1 = Vector256.Create(Unsafe.Add(ref b, bk + j1));
-                var b2 = Vector256.Create(Unsafe.Add(ref b, bk + j2)); var b3 = Vector256.Create(Unsafe.Add(ref b, bk + j3));
-                c00 = Vector256.FusedMultiplyAdd(a0, b0, c00); c01 = Vector256.FusedMultiplyAdd(a1, b0, c01);
-                c02 = Vector256.FusedMultiplyAdd(a2, b0, c02); c03 = Vector256.FusedMultiplyAdd(a3, b0, c03);
-                c10 = Vector256.FusedMultiplyAdd(a0, b1, c10); c11 = Vector256.FusedMultiplyAdd(a1, b1, c11);
-                c12 = Vector256.FusedMultiplyAdd(a2, b1, c12); c13 = Vector256.FusedMultiplyAdd(a3, b1, c13);
-                c20 = Vector256.FusedMultiplyAdd(a0, b2, c20); c21 = Vector256.FusedMultiplyAdd(a1, b2, c21);
-                c22 = Vector256.FusedMultiplyAdd(a2, b2, c22); c23 = Vector256.FusedMultiplyAdd(a3, b2, c23);
-                c30 = Vector256.FusedMultiplyAdd(a0, b3, c30); c31 = Vector256.FusedMultiplyAdd(a1, b3, c31);
-                c32 = Vector256.FusedMultiplyAdd(a2, b3, c32); c33 = Vector256.FusedMultiplyAdd(a3, b3, c33);
+                var a0 = Vector256.LoadUnsafe(ref a, (nuint)ak);
+                var a1 = Vector256.LoadUnsafe(ref a, (nuint)ak + 8);
+                var a2 = Vector256.LoadUnsafe(ref a, (nuint)ak + 16);
+                var bv = Vector256.Create(Unsafe.Add(ref b, bk + j0));
+                c00 = Vector256.FusedMultiplyAdd(a0, bv, c00); c01 = Vector256.FusedMultiplyAdd(a1, bv, c01); c02 = Vector256.FusedMultiplyAdd(a2, bv, c02);
+                bv = Vector256.Create(Unsafe.Add(ref b, bk + j1));
+                c10 = Vector256.FusedMultiplyAdd(a0, bv, c10); c11 = Vector256.FusedMultiplyAdd(a1, bv, c11); c12 = Vector256.FusedMultiplyAdd(a2, bv, c12);
+                bv = Vector256.Create(Unsafe.Add(ref b, bk + j2));
+                c20 = Vector256.FusedMultiplyAdd(a0, bv, c20); c21 = Vector256.FusedMultiplyAdd(a1, bv, c21); c22 = Vector256.FusedMultiplyAdd(a2, bv, c22);
+                bv = Vector256.Create(Unsafe.Add(ref b, bk + j3));
+                c30 = Vector256.FusedMultiplyAdd(a0, bv, c30); c31 = Vector256.FusedMultiplyAdd(a1, bv, c31); c32 = Vector256.FusedMultiplyAdd(a2, bv, c32);
             }
-            c00.StoreUnsafe(ref o, 0); c01.StoreUnsafe(ref o, 8); c02.StoreUnsafe(ref o, 16); c03.StoreUnsafe(ref o, 24);
-            c10.StoreUnsafe(ref o, 64); c11.StoreUnsafe(ref o, 72); c12.StoreUnsafe(ref o, 80); c13.StoreUnsafe(ref o, 88);
-            c20.StoreUnsafe(ref o, 128); c21.StoreUnsafe(ref o, 136); c22.StoreUnsafe(ref o, 144); c23.StoreUnsafe(ref o, 152);
-            c30.StoreUnsafe(ref o, 192); c31.StoreUnsafe(ref o, 200); c32.StoreUnsafe(ref o, 208); c33.StoreUnsafe(ref o, 216);
+            c00.StoreUnsafe(ref o, 0); c01.StoreUnsafe(ref o, 8); c02.StoreUnsafe(ref o, 16);
+            c10.StoreUnsafe(ref o, 64); c11.StoreUnsafe(ref o, 72); c12.StoreUnsafe(ref o, 80);
+            c20.StoreUnsafe(ref o, 128); c21.StoreUnsafe(ref o, 136); c22.StoreUnsafe(ref o, 144);
+            c30.StoreUnsafe(ref o, 192); c31.StoreUnsafe(ref o, 200); c32.StoreUnsafe(ref o, 208);
             return;
         }
         for (int v = 0; v < vectors; v++)
