@@ -30,11 +30,13 @@ public static partial class Conv2dKernels
             for (; oc + 4 <= oc1; oc += 4)
                 if (Engine.UseAvx512) DirectBlock4Avx512(padded, inC, hp, wp, weights, oc, kh, kw, output, ho, wo, bias, lo, hi);
                 else DirectBlock4Avx2(padded, inC, hp, wp, weights, oc, kh, kw, output, ho, wo, bias, lo, hi);
-            for (; oc < oc1; oc++)
+            switch (oc1 - oc)
             {
-                if (inC == 1 && kh == 3 && kw == 3) Direct3x3Single(padded, hp, wp, weights.Slice(oc * 9, 9), output.Slice(oc * ho * wo, ho * wo), ho, wo, bias.IsEmpty ? 0f : bias[oc], lo, hi);
-                else DirectBlock1Avx2(padded, inC, hp, wp, weights, oc, kh, kw, output, ho, wo, bias, lo, hi);
+                case 1: DirectRowsAvx2<OneChannel>(padded, inC, hp, wp, weights, oc, kh, kw, output, ho, wo, bias, lo, hi); break;
+                case 2: DirectRowsAvx2<TwoChannels>(padded, inC, hp, wp, weights, oc, kh, kw, output, ho, wo, bias, lo, hi); break;
+                case 3: DirectRowsAvx2<ThreeChannels>(padded, inC, hp, wp, weights, oc, kh, kw, output, ho, wo, bias, lo, hi); break;
             }
+            oc = oc1;
         }
         for (; oc < oc1; oc++)
             for (int y = 0; y < ho; y++)
@@ -182,92 +184,96 @@ public static partial class Conv2dKernels
     /// One 3x3 filter on one input plane (the seed tutorial's layer): the nine weights live in registers, and the four
     /// input rows under two output rows are loaded once for both (12 loads feed 18 FMAs).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Direct3x3Single(ReadOnlySpan<float> padded, int hp, int wp, ReadOnlySpan<float> w, Span<float> output, int ho, int wo,
-        float bias, float lo, float hi)
-    {
-        var w0 = Vector256.Create(w[0]); var w1 = Vector256.Create(w[1]); var w2 = Vector256.Create(w[2]);
-        var w3 = Vector256.Create(w[3]); var w4 = Vector256.Create(w[4]); var w5 = Vector256.Create(w[5]);
-        var w6 = Vector256.Create(w[6]); var w7 = Vector256.Create(w[7]); var w8 = Vector256.Create(w[8]);
-        var vb = Vector256.Create(bias); var vlo = Vector256.Create(lo); var vhi = Vector256.Create(hi);
-        var lanes = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
-        fixed (float* pp = padded, op = output)
-        {
-            for (int y = 0; y < ho; y += 2)
-            {
-                bool two = y + 1 < ho;
-                float* r0 = pp + y * wp, r1 = r0 + wp, r2 = r1 + wp, r3 = two ? r2 + wp : r2;
-                for (int x = 0; x < wo; x += 8)
-                {
-                    var a00 = Avx.LoadVector256(r0 + x); var a01 = Avx.LoadVector256(r0 + x + 1); var a02 = Avx.LoadVector256(r0 + x + 2);
-                    var a10 = Avx.LoadVector256(r1 + x); var a11 = Avx.LoadVector256(r1 + x + 1); var a12 = Avx.LoadVector256(r1 + x + 2);
-                    var a20 = Avx.LoadVector256(r2 + x); var a21 = Avx.LoadVector256(r2 + x + 1); var a22 = Avx.LoadVector256(r2 + x + 2);
-                    var top = Fma.MultiplyAdd(w0, a00, vb); top = Fma.MultiplyAdd(w1, a01, top); top = Fma.MultiplyAdd(w2, a02, top);
-                    var bot = Fma.MultiplyAdd(w0, a10, vb); bot = Fma.MultiplyAdd(w1, a11, bot); bot = Fma.MultiplyAdd(w2, a12, bot);
-                    top = Fma.MultiplyAdd(w3, a10, top); top = Fma.MultiplyAdd(w4, a11, top); top = Fma.MultiplyAdd(w5, a12, top);
-                    bot = Fma.MultiplyAdd(w3, a20, bot); bot = Fma.MultiplyAdd(w4, a21, bot); bot = Fma.MultiplyAdd(w5, a22, bot);
-                    top = Fma.MultiplyAdd(w6, a20, top); top = Fma.MultiplyAdd(w7, a21, top); top = Fma.MultiplyAdd(w8, a22, top);
-                    bot = Fma.MultiplyAdd(w6, Avx.LoadVector256(r3 + x), bot);
-                    bot = Fma.MultiplyAdd(w7, Avx.LoadVector256(r3 + x + 1), bot);
-                    bot = Fma.MultiplyAdd(w8, Avx.LoadVector256(r3 + x + 2), bot);
-                    int n = Math.Min(8, wo - x);
-                    float* o = op + y * wo + x;
-                    if (n == 8)
-                    {
-                        Avx.Store(o, Clamp(top, vlo, vhi));
-                        if (two) Avx.Store(o + wo, Clamp(bot, vlo, vhi));
-                    }
-                    else
-                    {
-                        var m = Vector256.LessThan(lanes, Vector256.Create(n)).AsSingle();
-                        Masked.Store(o, m, Clamp(top, vlo, vhi));
-                        if (two) Masked.Store(o + wo, m, Clamp(bot, vlo, vhi));
-                    }
-                }
-            }
-        }
-    }
+    /// <summary>A number of output channels fixed at compile time (the JIT drops the other channels' code).</summary>
+    private interface IChannelCount { static abstract int Count { get; } }
+    private struct OneChannel : IChannelCount { public static int Count => 1; }
+    private struct TwoChannels : IChannelCount { public static int Count => 2; }
+    private struct ThreeChannels : IChannelCount { public static int Count => 3; }
 
-    /// <summary>One output channel (the remainder of the 4-channel blocks, or a one-filter layer): 2 rows x 8 columns.</summary>
+    /// <summary>
+    /// The 1-3 output channels left after the 4-channel blocks (all of a layer of 1-3 filters): a block of 4 rows x 8
+    /// columns per channel, so 4-12 FMA chains run side by side (one channel's 2 rows had 2 chains, and the FMA units
+    /// waited on their latency). Each output is the same chain as in the 4-channel blocks: the bias, then the taps in
+    /// order. Rows past the plane's last re-read that last row (nothing is read past the padded planes' slack) and are
+    /// not stored.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void DirectBlock1Avx2(ReadOnlySpan<float> padded, int inC, int hp, int wp, ReadOnlySpan<float> weights, int oc, int kh, int kw,
-        Span<float> output, int ho, int wo, ReadOnlySpan<float> bias, float lo, float hi)
+    private static unsafe void DirectRowsAvx2<TC>(ReadOnlySpan<float> padded, int inC, int hp, int wp, ReadOnlySpan<float> weights, int oc, int kh, int kw,
+        Span<float> output, int ho, int wo, ReadOnlySpan<float> bias, float lo, float hi) where TC : struct, IChannelCount
     {
         int taps = inC * kh * kw, plane = ho * wo;
         var vlo = Vector256.Create(lo);
         var vhi = Vector256.Create(hi);
-        var lanes = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
         var b0 = Vector256.Create(bias.IsEmpty ? 0f : bias[oc]);
+        var b1 = TC.Count > 1 ? Vector256.Create(bias.IsEmpty ? 0f : bias[oc + 1]) : default;
+        var b2 = TC.Count > 2 ? Vector256.Create(bias.IsEmpty ? 0f : bias[oc + 2]) : default;
         fixed (float* pp = padded, wptr = weights, op = output)
         {
-            float* w0 = wptr + oc * taps;
-            for (int y = 0; y < ho; y += 2)
+            float* w0 = wptr + oc * taps, w1 = w0 + taps, w2 = w1 + taps;
+            for (int y = 0; y < ho; y += 4)
             {
-                bool two = y + 1 < ho;
+                int rows = Math.Min(4, ho - y);
+                nint d1 = rows > 1 ? wp : 0, d2 = rows > 2 ? 2 * wp : d1, d3 = rows > 3 ? 3 * wp : d2;
                 for (int x = 0; x < wo; x += 8)
                 {
-                    Vector256<float> a0 = b0, a1 = b0;
+                    Vector256<float> a00 = b0, a01 = b0, a02 = b0, a03 = b0, a10 = b1, a11 = b1, a12 = b1, a13 = b1, a20 = b2, a21 = b2, a22 = b2, a23 = b2;
                     int t = 0;
                     for (int ic = 0; ic < inC; ic++)
                         for (int ky = 0; ky < kh; ky++)
                         {
                             float* row = pp + (ic * hp + y + ky) * wp + x;
-                            float* row1 = two ? row + wp : row;
                             for (int kx = 0; kx < kw; kx++, t++)
                             {
+                                var i0 = Avx.LoadVector256(row + kx);
+                                var i1 = Avx.LoadVector256(row + d1 + kx);
+                                var i2 = Avx.LoadVector256(row + d2 + kx);
+                                var i3 = Avx.LoadVector256(row + d3 + kx);
                                 var c = Vector256.Create(w0[t]);
-                                a0 = Fma.MultiplyAdd(c, Avx.LoadVector256(row + kx), a0);
-                                a1 = Fma.MultiplyAdd(c, Avx.LoadVector256(row1 + kx), a1);
+                                a00 = Fma.MultiplyAdd(c, i0, a00); a01 = Fma.MultiplyAdd(c, i1, a01);
+                                a02 = Fma.MultiplyAdd(c, i2, a02); a03 = Fma.MultiplyAdd(c, i3, a03);
+                                if (TC.Count > 1)
+                                {
+                                    c = Vector256.Create(w1[t]);
+                                    a10 = Fma.MultiplyAdd(c, i0, a10); a11 = Fma.MultiplyAdd(c, i1, a11);
+                                    a12 = Fma.MultiplyAdd(c, i2, a12); a13 = Fma.MultiplyAdd(c, i3, a13);
+                                }
+                                if (TC.Count > 2)
+                                {
+                                    c = Vector256.Create(w2[t]);
+                                    a20 = Fma.MultiplyAdd(c, i0, a20); a21 = Fma.MultiplyAdd(c, i1, a21);
+                                    a22 = Fma.MultiplyAdd(c, i2, a22); a23 = Fma.MultiplyAdd(c, i3, a23);
+                                }
                             }
                         }
                     int n = Math.Min(8, wo - x);
                     float* o = op + oc * plane + y * wo + x;
-                    var m = Vector256.LessThan(lanes, Vector256.Create(n)).AsSingle();
-                    Masked.Store(o, m, Clamp(a0, vlo, vhi));
-                    if (two) Masked.Store(o + wo, m, Clamp(a1, vlo, vhi));
+                    StoreRows(o, wo, rows, n, Clamp(a00, vlo, vhi), Clamp(a01, vlo, vhi), Clamp(a02, vlo, vhi), Clamp(a03, vlo, vhi));
+                    if (TC.Count > 1)
+                        StoreRows(o + plane, wo, rows, n, Clamp(a10, vlo, vhi), Clamp(a11, vlo, vhi), Clamp(a12, vlo, vhi), Clamp(a13, vlo, vhi));
+                    if (TC.Count > 2)
+                        StoreRows(o + 2 * plane, wo, rows, n, Clamp(a20, vlo, vhi), Clamp(a21, vlo, vhi), Clamp(a22, vlo, vhi), Clamp(a23, vlo, vhi));
                 }
             }
         }
+    }
+
+    /// <summary>The first <paramref name="rows"/> of four rows of <paramref name="n"/> columns (a whole vector plainly: AVX's masked store is slow on AMD).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void StoreRows(float* o, int pitch, int rows, int n, Vector256<float> r0, Vector256<float> r1, Vector256<float> r2, Vector256<float> r3)
+    {
+        if (n == 8)
+        {
+            Avx.Store(o, r0);
+            if (rows > 1) Avx.Store(o + pitch, r1);
+            if (rows > 2) Avx.Store(o + 2 * pitch, r2);
+            if (rows > 3) Avx.Store(o + 3 * pitch, r3);
+            return;
+        }
+        var m = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(n)).AsSingle();
+        Masked.Store(o, m, r0);
+        if (rows > 1) Masked.Store(o + pitch, m, r1);
+        if (rows > 2) Masked.Store(o + 2 * pitch, m, r2);
+        if (rows > 3) Masked.Store(o + 3 * pitch, m, r3);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

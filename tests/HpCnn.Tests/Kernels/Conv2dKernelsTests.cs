@@ -94,6 +94,56 @@ public class Conv2dKernelsTests
 
     private static readonly (int Ho, int Wo, int Wp)[] ImplicitGeometries = [(1, 1, 1), (3, 5, 7), (7, 17, 17), (5, 16, 20), (4, 33, 35), (2, 8, 8)];
 
+    /// <summary>
+    /// The direct small-channel forward against its chain written out: each output is the bias, then one FMA per tap
+    /// (channel, row, column) in order, then the clamp, so the bits must match exactly. Channel counts cover the
+    /// 4-channel blocks and every remainder of 1-3 channels (4 rows a block), output heights not a multiple of 4 or 2,
+    /// widths not a multiple of 8, and channel ranges that start or end inside a block; every output outside the range
+    /// keeps its marker.
+    /// </summary>
+    [Test]
+    public void DirectForwardIsTheBiasThenOneFmaChainPerOutput(
+        [Values(1, 2, 3, 4, 5, 6, 7, 9)] int outC, [Values(1, 3)] int inC, [Values(0, 2)] int from)
+    {
+        if (!Engine.UseAvx2) Assert.Ignore("the portable path of the direct forward is a plain loop of its own (no AVX2: no FMA chains)");
+        foreach (var (ho, wo, kh, kw) in new[] { (7, 13, 3, 3), (6, 28, 5, 5), (1, 8, 3, 2), (5, 5, 1, 1), (10, 3, 3, 3) })
+        {
+            int hp = ho + kh - 1, wp = wo + kw - 1, taps = inC * kh * kw, oc0 = Math.Min(from, outC - 1);
+            var rng = new Random(outC * 131 + inC * 17 + ho * 7 + wo + from);
+            var padded = Sentinel.Buffer(inC * hp * wp + 16);
+            for (int i = 0; i < inC * hp * wp; i++) padded[i] = (float)(rng.NextDouble() * 3 - 1.5);
+            for (int i = inC * hp * wp; i < padded.Length; i++) padded[i] = 0f; // the read-ahead slack: read, never used
+            var w = new float[outC * taps];
+            for (int i = 0; i < w.Length; i++) w[i] = (float)(rng.NextDouble() * 2 - 1);
+            var bias = new float[outC];
+            for (int i = 0; i < outC; i++) bias[i] = (float)(rng.NextDouble() - 0.5);
+            const float low = -0.75f, high = 1.25f;
+            var epilogue = new GemmEpilogue(BiasMode.PerRow, bias, 0, low, high);
+            var output = Sentinel.Buffer(outC * ho * wo);
+            Conv2dKernels.DirectForward(padded, inC, hp, wp, w, outC, kh, kw, output, epilogue, oc0, outC);
+            for (int oc = 0; oc < outC; oc++)
+                for (int y = 0; y < ho; y++)
+                    for (int x = 0; x < wo; x++)
+                    {
+                        float got = output[(oc * ho + y) * wo + x];
+                        if (oc < oc0)
+                        {
+                            Assert.That(Sentinel.IsMarker(got), Is.True, $"channel {oc} is outside [{oc0}, {outC}) but was written");
+                            continue;
+                        }
+                        float acc = bias[oc];
+                        for (int ic = 0, t = 0; ic < inC; ic++)
+                            for (int ky = 0; ky < kh; ky++)
+                                for (int kx = 0; kx < kw; kx++, t++)
+                                    acc = MathF.FusedMultiplyAdd(w[oc * taps + t], padded[(ic * hp + y + ky) * wp + x + kx], acc);
+                        float expected = MathF.Min(MathF.Max(acc, low), high);
+                        if (BitConverter.SingleToInt32Bits(got) != BitConverter.SingleToInt32Bits(expected))
+                            Assert.Fail($"{outC} channels from {oc0}, {inC} in, {ho}x{wo} {kh}x{kw}: out[{oc}][{y}][{x}] = {got:R}, the chain gives {expected:R}");
+                    }
+            Sentinel.AssertTail(output, outC * ho * wo, "direct forward output");
+        }
+    }
+
     [Test]
     public void ImplicitGemmMatchesNaiveShiftedSums()
     {
