@@ -207,6 +207,7 @@ public static partial class Conv2dKernels
         bool keep = !argmax.IsEmpty;
         var vlo = Vector256.Create(lo);
         var vhi = Vector256.Create(hi);
+        var mode = ModeOf(lo, hi);
         var split = Vector256.Create(0, 2, 4, 6, 1, 3, 5, 7); // even columns to the low half, odd to the high half
         var lanes4 = Vector128.Create(0, 1, 2, 3);
         Vector256<float> b0 = Vector256.Create(bias.IsEmpty ? 0f : bias[oc]), b1 = Vector256.Create(bias.IsEmpty ? 0f : bias[oc + 1]);
@@ -238,10 +239,10 @@ public static partial class Conv2dKernels
                         }
                     int px = x / 2, n = Math.Min(4, pw - px);
                     var baseIdx = Vector128.Create(y * wo + x) + lanes4 + lanes4;
-                    PoolBlock(a00, a01, vlo, vhi, split, baseIdx, wo, n, op + (oc * ph + py) * pw + px, keep ? ap + (oc * ph + py) * pw + px : null);
-                    PoolBlock(a10, a11, vlo, vhi, split, baseIdx, wo, n, op + pplane + (oc * ph + py) * pw + px, keep ? ap + pplane + (oc * ph + py) * pw + px : null);
-                    PoolBlock(a20, a21, vlo, vhi, split, baseIdx, wo, n, op + 2 * pplane + (oc * ph + py) * pw + px, keep ? ap + 2 * pplane + (oc * ph + py) * pw + px : null);
-                    PoolBlock(a30, a31, vlo, vhi, split, baseIdx, wo, n, op + 3 * pplane + (oc * ph + py) * pw + px, keep ? ap + 3 * pplane + (oc * ph + py) * pw + px : null);
+                    PoolBlock(a00, a01, vlo, vhi, mode, split, baseIdx, wo, n, op + (oc * ph + py) * pw + px, keep ? ap + (oc * ph + py) * pw + px : null);
+                    PoolBlock(a10, a11, vlo, vhi, mode, split, baseIdx, wo, n, op + pplane + (oc * ph + py) * pw + px, keep ? ap + pplane + (oc * ph + py) * pw + px : null);
+                    PoolBlock(a20, a21, vlo, vhi, mode, split, baseIdx, wo, n, op + 2 * pplane + (oc * ph + py) * pw + px, keep ? ap + 2 * pplane + (oc * ph + py) * pw + px : null);
+                    PoolBlock(a30, a31, vlo, vhi, mode, split, baseIdx, wo, n, op + 3 * pplane + (oc * ph + py) * pw + px, keep ? ap + 3 * pplane + (oc * ph + py) * pw + px : null);
                 }
             }
         }
@@ -322,11 +323,11 @@ public static partial class Conv2dKernels
 
     /// <summary>Clamps two rows of 8 outputs, pools them into 4 windows and stores the first n maxima (and arg-maxima).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void PoolBlock(Vector256<float> top, Vector256<float> bottom, Vector256<float> lo, Vector256<float> hi, Vector256<int> split,
+    private static unsafe void PoolBlock(Vector256<float> top, Vector256<float> bottom, Vector256<float> lo, Vector256<float> hi, ClampMode mode, Vector256<int> split,
         Vector128<int> baseIdx, int wo, int n, float* dst, int* idxDst)
     {
-        var t = Avx2.PermuteVar8x32(Vector256.Min(Vector256.Max(top, lo), hi), split);
-        var b = Avx2.PermuteVar8x32(Vector256.Min(Vector256.Max(bottom, lo), hi), split);
+        var t = Avx2.PermuteVar8x32(Clamp(top, lo, hi, mode), split);
+        var b = Avx2.PermuteVar8x32(Clamp(bottom, lo, hi, mode), split);
         Vector128<float> tl = t.GetLower(), tr = t.GetUpper(), bl = b.GetLower(), br = b.GetUpper();
         var best = Vector128.Max(Vector128.Max(tl, tr), Vector128.Max(bl, br));
         if (n == 4) Sse.Store(dst, best);

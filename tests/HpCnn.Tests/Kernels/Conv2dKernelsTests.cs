@@ -103,7 +103,7 @@ public class Conv2dKernelsTests
     /// </summary>
     [Test]
     public void DirectForwardIsTheBiasThenOneFmaChainPerOutput(
-        [Values(1, 2, 3, 4, 5, 6, 7, 9)] int outC, [Values(1, 3)] int inC, [Values(0, 2)] int from)
+        [Values(1, 2, 3, 4, 5, 6, 7, 9)] int outC, [Values(1, 3)] int inC, [Values(0, 2)] int from, [Values(0, 1, 2)] int clamp)
     {
         if (!Engine.UseAvx2) Assert.Ignore("the portable path of the direct forward is a plain loop of its own (no AVX2: no FMA chains)");
         foreach (var (ho, wo, kh, kw) in new[] { (7, 13, 3, 3), (6, 28, 5, 5), (1, 8, 3, 2), (5, 5, 1, 1), (10, 3, 3, 3) })
@@ -117,7 +117,10 @@ public class Conv2dKernelsTests
             for (int i = 0; i < w.Length; i++) w[i] = (float)(rng.NextDouble() * 2 - 1);
             var bias = new float[outC];
             for (int i = 0; i < outC; i++) bias[i] = (float)(rng.NextDouble() - 0.5);
-            const float low = -0.75f, high = 1.25f;
+            // The three clamps the kernels tell apart: a general one, ReLU's [+0, +inf) and none; a NaN in the input reaches
+            // some outputs (the chain carries it, and every clamp must pass it on).
+            var (low, high) = clamp switch { 0 => (-0.75f, 1.25f), 1 => (0f, float.PositiveInfinity), _ => (float.NegativeInfinity, float.PositiveInfinity) };
+            padded[(inC - 1) * hp * wp + hp / 2 * wp + 1] = float.NaN;
             var epilogue = new GemmEpilogue(BiasMode.PerRow, bias, 0, low, high);
             var output = Sentinel.Buffer(outC * ho * wo);
             Conv2dKernels.DirectForward(padded, inC, hp, wp, w, outC, kh, kw, output, epilogue, oc0, outC);
@@ -141,6 +144,31 @@ public class Conv2dKernelsTests
                             Assert.Fail($"{outC} channels from {oc0}, {inC} in, {ho}x{wo} {kh}x{kw}: out[{oc}][{y}][{x}] = {got:R}, the chain gives {expected:R}");
                     }
             Sentinel.AssertTail(output, outC * ho * wo, "direct forward output");
+        }
+    }
+
+    /// <summary>
+    /// Outputs that are exactly -0 (weights and bias -0, inputs positive: every product and sum is -0) through each clamp:
+    /// ReLU gives +0 (MathF.Max(-0, +0)), no clamp and a clamp below zero keep -0, bit for bit.
+    /// </summary>
+    [Test]
+    public void DirectForwardClampsNegativeZeroAsMathFDoes([Values(1, 4, 6)] int outC)
+    {
+        if (!Engine.UseAvx2) Assert.Ignore("the portable path of the direct forward is a plain loop of its own (no AVX2: no FMA chains)");
+        const int ho = 5, wo = 11, k = 3, hp = ho + k - 1, wp = wo + k - 1;
+        var padded = new float[hp * wp + 16];
+        Array.Fill(padded, 1.5f);
+        var w = new float[outC * k * k];
+        Array.Fill(w, -0f);
+        var bias = new float[outC];
+        Array.Fill(bias, -0f);
+        foreach (var (low, high) in new[] { (0f, float.PositiveInfinity), (float.NegativeInfinity, float.PositiveInfinity), (-1f, 2f) })
+        {
+            var output = new float[outC * ho * wo];
+            Conv2dKernels.DirectForward(padded, 1, hp, wp, w, outC, k, k, output, new GemmEpilogue(BiasMode.PerRow, bias, 0, low, high));
+            int expected = BitConverter.SingleToInt32Bits(MathF.Min(MathF.Max(-0f, low), high));
+            for (int i = 0; i < output.Length; i++)
+                Assert.That(BitConverter.SingleToInt32Bits(output[i]), Is.EqualTo(expected), $"[{low}, {high}] output {i}: {output[i]:R}");
         }
     }
 
