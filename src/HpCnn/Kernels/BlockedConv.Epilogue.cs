@@ -31,12 +31,13 @@ internal static unsafe class BlockedEpilogue
         {
             var lo = Vector256.Create(low);
             var hi = Vector256.Create(high);
+            var mode = Clamp256.ModeOf(low, high);
             for (int c = 0; c < lanes; c += 8)
             {
                 var b = Vector256.Load(bias + c);
                 float* p = tile + c;
                 for (int i = 0; i < pixels; i++, p += lanes)
-                    Vector256.Store(Vector256.Min(Vector256.Max(Vector256.Load(p) + b, lo), hi), p);
+                    Vector256.Store(Clamp256.Apply(Vector256.Load(p) + b, lo, hi, mode), p);
             }
             return;
         }

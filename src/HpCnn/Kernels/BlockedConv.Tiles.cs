@@ -196,10 +196,11 @@ internal static unsafe class BlockedTiles
             var b = Vector256.Load(bias);
             var lo = Vector256.Create(low);
             var hi = Vector256.Create(high);
-            r0 = Vector256.Min(Vector256.Max(r0 + b, lo), hi); r1 = Vector256.Min(Vector256.Max(r1 + b, lo), hi);
-            r2 = Vector256.Min(Vector256.Max(r2 + b, lo), hi); r3 = Vector256.Min(Vector256.Max(r3 + b, lo), hi);
-            r4 = Vector256.Min(Vector256.Max(r4 + b, lo), hi); r5 = Vector256.Min(Vector256.Max(r5 + b, lo), hi);
-            r6 = Vector256.Min(Vector256.Max(r6 + b, lo), hi); r7 = Vector256.Min(Vector256.Max(r7 + b, lo), hi);
+            var mode = Clamp256.ModeOf(low, high);
+            r0 = Clamp256.Apply(r0 + b, lo, hi, mode); r1 = Clamp256.Apply(r1 + b, lo, hi, mode);
+            r2 = Clamp256.Apply(r2 + b, lo, hi, mode); r3 = Clamp256.Apply(r3 + b, lo, hi, mode);
+            r4 = Clamp256.Apply(r4 + b, lo, hi, mode); r5 = Clamp256.Apply(r5 + b, lo, hi, mode);
+            r6 = Clamp256.Apply(r6 + b, lo, hi, mode); r7 = Clamp256.Apply(r7 + b, lo, hi, mode);
         }
         Transpose8x8(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
         Avx.Store(dst, r0); Avx.Store(dst + dstPitch, r1);

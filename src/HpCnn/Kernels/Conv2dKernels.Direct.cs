@@ -58,7 +58,7 @@ public static partial class Conv2dKernels
         int taps = inC * kh * kw, plane = ho * wo;
         var vlo = Vector256.Create(lo);
         var vhi = Vector256.Create(hi);
-        var mode = ModeOf(lo, hi);
+        var mode = Clamp256.ModeOf(lo, hi);
         var lanes = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
         Vector256<float> b0 = Vector256.Create(bias.IsEmpty ? 0f : bias[oc]), b1 = Vector256.Create(bias.IsEmpty ? 0f : bias[oc + 1]);
         Vector256<float> b2 = Vector256.Create(bias.IsEmpty ? 0f : bias[oc + 2]), b3 = Vector256.Create(bias.IsEmpty ? 0f : bias[oc + 3]);
@@ -205,7 +205,7 @@ public static partial class Conv2dKernels
         int taps = inC * kh * kw, plane = ho * wo;
         var vlo = Vector256.Create(lo);
         var vhi = Vector256.Create(hi);
-        var mode = ModeOf(lo, hi);
+        var mode = Clamp256.ModeOf(lo, hi);
         var b0 = Vector256.Create(bias.IsEmpty ? 0f : bias[oc]);
         var b1 = TC.Count > 1 ? Vector256.Create(bias.IsEmpty ? 0f : bias[oc + 1]) : default;
         var b2 = TC.Count > 2 ? Vector256.Create(bias.IsEmpty ? 0f : bias[oc + 2]) : default;
@@ -278,27 +278,6 @@ public static partial class Conv2dKernels
         if (rows > 3) Masked.Store(o + 3 * pitch, m, r3);
     }
 
-    /// <summary>How a direct kernel's epilogue clamps, chosen once per call from [low, high].</summary>
-    private enum ClampMode { None, Relu, Full }
-
-    /// <summary>
-    /// None for (-inf, +inf) and ReLU for [+0, +inf), the two clamps the networks use, else Full. Vector256.Min and Max
-    /// follow IEEE 754-2019 (NaN propagates, -0 below +0) in about ten AVX2 instructions each: the clamp took half of a
-    /// 4-channel block's time on Zen 1 (1x32x32->32, 37 us an image against 20 without it).
-    /// </summary>
-    private static ClampMode ModeOf(float lo, float hi) =>
-        float.IsNegativeInfinity(lo) && float.IsPositiveInfinity(hi) ? ClampMode.None
-        : lo == 0f && !float.IsNegative(lo) && float.IsPositiveInfinity(hi) ? ClampMode.Relu
-        : ClampMode.Full;
-
-    /// <summary>
-    /// min(max(v, lo), hi) with MathF's bits: None returns v (max with -inf and min with +inf change nothing, a NaN
-    /// included); ReLU is vmaxps(+0, v), which returns v when v is NaN or a zero of either sign, plus +0, which turns -0
-    /// into +0 and leaves every other value (a quiet NaN's payload too) as it is.
-    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Clamp(Vector256<float> v, Vector256<float> lo, Vector256<float> hi, ClampMode mode) =>
-        mode == ClampMode.None ? v
-        : mode == ClampMode.Relu ? Avx.Add(Avx.Max(lo, v), Vector256<float>.Zero)
-        : Vector256.Min(Vector256.Max(v, lo), hi);
+    private static Vector256<float> Clamp(Vector256<float> v, Vector256<float> lo, Vector256<float> hi, ClampMode mode) => Clamp256.Apply(v, lo, hi, mode);
 }

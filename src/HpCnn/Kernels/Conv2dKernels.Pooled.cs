@@ -71,6 +71,7 @@ public static partial class Conv2dKernels
         if (pooled.Length < count || (keep && argmax.Length < count) || m.Length < 15 * mStride + t0 + count)
             throw new ArgumentException("pooled Winograd output: spans too short");
         var vb = Vector256.Create(bias); var vlo = Vector256.Create(lo); var vhi = Vector256.Create(hi);
+        var mode = Clamp256.ModeOf(lo, hi);
         var vpw = Vector256.Create(pw);
         // Tile coordinates of the 8 lanes, advanced by 8 tiles per group (rows wrap at pw).
         var tx = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
@@ -104,11 +105,11 @@ public static partial class Conv2dKernels
                 var z1 = l1 + l5 + l9; var z5 = l5 - l9 - l13;
                 var z2 = l2 + l6 + l10; var z6 = l6 - l10 - l14;
                 var z3 = l3 + l7 + l11; var z7 = l7 - l11 - l15;
-                var y00 = Vector256.Min(Vector256.Max(z0 + z1 + z2 + vb, vlo), vhi);
-                var y01 = Vector256.Min(Vector256.Max(z1 - z2 - z3 + vb, vlo), vhi);
-                var y10 = Vector256.Min(Vector256.Max(z4 + z5 + z6 + vb, vlo), vhi);
-                var y11 = Vector256.Min(Vector256.Max(z5 - z6 - z7 + vb, vlo), vhi);
-                var best = Vector256.Max(Vector256.Max(y00, y01), Vector256.Max(y10, y11));
+                var y00 = Clamp256.Apply(z0 + z1 + z2 + vb, vlo, vhi, mode);
+                var y01 = Clamp256.Apply(z1 - z2 - z3 + vb, vlo, vhi, mode);
+                var y10 = Clamp256.Apply(z4 + z5 + z6 + vb, vlo, vhi, mode);
+                var y11 = Clamp256.Apply(z5 - z6 - z7 + vb, vlo, vhi, mode);
+                var best = Clamp256.Max(Clamp256.Max(y00, y01, mode), Clamp256.Max(y10, y11, mode), mode);
                 Vector256<int> idx = default;
                 if (keep)
                 {
@@ -207,7 +208,7 @@ public static partial class Conv2dKernels
         bool keep = !argmax.IsEmpty;
         var vlo = Vector256.Create(lo);
         var vhi = Vector256.Create(hi);
-        var mode = ModeOf(lo, hi);
+        var mode = Clamp256.ModeOf(lo, hi);
         var split = Vector256.Create(0, 2, 4, 6, 1, 3, 5, 7); // even columns to the low half, odd to the high half
         var lanes4 = Vector128.Create(0, 1, 2, 3);
         Vector256<float> b0 = Vector256.Create(bias.IsEmpty ? 0f : bias[oc]), b1 = Vector256.Create(bias.IsEmpty ? 0f : bias[oc + 1]);
@@ -329,7 +330,7 @@ public static partial class Conv2dKernels
         var t = Avx2.PermuteVar8x32(Clamp(top, lo, hi, mode), split);
         var b = Avx2.PermuteVar8x32(Clamp(bottom, lo, hi, mode), split);
         Vector128<float> tl = t.GetLower(), tr = t.GetUpper(), bl = b.GetLower(), br = b.GetUpper();
-        var best = Vector128.Max(Vector128.Max(tl, tr), Vector128.Max(bl, br));
+        var best = Clamp256.Max(Clamp256.Max(tl, tr, mode), Clamp256.Max(bl, br, mode), mode);
         if (n == 4) Sse.Store(dst, best);
         else Masked.Store(dst, Vector128.LessThan(Vector128.Create(0, 1, 2, 3), Vector128.Create(n)).AsSingle(), best);
         if (idxDst == null) return;

@@ -243,6 +243,7 @@ public static partial class Conv2dKernels
         var mlo = Vector256.LessThan(lanes, Vector256.Create(cols)).AsSingle();
         var mhi = Vector256.LessThan(lanes, Vector256.Create(cols - 8)).AsSingle();
         var vb = Vector256.Create(bias); var vlo = Vector256.Create(lo); var vhi = Vector256.Create(hi);
+        var mode = Clamp256.ModeOf(lo, hi);
         fixed (float* mp = m, yp = y)
         {
             float* s = mp + t;
@@ -257,10 +258,10 @@ public static partial class Conv2dKernels
             var m3 = L(3); var m7 = L(7); var m11 = L(11); var m15 = L(15);
             var z3 = m3 + m7 + m11; var z7 = m7 - m11 - m15;
             // y = z A (2 x 2)
-            var y00 = Vector256.Min(Vector256.Max(z0 + z1 + z2 + vb, vlo), vhi);
-            var y01 = Vector256.Min(Vector256.Max(z1 - z2 - z3 + vb, vlo), vhi);
-            var y10 = Vector256.Min(Vector256.Max(z4 + z5 + z6 + vb, vlo), vhi);
-            var y11 = Vector256.Min(Vector256.Max(z5 - z6 - z7 + vb, vlo), vhi);
+            var y00 = Clamp256.Apply(z0 + z1 + z2 + vb, vlo, vhi, mode);
+            var y01 = Clamp256.Apply(z1 - z2 - z3 + vb, vlo, vhi, mode);
+            var y10 = Clamp256.Apply(z4 + z5 + z6 + vb, vlo, vhi, mode);
+            var y11 = Clamp256.Apply(z5 - z6 - z7 + vb, vlo, vhi, mode);
             StoreRow(yp + (2 * ty) * wo + 2 * tx, y00, y01, mlo, mhi);
             if (2 * ty + 1 < ho) StoreRow(yp + (2 * ty + 1) * wo + 2 * tx, y10, y11, mlo, mhi);
         }

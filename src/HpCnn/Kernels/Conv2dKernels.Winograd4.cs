@@ -315,6 +315,7 @@ public static partial class Conv2dKernels
         var w = z + 16; // A^T m (4 x 6 vectors), past the output's 16
         var mask = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(n)).AsSingle();
         var vb = Vector256.Create(bias); var vlo = Vector256.Create(lo); var vhi = Vector256.Create(hi);
+        var mode = Clamp256.ModeOf(lo, hi);
         fixed (float* s = m)
         {
             for (int j = 0; j < 6; j++)
@@ -327,8 +328,8 @@ public static partial class Conv2dKernels
             for (int r = 0; r < 4; r++)
             {
                 At(w[6 * r], w[6 * r + 1], w[6 * r + 2], w[6 * r + 3], w[6 * r + 4], w[6 * r + 5], out var a, out var b, out var c, out var d);
-                a = Vector256.Min(Vector256.Max(a + vb, vlo), vhi); b = Vector256.Min(Vector256.Max(b + vb, vlo), vhi);
-                c = Vector256.Min(Vector256.Max(c + vb, vlo), vhi); d = Vector256.Min(Vector256.Max(d + vb, vlo), vhi);
+                a = Clamp256.Apply(a + vb, vlo, vhi, mode); b = Clamp256.Apply(b + vb, vlo, vhi, mode);
+                c = Clamp256.Apply(c + vb, vlo, vhi, mode); d = Clamp256.Apply(d + vb, vlo, vhi, mode);
                 // Lanes are tiles; each tile's 4 columns go together: a 4 x 8 transpose into [tile k | tile k + 4] pairs.
                 var u0 = Avx.UnpackLow(a, b); var u1 = Avx.UnpackHigh(a, b);
                 var u2 = Avx.UnpackLow(c, d); var u3 = Avx.UnpackHigh(c, d);

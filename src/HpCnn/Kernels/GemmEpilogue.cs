@@ -62,10 +62,11 @@ public readonly struct GemmEpilogue
             var vb = Vector256.Create(bias);
             var lo = Vector256.Create(Low);
             var hi = Vector256.Create(High);
+            var mode = Clamp256.ModeOf(Low, High);
             for (; i <= row.Length - 8; i += 8)
             {
                 var v = Vector256.LoadUnsafe(ref r, (nuint)i) + vb;
-                Vector256.Min(Vector256.Max(v, lo), hi).StoreUnsafe(ref r, (nuint)i);
+                Clamp256.Apply(v, lo, hi, mode).StoreUnsafe(ref r, (nuint)i);
             }
         }
         for (; i < row.Length; i++)
@@ -81,10 +82,11 @@ public readonly struct GemmEpilogue
         {
             var lo = Vector256.Create(Low);
             var hi = Vector256.Create(High);
+            var mode = Clamp256.ModeOf(Low, High);
             for (; i <= row.Length - 8; i += 8)
             {
                 var v = Vector256.LoadUnsafe(ref r, (nuint)i) + Vector256.LoadUnsafe(ref b, (nuint)i);
-                Vector256.Min(Vector256.Max(v, lo), hi).StoreUnsafe(ref r, (nuint)i);
+                Clamp256.Apply(v, lo, hi, mode).StoreUnsafe(ref r, (nuint)i);
             }
         }
         for (; i < row.Length; i++)

@@ -92,9 +92,11 @@ public static class NormKernels
 /// <summary>y = min(max(fma(x, scale, shift), low), high).</summary>
 public readonly struct AffineClampOp(float scale, float shift, float low, float high) : IUnaryOperator
 {
+    private readonly ClampMode _mode = Clamp256.ModeOf(low, high);
+
     public float Invoke(float x) => MathF.Min(MathF.Max(MathF.FusedMultiplyAdd(x, scale, shift), low), high);
     public Vector256<float> Invoke(Vector256<float> x) =>
-        Vector256.Min(Vector256.Max(Vector256.FusedMultiplyAdd(x, Vector256.Create(scale), Vector256.Create(shift)), Vector256.Create(low)), Vector256.Create(high));
+        Clamp256.Apply(Vector256.FusedMultiplyAdd(x, Vector256.Create(scale), Vector256.Create(shift)), Vector256.Create(low), Vector256.Create(high), _mode);
 }
 
 /// <summary>dx = (fma(y, a, dy) - b) * c.</summary>

@@ -1,0 +1,55 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace HpCnn.Kernels;
+
+/// <summary>How an AVX2 epilogue clamps to [low, high], chosen once per call (<see cref="Clamp256.ModeOf"/>).</summary>
+internal enum ClampMode { None, Relu, Full }
+
+/// <summary>
+/// min(max(v, low), high) and the max of two clamped values in ymm/xmm with the bits of MathF and Vector256.Min/Max,
+/// cheaply for the two clamps the networks use. Vector256.Min and Max follow IEEE 754-2019 (a NaN propagates, -0 is
+/// below +0) in about ten AVX2 instructions each: the clamp took half of a direct convolution block's time on Zen 1
+/// (BENCHMARKS.md, 2026-12-04).
+/// </summary>
+internal static class Clamp256
+{
+    /// <summary>None for (-inf, +inf), ReLU for [+0, +inf), else Full.</summary>
+    public static ClampMode ModeOf(float low, float high) =>
+        float.IsNegativeInfinity(low) && float.IsPositiveInfinity(high) ? ClampMode.None
+        : low == 0f && !float.IsNegative(low) && float.IsPositiveInfinity(high) ? ClampMode.Relu
+        : ClampMode.Full;
+
+    /// <summary>
+    /// None returns v (max with -inf and min with +inf change nothing, a NaN included); ReLU is vmaxps(+0, v), which
+    /// returns v when v is NaN or a zero of either sign, plus +0, which turns -0 into +0 and leaves every other value (a
+    /// quiet NaN's payload too) as it is; Full is the IEEE pair.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Apply(Vector256<float> v, Vector256<float> lo, Vector256<float> hi, ClampMode mode) =>
+        mode == ClampMode.None ? v
+        : mode == ClampMode.Relu ? Avx.Add(Avx.Max(lo, v), Vector256<float>.Zero)
+        : Vector256.Min(Vector256.Max(v, lo), hi);
+
+    /// <inheritdoc cref="Apply(Vector256{float}, Vector256{float}, Vector256{float}, ClampMode)"/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Apply(Vector128<float> v, Vector128<float> lo, Vector128<float> hi, ClampMode mode) =>
+        mode == ClampMode.None ? v
+        : mode == ClampMode.Relu ? Sse.Add(Sse.Max(lo, v), Vector128<float>.Zero)
+        : Vector128.Min(Vector128.Max(v, lo), hi);
+
+    /// <summary>
+    /// Vector256.Max(a, b) of two outputs of <see cref="Apply(Vector256{float}, Vector256{float}, Vector256{float}, ClampMode)"/>
+    /// in <paramref name="mode"/>. ReLU's outputs are NaN or at least +0 (never -0), so vmaxps(a, b), which returns b when
+    /// either is NaN, is the IEEE maximum once a NaN in a is put back: a, then b, is the NaN that wins, as in MathF.Max.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Max(Vector256<float> a, Vector256<float> b, ClampMode mode) =>
+        mode == ClampMode.Relu ? Avx.BlendVariable(Avx.Max(a, b), a, Avx.CompareUnordered(a, a)) : Vector256.Max(a, b);
+
+    /// <inheritdoc cref="Max(Vector256{float}, Vector256{float}, ClampMode)"/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Max(Vector128<float> a, Vector128<float> b, ClampMode mode) =>
+        mode == ClampMode.Relu ? Sse41.BlendVariable(Sse.Max(a, b), a, Sse.CompareUnordered(a, a)) : Vector128.Max(a, b);
+}
