@@ -11,11 +11,13 @@ namespace HpCnn.Kernels;
 /// <summary>y = min(max(x, 0), cap): ReLU, capped when cap is finite (the deep-CNN tutorial's "max activation").</summary>
 public readonly struct ReluOp(float cap) : IUnaryOperator
 {
+    private readonly ClampMode _mode = Clamp256.ModeOf(0f, cap);
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public float Invoke(float x) => MathF.Min(MathF.Max(x, 0f), cap);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public Vector256<float> Invoke(Vector256<float> x) => Vector256.Min(Vector256.Max(x, Vector256<float>.Zero), Vector256.Create(cap));
+    public Vector256<float> Invoke(Vector256<float> x) => Clamp256.Apply(x, Vector256<float>.Zero, Vector256.Create(cap), _mode);
 }
 
 /// <summary>dx = dy where 0 &lt; y &lt; cap, else 0 (from the ReLU's output y).</summary>

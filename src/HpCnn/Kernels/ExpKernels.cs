@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace HpCnn.Kernels;
 
@@ -14,7 +15,9 @@ namespace HpCnn.Kernels;
 /// Every Invoke is AggressiveInlining: the JIT did not inline these bodies into the generic Map loop on its own, and a
 /// call per vector passed it through the stack (tanh ran at about a third of the speed). n is a whole number in
 /// [-125, 127] after the clamp, so the platform's own float-to-int conversion gives the same bits as the saturating
-/// one without its fix-up instructions.
+/// one without its fix-up instructions. The vector clamp is vmaxps(Lo, x) then vminps(Hi, .), not Vector256.Min/Max:
+/// those follow IEEE 754-2019 in about ten AVX2 instructions each, while vmaxps/vminps return their second operand, x,
+/// when it is NaN, and Lo and Hi are neither zero nor NaN, so the bits are MathF.Min/Max's.
 /// </remarks>
 public readonly struct ExpOp : IWideUnaryOperator
 {
@@ -41,24 +44,43 @@ public readonly struct ExpOp : IWideUnaryOperator
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vector256<float> Invoke(Vector256<float> x)
     {
-        x = Vector256.Min(Vector256.Max(x, Vector256.Create(Lo)), Vector256.Create(Hi));
-        var n = Vector256.Floor(Vector256.FusedMultiplyAdd(x, Vector256.Create(Log2E), Vector256.Create(0.5f)));
-        var r = Vector256.FusedMultiplyAdd(n, Vector256.Create(-C1), x);
-        r = Vector256.FusedMultiplyAdd(n, Vector256.Create(-C2), r);
-        var p = Vector256.FusedMultiplyAdd(Vector256.Create(P0), r, Vector256.Create(P1));
-        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(P2));
-        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(P3));
-        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(P4));
-        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(P5));
-        p = Vector256.FusedMultiplyAdd(p, r * r, r) + Vector256<float>.One;
-        var scale = ((Vector256.ConvertToInt32Native(n) + Vector256.Create(127)) << 23).AsSingle();
-        return p * scale;
+        Invoke(x, x, out var y, out _);
+        return y;
+    }
+
+    /// <summary>Two vectors, their operations interleaved (see <see cref="IWideUnaryOperator.Invoke(Vector256{float}, Vector256{float}, out Vector256{float}, out Vector256{float})"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Invoke(Vector256<float> x0, Vector256<float> x1, out Vector256<float> y0, out Vector256<float> y1)
+    {
+        x0 = Avx.Min(Vector256.Create(Hi), Avx.Max(Vector256.Create(Lo), x0)); // see the remarks
+        x1 = Avx.Min(Vector256.Create(Hi), Avx.Max(Vector256.Create(Lo), x1));
+        var n0 = Vector256.Floor(Vector256.FusedMultiplyAdd(x0, Vector256.Create(Log2E), Vector256.Create(0.5f)));
+        var n1 = Vector256.Floor(Vector256.FusedMultiplyAdd(x1, Vector256.Create(Log2E), Vector256.Create(0.5f)));
+        var r0 = Vector256.FusedMultiplyAdd(n0, Vector256.Create(-C1), x0);
+        var r1 = Vector256.FusedMultiplyAdd(n1, Vector256.Create(-C1), x1);
+        r0 = Vector256.FusedMultiplyAdd(n0, Vector256.Create(-C2), r0);
+        r1 = Vector256.FusedMultiplyAdd(n1, Vector256.Create(-C2), r1);
+        var p0 = Vector256.FusedMultiplyAdd(Vector256.Create(P0), r0, Vector256.Create(P1));
+        var p1 = Vector256.FusedMultiplyAdd(Vector256.Create(P0), r1, Vector256.Create(P1));
+        p0 = Vector256.FusedMultiplyAdd(p0, r0, Vector256.Create(P2));
+        p1 = Vector256.FusedMultiplyAdd(p1, r1, Vector256.Create(P2));
+        p0 = Vector256.FusedMultiplyAdd(p0, r0, Vector256.Create(P3));
+        p1 = Vector256.FusedMultiplyAdd(p1, r1, Vector256.Create(P3));
+        p0 = Vector256.FusedMultiplyAdd(p0, r0, Vector256.Create(P4));
+        p1 = Vector256.FusedMultiplyAdd(p1, r1, Vector256.Create(P4));
+        p0 = Vector256.FusedMultiplyAdd(p0, r0, Vector256.Create(P5));
+        p1 = Vector256.FusedMultiplyAdd(p1, r1, Vector256.Create(P5));
+        p0 = Vector256.FusedMultiplyAdd(p0, r0 * r0, r0) + Vector256<float>.One;
+        p1 = Vector256.FusedMultiplyAdd(p1, r1 * r1, r1) + Vector256<float>.One;
+        y0 = p0 * ((Vector256.ConvertToInt32Native(n0) + Vector256.Create(127)) << 23).AsSingle();
+        y1 = p1 * ((Vector256.ConvertToInt32Native(n1) + Vector256.Create(127)) << 23).AsSingle();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vector512<float> Invoke(Vector512<float> x)
     {
-        x = Vector512.Min(Vector512.Max(x, Vector512.Create(Lo)), Vector512.Create(Hi));
+        x = Avx512F.IsSupported ? Avx512F.Min(Vector512.Create(Hi), Avx512F.Max(Vector512.Create(Lo), x)) // tests run this form anywhere
+            : Vector512.Min(Vector512.Max(x, Vector512.Create(Lo)), Vector512.Create(Hi));
         var n = Vector512.Floor(Vector512.FusedMultiplyAdd(x, Vector512.Create(Log2E), Vector512.Create(0.5f)));
         var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-C1), x);
         r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-C2), r);
@@ -81,6 +103,14 @@ public readonly struct SigmoidOp : IWideUnaryOperator
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vector256<float> Invoke(Vector256<float> x) => Vector256<float>.One / (Vector256<float>.One + new ExpOp().Invoke(-x));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Invoke(Vector256<float> x0, Vector256<float> x1, out Vector256<float> y0, out Vector256<float> y1)
+    {
+        new ExpOp().Invoke(-x0, -x1, out var e0, out var e1);
+        y0 = Vector256<float>.One / (Vector256<float>.One + e0);
+        y1 = Vector256<float>.One / (Vector256<float>.One + e1);
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vector512<float> Invoke(Vector512<float> x) => Vector512<float>.One / (Vector512<float>.One + new ExpOp().Invoke(-x));
@@ -115,16 +145,26 @@ public readonly struct TanhOp : IWideUnaryOperator
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vector256<float> Invoke(Vector256<float> x)
     {
-        var a = Vector256.Abs(x);
-        var z = x * x;
-        var p = Vector256.FusedMultiplyAdd(Vector256.Create(Q0), z, Vector256.Create(Q1));
-        p = Vector256.FusedMultiplyAdd(p, z, Vector256.Create(Q2));
-        p = Vector256.FusedMultiplyAdd(p, z, Vector256.Create(Q3));
-        p = Vector256.FusedMultiplyAdd(p, z, Vector256.Create(Q4));
-        var small = Vector256.FusedMultiplyAdd(p * z, x, x);
-        var t = Vector256<float>.One - Vector256.Create(2f) / (new ExpOp().Invoke(a + a) + Vector256<float>.One);
-        var large = Vector256.CopySign(t, x);
-        return Vector256.ConditionalSelect(Vector256.LessThan(a, Vector256.Create(Small)), small, large);
+        Invoke(x, x, out var y, out _);
+        return y;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Invoke(Vector256<float> x0, Vector256<float> x1, out Vector256<float> y0, out Vector256<float> y1)
+    {
+        var a0 = Vector256.Abs(x0); var a1 = Vector256.Abs(x1);
+        new ExpOp().Invoke(a0 + a0, a1 + a1, out var e0, out var e1);
+        var z0 = x0 * x0; var z1 = x1 * x1;
+        var p0 = Vector256.FusedMultiplyAdd(Vector256.Create(Q0), z0, Vector256.Create(Q1));
+        var p1 = Vector256.FusedMultiplyAdd(Vector256.Create(Q0), z1, Vector256.Create(Q1));
+        p0 = Vector256.FusedMultiplyAdd(p0, z0, Vector256.Create(Q2)); p1 = Vector256.FusedMultiplyAdd(p1, z1, Vector256.Create(Q2));
+        p0 = Vector256.FusedMultiplyAdd(p0, z0, Vector256.Create(Q3)); p1 = Vector256.FusedMultiplyAdd(p1, z1, Vector256.Create(Q3));
+        p0 = Vector256.FusedMultiplyAdd(p0, z0, Vector256.Create(Q4)); p1 = Vector256.FusedMultiplyAdd(p1, z1, Vector256.Create(Q4));
+        var small0 = Vector256.FusedMultiplyAdd(p0 * z0, x0, x0); var small1 = Vector256.FusedMultiplyAdd(p1 * z1, x1, x1);
+        var t0 = Vector256<float>.One - Vector256.Create(2f) / (e0 + Vector256<float>.One);
+        var t1 = Vector256<float>.One - Vector256.Create(2f) / (e1 + Vector256<float>.One);
+        y0 = Vector256.ConditionalSelect(Vector256.LessThan(a0, Vector256.Create(Small)), small0, Vector256.CopySign(t0, x0));
+        y1 = Vector256.ConditionalSelect(Vector256.LessThan(a1, Vector256.Create(Small)), small1, Vector256.CopySign(t1, x1));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
