@@ -16,6 +16,7 @@ internal enum ClampMode { None, Relu, Full }
 internal static class Clamp256
 {
     /// <summary>None for (-inf, +inf), ReLU for [+0, +inf), else Full.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ClampMode ModeOf(float low, float high) =>
         float.IsNegativeInfinity(low) && float.IsPositiveInfinity(high) ? ClampMode.None
         : low == 0f && !float.IsNegative(low) && float.IsPositiveInfinity(high) ? ClampMode.Relu

@@ -70,6 +70,7 @@ public static partial class Conv2dKernels
                 bool two = y + 1 < ho;
                 for (int x = 0; x < wo; x += 8)
                 {
+                    x = Masked.TailStart(x, wo);
                     Vector256<float> a00 = b0, a01 = b0, a10 = b1, a11 = b1, a20 = b2, a21 = b2, a30 = b3, a31 = b3;
                     int t = 0;
                     for (int ic = 0; ic < inC; ic++)
@@ -218,6 +219,7 @@ public static partial class Conv2dKernels
                 nint d1 = rows > 1 ? wp : 0, d2 = rows > 2 ? 2 * wp : d1, d3 = rows > 3 ? 3 * wp : d2;
                 for (int x = 0; x < wo; x += 8)
                 {
+                    x = Masked.TailStart(x, wo);
                     Vector256<float> a00 = b0, a01 = b0, a02 = b0, a03 = b0, a10 = b1, a11 = b1, a12 = b1, a13 = b1, a20 = b2, a21 = b2, a22 = b2, a23 = b2;
                     int t = 0;
                     for (int ic = 0; ic < inC; ic++)

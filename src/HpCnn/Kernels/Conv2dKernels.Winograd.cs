@@ -262,17 +262,17 @@ public static partial class Conv2dKernels
             var y01 = Clamp256.Apply(z1 - z2 - z3 + vb, vlo, vhi, mode);
             var y10 = Clamp256.Apply(z4 + z5 + z6 + vb, vlo, vhi, mode);
             var y11 = Clamp256.Apply(z5 - z6 - z7 + vb, vlo, vhi, mode);
-            StoreRow(yp + (2 * ty) * wo + 2 * tx, y00, y01, mlo, mhi);
-            if (2 * ty + 1 < ho) StoreRow(yp + (2 * ty + 1) * wo + 2 * tx, y10, y11, mlo, mhi);
+            StoreRow(yp + (2 * ty) * wo + 2 * tx, y00, y01, cols, mlo, mhi);
+            if (2 * ty + 1 < ho) StoreRow(yp + (2 * ty + 1) * wo + 2 * tx, y10, y11, cols, mlo, mhi);
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void StoreRow(float* dst, Vector256<float> even, Vector256<float> odd, Vector256<float> mlo, Vector256<float> mhi)
+    private static unsafe void StoreRow(float* dst, Vector256<float> even, Vector256<float> odd, int cols, Vector256<float> mlo, Vector256<float> mhi)
     {
         var u0 = Avx.UnpackLow(even, odd); var u1 = Avx.UnpackHigh(even, odd);
-        Masked.Store(dst, mlo, Avx.Permute2x128(u0, u1, 0x20));
-        Masked.Store(dst + 8, mhi, Avx.Permute2x128(u0, u1, 0x31));
+        Put(dst, mlo, Math.Min(cols, 8), Avx.Permute2x128(u0, u1, 0x20));
+        if (cols > 8) Put(dst + 8, mhi, cols - 8, Avx.Permute2x128(u0, u1, 0x31));
     }
 
     /// <summary>
@@ -324,14 +324,14 @@ public static partial class Conv2dKernels
             var g00 = Even(lo0, hi0); var g01 = Odd(lo0, hi0); var g10 = Even(lo1, hi1); var g11 = Odd(lo1, hi1);
             var a1 = g00 + g10; var b1 = g01 + g11; var a2 = g00 - g10; var b2 = g01 - g11;
             float* o = mp + t;
-            Masked.Store(o + 0 * mStride, mask, g00); Masked.Store(o + 1 * mStride, mask, g00 + g01);
-            Masked.Store(o + 2 * mStride, mask, g00 - g01); Masked.Store(o + 3 * mStride, mask, -g01);
-            Masked.Store(o + 4 * mStride, mask, a1); Masked.Store(o + 5 * mStride, mask, a1 + b1);
-            Masked.Store(o + 6 * mStride, mask, a1 - b1); Masked.Store(o + 7 * mStride, mask, -b1);
-            Masked.Store(o + 8 * mStride, mask, a2); Masked.Store(o + 9 * mStride, mask, a2 + b2);
-            Masked.Store(o + 10 * mStride, mask, a2 - b2); Masked.Store(o + 11 * mStride, mask, -b2);
-            Masked.Store(o + 12 * mStride, mask, -g10); Masked.Store(o + 13 * mStride, mask, -g10 - g11);
-            Masked.Store(o + 14 * mStride, mask, g11 - g10); Masked.Store(o + 15 * mStride, mask, g11);
+            Put(o + 0 * mStride, mask, n, g00); Put(o + 1 * mStride, mask, n, g00 + g01);
+            Put(o + 2 * mStride, mask, n, g00 - g01); Put(o + 3 * mStride, mask, n, -g01);
+            Put(o + 4 * mStride, mask, n, a1); Put(o + 5 * mStride, mask, n, a1 + b1);
+            Put(o + 6 * mStride, mask, n, a1 - b1); Put(o + 7 * mStride, mask, n, -b1);
+            Put(o + 8 * mStride, mask, n, a2); Put(o + 9 * mStride, mask, n, a2 + b2);
+            Put(o + 10 * mStride, mask, n, a2 - b2); Put(o + 11 * mStride, mask, n, -b2);
+            Put(o + 12 * mStride, mask, n, -g10); Put(o + 13 * mStride, mask, n, -g10 - g11);
+            Put(o + 14 * mStride, mask, n, g11 - g10); Put(o + 15 * mStride, mask, n, g11);
         }
     }
 }

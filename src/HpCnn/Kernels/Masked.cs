@@ -12,6 +12,15 @@ namespace HpCnn.Kernels;
 /// </summary>
 internal static unsafe class Masked
 {
+    /// <summary>
+    /// Where a step of 8 outputs from <paramref name="x"/> in a row of <paramref name="width"/> starts: the last, partial
+    /// step moves back to end at the row's end when the row holds 8, so that it stores a whole vector (kernels whose
+    /// outputs are independent of their neighbours recompute a few with the same operations, the same bits) instead of
+    /// a masked store. A 2x2 pool of 28 x 28 planes ran at half the speed per input of 32 x 32 ones on Zen 1.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int TailStart(int x, int width) => x + 8 > width && width >= 8 ? width - 8 : x;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Store(float* p, Vector256<float> mask, Vector256<float> v)
     {

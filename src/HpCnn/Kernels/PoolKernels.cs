@@ -98,7 +98,7 @@ public static class PoolKernels
                 float* r1 = r0 + w;
                 for (int ox = 0; ox < ow; ox += 8)
                 {
-                    ox = TailStart(ox, ow);
+                    ox = Masked.TailStart(ox, ow);
                     int n = Math.Min(8, ow - ox);
                     LoadWindowRows(r0 + 2 * ox, r1 + 2 * ox, n, out var a0, out var a1, out var b0, out var b1);
                     var tl = Deinterleave(a0, a1, even: true);
@@ -131,14 +131,6 @@ public static class PoolKernels
             }
         }
     }
-
-    /// <summary>
-    /// Where the 8 outputs from <paramref name="ox"/> start: a row's last, partial step moves back to end at the row's end
-    /// when the row holds 8, recomputing a few outputs with the same operations (the same bits) instead of AVX's masked
-    /// loads and stores, which AMD runs in microcode (a 28 x 28 -> 14 x 14 pool took 2x a 32 x 32 one per input).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int TailStart(int ox, int ow) => ox + 8 > ow && ow >= 8 ? ow - 8 : ox;
 
     /// <summary>A lane mask with the first <paramref name="n"/> of 8 lanes set.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -219,7 +211,7 @@ public static class PoolKernels
                 float* g1 = g0 + w;
                 for (int ox = 0; ox < ow; ox += 8)
                 {
-                    ox = TailStart(ox, ow);
+                    ox = Masked.TailStart(ox, ow);
                     int n = Math.Min(8, ow - ox);
                     var mo = Mask(n);
                     var d = n == 8 ? Avx.LoadVector256(dyp + oy * ow + ox) : Avx.MaskLoad(dyp + oy * ow + ox, mo.AsSingle());
@@ -376,7 +368,7 @@ public static class PoolKernels
                 float* o = pout + c * outPlane + oy * ow;
                 for (int ox = 0; ox < ow; ox += 8)
                 {
-                    ox = TailStart(ox, ow);
+                    ox = Masked.TailStart(ox, ow);
                     int n = Math.Min(8, ow - ox);
                     LoadWindowRows(r0 + 2 * ox, r1 + 2 * ox, n, out var a0, out var a1, out var b0, out var b1);
                     var sum = Vector256<float>.Zero + Deinterleave(a0, a1, even: true);
@@ -693,7 +685,7 @@ public static class PoolKernels
                 float* d = pdy + c * outPlane + oy * ow;
                 for (int ox = 0; ox < ow; ox += 8)
                 {
-                    ox = TailStart(ox, ow);
+                    ox = Masked.TailStart(ox, ow);
                     int n = Math.Min(8, ow - ox);
                     var dv = n == 8 ? Avx.LoadVector256(d + ox) : Avx.MaskLoad(d + ox, Mask(n).AsSingle());
                     var v = dv * quarter + Vector256<float>.Zero;
