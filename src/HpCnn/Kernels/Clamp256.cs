@@ -25,19 +25,19 @@ internal static class Clamp256
     /// <summary>
     /// None returns v (max with -inf and min with +inf change nothing, a NaN included); ReLU is vmaxps(+0, v), which
     /// returns v when v is NaN or a zero of either sign, plus +0, which turns -0 into +0 and leaves every other value (a
-    /// quiet NaN's payload too) as it is; Full is the IEEE pair.
+    /// quiet NaN's payload too) as it is; Full is the IEEE pair (as is ReLU where the instructions are absent: the same bits).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Apply(Vector256<float> v, Vector256<float> lo, Vector256<float> hi, ClampMode mode) =>
         mode == ClampMode.None ? v
-        : mode == ClampMode.Relu ? Avx.Add(Avx.Max(lo, v), Vector256<float>.Zero)
+        : mode == ClampMode.Relu && Avx.IsSupported ? Avx.Add(Avx.Max(lo, v), Vector256<float>.Zero)
         : Vector256.Min(Vector256.Max(v, lo), hi);
 
     /// <inheritdoc cref="Apply(Vector256{float}, Vector256{float}, Vector256{float}, ClampMode)"/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Apply(Vector128<float> v, Vector128<float> lo, Vector128<float> hi, ClampMode mode) =>
         mode == ClampMode.None ? v
-        : mode == ClampMode.Relu ? Sse.Add(Sse.Max(lo, v), Vector128<float>.Zero)
+        : mode == ClampMode.Relu && Sse.IsSupported ? Sse.Add(Sse.Max(lo, v), Vector128<float>.Zero)
         : Vector128.Min(Vector128.Max(v, lo), hi);
 
     /// <summary>
@@ -47,10 +47,10 @@ internal static class Clamp256
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Max(Vector256<float> a, Vector256<float> b, ClampMode mode) =>
-        mode == ClampMode.Relu ? Avx.BlendVariable(Avx.Max(a, b), a, Avx.CompareUnordered(a, a)) : Vector256.Max(a, b);
+        mode == ClampMode.Relu && Avx.IsSupported ? Avx.BlendVariable(Avx.Max(a, b), a, Avx.CompareUnordered(a, a)) : Vector256.Max(a, b);
 
     /// <inheritdoc cref="Max(Vector256{float}, Vector256{float}, ClampMode)"/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Max(Vector128<float> a, Vector128<float> b, ClampMode mode) =>
-        mode == ClampMode.Relu ? Sse41.BlendVariable(Sse.Max(a, b), a, Sse.CompareUnordered(a, a)) : Vector128.Max(a, b);
+        mode == ClampMode.Relu && Sse41.IsSupported ? Sse41.BlendVariable(Sse.Max(a, b), a, Sse.CompareUnordered(a, a)) : Vector128.Max(a, b);
 }

@@ -222,6 +222,7 @@ public static partial class Conv2dKernels
                 int y = 2 * py;
                 for (int x = 0; x < 2 * pw; x += 8)
                 {
+                    x = Masked.TailStart(x, 2 * pw); // even, so px is whole
                     Vector256<float> a00 = b0, a01 = b0, a10 = b1, a11 = b1, a20 = b2, a21 = b2, a30 = b3, a31 = b3;
                     int t = 0;
                     for (int ic = 0; ic < inC; ic++)
