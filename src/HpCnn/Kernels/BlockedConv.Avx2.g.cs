@@ -51,7 +51,27 @@ internal static unsafe partial class BlockedConvAvx2
         Vector256<float> c0_0 = accumulate ? Avx.LoadVector256(acc + 0 * accPitch + 0) : Vector256<float>.Zero;
         Vector256<float> c0_1 = accumulate ? Avx.LoadVector256(acc + 0 * accPitch + 8) : Vector256<float>.Zero;
         float* wk = w + k0 * ldw;
-        for (int k = k0; k < k1; k++, wk += ldw)
+        int k = k0;
+        for (; k + 1 < k1; k += 2, wk += 2 * ldw)
+        {
+            {
+                float* s = src + off[k];
+                var w0 = Avx.LoadVector256(wk);
+                var w1 = Avx.LoadVector256(wk + 8);
+                var x0 = Vector256.Create(s[0]);
+                c0_0 = Fma.MultiplyAdd(x0, w0, c0_0);
+                c0_1 = Fma.MultiplyAdd(x0, w1, c0_1);
+            }
+            {
+                float* s = src + off[k + 1];
+                var w0 = Avx.LoadVector256(wk + ldw);
+                var w1 = Avx.LoadVector256(wk + ldw + 8);
+                var x0 = Vector256.Create(s[0]);
+                c0_0 = Fma.MultiplyAdd(x0, w0, c0_0);
+                c0_1 = Fma.MultiplyAdd(x0, w1, c0_1);
+            }
+        }
+        if (k < k1)
         {
             float* s = src + off[k];
             var w0 = Avx.LoadVector256(wk);
@@ -72,7 +92,33 @@ internal static unsafe partial class BlockedConvAvx2
         Vector256<float> c1_0 = accumulate ? Avx.LoadVector256(acc + 1 * accPitch + 0) : Vector256<float>.Zero;
         Vector256<float> c1_1 = accumulate ? Avx.LoadVector256(acc + 1 * accPitch + 8) : Vector256<float>.Zero;
         float* wk = w + k0 * ldw;
-        for (int k = k0; k < k1; k++, wk += ldw)
+        int k = k0;
+        for (; k + 1 < k1; k += 2, wk += 2 * ldw)
+        {
+            {
+                float* s = src + off[k];
+                var w0 = Avx.LoadVector256(wk);
+                var w1 = Avx.LoadVector256(wk + 8);
+                var x0 = Vector256.Create(s[0]);
+                c0_0 = Fma.MultiplyAdd(x0, w0, c0_0);
+                c0_1 = Fma.MultiplyAdd(x0, w1, c0_1);
+                var x1 = Vector256.Create(s[1]);
+                c1_0 = Fma.MultiplyAdd(x1, w0, c1_0);
+                c1_1 = Fma.MultiplyAdd(x1, w1, c1_1);
+            }
+            {
+                float* s = src + off[k + 1];
+                var w0 = Avx.LoadVector256(wk + ldw);
+                var w1 = Avx.LoadVector256(wk + ldw + 8);
+                var x0 = Vector256.Create(s[0]);
+                c0_0 = Fma.MultiplyAdd(x0, w0, c0_0);
+                c0_1 = Fma.MultiplyAdd(x0, w1, c0_1);
+                var x1 = Vector256.Create(s[1]);
+                c1_0 = Fma.MultiplyAdd(x1, w0, c1_0);
+                c1_1 = Fma.MultiplyAdd(x1, w1, c1_1);
+            }
+        }
+        if (k < k1)
         {
             float* s = src + off[k];
             var w0 = Avx.LoadVector256(wk);
@@ -100,7 +146,39 @@ internal static unsafe partial class BlockedConvAvx2
         Vector256<float> c2_0 = accumulate ? Avx.LoadVector256(acc + 2 * accPitch + 0) : Vector256<float>.Zero;
         Vector256<float> c2_1 = accumulate ? Avx.LoadVector256(acc + 2 * accPitch + 8) : Vector256<float>.Zero;
         float* wk = w + k0 * ldw;
-        for (int k = k0; k < k1; k++, wk += ldw)
+        int k = k0;
+        for (; k + 1 < k1; k += 2, wk += 2 * ldw)
+        {
+            {
+                float* s = src + off[k];
+                var w0 = Avx.LoadVector256(wk);
+                var w1 = Avx.LoadVector256(wk + 8);
+                var x0 = Vector256.Create(s[0]);
+                c0_0 = Fma.MultiplyAdd(x0, w0, c0_0);
+                c0_1 = Fma.MultiplyAdd(x0, w1, c0_1);
+                var x1 = Vector256.Create(s[1]);
+                c1_0 = Fma.MultiplyAdd(x1, w0, c1_0);
+                c1_1 = Fma.MultiplyAdd(x1, w1, c1_1);
+                var x2 = Vector256.Create(s[2]);
+                c2_0 = Fma.MultiplyAdd(x2, w0, c2_0);
+                c2_1 = Fma.MultiplyAdd(x2, w1, c2_1);
+            }
+            {
+                float* s = src + off[k + 1];
+                var w0 = Avx.LoadVector256(wk + ldw);
+                var w1 = Avx.LoadVector256(wk + ldw + 8);
+                var x0 = Vector256.Create(s[0]);
+                c0_0 = Fma.MultiplyAdd(x0, w0, c0_0);
+                c0_1 = Fma.MultiplyAdd(x0, w1, c0_1);
+                var x1 = Vector256.Create(s[1]);
+                c1_0 = Fma.MultiplyAdd(x1, w0, c1_0);
+                c1_1 = Fma.MultiplyAdd(x1, w1, c1_1);
+                var x2 = Vector256.Create(s[2]);
+                c2_0 = Fma.MultiplyAdd(x2, w0, c2_0);
+                c2_1 = Fma.MultiplyAdd(x2, w1, c2_1);
+            }
+        }
+        if (k < k1)
         {
             float* s = src + off[k];
             var w0 = Avx.LoadVector256(wk);
@@ -135,7 +213,45 @@ internal static unsafe partial class BlockedConvAvx2
         Vector256<float> c3_0 = accumulate ? Avx.LoadVector256(acc + 3 * accPitch + 0) : Vector256<float>.Zero;
         Vector256<float> c3_1 = accumulate ? Avx.LoadVector256(acc + 3 * accPitch + 8) : Vector256<float>.Zero;
         float* wk = w + k0 * ldw;
-        for (int k = k0; k < k1; k++, wk += ldw)
+        int k = k0;
+        for (; k + 1 < k1; k += 2, wk += 2 * ldw)
+        {
+            {
+                float* s = src + off[k];
+                var w0 = Avx.LoadVector256(wk);
+                var w1 = Avx.LoadVector256(wk + 8);
+                var x0 = Vector256.Create(s[0]);
+                c0_0 = Fma.MultiplyAdd(x0, w0, c0_0);
+                c0_1 = Fma.MultiplyAdd(x0, w1, c0_1);
+                var x1 = Vector256.Create(s[1]);
+                c1_0 = Fma.MultiplyAdd(x1, w0, c1_0);
+                c1_1 = Fma.MultiplyAdd(x1, w1, c1_1);
+                var x2 = Vector256.Create(s[2]);
+                c2_0 = Fma.MultiplyAdd(x2, w0, c2_0);
+                c2_1 = Fma.MultiplyAdd(x2, w1, c2_1);
+                var x3 = Vector256.Create(s[3]);
+                c3_0 = Fma.MultiplyAdd(x3, w0, c3_0);
+                c3_1 = Fma.MultiplyAdd(x3, w1, c3_1);
+            }
+            {
+                float* s = src + off[k + 1];
+                var w0 = Avx.LoadVector256(wk + ldw);
+                var w1 = Avx.LoadVector256(wk + ldw + 8);
+                var x0 = Vector256.Create(s[0]);
+                c0_0 = Fma.MultiplyAdd(x0, w0, c0_0);
+                c0_1 = Fma.MultiplyAdd(x0, w1, c0_1);
+                var x1 = Vector256.Create(s[1]);
+                c1_0 = Fma.MultiplyAdd(x1, w0, c1_0);
+                c1_1 = Fma.MultiplyAdd(x1, w1, c1_1);
+                var x2 = Vector256.Create(s[2]);
+                c2_0 = Fma.MultiplyAdd(x2, w0, c2_0);
+                c2_1 = Fma.MultiplyAdd(x2, w1, c2_1);
+                var x3 = Vector256.Create(s[3]);
+                c3_0 = Fma.MultiplyAdd(x3, w0, c3_0);
+                c3_1 = Fma.MultiplyAdd(x3, w1, c3_1);
+            }
+        }
+        if (k < k1)
         {
             float* s = src + off[k];
             var w0 = Avx.LoadVector256(wk);
@@ -177,7 +293,51 @@ internal static unsafe partial class BlockedConvAvx2
         Vector256<float> c4_0 = accumulate ? Avx.LoadVector256(acc + 4 * accPitch + 0) : Vector256<float>.Zero;
         Vector256<float> c4_1 = accumulate ? Avx.LoadVector256(acc + 4 * accPitch + 8) : Vector256<float>.Zero;
         float* wk = w + k0 * ldw;
-        for (int k = k0; k < k1; k++, wk += ldw)
+        int k = k0;
+        for (; k + 1 < k1; k += 2, wk += 2 * ldw)
+        {
+            {
+                float* s = src + off[k];
+                var w0 = Avx.LoadVector256(wk);
+                var w1 = Avx.LoadVector256(wk + 8);
+                var x0 = Vector256.Create(s[0]);
+                c0_0 = Fma.MultiplyAdd(x0, w0, c0_0);
+                c0_1 = Fma.MultiplyAdd(x0, w1, c0_1);
+                var x1 = Vector256.Create(s[1]);
+                c1_0 = Fma.MultiplyAdd(x1, w0, c1_0);
+                c1_1 = Fma.MultiplyAdd(x1, w1, c1_1);
+                var x2 = Vector256.Create(s[2]);
+                c2_0 = Fma.MultiplyAdd(x2, w0, c2_0);
+                c2_1 = Fma.MultiplyAdd(x2, w1, c2_1);
+                var x3 = Vector256.Create(s[3]);
+                c3_0 = Fma.MultiplyAdd(x3, w0, c3_0);
+                c3_1 = Fma.MultiplyAdd(x3, w1, c3_1);
+                var x4 = Vector256.Create(s[4]);
+                c4_0 = Fma.MultiplyAdd(x4, w0, c4_0);
+                c4_1 = Fma.MultiplyAdd(x4, w1, c4_1);
+            }
+            {
+                float* s = src + off[k + 1];
+                var w0 = Avx.LoadVector256(wk + ldw);
+                var w1 = Avx.LoadVector256(wk + ldw + 8);
+                var x0 = Vector256.Create(s[0]);
+                c0_0 = Fma.MultiplyAdd(x0, w0, c0_0);
+                c0_1 = Fma.MultiplyAdd(x0, w1, c0_1);
+                var x1 = Vector256.Create(s[1]);
+                c1_0 = Fma.MultiplyAdd(x1, w0, c1_0);
+                c1_1 = Fma.MultiplyAdd(x1, w1, c1_1);
+                var x2 = Vector256.Create(s[2]);
+                c2_0 = Fma.MultiplyAdd(x2, w0, c2_0);
+                c2_1 = Fma.MultiplyAdd(x2, w1, c2_1);
+                var x3 = Vector256.Create(s[3]);
+                c3_0 = Fma.MultiplyAdd(x3, w0, c3_0);
+                c3_1 = Fma.MultiplyAdd(x3, w1, c3_1);
+                var x4 = Vector256.Create(s[4]);
+                c4_0 = Fma.MultiplyAdd(x4, w0, c4_0);
+                c4_1 = Fma.MultiplyAdd(x4, w1, c4_1);
+            }
+        }
+        if (k < k1)
         {
             float* s = src + off[k];
             var w0 = Avx.LoadVector256(wk);
@@ -226,7 +386,57 @@ internal static unsafe partial class BlockedConvAvx2
         Vector256<float> c5_0 = accumulate ? Avx.LoadVector256(acc + 5 * accPitch + 0) : Vector256<float>.Zero;
         Vector256<float> c5_1 = accumulate ? Avx.LoadVector256(acc + 5 * accPitch + 8) : Vector256<float>.Zero;
         float* wk = w + k0 * ldw;
-        for (int k = k0; k < k1; k++, wk += ldw)
+        int k = k0;
+        for (; k + 1 < k1; k += 2, wk += 2 * ldw)
+        {
+            {
+                float* s = src + off[k];
+                var w0 = Avx.LoadVector256(wk);
+                var w1 = Avx.LoadVector256(wk + 8);
+                var x0 = Vector256.Create(s[0]);
+                c0_0 = Fma.MultiplyAdd(x0, w0, c0_0);
+                c0_1 = Fma.MultiplyAdd(x0, w1, c0_1);
+                var x1 = Vector256.Create(s[1]);
+                c1_0 = Fma.MultiplyAdd(x1, w0, c1_0);
+                c1_1 = Fma.MultiplyAdd(x1, w1, c1_1);
+                var x2 = Vector256.Create(s[2]);
+                c2_0 = Fma.MultiplyAdd(x2, w0, c2_0);
+                c2_1 = Fma.MultiplyAdd(x2, w1, c2_1);
+                var x3 = Vector256.Create(s[3]);
+                c3_0 = Fma.MultiplyAdd(x3, w0, c3_0);
+                c3_1 = Fma.MultiplyAdd(x3, w1, c3_1);
+                var x4 = Vector256.Create(s[4]);
+                c4_0 = Fma.MultiplyAdd(x4, w0, c4_0);
+                c4_1 = Fma.MultiplyAdd(x4, w1, c4_1);
+                var x5 = Vector256.Create(s[5]);
+                c5_0 = Fma.MultiplyAdd(x5, w0, c5_0);
+                c5_1 = Fma.MultiplyAdd(x5, w1, c5_1);
+            }
+            {
+                float* s = src + off[k + 1];
+                var w0 = Avx.LoadVector256(wk + ldw);
+                var w1 = Avx.LoadVector256(wk + ldw + 8);
+                var x0 = Vector256.Create(s[0]);
+                c0_0 = Fma.MultiplyAdd(x0, w0, c0_0);
+                c0_1 = Fma.MultiplyAdd(x0, w1, c0_1);
+                var x1 = Vector256.Create(s[1]);
+                c1_0 = Fma.MultiplyAdd(x1, w0, c1_0);
+                c1_1 = Fma.MultiplyAdd(x1, w1, c1_1);
+                var x2 = Vector256.Create(s[2]);
+                c2_0 = Fma.MultiplyAdd(x2, w0, c2_0);
+                c2_1 = Fma.MultiplyAdd(x2, w1, c2_1);
+                var x3 = Vector256.Create(s[3]);
+                c3_0 = Fma.MultiplyAdd(x3, w0, c3_0);
+                c3_1 = Fma.MultiplyAdd(x3, w1, c3_1);
+                var x4 = Vector256.Create(s[4]);
+                c4_0 = Fma.MultiplyAdd(x4, w0, c4_0);
+                c4_1 = Fma.MultiplyAdd(x4, w1, c4_1);
+                var x5 = Vector256.Create(s[5]);
+                c5_0 = Fma.MultiplyAdd(x5, w0, c5_0);
+                c5_1 = Fma.MultiplyAdd(x5, w1, c5_1);
+            }
+        }
+        if (k < k1)
         {
             float* s = src + off[k];
             var w0 = Avx.LoadVector256(wk);
