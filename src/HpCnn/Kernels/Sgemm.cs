@@ -174,6 +174,13 @@ public static partial class Sgemm
     {
         var bl = Blocking;
         int kSteps = KSteps(k);
+        if (n < 8 && kSteps > 1)
+        {
+            ScalarColumns(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+            if (epilogue.IsActive)
+                for (int i = 0; i < m; i++) epilogue.Apply(c.Slice(i * ldc, n), i, 0);
+            return;
+        }
         for (int jc = 0; jc < n; jc += bl.NC)
         {
             int nc = Math.Min(bl.NC, n - jc);
@@ -219,6 +226,57 @@ public static partial class Sgemm
             if (epilogue.IsActive)
                 for (int i = 0; i < m; i++) epilogue.FromColumn(jc).Apply(c.Slice(i * ldc + jc, nc), i, 0);
         }
+    }
+
+    /// <summary>
+    /// <see cref="SmallRows"/> for fewer than 8 columns over several depth blocks, where every element is one scalar chain
+    /// per block: the blocks' chains are independent (each from zero), so up to four run interleaved, and they are added
+    /// to C in block order as SmallRows adds them: the same bits. One chain at a time left a dense layer with one unit at
+    /// batch 1 (784 terms, three blocks) waiting on the FMA latency for every term.
+    /// </summary>
+    private static unsafe void ScalarColumns(bool transA, bool transB, int m, int n, int k, ReadOnlySpan<float> a, int lda,
+        ReadOnlySpan<float> b, int ldb, Span<float> c, int ldc, bool accumulate)
+    {
+        int kSteps = KSteps(k);
+        nint aStep = transA ? lda : 1, bStep = transB ? 1 : ldb;
+        fixed (float* pa = a, pb = b, pc = c)
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                {
+                    float* ai = transA ? pa + i : pa + (nint)i * lda;
+                    float* bj = transB ? pb + (nint)j * ldb : pb + j;
+                    float* cij = pc + (nint)i * ldc + j;
+                    for (int s = 0; s < kSteps; s += 4)
+                    {
+                        // Chains past the last block repeat the group's first block and are dropped.
+                        int count = Math.Min(4, kSteps - s);
+                        var (q0, d0) = KBlock(k, kSteps, s);
+                        var (q1, d1) = count > 1 ? KBlock(k, kSteps, s + 1) : (q0, d0);
+                        var (q2, d2) = count > 2 ? KBlock(k, kSteps, s + 2) : (q0, d0);
+                        var (q3, d3) = count > 3 ? KBlock(k, kSteps, s + 3) : (q0, d0);
+                        // Blocks are at most one term apart (the first k % kSteps are the deeper ones): the shallowest
+                        // depth runs interleaved, a deeper block's last term after it.
+                        int common = KBlock(k, kSteps, s + count - 1).Kc;
+                        float* a0 = ai + q0 * aStep, a1 = ai + q1 * aStep, a2 = ai + q2 * aStep, a3 = ai + q3 * aStep;
+                        float* b0 = bj + q0 * bStep, b1 = bj + q1 * bStep, b2 = bj + q2 * bStep, b3 = bj + q3 * bStep;
+                        float t0 = 0f, t1 = 0f, t2 = 0f, t3 = 0f;
+                        for (int p = 0; p < common; p++, a0 += aStep, a1 += aStep, a2 += aStep, a3 += aStep, b0 += bStep, b1 += bStep, b2 += bStep, b3 += bStep)
+                        {
+                            t0 = MathF.FusedMultiplyAdd(*a0, *b0, t0);
+                            t1 = MathF.FusedMultiplyAdd(*a1, *b1, t1);
+                            t2 = MathF.FusedMultiplyAdd(*a2, *b2, t2);
+                            t3 = MathF.FusedMultiplyAdd(*a3, *b3, t3);
+                        }
+                        if (d0 > common) t0 = MathF.FusedMultiplyAdd(*a0, *b0, t0);
+                        if (count > 1 && d1 > common) t1 = MathF.FusedMultiplyAdd(*a1, *b1, t1);
+                        if (count > 2 && d2 > common) t2 = MathF.FusedMultiplyAdd(*a2, *b2, t2);
+                        if (count > 3 && d3 > common) t3 = MathF.FusedMultiplyAdd(*a3, *b3, t3);
+                        *cij = s > 0 || accumulate ? *cij + t0 : t0;
+                        if (count > 1) *cij += t1;
+                        if (count > 2) *cij += t2;
+                        if (count > 3) *cij += t3;
+                    }
+                }
     }
 
     /// <summary>

@@ -765,20 +765,34 @@ public class SgemmTests
     [TestCase(true, true, 1, 300)]
     [TestCase(false, false, 217, 300)] // B read by rows: 128-, 64-, 16-column chains and single columns
     [TestCase(true, false, 130, 50)]
+    [TestCase(false, true, 1, 3136)]  // fewer than 8 columns over 10 depth blocks: chains of 4, 4 and 2 blocks interleaved
+    [TestCase(false, false, 7, 961)]  // 4 blocks, the first one deeper
+    [TestCase(true, true, 3, 1283)]   // 5 blocks, three deeper
+    [TestCase(true, false, 5, 641)]   // 3 blocks, the first one deeper
     public void ARowGetsTheSameBitsAloneOrAmongMany(bool transA, bool transB, int n, int k)
     {
+        ARowGetsTheSameBits(transA, transB, n, k, accumulate: false);
+        ARowGetsTheSameBits(transA, transB, n, k, accumulate: true);
+    }
+
+    private static void ARowGetsTheSameBits(bool transA, bool transB, int n, int k, bool accumulate)
+    {
         // A prediction must not depend on the batch it is computed in: rows computed one to five at a time (fewer than a
-        // register strip) equal, bit for bit, the same rows computed among 13 by the register tiles; with an epilogue.
+        // register strip) equal, bit for bit, the same rows computed among 13 by the register tiles; with an epilogue,
+        // and added to C's values when accumulating.
         const int m = 13;
         var rng = new Random(n * 7 + k);
         var a = TestData.Uniform(rng, m * k);
         var b = TestData.Uniform(rng, n * k);
         var bias = TestData.Uniform(rng, n);
         int lda = transA ? m : k, ldb = transB ? k : n;
-        var epi = new GemmEpilogue(BiasMode.PerColumn, bias, 0, -0.5f, 3f);
-        var all = new float[m * n];
+        // The clamp cuts about a third of the sums (standard deviation sqrt(k) / 3) and leaves the rest to compare.
+        float sd = MathF.Sqrt(k) / 3f;
+        var epi = new GemmEpilogue(BiasMode.PerColumn, bias, 0, -0.5f * sd, sd);
+        var c0 = TestData.Uniform(rng, m * n);
+        var all = accumulate ? (float[])c0.Clone() : new float[m * n];
         var ws = new float[Sgemm.WorkspaceSize(m, n, k)];
-        Sgemm.Multiply(transA, transB, m, n, k, a, lda, b, ldb, all, n, false, ws, in epi);
+        Sgemm.Multiply(transA, transB, m, n, k, a, lda, b, ldb, all, n, accumulate, ws, in epi);
         foreach (int rows in new[] { 1, 2, 3, 5 })
             for (int i0 = 0; i0 + rows <= m; i0 += rows)
             {
@@ -786,13 +800,13 @@ public class SgemmTests
                 var sub = new float[rows * k];
                 for (int r = 0; r < rows; r++)
                     for (int p = 0; p < k; p++) sub[r * k + p] = transA ? a[p * m + i0 + r] : a[(i0 + r) * k + p];
-                var got = new float[rows * n];
+                var got = accumulate ? c0.AsSpan(i0 * n, rows * n).ToArray() : new float[rows * n];
                 var ws2 = new float[Sgemm.WorkspaceSize(rows, n, k)];
-                Sgemm.Multiply(false, transB, rows, n, k, sub, k, b, ldb, got, n, false, ws2, in epi);
+                Sgemm.Multiply(false, transB, rows, n, k, sub, k, b, ldb, got, n, accumulate, ws2, in epi);
                 for (int r = 0; r < rows; r++)
                     for (int j = 0; j < n; j++)
                         Assert.That(BitConverter.SingleToInt32Bits(got[r * n + j]), Is.EqualTo(BitConverter.SingleToInt32Bits(all[(i0 + r) * n + j])),
-                            $"row {i0 + r} computed {rows} at a time, column {j}: {got[r * n + j]:R} vs {all[(i0 + r) * n + j]:R}");
+                            $"row {i0 + r} computed {rows} at a time, column {j}, accumulate {accumulate}: {got[r * n + j]:R} vs {all[(i0 + r) * n + j]:R}");
             }
     }
 }
