@@ -133,6 +133,7 @@ public static partial class Conv2dKernels
             throw new ArgumentException($"pad: {c} planes of {h}x{w} into {hp}x{wp} need {c * h * w} source and {c * hp * wp} destination floats");
         ref float sr = ref MemoryMarshal.GetReference(src);
         ref float dr = ref MemoryMarshal.GetReference(dst);
+        bool avx2 = Engine.UseAvx2;
         for (int ch = 0; ch < c; ch++)
         {
             ref float d = ref Unsafe.Add(ref dr, ch * hp * wp);
@@ -146,8 +147,13 @@ public static partial class Conv2dKernels
                 for (int x = 0; x < left; x++) Unsafe.Add(ref row, x) = 0f;
                 ref float to = ref Unsafe.Add(ref row, left);
                 int i = 0;
-                if (Engine.UseAvx2)
+                if (avx2 && w >= 8)
+                {
                     for (; i + 8 <= w; i += 8) Vector256.LoadUnsafe(ref from, (nuint)i).StoreUnsafe(ref to, (nuint)i);
+                    // The row's last 8 values once more instead of a scalar tail (the same values).
+                    if (i < w) Vector256.LoadUnsafe(ref from, (nuint)(w - 8)).StoreUnsafe(ref to, (nuint)(w - 8));
+                    i = w;
+                }
                 for (; i < w; i++) Unsafe.Add(ref to, i) = Unsafe.Add(ref from, i);
                 for (int x = left + w; x < wp; x++) Unsafe.Add(ref row, x) = 0f;
             }
