@@ -182,10 +182,6 @@ public static partial class Conv2dKernels
         }
     }
 
-    /// <summary>
-    /// One 3x3 filter on one input plane (the seed tutorial's layer): the nine weights live in registers, and the four
-    /// input rows under two output rows are loaded once for both (12 loads feed 18 FMAs).
-    /// </summary>
     /// <summary>A number of output channels fixed at compile time (the JIT drops the other channels' code).</summary>
     private interface IChannelCount { static abstract int Count { get; } }
     private struct OneChannel : IChannelCount { public static int Count => 1; }
