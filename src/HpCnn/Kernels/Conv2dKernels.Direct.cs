@@ -206,6 +206,12 @@ public static partial class Conv2dKernels
         var b0 = Vector256.Create(bias.IsEmpty ? 0f : bias[oc]);
         var b1 = TC.Count > 1 ? Vector256.Create(bias.IsEmpty ? 0f : bias[oc + 1]) : default;
         var b2 = TC.Count > 2 ? Vector256.Create(bias.IsEmpty ? 0f : bias[oc + 2]) : default;
+        // One channel: where each tap reads, from a band's first row (one loop over the taps, not three nested ones).
+        int* toff = stackalloc int[TC.Count == 1 && taps <= MaxOneTaps ? taps : 0];
+        if (TC.Count == 1 && taps <= MaxOneTaps)
+            for (int ic = 0, t = 0; ic < inC; ic++)
+                for (int ky = 0; ky < kh; ky++)
+                    for (int kx = 0; kx < kw; kx++) toff[t++] = (ic * hp + ky) * wp + kx;
         fixed (float* pp = padded, wptr = weights, op = output)
         {
             float* w0 = wptr + oc * taps, w1 = w0 + taps, w2 = w1 + taps;
@@ -215,9 +221,9 @@ public static partial class Conv2dKernels
                 nint d1 = rows > 1 ? wp : 0, d2 = rows > 2 ? 2 * wp : d1, d3 = rows > 3 ? 3 * wp : d2;
                 int x0 = 0;
                 // One channel: two column blocks at once (8 chains, not 4) while 9 or more columns remain.
-                if (TC.Count == 1)
+                if (TC.Count == 1 && taps <= MaxOneTaps)
                     for (; wo - x0 > 8; x0 += 16)
-                        DirectRowsOneAvx2(pp, hp, wp, inC, kh, kw, w0, y, rows, x0, Math.Min(x0 + 8, wo - 8), b0, vlo, vhi, mode, op + oc * plane, wo);
+                        DirectRowsOneAvx2(pp + y * wp, toff, taps, w0, wp, rows, x0, Math.Min(x0 + 8, wo - 8), b0, vlo, vhi, mode, op + oc * plane + y * wo, wo);
                 for (int x = x0; x < wo; x += 8)
                 {
                     x = Masked.TailStart(x, wo);
@@ -262,37 +268,37 @@ public static partial class Conv2dKernels
         }
     }
 
+    /// <summary>Most taps the one-channel blocks take (their offsets sit on the stack).</summary>
+    private const int MaxOneTaps = 256;
+
     /// <summary>
-    /// One output channel, rows [y, y + rows) (up to 4) at two 8-column blocks starting at <paramref name="xa"/> and
-    /// <paramref name="xb"/> (the second may overlap the first at a row's end: the same outputs again, the same bits): 8 FMA
-    /// chains where one block had 4, each output the bias then the taps in order. A 1-channel 3x3 layer on 28 x 28 (the
-    /// seed tutorial's) waited on the FMA latency with 4.
+    /// One output channel, up to 4 rows from <paramref name="band"/> (the padded input at the band's first output row) at
+    /// two 8-column blocks starting at <paramref name="xa"/> and <paramref name="xb"/> (the second may overlap the first at
+    /// a row's end: the same outputs again, the same bits): 8 FMA chains where one block had 4, each output the bias then
+    /// the taps in order, tap t reading at <paramref name="toff"/>[t]. A 1-channel 3x3 layer on 28 x 28 (the seed
+    /// tutorial's) waited on the FMA latency with 4.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void DirectRowsOneAvx2(float* pp, int hp, int wp, int inC, int kh, int kw, float* w0, int y, int rows, int xa, int xb,
-        Vector256<float> bias, Vector256<float> vlo, Vector256<float> vhi, ClampMode mode, float* plane, int wo)
+    private static unsafe void DirectRowsOneAvx2(float* band, int* toff, int taps, float* w0, nint wp, int rows, int xa, int xb,
+        Vector256<float> bias, Vector256<float> vlo, Vector256<float> vhi, ClampMode mode, float* o, int wo)
     {
         nint d1 = rows > 1 ? wp : 0, d2 = rows > 2 ? 2 * wp : d1, d3 = rows > 3 ? 3 * wp : d2, db = xb - xa;
         Vector256<float> a0 = bias, a1 = bias, a2 = bias, a3 = bias, e0 = bias, e1 = bias, e2 = bias, e3 = bias;
-        int t = 0;
-        for (int ic = 0; ic < inC; ic++)
-            for (int ky = 0; ky < kh; ky++)
-            {
-                float* row = pp + (ic * hp + y + ky) * wp + xa;
-                for (int kx = 0; kx < kw; kx++, t++)
-                {
-                    var c = Vector256.Create(w0[t]);
-                    a0 = Fma.MultiplyAdd(c, Avx.LoadVector256(row + kx), a0);
-                    a1 = Fma.MultiplyAdd(c, Avx.LoadVector256(row + d1 + kx), a1);
-                    a2 = Fma.MultiplyAdd(c, Avx.LoadVector256(row + d2 + kx), a2);
-                    a3 = Fma.MultiplyAdd(c, Avx.LoadVector256(row + d3 + kx), a3);
-                    e0 = Fma.MultiplyAdd(c, Avx.LoadVector256(row + db + kx), e0);
-                    e1 = Fma.MultiplyAdd(c, Avx.LoadVector256(row + db + d1 + kx), e1);
-                    e2 = Fma.MultiplyAdd(c, Avx.LoadVector256(row + db + d2 + kx), e2);
-                    e3 = Fma.MultiplyAdd(c, Avx.LoadVector256(row + db + d3 + kx), e3);
-                }
-            }
-        float* o = plane + y * wo;
+        float* start = band + xa;
+        for (int t = 0; t < taps; t++)
+        {
+            float* s = start + toff[t];
+            var c = Vector256.Create(w0[t]);
+            a0 = Fma.MultiplyAdd(c, Avx.LoadVector256(s), a0);
+            a1 = Fma.MultiplyAdd(c, Avx.LoadVector256(s + d1), a1);
+            a2 = Fma.MultiplyAdd(c, Avx.LoadVector256(s + d2), a2);
+            a3 = Fma.MultiplyAdd(c, Avx.LoadVector256(s + d3), a3);
+            s += db;
+            e0 = Fma.MultiplyAdd(c, Avx.LoadVector256(s), e0);
+            e1 = Fma.MultiplyAdd(c, Avx.LoadVector256(s + d1), e1);
+            e2 = Fma.MultiplyAdd(c, Avx.LoadVector256(s + d2), e2);
+            e3 = Fma.MultiplyAdd(c, Avx.LoadVector256(s + d3), e3);
+        }
         StoreRows(o + xa, wo, rows, 8, Clamp(a0, vlo, vhi, mode), Clamp(a1, vlo, vhi, mode), Clamp(a2, vlo, vhi, mode), Clamp(a3, vlo, vhi, mode));
         StoreRows(o + xb, wo, rows, 8, Clamp(e0, vlo, vhi, mode), Clamp(e1, vlo, vhi, mode), Clamp(e2, vlo, vhi, mode), Clamp(e3, vlo, vhi, mode));
     }
