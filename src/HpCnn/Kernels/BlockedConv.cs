@@ -199,6 +199,9 @@ internal sealed unsafe class BlockedConv
     private readonly int[] _forwardOffsets;
     // Input gradient: output gradient padded to OutC planes of Hd x Wd; one problem per phase (null: no tap reaches it).
     private readonly int _hd, _wd, _ptd, _pld;
+    // When no tap reaches past the output gradient (a 1x1 layer without padding) the tiles read it in place: its copy
+    // into padded planes is the gradient itself.
+    private readonly bool _dataInPlace;
     private readonly BlockedProblem?[] _phases;
     private readonly int[] _phaseOffsets;
     // Weight gradient: tap tiles (first term, count) per channel group, over the forward's offsets.
@@ -267,6 +270,7 @@ internal sealed unsafe class BlockedConv
         _pld = -minShiftW;
         _hd = maxReachH + 1 + _ptd;
         _wd = maxReachW + 1 + _pld;
+        _dataInPlace = _ptd == 0 && _pld == 0 && _hd == s.OutH && _wd == s.OutW;
         _phases = new BlockedProblem?[sh * sw];
         _phaseOffsets = new int[sh * sw + 1];
         for (int a = 0; a < sh; a++)
@@ -316,8 +320,10 @@ internal sealed unsafe class BlockedConv
 
     /// <summary>Input phases, then the staged output tile and (pooling) the pooled tile and its arg-max.</summary>
     public int ForwardScratch => InputPhasesSize + Slack + BlockedProblem.StagingFloats(Shape.OutPlane) * 2;
+    private int PaddedGradientSize => _dataInPlace ? 0 : Shape.OutC * _hd * _wd;
+
     /// <summary>The padded output gradient, the staged tile and (strided) its channel-major phase planes.</summary>
-    public int BackwardDataScratch => Shape.OutC * _hd * _wd + Slack +
+    public int BackwardDataScratch => PaddedGradientSize + Slack +
         BlockedProblem.StagingFloats(_phases.Max(p => p is null ? 0 : p.Rows * p.Cols)) * 2;
     /// <summary>Input phases, the transposed output gradient (pixels x padded channels) and the chunk's weight-gradient sums (terms x padded channels).</summary>
     public int BackwardWeightsScratch => InputPhasesSize + Slack + Shape.OutPlane * _ocPad + Shape.K * _ocPad + _ocPad;
@@ -576,14 +582,17 @@ internal sealed unsafe class BlockedConv
         if (scratch.Length < BackwardDataScratch) throw new ArgumentException($"scratch holds {scratch.Length} floats, the blocked input gradient needs {BackwardDataScratch}");
         fixed (float* dy = outGrad, w = packedT, dx = inGrad, sc = scratch)
         {
-            float* d = sc;
+            float* d = _dataInPlace ? dy : sc;
             int plane = _hd * _wd;
-            new Span<float>(d, s.OutC * plane).Clear();
-            for (int c = 0; c < s.OutC; c++)
-                for (int y = 0; y < s.OutH; y++)
-                    new ReadOnlySpan<float>(dy + ((nint)c * s.OutH + y) * s.OutW, s.OutW)
-                        .CopyTo(new Span<float>(d + (nint)c * plane + (y + _ptd) * _wd + _pld, s.OutW));
-            float* staging = sc + s.OutC * plane + Slack;
+            if (!_dataInPlace)
+            {
+                new Span<float>(d, s.OutC * plane).Clear();
+                for (int c = 0; c < s.OutC; c++)
+                    for (int y = 0; y < s.OutH; y++)
+                        new ReadOnlySpan<float>(dy + ((nint)c * s.OutH + y) * s.OutW, s.OutW)
+                            .CopyTo(new Span<float>(d + (nint)c * plane + (y + _ptd) * _wd + _pld, s.OutW));
+            }
+            float* staging = sc + PaddedGradientSize + Slack;
             int sh = s.StrideH, sw = s.StrideW, inPlane = s.InH * s.InW;
             for (int a = 0; a < sh; a++)
                 for (int b = 0; b < sw; b++)

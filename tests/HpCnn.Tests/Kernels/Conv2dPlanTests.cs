@@ -31,6 +31,10 @@ public class Conv2dPlanTests
         yield return Case("5x15x13->9 3x3 pad (1,0,1,1)", new Conv2dShape(5, 15, 13, 9, 3, 3, 1, 1, 1, 0, 1, 1));
         // 1x1 kernels and a kernel as large as the image.
         yield return Case("4x10x8->7 1x1", new Conv2dShape(4, 10, 8, 7, 1, 1));
+        // 1x1 without padding: the blocked input gradient reads the output gradient in place (at stride 2 only the
+        // even phase has a tap; the other phases' inputs get zero gradient).
+        yield return Case("20x6x7->35 1x1", new Conv2dShape(20, 6, 7, 35, 1, 1));
+        yield return Case("18x9x11->17 1x1 stride 2", new Conv2dShape(18, 9, 11, 17, 1, 1, 2, 2, 0, 0, 0, 0));
         yield return Case("1x5x5->1 5x5", new Conv2dShape(1, 5, 5, 1, 5, 5));
         // Deep enough that the im2col path needs several tiles, the last one partial.
         yield return Case("40x9x10->5 5x5 pad 2", new Conv2dShape(40, 9, 10, 5, 5, 5, 1, 1, 2, 2, 2, 2));
