@@ -41,16 +41,20 @@ internal static class Clamp256
         : Vector128.Min(Vector128.Max(v, lo), hi);
 
     /// <summary>
-    /// Vector256.Max(a, b) of two outputs of <see cref="Apply(Vector256{float}, Vector256{float}, Vector256{float}, ClampMode)"/>
-    /// in <paramref name="mode"/>. ReLU's outputs are NaN or at least +0 (never -0), so vmaxps(a, b), which returns b when
-    /// either is NaN, is the IEEE maximum once a NaN in a is put back: a, then b, is the NaN that wins, as in MathF.Max.
+    /// The IEEE maximum of two outputs of <see cref="Apply(Vector256{float}, Vector256{float}, Vector256{float}, ClampMode)"/>
+    /// in <paramref name="mode"/>, with a NaN in a, then one in b, the NaN that wins. ReLU's outputs are NaN or at least +0
+    /// (never -0), so vmaxps(a, b), which returns b when either is NaN, is that maximum once a NaN in a is put back. In
+    /// the other modes Vector256.Max, with a's NaN put back likewise: which NaN it returns when both are is up to the
+    /// JIT's code for the CPU (the second with AVX-512 on a Xeon, the first without), and a result must not depend on it.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Max(Vector256<float> a, Vector256<float> b, ClampMode mode) =>
-        mode == ClampMode.Relu && Avx.IsSupported ? Avx.BlendVariable(Avx.Max(a, b), a, Avx.CompareUnordered(a, a)) : Vector256.Max(a, b);
+        !Avx.IsSupported ? Vector256.Max(a, b)
+        : Avx.BlendVariable(mode == ClampMode.Relu ? Avx.Max(a, b) : Vector256.Max(a, b), a, Avx.CompareUnordered(a, a));
 
     /// <inheritdoc cref="Max(Vector256{float}, Vector256{float}, ClampMode)"/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Max(Vector128<float> a, Vector128<float> b, ClampMode mode) =>
-        mode == ClampMode.Relu && Sse41.IsSupported ? Sse41.BlendVariable(Sse.Max(a, b), a, Sse.CompareUnordered(a, a)) : Vector128.Max(a, b);
+        !Sse41.IsSupported ? Vector128.Max(a, b)
+        : Sse41.BlendVariable(mode == ClampMode.Relu ? Sse.Max(a, b) : Vector128.Max(a, b), a, Sse.CompareUnordered(a, a));
 }
