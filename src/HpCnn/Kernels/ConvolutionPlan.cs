@@ -42,11 +42,12 @@ public sealed class ConvolutionPlan
     /// <item>Forward: Winograd for 3x3 stride-1 layers with 16 or more input and output channels and an output of at
     /// least 8 x 8 (F(2x2, 3x3)'s 2.25x fewer multiplies beat the blocked kernel by 1.1-1.7x there; with 8 channels, or
     /// on 4 x 4 images where most of a tile strip is padding, the blocked kernel wins). F(4x4, 3x3) (4x fewer) where its
-    /// tiles cover the output exactly and an image has at least 16 of them: at batch 64 it beat F(2x2) by 1.2-1.8x on
-    /// the zoo's 32 x 32 and 16 x 16 layers, but an 8 x 8 image's 4 tiles left its GEMMs 4 columns wide at batch 1
+    /// tiles compute at most a third more outputs than F(2x2)'s (sizes 4 divides, and 14 x 14 computed as 16 x 16) and
+    /// an image has at least 16 of them: at batch 64 it beat F(2x2) by 1.2-1.8x on the zoo's 32 x 32 and 16 x 16 layers
+    /// and by 1.2-1.4x on 32x14x14->64 (forward and input gradient, with and without AVX-512; the pooled reference layer
+    /// 7-9% at batch 256, even at batch 1), but an 8 x 8 image's 4 tiles left its GEMMs 4 columns wide at batch 1
     /// (128x8x8->128: 357 us against 104: the 36 transformed filter matrices, 4x the filters, stream from memory for few
-    /// tiles), and a 14 x 14 output computed as 16 x 16 lost the reference network's pooled layer (5.4-5.8 ms a batch
-    /// against 3.7-4.5). The forward takes F(4x4) there too when the layer has 128+ input channels: with the few tile
+    /// tiles). 10 x 10 (computed as 12 x 12, 44% more) keeps F(2x2). The forward takes F(4x4) there too when the layer has 128+ input channels: with the few tile
     /// columns run by Sgemm.FewColumns (vectors along output channels) the GEMMs outweigh the transforms, and 128x8x8->128
     /// took 64 us an image at batch 1 against F(2x2)'s 69 (2.0 ms against 4.1 for 64 images in groups of 8), where
     /// 64x8x8->128 still lost (47 against 41 us; Zen 5, BENCHMARKS.md). Tiles are counted per call: <paramref name="imagesPerCall"/> is 1 for inference (one algorithm
@@ -74,9 +75,12 @@ public sealed class ConvolutionPlan
         }
         bool strideOne = s.StrideH == 1 && s.StrideW == 1;
         bool winograd = strideOne && s.KH == 3 && s.KW == 3 && s.InC >= 16 && s.OutC >= 16 && Math.Min(s.OutH, s.OutW) >= 8;
-        // F(4x4) where its 4x4 tiles cover the output exactly and a call gets 16 or more of them; F(2x2) otherwise.
-        bool exact = s.OutH % 4 == 0 && s.OutW % 4 == 0;
-        bool manyTiles = (long)s.OutH * s.OutW / 16 * imagesPerCall >= 16;
+        // F(4x4) where its 4x4 tiles compute at most a third more outputs than F(2x2)'s 2x2 tiles and a call gets 16 or
+        // more of them; F(2x2) otherwise.
+        long tiles = (long)((s.OutH + 3) / 4) * ((s.OutW + 3) / 4);
+        long outputs2x2 = (long)((s.OutH + 1) / 2 * 2) * ((s.OutW + 1) / 2 * 2);
+        bool exact = 3 * 16 * tiles <= 4 * outputs2x2;
+        bool manyTiles = tiles * imagesPerCall >= 16;
         var wino = exact && manyTiles ? Conv2dAlgorithm.Winograd4x4 : Conv2dAlgorithm.Winograd2x2;
         // The forward also with fewer tiles once 128+ input channels make the GEMMs outweigh the transforms (Sgemm.FewColumns
         // runs a call's few tile columns).

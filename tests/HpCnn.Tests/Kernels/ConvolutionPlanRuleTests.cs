@@ -14,8 +14,10 @@ public class ConvolutionPlanRuleTests
             I = Conv2dAlgorithm.ImplicitPadded, C = Conv2dAlgorithm.Im2colTiled;
         yield return new TestCaseData(S(64, 16, 64, 3, 1, 1), W, W, B).SetName("3x3, 64 channels in and out: Winograd F(4x4), blocked weight gradient");
         yield return new TestCaseData(S(32, 32, 32, 3, 1, 1), W, W, B).SetName("3x3 on 32 x 32: Winograd F(4x4)");
-        yield return new TestCaseData(S(32, 16, 64, 3, 1, 0), W2, W2, B).SetName("3x3 to 14 x 14 (4x4 tiles would overhang): Winograd F(2x2)");
-        yield return new TestCaseData(S(32, 14, 64, 3, 1, 1), W2, W2, B).SetName("3x3, 32 in, 14 x 14: Winograd F(2x2), blocked weight gradient");
+        yield return new TestCaseData(S(32, 16, 64, 3, 1, 0), W, W, B).SetName("3x3 to 14 x 14 (computed as 16 x 16, 31% more): Winograd F(4x4)");
+        yield return new TestCaseData(S(32, 14, 64, 3, 1, 1), W, W, B).SetName("3x3, 32 in, 14 x 14: Winograd F(4x4), blocked weight gradient");
+        yield return new TestCaseData(S(32, 12, 64, 3, 1, 0), W2, W2, B).SetName("3x3 to 10 x 10 (computed as 12 x 12, 44% more): Winograd F(2x2)");
+        yield return new TestCaseData(S(32, 10, 64, 3, 1, 1), W2, W2, B).SetName("3x3, 10 x 10 (9 tiles of 4x4): Winograd F(2x2)");
         yield return new TestCaseData(S(16, 8, 16, 3, 1, 1), W2, W2, B).SetName("3x3, 16 each way on 8 x 8 (4 tiles of 4x4): Winograd F(2x2)");
         yield return new TestCaseData(S(128, 8, 128, 3, 1, 1), W, W2, B).SetName("3x3, 128 each way on 8 x 8: F(4x4) forward (128 input channels), F(2x2) input gradient");
         yield return new TestCaseData(S(64, 8, 128, 3, 1, 1), W2, W2, B).SetName("3x3, 64 in on 8 x 8: Winograd F(2x2)");
@@ -37,8 +39,10 @@ public class ConvolutionPlanRuleTests
     [TestCase(128, 8, 1, true, false)]
     [TestCase(128, 8, 4, true, true)]
     [TestCase(32, 16, 1, true, true)]
-    [TestCase(32, 14, 8, false, false)]
-    [TestCase(128, 14, 8, false, false)]
+    [TestCase(32, 14, 8, true, true)]
+    [TestCase(128, 14, 1, true, true)]
+    [TestCase(32, 10, 8, false, false)]
+    [TestCase(32, 13, 1, true, true)]
     public void FourByFourTilesNeedSixteenACallOr128InputChannelsForward(int channels, int h, int imagesPerCall, bool forwardF4, bool dataF4)
     {
         if (!Engine.UseAvx2) Assert.Ignore("without AVX2 every pass keeps the GEMM-based algorithm of Conv2dPlan.Choose");
