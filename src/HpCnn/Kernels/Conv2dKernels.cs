@@ -133,7 +133,11 @@ public static partial class Conv2dKernels
             throw new ArgumentException($"pad: {c} planes of {h}x{w} into {hp}x{wp} need {c * h * w} source and {c * hp * wp} destination floats");
         ref float sr = ref MemoryMarshal.GetReference(src);
         ref float dr = ref MemoryMarshal.GetReference(dst);
-        bool avx2 = Engine.UseAvx2;
+        if (Engine.UseAvx2 && w >= 8 && left <= 8 && right <= 8)
+        {
+            PadPlanesAvx2(ref sr, c, h, w, top, left, bottom, right, ref dr);
+            return;
+        }
         for (int ch = 0; ch < c; ch++)
         {
             ref float d = ref Unsafe.Add(ref dr, ch * hp * wp);
@@ -141,22 +145,51 @@ public static partial class Conv2dKernels
             MemoryMarshal.CreateSpan(ref Unsafe.Add(ref d, (top + h) * wp), bottom * wp).Clear();
             for (int y = 0; y < h; y++)
             {
-                // Rows are short (tens of floats): copy with vectors instead of a memmove call per row.
                 ref float row = ref Unsafe.Add(ref d, (top + y) * wp);
                 ref float from = ref Unsafe.Add(ref sr, (ch * h + y) * w);
                 for (int x = 0; x < left; x++) Unsafe.Add(ref row, x) = 0f;
-                ref float to = ref Unsafe.Add(ref row, left);
-                int i = 0;
-                if (avx2 && w >= 8)
-                {
-                    for (; i + 8 <= w; i += 8) Vector256.LoadUnsafe(ref from, (nuint)i).StoreUnsafe(ref to, (nuint)i);
-                    // The row's last 8 values once more instead of a scalar tail (the same values).
-                    if (i < w) Vector256.LoadUnsafe(ref from, (nuint)(w - 8)).StoreUnsafe(ref to, (nuint)(w - 8));
-                    i = w;
-                }
-                for (; i < w; i++) Unsafe.Add(ref to, i) = Unsafe.Add(ref from, i);
+                for (int i = 0; i < w; i++) Unsafe.Add(ref row, left + i) = Unsafe.Add(ref from, i);
                 for (int x = left + w; x < wp; x++) Unsafe.Add(ref row, x) = 0f;
             }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="PadPlanes"/> for rows of 8 or more floats and borders of at most 8: only whole-vector stores. A row's
+    /// borders are one zero vector at each end, stored before the row's values (which overwrite what they overlap), the
+    /// values are vectors with the last 8 copied once more instead of a scalar tail, and the top and bottom borders are
+    /// zero vectors likewise. The scalar border loops and a Clear call per border (short rows, many planes) cost 23 us
+    /// an image for 128 planes of 8 x 8 on a Xeon, several times the copy itself (BENCHMARKS.md).
+    /// </summary>
+    private static void PadPlanesAvx2(ref float sr, int c, int h, int w, int top, int left, int bottom, int right, ref float dr)
+    {
+        int hp = h + top + bottom, wp = w + left + right;
+        var zero = Vector256<float>.Zero;
+        for (int ch = 0; ch < c; ch++)
+        {
+            ref float d = ref Unsafe.Add(ref dr, ch * hp * wp);
+            Zero(ref d, top * wp);
+            Zero(ref Unsafe.Add(ref d, (top + h) * wp), bottom * wp);
+            for (int y = 0; y < h; y++)
+            {
+                ref float row = ref Unsafe.Add(ref d, (top + y) * wp);
+                ref float from = ref Unsafe.Add(ref sr, (ch * h + y) * w);
+                if (left > 0) zero.StoreUnsafe(ref row);
+                if (right > 0) zero.StoreUnsafe(ref row, (nuint)(wp - 8));
+                ref float to = ref Unsafe.Add(ref row, left);
+                int i = 0;
+                for (; i + 8 <= w; i += 8) Vector256.LoadUnsafe(ref from, (nuint)i).StoreUnsafe(ref to, (nuint)i);
+                if (i < w) Vector256.LoadUnsafe(ref from, (nuint)(w - 8)).StoreUnsafe(ref to, (nuint)(w - 8));
+            }
+        }
+
+        // n floats of zeros (n = 0, or 8 or more: a border row is at least one image row wide).
+        static void Zero(ref float p, int n)
+        {
+            var z = Vector256<float>.Zero;
+            int i = 0;
+            for (; i + 8 <= n; i += 8) z.StoreUnsafe(ref p, (nuint)i);
+            if (i < n) z.StoreUnsafe(ref p, (nuint)(n - 8));
         }
     }
 }

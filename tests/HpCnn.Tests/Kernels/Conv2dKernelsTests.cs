@@ -438,7 +438,9 @@ public class Conv2dKernelsTests
         var rng = new Random(303);
         foreach (var (c, h, w, top, left, bottom, right) in new[]
                  { (3, 4, 5, 1, 2, 0, 3), (1, 1, 1, 0, 0, 0, 0), (2, 3, 7, 2, 2, 2, 2), (1, 6, 2, 0, 0, 4, 0), (2, 2, 9, 0, 5, 1, 0),
-                   (2, 3, 28, 1, 1, 1, 1), (1, 2, 16, 0, 3, 0, 1), (1, 2, 8, 1, 0, 1, 2) })
+                   (2, 3, 28, 1, 1, 1, 1), (1, 2, 16, 0, 3, 0, 1), (1, 2, 8, 1, 0, 1, 2),
+                   // Borders of 8 (one zero vector each), 9 (the scalar loop), rows of 8-13 values.
+                   (2, 3, 8, 8, 8, 1, 8), (2, 3, 11, 2, 8, 0, 1), (1, 2, 12, 0, 9, 0, 0), (1, 3, 13, 0, 0, 2, 5), (3, 2, 10, 1, 1, 3, 1) })
         {
             string what = $"pad {c}x{h}x{w} by ({top},{left},{bottom},{right})";
             int hp = h + top + bottom, wp = w + left + right;
