@@ -585,13 +585,8 @@ internal sealed unsafe class BlockedConv
             float* d = _dataInPlace ? dy : sc;
             int plane = _hd * _wd;
             if (!_dataInPlace)
-            {
-                new Span<float>(d, s.OutC * plane).Clear();
-                for (int c = 0; c < s.OutC; c++)
-                    for (int y = 0; y < s.OutH; y++)
-                        new ReadOnlySpan<float>(dy + ((nint)c * s.OutH + y) * s.OutW, s.OutW)
-                            .CopyTo(new Span<float>(d + (nint)c * plane + (y + _ptd) * _wd + _pld, s.OutW));
-            }
+                Conv2dKernels.PadPlanes(outGrad, s.OutC, s.OutH, s.OutW, _ptd, _pld, _hd - s.OutH - _ptd, _wd - s.OutW - _pld,
+                    new Span<float>(d, s.OutC * plane));
             float* staging = sc + PaddedGradientSize + Slack;
             int sh = s.StrideH, sw = s.StrideW, inPlane = s.InH * s.InW;
             for (int a = 0; a < sh; a++)
