@@ -21,7 +21,7 @@ public static partial class Conv2dKernels
     /// GEMM micro-kernel: strips of 6 rows, zero-padded, <see cref="WinogradPackedSize"/> floats per xi.
     /// </summary>
     public static unsafe void WinogradWeights(ReadOnlySpan<float> w, int outC, int inC, bool rotate, Span<float> u) =>
-        PackFilters(w, outC, inC, rotate, u, 4, &G4);
+        PackFilters(w, outC, inC, rotate, u, 4, &G4, &G4x4);
 
     /// <summary>F(2x2)'s G times a 3-vector: (g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2).</summary>
     private static void G4(float g0, float g1, float g2, Span<float> r)
@@ -32,14 +32,27 @@ public static partial class Conv2dKernels
         r[3] = g2;
     }
 
+    /// <summary><see cref="G4"/> of four filters' values at once, the same float operations lane by lane.</summary>
+    private static unsafe void G4x4(Vector128<float> g0, Vector128<float> g1, Vector128<float> g2, Vector128<float>* r)
+    {
+        var half = Vector128.Create(0.5f);
+        r[0] = g0;
+        r[1] = half * (g0 + g1 + g2);
+        r[2] = half * (g0 - g1 + g2);
+        r[3] = g2;
+    }
+
     /// <summary>
     /// U[xi] = (G g G^T)[xi] of every 3x3 filter for tiles of <paramref name="alpha"/> x <paramref name="alpha"/> inputs
     /// (<paramref name="g"/>: G times a 3-vector), each of the alpha^2 matrices packed for the GEMM micro-kernel: strips of
     /// 6 rows, zero-padded, <see cref="WinogradPackedSize"/> floats apart. <paramref name="rotate"/>: the backward-data
-    /// filters (turned by 180 degrees, o and i swapped).
+    /// filters (turned by 180 degrees, o and i swapped). With AVX2, four filters of a row at a time through
+    /// <paramref name="g4"/> (g lane by lane, the same operations): a training step transforms every filter twice (forward
+    /// and input gradient), and one filter at a time with calls through spans was 5% of a VGG-style step (BENCHMARKS.md).
     /// </summary>
     private static unsafe void PackFilters(ReadOnlySpan<float> w, int outC, int inC, bool rotate, Span<float> u, int alpha,
-        delegate*<float, float, float, Span<float>, void> g)
+        delegate*<float, float, float, Span<float>, void> g,
+        delegate*<Vector128<float>, Vector128<float>, Vector128<float>, Vector128<float>*, void> g4)
     {
         int rows = rotate ? inC : outC, cols = rotate ? outC : inC;
         int xiStride = WinogradPackedSize(rows, cols);
@@ -47,26 +60,65 @@ public static partial class Conv2dKernels
         Span<float> f = stackalloc float[9];
         Span<float> t = stackalloc float[3 * alpha];
         Span<float> r6 = stackalloc float[alpha];
-        for (int r = 0; r < rows; r++)
-            for (int c = 0; c < cols; c++)
+        var f4 = stackalloc Vector128<float>[9];
+        var t4 = stackalloc Vector128<float>[3 * 6];
+        var r4 = stackalloc Vector128<float>[6];
+        // Filter (r, c) is w[r][c], or rotated w[c][r] turned by 180 degrees: its tap k at w[at(r, c) + step * k].
+        int cStride = rotate ? inC * 9 : 9, step = rotate ? -1 : 1;
+        fixed (float* wp = w, up = u)
+            for (int r = 0; r < rows; r++)
             {
-                // Filter (r, c): forward w[r][c]; rotated: w[c][r] turned by 180 degrees.
-                var src = rotate ? w.Slice((c * inC + r) * 9, 9) : w.Slice((r * inC + c) * 9, 9);
-                for (int k = 0; k < 9; k++) f[k] = rotate ? src[8 - k] : src[k];
-                // t = G f (alpha x 3), column by column.
-                for (int j = 0; j < 3; j++)
+                int c = 0;
+                for (; Engine.UseAvx2 && c + 4 <= cols; c += 4)
                 {
-                    g(f[j], f[3 + j], f[6 + j], r6);
-                    for (int i = 0; i < alpha; i++) t[3 * i + j] = r6[i];
+                    float* f0 = wp + (rotate ? (c * inC + r) * 9 + 8 : (r * inC + c) * 9);
+                    for (int k = 0; k < 9; k++)
+                    {
+                        float* p = f0 + step * k;
+                        f4[k] = Vector128.Create(p[0], p[cStride], p[2 * cStride], p[3 * cStride]);
+                    }
+                    for (int j = 0; j < 3; j++)
+                    {
+                        g4(f4[j], f4[3 + j], f4[6 + j], r4);
+                        for (int i = 0; i < alpha; i++) t4[3 * i + j] = r4[i];
+                    }
+                    float* o = up + r / Sgemm.MR * cols * Sgemm.MR + c * Sgemm.MR + r % Sgemm.MR;
+                    for (int i = 0; i < alpha; i++)
+                    {
+                        g4(t4[3 * i], t4[3 * i + 1], t4[3 * i + 2], r4);
+                        for (int j = 0; j < alpha; j++)
+                        {
+                            float* d = o + (alpha * i + j) * xiStride;
+                            var v = r4[j];
+                            d[0] = v.GetElement(0); d[Sgemm.MR] = v.GetElement(1); d[2 * Sgemm.MR] = v.GetElement(2); d[3 * Sgemm.MR] = v.GetElement(3);
+                        }
+                    }
                 }
-                // U = t G^T (alpha x alpha), into strip r / 6, lane r % 6, depth c.
-                int o = r / Sgemm.MR * cols * Sgemm.MR + c * Sgemm.MR + r % Sgemm.MR;
-                for (int i = 0; i < alpha; i++)
-                {
-                    g(t[3 * i], t[3 * i + 1], t[3 * i + 2], r6);
-                    for (int j = 0; j < alpha; j++) u[(alpha * i + j) * xiStride + o] = r6[j];
-                }
+                for (; c < cols; c++)
+                    PackFilter(w, inC, rotate, u, alpha, g, r, c, cols, xiStride, f, t, r6);
             }
+    }
+
+    /// <summary>One filter (r, c) of <see cref="PackFilters"/>, the portable way.</summary>
+    private static unsafe void PackFilter(ReadOnlySpan<float> w, int inC, bool rotate, Span<float> u, int alpha,
+        delegate*<float, float, float, Span<float>, void> g, int r, int c, int cols, int xiStride, Span<float> f, Span<float> t, Span<float> r6)
+    {
+        // Filter (r, c): forward w[r][c]; rotated: w[c][r] turned by 180 degrees.
+        var src = rotate ? w.Slice((c * inC + r) * 9, 9) : w.Slice((r * inC + c) * 9, 9);
+        for (int k = 0; k < 9; k++) f[k] = rotate ? src[8 - k] : src[k];
+        // t = G f (alpha x 3), column by column.
+        for (int j = 0; j < 3; j++)
+        {
+            g(f[j], f[3 + j], f[6 + j], r6);
+            for (int i = 0; i < alpha; i++) t[3 * i + j] = r6[i];
+        }
+        // U = t G^T (alpha x alpha), into strip r / 6, lane r % 6, depth c.
+        int o = r / Sgemm.MR * cols * Sgemm.MR + c * Sgemm.MR + r % Sgemm.MR;
+        for (int i = 0; i < alpha; i++)
+        {
+            g(t[3 * i], t[3 * i + 1], t[3 * i + 2], r6);
+            for (int j = 0; j < alpha; j++) u[(alpha * i + j) * xiStride + o] = r6[j];
+        }
     }
 
     /// <summary>Floats of one packed U[xi]: rows rounded up to whole 6-row strips, times the depth.</summary>

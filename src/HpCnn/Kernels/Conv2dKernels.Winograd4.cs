@@ -20,7 +20,7 @@ public static partial class Conv2dKernels
 {
     /// <summary>The F(4x4, 3x3) counterpart of <see cref="WinogradWeights"/>: 36 packed matrices U[xi] = (G w G^T)[xi].</summary>
     public static unsafe void Winograd4Weights(ReadOnlySpan<float> w, int outC, int inC, bool rotate, Span<float> u) =>
-        PackFilters(w, outC, inC, rotate, u, 6, &G6);
+        PackFilters(w, outC, inC, rotate, u, 6, &G6, &G6x4);
 
     /// <summary>
     /// The <paramref name="count"/> matrices of <paramref name="strips"/> (each <paramref name="rows"/> x <paramref name="cols"/>
@@ -40,6 +40,18 @@ public static partial class Conv2dKernels
                     int n = Math.Min(Sgemm.MR, rows - r0);
                     strips.Slice(x * stride + r0 * cols + c * Sgemm.MR, n).CopyTo(t.Slice((x * cols + c) * ld + r0, n));
                 }
+    }
+
+    /// <summary><see cref="G6"/> of four filters' values at once: the same double operations lane by lane, then rounded to float.</summary>
+    private static unsafe void G6x4(Vector128<float> a, Vector128<float> b, Vector128<float> c, Vector128<float>* r)
+    {
+        Vector256<double> x = Avx.ConvertToVector256Double(a), y = Avx.ConvertToVector256Double(b), z = Avx.ConvertToVector256Double(c);
+        r[0] = Avx.ConvertToVector128Single(x / 4);
+        r[1] = Avx.ConvertToVector128Single(-(x + y + z) / 6);
+        r[2] = Avx.ConvertToVector128Single(-(x - y + z) / 6);
+        r[3] = Avx.ConvertToVector128Single(x / 24 + y / 12 + z / 6);
+        r[4] = Avx.ConvertToVector128Single(x / 24 - y / 12 + z / 6);
+        r[5] = c;
     }
 
     /// <summary>G times a 3-vector (computed in double: the weights are transformed once per update, so exactness is free).</summary>
