@@ -9,11 +9,12 @@ namespace HpCnn.Kernels;
 internal static unsafe class BlockedEpilogue
 {
     /// <summary>
-    /// tile[p * lanes + c] = min(max(tile[p * lanes + c] + bias[c], low), high) for p &lt; <paramref name="pixels"/>,
-    /// c &lt; <paramref name="lanes"/> (a multiple of 16).
+    /// tile[p * pitch + c] = min(max(tile[p * pitch + c] + bias[c], low), high) for p &lt; <paramref name="pixels"/>,
+    /// c &lt; <paramref name="lanes"/> (a multiple of 16); the pitch is <paramref name="lanes"/> unless given.
     /// </summary>
-    public static void BiasClamp(float* tile, int pixels, int lanes, float* bias, float low, float high)
+    public static void BiasClamp(float* tile, int pixels, int lanes, float* bias, float low, float high, int pitch = 0)
     {
+        if (pitch == 0) pitch = lanes;
         if (Vector512.IsHardwareAccelerated && Engine.UseAvx512)
         {
             var lo = Vector512.Create(low);
@@ -22,7 +23,7 @@ internal static unsafe class BlockedEpilogue
             {
                 var b = Vector512.Load(bias + c);
                 float* p = tile + c;
-                for (int i = 0; i < pixels; i++, p += lanes)
+                for (int i = 0; i < pixels; i++, p += pitch)
                     Vector512.Store(Vector512.Min(Vector512.Max(Vector512.Load(p) + b, lo), hi), p);
             }
             return;
@@ -36,7 +37,7 @@ internal static unsafe class BlockedEpilogue
             {
                 var b = Vector256.Load(bias + c);
                 float* p = tile + c;
-                for (int i = 0; i < pixels; i++, p += lanes)
+                for (int i = 0; i < pixels; i++, p += pitch)
                     Vector256.Store(Clamp256.Apply(Vector256.Load(p) + b, lo, hi, mode), p);
             }
             return;
@@ -44,7 +45,7 @@ internal static unsafe class BlockedEpilogue
         for (int i = 0; i < pixels; i++)
             for (int c = 0; c < lanes; c++)
             {
-                float* p = tile + (nint)i * lanes + c;
+                float* p = tile + (nint)i * pitch + c;
                 *p = MathF.Min(MathF.Max(*p + bias[c], low), high);
             }
     }

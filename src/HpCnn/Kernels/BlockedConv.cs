@@ -79,10 +79,10 @@ internal sealed class BlockedProblem
     /// source in memory whose terms are distinct rows (a 1x1 layer reading its input in place, one stream per input
     /// channel, more than the hardware prefetchers follow).
     /// </summary>
-    public unsafe void Run(float* src, float* packed, int g, int r0, int r1, float* staging, bool prefetch = false)
+    public unsafe void Run(float* src, float* packed, int g, int r0, int r1, float* staging, bool prefetch = false, int pitch = 0)
     {
         var (_, nb) = Groups[g];
-        nint lanes = 16 * nb;
+        nint lanes = 16 * nb, accPitch = pitch == 0 ? lanes : pitch;
         float* w = packed + PackedOffset(g);
         fixed (int* off = Offsets)
             for (int k0 = 0; k0 < K; k0 += KBlock)
@@ -98,15 +98,45 @@ internal sealed class BlockedProblem
                         for (int k = k0; k < k1; k++)
                             for (int j = 0; j < Cols; j += 16) Sse.Prefetch0(ahead + off[k] + j);
                     }
-                    float* acc = staging + (nint)(r - r0) * Cols * lanes;
+                    float* acc = staging + (nint)(r - r0) * Cols * accPitch;
                     int q = 0;
                     foreach (int tw in Widths)
                     {
-                        BlockedTiles.F(tw, nb, row + q, off, k0, k1, w, lanes, acc + q * lanes, lanes, accumulate);
+                        BlockedTiles.F(tw, nb, row + q, off, k0, k1, w, lanes, acc + q * accPitch, accPitch, accumulate);
                         q += tw;
                     }
                 }
             }
+    }
+
+    /// <summary>
+    /// <see cref="Run"/> for a 1x1 problem whose source is pixel-major: term k of pixel (r, q) at
+    /// <c>src[(r * Cols + q) * pitch + k]</c>. A weight-gradient tile computes it: its taps are the tile's pixels (offsets
+    /// j * pitch) and its sum runs over the terms in order against the packed weights' rows, each result the same FMA
+    /// chain as the forward tile's, so the same bits.
+    /// </summary>
+    public unsafe void RunPixelMajor(float* src, int pitch, float* packed, int g, int r0, int r1, float* staging)
+    {
+        var (_, nb) = Groups[g];
+        nint lanes = 16 * nb;
+        float* w = packed + PackedOffset(g);
+        int* off = stackalloc int[16];
+        for (int j = 0; j < 16; j++) off[j] = j * pitch;
+        for (int k0 = 0; k0 < K; k0 += KBlock)
+        {
+            int k1 = Math.Min(K, k0 + KBlock);
+            for (int r = r0; r < r1; r++)
+            {
+                float* acc = staging + (nint)(r - r0) * Cols * lanes;
+                int q = 0;
+                foreach (int tw in Widths)
+                {
+                    BlockedTiles.G(tw, nb, src + ((nint)r * Cols + q) * pitch + k0, off, 1, k1 - k0, 0, w + k0 * lanes, lanes,
+                        acc + q * lanes, lanes, k0 > 0);
+                    q += tw;
+                }
+            }
+        }
     }
 }
 
@@ -363,6 +393,75 @@ internal sealed unsafe class BlockedConv
         Span<float> scratch, int part = 0, int parts = 1) =>
         Forward(image, packed, means, default, in epilogue, scratch, part, parts, Tail.Mean);
 
+    /// <summary>Floats a pixel takes in <see cref="ForwardToPixels"/>'s output: the output channels rounded up to 16.</summary>
+    public int PixelPitch => _ocPad;
+
+    /// <summary>True when <see cref="ForwardFromPixels"/> applies: a 1x1 layer at stride 1 without padding.</summary>
+    public bool ReadsPixelMajor => _inPlace && Shape.KH == 1 && Shape.KW == 1;
+
+    /// <summary>
+    /// Forward of one image into pixel-major rows: <c>pixels[p * PixelPitch + c]</c> for each output pixel p and channel c,
+    /// bias and clamp applied (channels past OutC hold the clamp of zero). What a following 1x1 layer reads with
+    /// <see cref="ForwardFromPixels"/>: a chained pair's intermediate then goes through no transposes.
+    /// </summary>
+    public void ForwardToPixels(ReadOnlySpan<float> image, ReadOnlySpan<float> packed, float* pixels, in GemmEpilogue epilogue, Span<float> scratch)
+    {
+        var s = Shape;
+        if (scratch.Length < ForwardScratch) throw new ArgumentException($"scratch holds {scratch.Length} floats, the blocked forward needs {ForwardScratch}");
+        fixed (float* img = image, w = packed, sc = scratch)
+        {
+            float* x = img;
+            if (!_inPlace) PadPhases(img, x = sc);
+            float* bias = stackalloc float[16 * BlockedTiles.MaxBlocks];
+            // Row by row when the terms are one cache block (the weights stay in L1 either way): the bias and clamp then
+            // find the row's values in L1, where a pass over the whole intermediate afterwards read them back from L2.
+            int band = _forward.K <= _forward.KBlock ? 1 : s.OutH;
+            for (int g = 0; g < _forward.Groups.Length; g++)
+            {
+                var (c0, nb) = _forward.Groups[g];
+                if (epilogue.IsActive) GroupBias(g, in epilogue, bias);
+                for (int r0 = 0; r0 < s.OutH; r0 += band)
+                {
+                    int r1 = Math.Min(s.OutH, r0 + band);
+                    float* at = pixels + (nint)r0 * s.OutW * _ocPad + c0;
+                    _forward.Run(x, w, g, r0, r1, at, prefetch: _inPlace && s.KH == 1 && s.KW == 1, pitch: _ocPad);
+                    if (epilogue.IsActive) BlockedEpilogue.BiasClamp(at, (r1 - r0) * s.OutW, 16 * nb, bias, epilogue.Low, epilogue.High, _ocPad);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Forward of one image whose input is pixel-major, <c>input[p * pitch + c]</c> (<see cref="ForwardToPixels"/>'s
+    /// output), into the output planes; only where <see cref="ReadsPixelMajor"/>. The same chains as a forward from the planes.
+    /// </summary>
+    public void ForwardFromPixels(float* input, int pitch, ReadOnlySpan<float> packed, Span<float> output, in GemmEpilogue epilogue, Span<float> scratch)
+    {
+        var s = Shape;
+        if (!ReadsPixelMajor) throw new InvalidOperationException("a pixel-major input needs a 1x1 layer at stride 1 without padding");
+        if (scratch.Length < ForwardScratch) throw new ArgumentException($"scratch holds {scratch.Length} floats, the blocked forward needs {ForwardScratch}");
+        fixed (float* w = packed, outp = output, sc = scratch)
+        {
+            float* staging = sc + InputPhasesSize + Slack;
+            for (int g = 0; g < _forward.Groups.Length; g++)
+            {
+                var (c0, nb) = _forward.Groups[g];
+                PrefetchPlanes(outp + (nint)c0 * s.OutPlane, Math.Min(16 * nb, s.OutC - c0), s.OutPlane, s.OutPlane);
+                _forward.RunPixelMajor(input, pitch, w, g, 0, s.OutH, staging);
+                Finish(staging, g, 0, s.OutH, outp, in epilogue, Tail.Planes, null);
+            }
+        }
+    }
+
+    /// <summary>Group <paramref name="g"/>'s bias lanes (zero past the layer's channels, or without a bias).</summary>
+    private void GroupBias(int g, in GemmEpilogue epilogue, float* bias)
+    {
+        var (c0, nb) = _forward.Groups[g];
+        int valid = Math.Min(16 * nb, Shape.OutC - c0);
+        for (int c = 0; c < 16 * nb; c++)
+            bias[c] = epilogue.Bias == BiasMode.PerRow && c < valid ? epilogue.BiasValues![epilogue.BiasOffset + c0 + c] : 0f;
+    }
+
     private void Forward(ReadOnlySpan<float> image, ReadOnlySpan<float> packed, Span<float> output, Span<int> argmax, in GemmEpilogue epilogue,
         Span<float> scratch, int part, int parts, Tail tail)
     {
@@ -419,9 +518,7 @@ internal sealed unsafe class BlockedConv
         var (c0, nb) = _forward.Groups[g];
         int lanes = 16 * nb, pixels = (r1 - r0) * s.OutW, valid = Math.Min(lanes, s.OutC - c0);
         float* bias = stackalloc float[16 * BlockedTiles.MaxBlocks];
-        if (epilogue.IsActive)
-            for (int c = 0; c < lanes; c++)
-                bias[c] = epilogue.Bias == BiasMode.PerRow && c < valid ? epilogue.BiasValues![epilogue.BiasOffset + c0 + c] : 0f;
+        if (epilogue.IsActive) GroupBias(g, in epilogue, bias);
         if (tail == Tail.Planes)
         {
             // Bias and clamp on the way out: a pass of its own over the tile cost a tenth of a 1x1 layer's forward.

@@ -376,6 +376,9 @@ public sealed class Conv2dPlan
     /// <summary>Parts one image's forward with a mean epilogue can be split into (channel groups).</summary>
     public int MeanParts => _blocked?.MeanUnits ?? 1;
 
+    /// <summary>The blocked convolution of this plan (null for the other algorithms): a chained pair runs its pixel-major forwards.</summary>
+    internal BlockedConv? Blocked => _blocked;
+
     /// <summary>
     /// Forward of <paramref name="count"/> images followed by each channel's mean over the (clamped) output plane: writes
     /// only <paramref name="means"/> (count x OutC), the bits AvgPool2D gives over the whole plane. See <see cref="CanMeanInEpilogue"/>.

@@ -188,7 +188,7 @@ public sealed class Conv2D : Layer
     {
         long n = ScratchFloats(run.Capacity, run.Training);
         if (run.Epilogue.PooledGradient is { } src) n = Math.Max(n, SparseLayout.Of(this, src).Total);
-        if (run.Epilogue.Chain is not null) n = Math.Max(n, ChainAt(run) + Shape.OutSize);
+        if (run.Epilogue.Chain is not null) n = Math.Max(n, ChainAt(run) + (long)Shape.OutPlane * RoundUp16(OutChannels));
         return n;
     }
 
@@ -328,9 +328,7 @@ public sealed class Conv2D : Layer
     private void ForwardImages(LayerRun run, ReadOnlySpan<float> input, Span<float> output, int n0, int count, Span<float> scratch, int part, int parts)
     {
         var s = Shape;
-        var epi = run.Epilogue.Fold is not null
-            ? new GemmEpilogue(BiasMode.PerRow, run.State.Array, FoldedBias(run).Offset, run.Epilogue.Low, run.Epilogue.High)
-            : new GemmEpilogue(HasBias ? BiasMode.PerRow : BiasMode.None, _bias?.Value, 0, run.Epilogue.Low, run.Epilogue.High);
+        var epi = EpilogueOf(run);
         // Kernels that read the weights as they are (not packed) read the folded ones when a batch norm is folded in.
         ReadOnlySpan<float> weights = run.Epilogue.Fold is null ? _weight!.Value.AsSpan() : FoldedWeights(run).Span;
         if (run.Epilogue.Mean is { } mean)
@@ -348,14 +346,37 @@ public sealed class Conv2D : Layer
         Plan(run).Forward.Forward(input, count, weights, PackedWeights(run).Span, output, in epi, scratch, part, parts);
     }
 
-    /// <summary>Fusion rule 7: image n through this layer into the worker's scratch, then through the chained layer.</summary>
+    /// <summary>The bias (or a folded batch norm's) and the fused clamp the forward's epilogue applies.</summary>
+    private GemmEpilogue EpilogueOf(LayerRun run) => run.Epilogue.Fold is not null
+        ? new GemmEpilogue(BiasMode.PerRow, run.State.Array, FoldedBias(run).Offset, run.Epilogue.Low, run.Epilogue.High)
+        : new GemmEpilogue(HasBias ? BiasMode.PerRow : BiasMode.None, _bias?.Value, 0, run.Epilogue.Low, run.Epilogue.High);
+
+    private static int RoundUp16(int n) => (n + 15) / 16 * 16;
+
+    /// <summary>
+    /// Fusion rule 7: image n through this layer into the worker's scratch, then through the chained layer. When both are
+    /// blocked and the second is a 1x1 layer writing planes, the intermediate stays pixel-major (the tiles' own layout):
+    /// no transpose out of the first layer's tiles and none into the second's, the same chains, so the same bits.
+    /// </summary>
     private sealed class ChainJob(Conv2D layer, LayerRun run) : ParallelJob
     {
-        public override void Execute(int n, int worker)
+        public override unsafe void Execute(int n, int worker)
         {
             var next = run.Epilogue.Chain!;
             var nextConv = (Conv2D)next.Layer;
             var scratch = run.Scratch[worker].Span;
+            var input = run.Input.Slice(n * layer.Shape.InSize, layer.Shape.InSize);
+            var output = next.Output.Slice(n * nextConv.Shape.OutSize, nextConv.Shape.OutSize);
+            if (layer.Plan(run).Forward.Blocked is { } first && nextConv.Plan(next).Forward.Blocked is { } second && second.ReadsPixelMajor
+                && next.Epilogue.Pool is null && next.Epilogue.Mean is null)
+            {
+                fixed (float* pixels = scratch.Slice((int)layer.ChainAt(run), layer.Shape.OutPlane * first.PixelPitch))
+                {
+                    first.ForwardToPixels(input, layer.PackedWeights(run).Span, pixels, layer.EpilogueOf(run), scratch);
+                    second.ForwardFromPixels(pixels, first.PixelPitch, nextConv.PackedWeights(next).Span, output, nextConv.EpilogueOf(next), scratch);
+                }
+                return;
+            }
             var mid = scratch.Slice((int)layer.ChainAt(run), layer.Shape.OutSize);
             layer.ForwardImages(run, run.Input.Slice(n * layer.Shape.InSize, layer.Shape.InSize), mid, n, 1, scratch, 0, 1);
             nextConv.ForwardImages(next, mid, next.Output.Slice(n * nextConv.Shape.OutSize, nextConv.Shape.OutSize), n, 1, scratch, 0, 1);

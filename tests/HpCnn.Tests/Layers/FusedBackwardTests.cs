@@ -284,6 +284,10 @@ public class ChainedConvolutionTests
     {
         // in channels, h, w, first filters, first kernel, first stride, ReLU between, second filters, second kernel, head, batch
         yield return new TestCaseData(16, 8, 8, 64, 1, 1, true, 16, 1, "dense", 3).SetName("1x1 pair with a ReLU (a bottleneck block), batch 3");
+        // The second layer a 1x1 writing planes: the intermediate stays pixel-major (a pitch of the first's channels rounded up to 16).
+        yield return new TestCaseData(12, 9, 7, 40, 3, 2, true, 24, 1, "dense", 3).SetName("strided 3x3 then 1x1, partial channel blocks, batch 3");
+        yield return new TestCaseData(20, 5, 6, 70, 1, 1, false, 33, 1, "dense", 2).SetName("1x1 pair without a ReLU, 70 then 33 filters, batch 2");
+        yield return new TestCaseData(8, 4, 5, 400, 1, 1, true, 64, 1, "dense", 2).SetName("1x1 pair through 400 channels (the second's terms in several cache blocks)");
         yield return new TestCaseData(12, 9, 7, 40, 3, 2, false, 24, 3, "dense", 2).SetName("strided 3x3 then 3x3, no ReLU, partial channel blocks");
         yield return new TestCaseData(8, 6, 10, 32, 1, 1, true, 20, 1, "mean", 1).SetName("pair ending in a global average pool, batch 1");
         yield return new TestCaseData(8, 6, 6, 32, 3, 1, true, 20, 1, "pool", 4).SetName("second layer pooled in its epilogue");
