@@ -397,7 +397,10 @@ internal sealed unsafe class BlockedConv
     public int PixelPitch => _ocPad;
 
     /// <summary>True when <see cref="ForwardFromPixels"/> applies: a 1x1 layer at stride 1 without padding.</summary>
-    public bool ReadsPixelMajor => _inPlace && Shape.KH == 1 && Shape.KW == 1;
+    public bool ReadsPixelMajor => InPlaceOneByOne;
+
+    /// <summary>A 1x1 layer reading its input in place: one stream per input channel, which the tiles prefetch.</summary>
+    private bool InPlaceOneByOne => _inPlace && Shape.KH == 1 && Shape.KW == 1;
 
     /// <summary>
     /// Forward of one image into pixel-major rows: <c>pixels[p * PixelPitch + c]</c> for each output pixel p and channel c,
@@ -424,7 +427,7 @@ internal sealed unsafe class BlockedConv
                 {
                     int r1 = Math.Min(s.OutH, r0 + band);
                     float* at = pixels + (nint)r0 * s.OutW * _ocPad + c0;
-                    _forward.Run(x, w, g, r0, r1, at, prefetch: _inPlace && s.KH == 1 && s.KW == 1, pitch: _ocPad);
+                    _forward.Run(x, w, g, r0, r1, at, prefetch: InPlaceOneByOne, pitch: _ocPad);
                     if (epilogue.IsActive) BlockedEpilogue.BiasClamp(at, (r1 - r0) * s.OutW, 16 * nb, bias, epilogue.Low, epilogue.High, _ocPad);
                 }
             }
@@ -501,7 +504,7 @@ internal sealed unsafe class BlockedConv
                 // The first group of a call reads the image from memory; the later ones find it in cache. A 1x1 layer's
                 // prefetches (one a term and row) took 256x16x16->64 from 6.3-7.0 to 5.8-6.6 ms over a batch of 64;
                 // with 3x3 taps sharing lines they cost more than they saved (128x8x8->128 unpadded 6.8 -> 7.3 ms).
-                _forward.Run(x, w, g, r0, r1, staging, prefetch: _inPlace && s.KH == 1 && s.KW == 1 && u == u0);
+                _forward.Run(x, w, g, r0, r1, staging, prefetch: InPlaceOneByOne && u == u0);
                 Finish(staging, g, r0, r1, outp, in epilogue, tail, idx);
                 u = end;
             }

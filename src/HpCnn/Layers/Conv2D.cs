@@ -188,7 +188,7 @@ public sealed class Conv2D : Layer
     {
         long n = ScratchFloats(run.Capacity, run.Training);
         if (run.Epilogue.PooledGradient is { } src) n = Math.Max(n, SparseLayout.Of(this, src).Total);
-        if (run.Epilogue.Chain is not null) n = Math.Max(n, ChainAt(run) + (long)Shape.OutPlane * RoundUp16(OutChannels));
+        if (run.Epilogue.Chain is not null) n = Math.Max(n, ChainAt(run) + (long)Shape.OutPlane * Sgemm.RoundUp(OutChannels, 16));
         return n;
     }
 
@@ -351,8 +351,6 @@ public sealed class Conv2D : Layer
         ? new GemmEpilogue(BiasMode.PerRow, run.State.Array, FoldedBias(run).Offset, run.Epilogue.Low, run.Epilogue.High)
         : new GemmEpilogue(HasBias ? BiasMode.PerRow : BiasMode.None, _bias?.Value, 0, run.Epilogue.Low, run.Epilogue.High);
 
-    private static int RoundUp16(int n) => (n + 15) / 16 * 16;
-
     /// <summary>
     /// Fusion rule 7: image n through this layer into the worker's scratch, then through the chained layer. When both are
     /// blocked and the second is a 1x1 layer writing planes, the intermediate stays pixel-major (the tiles' own layout):
@@ -378,8 +376,8 @@ public sealed class Conv2D : Layer
                 return;
             }
             var mid = scratch.Slice((int)layer.ChainAt(run), layer.Shape.OutSize);
-            layer.ForwardImages(run, run.Input.Slice(n * layer.Shape.InSize, layer.Shape.InSize), mid, n, 1, scratch, 0, 1);
-            nextConv.ForwardImages(next, mid, next.Output.Slice(n * nextConv.Shape.OutSize, nextConv.Shape.OutSize), n, 1, scratch, 0, 1);
+            layer.ForwardImages(run, input, mid, n, 1, scratch, 0, 1);
+            nextConv.ForwardImages(next, mid, output, n, 1, scratch, 0, 1);
         }
     }
 
