@@ -40,6 +40,14 @@ internal static class Clamp256
         : mode == ClampMode.Relu && Sse.IsSupported ? Sse.Add(Sse.Max(lo, v), Vector128<float>.Zero)
         : Vector128.Min(Vector128.Max(v, lo), hi);
 
+    /// <inheritdoc cref="Apply(Vector256{float}, Vector256{float}, Vector256{float}, ClampMode)"/>
+    /// <remarks>In zmm: vmaxps zmm treats NaNs and zeros as vmaxps ymm does, so the AVX-512 epilogues give the AVX2 bits.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Apply(Vector512<float> v, Vector512<float> lo, Vector512<float> hi, ClampMode mode) =>
+        mode == ClampMode.None ? v
+        : mode == ClampMode.Relu && Avx512F.IsSupported ? Avx512F.Add(Avx512F.Max(lo, v), Vector512<float>.Zero)
+        : Vector512.Min(Vector512.Max(v, lo), hi);
+
     /// <summary>
     /// The IEEE maximum of two outputs of <see cref="Apply(Vector256{float}, Vector256{float}, Vector256{float}, ClampMode)"/>
     /// in <paramref name="mode"/>, with a NaN in a, then one in b, the NaN that wins. ReLU's outputs are NaN or at least +0

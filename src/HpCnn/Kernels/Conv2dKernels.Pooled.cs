@@ -262,6 +262,7 @@ public static partial class Conv2dKernels
         bool keep = !argmax.IsEmpty;
         var vlo = Vector512.Create(lo);
         var vhi = Vector512.Create(hi);
+        var mode = Clamp256.ModeOf(lo, hi);
         var split = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15); // even columns low, odd high
         var lanes8 = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
         Vector512<float> b0 = Vector512.Create(bias.IsEmpty ? 0f : bias[oc]), b1 = Vector512.Create(bias.IsEmpty ? 0f : bias[oc + 1]);
@@ -294,10 +295,10 @@ public static partial class Conv2dKernels
                     int px = x / 2, n = Math.Min(8, pw - px);
                     var baseIdx = Vector256.Create(y * wo + x) + lanes8 + lanes8;
                     int at = (oc * ph + py) * pw + px;
-                    PoolBlock16(a00, a01, vlo, vhi, split, baseIdx, wo, n, op + at, keep ? ap + at : null);
-                    PoolBlock16(a10, a11, vlo, vhi, split, baseIdx, wo, n, op + pplane + at, keep ? ap + pplane + at : null);
-                    PoolBlock16(a20, a21, vlo, vhi, split, baseIdx, wo, n, op + 2 * pplane + at, keep ? ap + 2 * pplane + at : null);
-                    PoolBlock16(a30, a31, vlo, vhi, split, baseIdx, wo, n, op + 3 * pplane + at, keep ? ap + 3 * pplane + at : null);
+                    PoolBlock16(a00, a01, vlo, vhi, mode, split, baseIdx, wo, n, op + at, keep ? ap + at : null);
+                    PoolBlock16(a10, a11, vlo, vhi, mode, split, baseIdx, wo, n, op + pplane + at, keep ? ap + pplane + at : null);
+                    PoolBlock16(a20, a21, vlo, vhi, mode, split, baseIdx, wo, n, op + 2 * pplane + at, keep ? ap + 2 * pplane + at : null);
+                    PoolBlock16(a30, a31, vlo, vhi, mode, split, baseIdx, wo, n, op + 3 * pplane + at, keep ? ap + 3 * pplane + at : null);
                 }
             }
         }
@@ -305,13 +306,13 @@ public static partial class Conv2dKernels
 
     /// <summary><see cref="PoolBlock"/> for two rows of 16 outputs: 8 windows.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void PoolBlock16(Vector512<float> top, Vector512<float> bottom, Vector512<float> lo, Vector512<float> hi, Vector512<int> split,
-        Vector256<int> baseIdx, int wo, int n, float* dst, int* idxDst)
+    private static unsafe void PoolBlock16(Vector512<float> top, Vector512<float> bottom, Vector512<float> lo, Vector512<float> hi, ClampMode mode,
+        Vector512<int> split, Vector256<int> baseIdx, int wo, int n, float* dst, int* idxDst)
     {
-        var t = Avx512F.PermuteVar16x32(Vector512.Min(Vector512.Max(top, lo), hi), split);
-        var b = Avx512F.PermuteVar16x32(Vector512.Min(Vector512.Max(bottom, lo), hi), split);
+        var t = Avx512F.PermuteVar16x32(Clamp256.Apply(top, lo, hi, mode), split);
+        var b = Avx512F.PermuteVar16x32(Clamp256.Apply(bottom, lo, hi, mode), split);
         Vector256<float> tl = t.GetLower(), tr = t.GetUpper(), bl = b.GetLower(), br = b.GetUpper();
-        var best = Vector256.Max(Vector256.Max(tl, tr), Vector256.Max(bl, br));
+        var best = Clamp256.Max(Clamp256.Max(tl, tr, mode), Clamp256.Max(bl, br, mode), mode);
         var keep = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(n));
         Put(dst, keep.AsSingle(), n, best);
         if (idxDst == null) return;

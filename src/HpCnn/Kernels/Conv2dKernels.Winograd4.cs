@@ -324,7 +324,27 @@ public static partial class Conv2dKernels
     /// </summary>
     private static unsafe void OutputTiles8x4(ReadOnlySpan<float> m, int mStride, int n, float bias, float lo, float hi, Vector256<float>* z)
     {
-        var w = z + 16; // A^T m (4 x 6 vectors), past the output's 16
+        OutputLanes8x4(m, mStride, n, bias, lo, hi, z + 16, z);
+        for (int r = 0; r < 4; r++)
+        {
+            Vector256<float> a = z[4 * r], b = z[4 * r + 1], c = z[4 * r + 2], d = z[4 * r + 3];
+            // Lanes are tiles; each tile's 4 columns go together: a 4 x 8 transpose into [tile k | tile k + 4] pairs.
+            var u0 = Avx.UnpackLow(a, b); var u1 = Avx.UnpackHigh(a, b);
+            var u2 = Avx.UnpackLow(c, d); var u3 = Avx.UnpackHigh(c, d);
+            var s0 = Avx.Shuffle(u0, u2, 0x44); var s1 = Avx.Shuffle(u0, u2, 0xEE);
+            var s2 = Avx.Shuffle(u1, u3, 0x44); var s3 = Avx.Shuffle(u1, u3, 0xEE);
+            z[4 * r] = Avx.Permute2x128(s0, s1, 0x20); z[4 * r + 1] = Avx.Permute2x128(s2, s3, 0x20);
+            z[4 * r + 2] = Avx.Permute2x128(s0, s1, 0x31); z[4 * r + 3] = Avx.Permute2x128(s2, s3, 0x31);
+        }
+    }
+
+    /// <summary>
+    /// The output transform of 8 tiles (n real) with the tiles as lanes: <paramref name="y"/>[4 r + x] is output (r, x) of
+    /// tiles 0..7, biased and clamped; <paramref name="w"/> (24 vectors) is its work area.
+    /// </summary>
+    private static unsafe void OutputLanes8x4(ReadOnlySpan<float> m, int mStride, int n, float bias, float lo, float hi, Vector256<float>* w,
+        Vector256<float>* y)
+    {
         var mask = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(n)).AsSingle();
         var vb = Vector256.Create(bias); var vlo = Vector256.Create(lo); var vhi = Vector256.Create(hi);
         var mode = Clamp256.ModeOf(lo, hi);
@@ -340,15 +360,106 @@ public static partial class Conv2dKernels
             for (int r = 0; r < 4; r++)
             {
                 At(w[6 * r], w[6 * r + 1], w[6 * r + 2], w[6 * r + 3], w[6 * r + 4], w[6 * r + 5], out var a, out var b, out var c, out var d);
-                a = Clamp256.Apply(a + vb, vlo, vhi, mode); b = Clamp256.Apply(b + vb, vlo, vhi, mode);
-                c = Clamp256.Apply(c + vb, vlo, vhi, mode); d = Clamp256.Apply(d + vb, vlo, vhi, mode);
-                // Lanes are tiles; each tile's 4 columns go together: a 4 x 8 transpose into [tile k | tile k + 4] pairs.
-                var u0 = Avx.UnpackLow(a, b); var u1 = Avx.UnpackHigh(a, b);
-                var u2 = Avx.UnpackLow(c, d); var u3 = Avx.UnpackHigh(c, d);
-                var s0 = Avx.Shuffle(u0, u2, 0x44); var s1 = Avx.Shuffle(u0, u2, 0xEE);
-                var s2 = Avx.Shuffle(u1, u3, 0x44); var s3 = Avx.Shuffle(u1, u3, 0xEE);
-                z[4 * r] = Avx.Permute2x128(s0, s1, 0x20); z[4 * r + 1] = Avx.Permute2x128(s2, s3, 0x20);
-                z[4 * r + 2] = Avx.Permute2x128(s0, s1, 0x31); z[4 * r + 3] = Avx.Permute2x128(s2, s3, 0x31);
+                y[4 * r] = Clamp256.Apply(a + vb, vlo, vhi, mode); y[4 * r + 1] = Clamp256.Apply(b + vb, vlo, vhi, mode);
+                y[4 * r + 2] = Clamp256.Apply(c + vb, vlo, vhi, mode); y[4 * r + 3] = Clamp256.Apply(d + vb, vlo, vhi, mode);
+            }
+        }
+    }
+
+    /// <summary>Where lane k's pair sits among the 8-byte pairs of UnpackLow then UnpackHigh of two 8-lane vectors.</summary>
+    private static ReadOnlySpan<byte> PairAt => [0, 1, 4, 5, 2, 3, 6, 7];
+
+    /// <summary>
+    /// <see cref="Winograd4Output"/> followed by 2x2 stride-2 max pooling (floor mode), without the output planes: a 4x4
+    /// tile holds four whole pooling windows, so with the tiles as lanes each window is the maximum of four vectors, in
+    /// the unfused pool's order (max(max(top left, top right), max(bottom left, bottom right)), the first NaN winning)
+    /// and with its first-maximum arg-max (an index into the ho x wo output plane). Tile rows start at <paramref name="a"/>
+    /// of the plane; pooled[n * imageStride + c * channelStride + py * pw + px], windows past ph x pw not written. AVX2.
+    /// </summary>
+    public static unsafe void Winograd4OutputPooled(ReadOnlySpan<float> m, int mStride, int t, int channels, int count, int th, int tw, int a,
+        Span<float> pooled, Span<int> argmax, int channelStride, int imageStride, int ph, int pw, int wo, ReadOnlySpan<float> bias,
+        float lo, float hi)
+    {
+        int used = count * th * tw;
+        var w = stackalloc Vector256<float>[24];
+        var y = stackalloc Vector256<float>[16];
+        var outAt = stackalloc int[8]; // a lane's first pooled value in the image's planes (channel 0)
+        var winAt = stackalloc int[8]; // its window's top-left in the output plane
+        var rows = stackalloc int[8];
+        var cols = stackalloc int[8];
+        var best = stackalloc float[32]; // window (pr, pc) of lane k at best[8 (2 pr + pc) + k]
+        var idx = stackalloc int[32];
+        var mode = Clamp256.ModeOf(lo, hi);
+        bool keep = !argmax.IsEmpty;
+        fixed (float* pp = pooled)
+        fixed (int* ap = argmax)
+        {
+            for (var at = new TileWalk(th, tw); at.Image < count;)
+            {
+                int u0 = at.Image * th * tw + at.Y * tw + at.X, n = Math.Min(8, used - u0), any = 0;
+                bool whole = n == 8;
+                for (int k = 0; k < n; k++, at.Next())
+                {
+                    int py = 2 * (a + at.Y), px = 2 * at.X;
+                    rows[k] = Math.Clamp(ph - py, 0, 2);
+                    cols[k] = Math.Clamp(pw - px, 0, 2);
+                    any |= rows[k] * cols[k];
+                    whole &= rows[k] * cols[k] == 4;
+                    outAt[k] = at.Image * imageStride + py * pw + px;
+                    winAt[k] = 2 * py * wo + 2 * px;
+                }
+                if (any == 0) continue; // tiles past the last whole window (a plane's last odd rows): computed, never kept
+                var win = Vector256.Load(winAt);
+                for (int c = 0; c < channels; c++)
+                {
+                    OutputLanes8x4(m.Slice(c * t + u0), mStride, n, bias.IsEmpty ? 0f : bias[c], lo, hi, w, y);
+                    for (int pr = 0; pr < 2; pr++)
+                        for (int pc = 0; pc < 2; pc++)
+                        {
+                            Vector256<float> tl = y[8 * pr + 2 * pc], tr = y[8 * pr + 2 * pc + 1], bl = y[8 * pr + 4 + 2 * pc], br = y[8 * pr + 5 + 2 * pc];
+                            var max = Clamp256.Max(Clamp256.Max(tl, tr, mode), Clamp256.Max(bl, br, mode), mode);
+                            Vector256.Store(max, best + 8 * (2 * pr + pc));
+                            if (!keep) continue;
+                            var i0 = win + Vector256.Create(2 * pr * wo + 2 * pc);
+                            var ix = i0 + Vector256.Create(wo + 1);
+                            ix = Vector256.ConditionalSelect(Vector256.Equals(bl, max).AsInt32(), i0 + Vector256.Create(wo), ix);
+                            ix = Vector256.ConditionalSelect(Vector256.Equals(tr, max).AsInt32(), i0 + Vector256<int>.One, ix);
+                            ix = Vector256.ConditionalSelect(Vector256.Equals(tl, max).AsInt32(), i0, ix);
+                            Vector256.Store(ix, idx + 8 * (2 * pr + pc));
+                        }
+                    int plane = c * channelStride;
+                    if (whole)
+                    {
+                        // Each lane's two windows of a row as one 8-byte pair: [lanes 0, 1 | 4, 5] and [2, 3 | 6, 7] interleaved.
+                        for (int pr = 0; pr < 2; pr++)
+                        {
+                            float* row = pp + plane + pr * pw;
+                            var left = Vector256.Load(best + 16 * pr);
+                            var right = Vector256.Load(best + 16 * pr + 8);
+                            var pairs = (long*)(best + 16 * pr);
+                            Vector256.Store(Avx.UnpackLow(left, right), (float*)pairs);
+                            Vector256.Store(Avx.UnpackHigh(left, right), (float*)pairs + 8);
+                            for (int k = 0; k < 8; k++) *(long*)(row + outAt[k]) = pairs[PairAt[k]];
+                            if (!keep) continue;
+                            int* irow = ap + plane + pr * pw;
+                            var il = Vector256.Load(idx + 16 * pr);
+                            var ir = Vector256.Load(idx + 16 * pr + 8);
+                            var ipairs = (long*)(idx + 16 * pr);
+                            Vector256.Store(Avx2.UnpackLow(il, ir), (int*)ipairs);
+                            Vector256.Store(Avx2.UnpackHigh(il, ir), (int*)ipairs + 8);
+                            for (int k = 0; k < 8; k++) *(long*)(irow + outAt[k]) = ipairs[PairAt[k]];
+                        }
+                        continue;
+                    }
+                    for (int k = 0; k < n; k++)
+                        for (int pr = 0; pr < rows[k]; pr++)
+                            for (int pc = 0; pc < cols[k]; pc++)
+                            {
+                                int o = plane + outAt[k] + pr * pw + pc;
+                                pp[o] = best[8 * (2 * pr + pc) + k];
+                                if (keep) ap[o] = idx[8 * (2 * pr + pc) + k];
+                            }
+                }
             }
         }
     }

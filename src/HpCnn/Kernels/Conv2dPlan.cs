@@ -583,8 +583,14 @@ public sealed class Conv2dPlan
                 return;
             }
             if (pooledRows == 0) return;
-            // A 4x4 tile holds four pooling windows: each channel's planes are staged (in L1) and pooled by the pool's own
-            // kernel, so the values and arg-max are the unfused pool's.
+            if (Engine.UseAvx2)
+            {
+                Conv2dKernels.Winograd4OutputPooled(m, mStride, t, r1 - r0, count, th, tw, a, pooled.Slice(r0 * pplane),
+                    argmax.IsEmpty ? default : argmax.Slice(r0 * pplane), pplane, dstC * pplane, ph, pw, dstW, biases, lo4, hi4);
+                return;
+            }
+            // Without AVX2 each channel's planes are staged (in L1) and pooled by the pool's own kernel, so the values and
+            // arg-max are the unfused pool's.
             // As many channels at a time as fit StagedFloats (small planes: one output transform fills its 8 lanes with
             // several channels' tiles; one channel at a time, 8 x 8 planes at batch 1 spent more in calls than in work).
             int stagedRows = 2 * pooledRows, planeFloats = stagedRows * dstW;

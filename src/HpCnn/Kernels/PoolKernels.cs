@@ -105,7 +105,7 @@ public static class PoolKernels
                     var tr = Deinterleave(a0, a1, even: false);
                     var bl = Deinterleave(b0, b1, even: true);
                     var br = Deinterleave(b0, b1, even: false);
-                    var m = Vector256.Max(Vector256.Max(tl, tr), Vector256.Max(bl, br));
+                    var m = Clamp256.Max(Clamp256.Max(tl, tr, ClampMode.None), Clamp256.Max(bl, br, ClampMode.None), ClampMode.None); // the first NaN wins
                     Vector256<int> idx = default;
                     if (keep)
                     {

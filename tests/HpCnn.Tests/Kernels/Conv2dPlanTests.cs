@@ -526,10 +526,12 @@ public class Conv2dPlanTests
         var rng = new Random(Seed(s) + 9);
         var weights = Sentinel.Wrap(TestData.Uniform(rng, s.WeightCount));
         var bias = TestData.Uniform(rng, s.OutC, -0.5f, 0.5f);
-        var epi = new GemmEpilogue(BiasMode.PerRow, bias, 0, 0f, 6f);
         var pool = new Pool2dShape(s.OutC, s.OutH, s.OutW, 2, 2, 2, 2);
+        // A capped ReLU, a ReLU (whole windows of zeros: ties go to the first) and no clamp (negative maxima).
+        foreach (var (low, high) in new[] { (0f, 6f), (0f, float.PositiveInfinity), (float.NegativeInfinity, float.PositiveInfinity) })
         foreach (var algo in new[] { Conv2dAlgorithm.Winograd2x2, Conv2dAlgorithm.Winograd4x4, Conv2dAlgorithm.Blocked })
         {
+            var epi = new GemmEpilogue(BiasMode.PerRow, bias, 0, low, high);
             var plan = new Conv2dPlan(s, algo);
             Assert.That(plan.CanPool2x2, Is.True, algo.ToString());
             var packed = PackedWeights(plan, weights, transposed: false);
@@ -553,7 +555,7 @@ public class Conv2dPlanTests
                     plan.ForwardPooled(x.AsSpan(0, images * s.InSize), images, weights.AsSpan(0, s.WeightCount), packed.AsSpan(0, plan.PackedWeightsSize),
                         pooled.AsSpan(0, images * pool.C * pool.OutPlane), argmax.AsSpan(0, images * pool.C * pool.OutPlane), in epi,
                         scratch.AsSpan(0, plan.ForwardScratch), part, parts);
-                string what = $"{s} {algo}, {images} images in {parts} parts";
+                string what = $"{s} {algo} clamped to [{low}, {high}], {images} images in {parts} parts";
                 int len = images * pool.C * pool.OutPlane;
                 Assert.That(pooled.Take(len).Select(BitConverter.SingleToInt32Bits), Is.EqualTo(expected.Take(len).Select(BitConverter.SingleToInt32Bits)), what);
                 Assert.That(argmax.Take(len), Is.EqualTo(expectedIdx.Take(len)), what + " (arg-max)");
