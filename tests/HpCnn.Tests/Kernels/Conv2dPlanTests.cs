@@ -520,6 +520,8 @@ public class Conv2dPlanTests
     [TestCase(9, 13, 11, 10, 1)]
     [TestCase(8, 10, 18, 12, 0)]
     [TestCase(20, 30, 28, 8, 1)]
+    [TestCase(1, 28, 28, 32, 1)]
+    [TestCase(3, 13, 30, 8, 1)]
     public void PooledForwardIsTheForwardThenThePool(int inC, int h, int w, int outC, int pad)
     {
         var s = new Conv2dShape(inC, h, w, outC, 3, 3, 1, 1, pad, pad, pad, pad);
@@ -529,7 +531,8 @@ public class Conv2dPlanTests
         var pool = new Pool2dShape(s.OutC, s.OutH, s.OutW, 2, 2, 2, 2);
         // A capped ReLU, a ReLU (whole windows of zeros: ties go to the first) and no clamp (negative maxima).
         foreach (var (low, high) in new[] { (0f, 6f), (0f, float.PositiveInfinity), (float.NegativeInfinity, float.PositiveInfinity) })
-        foreach (var algo in new[] { Conv2dAlgorithm.Winograd2x2, Conv2dAlgorithm.Winograd4x4, Conv2dAlgorithm.Blocked })
+        // The direct small-channel kernel (2 or 4 output rows a block: odd pooled row counts take both) for few input channels.
+        foreach (var algo in inC <= 4 ? new[] { Conv2dAlgorithm.DirectSmall, Conv2dAlgorithm.Blocked } : new[] { Conv2dAlgorithm.Winograd2x2, Conv2dAlgorithm.Winograd4x4, Conv2dAlgorithm.Blocked })
         {
             var epi = new GemmEpilogue(BiasMode.PerRow, bias, 0, low, high);
             var plan = new Conv2dPlan(s, algo);
