@@ -366,6 +366,20 @@ public static partial class Conv2dKernels
         }
     }
 
+    /// <summary>
+    /// Lane k's two values (<paramref name="src"/>[k] and [8 + k], 32-bit floats or ints alike) as one 8-byte pair at
+    /// <paramref name="dst"/> + at[k]: UnpackLow and UnpackHigh interleave them as [lanes 0, 1 | 4, 5] and [2, 3 | 6, 7].
+    /// Overwrites src.
+    /// </summary>
+    private static unsafe void StorePairs(int* src, int* dst, int* at)
+    {
+        Vector256<int> left = Vector256.Load(src), right = Vector256.Load(src + 8);
+        Vector256.Store(Avx2.UnpackLow(left, right), src);
+        Vector256.Store(Avx2.UnpackHigh(left, right), src + 8);
+        var pairs = (long*)src;
+        for (int k = 0; k < 8; k++) *(long*)(dst + at[k]) = pairs[PairAt[k]];
+    }
+
     /// <summary>Where lane k's pair sits among the 8-byte pairs of UnpackLow then UnpackHigh of two 8-lane vectors.</summary>
     private static ReadOnlySpan<byte> PairAt => [0, 1, 4, 5, 2, 3, 6, 7];
 
@@ -430,24 +444,10 @@ public static partial class Conv2dKernels
                     int plane = c * channelStride;
                     if (whole)
                     {
-                        // Each lane's two windows of a row as one 8-byte pair: [lanes 0, 1 | 4, 5] and [2, 3 | 6, 7] interleaved.
                         for (int pr = 0; pr < 2; pr++)
                         {
-                            float* row = pp + plane + pr * pw;
-                            var left = Vector256.Load(best + 16 * pr);
-                            var right = Vector256.Load(best + 16 * pr + 8);
-                            var pairs = (long*)(best + 16 * pr);
-                            Vector256.Store(Avx.UnpackLow(left, right), (float*)pairs);
-                            Vector256.Store(Avx.UnpackHigh(left, right), (float*)pairs + 8);
-                            for (int k = 0; k < 8; k++) *(long*)(row + outAt[k]) = pairs[PairAt[k]];
-                            if (!keep) continue;
-                            int* irow = ap + plane + pr * pw;
-                            var il = Vector256.Load(idx + 16 * pr);
-                            var ir = Vector256.Load(idx + 16 * pr + 8);
-                            var ipairs = (long*)(idx + 16 * pr);
-                            Vector256.Store(Avx2.UnpackLow(il, ir), (int*)ipairs);
-                            Vector256.Store(Avx2.UnpackHigh(il, ir), (int*)ipairs + 8);
-                            for (int k = 0; k < 8; k++) *(long*)(irow + outAt[k]) = ipairs[PairAt[k]];
+                            StorePairs((int*)best + 16 * pr, (int*)pp + plane + pr * pw, outAt);
+                            if (keep) StorePairs(idx + 16 * pr, ap + plane + pr * pw, outAt);
                         }
                         continue;
                     }
