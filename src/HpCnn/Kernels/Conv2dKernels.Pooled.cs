@@ -279,7 +279,8 @@ public static partial class Conv2dKernels
             float* w0 = wptr + oc * taps, w1 = w0 + taps, w2 = w1 + taps, w3 = w2 + taps;
             int py0 = 0;
             // Two pooled rows (four output rows) a block where there are: 16 chains, each tap's 4 weights loaded once for
-            // 16 FMAs instead of 8 (the 2-row block issued a broadcast or an unaligned row load for every FMA).
+            // 16 FMAs instead of 8. Measured alone this changed nothing (the FMA part was not the limit); the epilogue is
+            // half the kernel's time (BENCHMARKS.md, Intel Xeon 2026-12-05 evening).
             for (; py0 + 1 < ph; py0 += 2)
             {
                 int y = 2 * py0;
