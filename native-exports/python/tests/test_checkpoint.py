@@ -99,38 +99,43 @@ def test_a_damaged_checkpoint_is_skipped_with_a_notice(tmp_path):
 def test_a_killed_child_process_resumes_bit_identically(tmp_path):
     reference = build()
     fit(reference, epochs=4)
-    # The child sleeps 50 ms after each of its 48 batches: a whole run takes over 2.4 s, and a run resumed after a kill
-    # at most 1.7 s in still has more than 1.7 s to go, so at least two kills land whatever the machine's speed.
+    # The child reports each of its 48 batches on stdout; the parent kills it a random 4-7 batches into each run (and a
+    # random 0-30 ms after that report, so some kills land inside a checkpoint write). Each run has passed its first
+    # checkpoint (every 3 batches) and three need at most 21 of the 48 batches, so every kill lands mid-run whatever
+    # the machine's speed, and the fourth run resumes 9-21 batches in and finishes the fit.
     script = f"""
 import sys, time
 sys.path.insert(0, {HERE!r})
 import hpcnn
 from test_checkpoint import build, fit
+def report(batch, logs):
+    print("batch", flush=True)
+    time.sleep(0.01)
 model = build()
-fit(model, sys.argv[1], epochs=4, callbacks=[hpcnn.callbacks.LambdaCallback(on_batch_end=lambda b, logs: time.sleep(0.05))])
+fit(model, sys.argv[1], epochs=4, callbacks=[hpcnn.callbacks.LambdaCallback(on_batch_end=report)])
 model.save(sys.argv[2])
 """
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     out = os.path.join(tmp_path, "final.hpcnn")
     ck = os.path.join(tmp_path, "ck")
-    rng = random.Random(time.time())
+    seed = time.time_ns()
+    rng = random.Random(seed)
     kills = 0
-    for _ in range(30):
-        p = subprocess.Popen([sys.executable, "-c", script, ck, out], env=env, stderr=subprocess.PIPE)
-        if kills < 3:
-            try:
-                p.wait(timeout=0.2 + rng.random() * 1.5)
-            except subprocess.TimeoutExpired:
-                p.kill()  # SIGKILL
-                p.wait()
-                kills += 1
-                continue
-        else:
-            p.wait(timeout=300)
-        assert p.returncode == 0, p.stderr.read().decode()
-        break
-    print(f"{kills} SIGKILLs survived")
-    assert kills >= 2
+    while kills < 3:
+        p = subprocess.Popen([sys.executable, "-c", script, ck, out], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        target, seen = rng.randint(4, 7), 0
+        while seen < target and p.stdout.readline():
+            seen += 1
+        assert seen == target, f"seed {seed}: the child ended after {seen} batches: {p.communicate()[1].decode()}"
+        time.sleep(rng.random() * 0.03)
+        p.kill()  # SIGKILL
+        p.communicate()
+        kills += 1
+    p = subprocess.run([sys.executable, "-c", script, ck, out], env=env, capture_output=True, timeout=300)
+    assert p.returncode == 0, p.stderr.decode()
+    ran = p.stdout.decode().count("batch")
+    assert 27 <= ran <= 39, f"seed {seed}: the resumed run trained {ran} batches"
     assert_same(state(hpcnn.load(out)), state(reference))
 
 
