@@ -165,8 +165,8 @@ public class FusedPoolForwardTests
         for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 4 - 2);
         foreach (bool training in new[] { false, true })
         {
-            var fused = new ExecutionPlan(model, batch, training, fuse: true);
-            var plain = new ExecutionPlan(model, batch, training, fuse: false);
+            var fused = new ExecutionPlan(model, batch, training, fuse: true, keepActivations: true);
+            var plain = new ExecutionPlan(model, batch, training, fuse: false, keepActivations: true);
             bool expectFused = fusedOnAvx2 && Engine.Path == KernelPath.Avx2Fma;
             Assert.That(fused.Runs[0].Epilogue.Pool is not null, Is.EqualTo(expectFused), "which forward path runs");
             foreach (var p in new[] { fused, plain })
@@ -214,7 +214,7 @@ public class FusedMeanForwardTests
         foreach (var (fuse, threads) in new[] { (false, 1), (true, 1), (true, 2) })
         {
             using var pool = new WorkerPool(threads);
-            var plan = new ExecutionPlan(model, batch, training: false, fuse: fuse, pool: pool);
+            var plan = new ExecutionPlan(model, batch, training: false, fuse: fuse, pool: pool, keepActivations: true);
             bool expectFused = fuse && Engine.Path == KernelPath.Avx2Fma && conv.CanMeanInEpilogue;
             Assert.That(plan.Runs[0].Epilogue.Mean is not null, Is.EqualTo(expectFused), "which forward path runs");
             plan.SetBatch(batch);

@@ -72,6 +72,76 @@ public class PlanLifetimeTests
         Assert.That(() => model.InferenceCacheBytes = -1, Throws.InstanceOf<ArgumentOutOfRangeException>());
     }
 
+    /// <summary>Networks whose inference plans fuse in every way the plan knows: pooled, chained 1x1 pairs, means in the epilogue.</summary>
+    private static IEnumerable<TestCaseData> SharingCases()
+    {
+        yield return new TestCaseData((Func<Sequential>)(() => TestModels.EveryLayer(21))).SetName("every layer kind");
+        yield return new TestCaseData((Func<Sequential>)(() => new Sequential(new Shape3(3, 16, 16), 5)
+            .Add(new Conv2D(32, 3, padding: Padding.Same)).Add(new ReLU()).Add(new MaxPool2D(2))
+            .Add(new Conv2D(64, 1)).Add(new ReLU()).Add(new Conv2D(32, 1)).Add(new ReLU())
+            .Add(new Conv2D(32, 3, padding: Padding.Same)).Add(new ReLU())
+            .Add(new Conv2D(64, 1)).Add(new ReLU()).Add(new AvgPool2D(8)).Add(new Flatten()).Add(new Dense(10))
+            .Compile(LossKind.CrossEntropy, new Sgd(0.01f)))).SetName("bottleneck: chained 1x1 pair, mean head");
+        yield return new TestCaseData((Func<Sequential>)(() => new Sequential(new Shape3(3, 12, 12), 6)
+            .Add(new Conv2D(16, 3, padding: Padding.Same)).Add(new BatchNorm2D()).Add(new ReLU())
+            .Add(new Conv2D(16, 3, stride: 2, padding: Padding.Same)).Add(new BatchNorm2D()).Add(new ReLU()).Add(new MaxPool2D(2))
+            .Add(new Flatten()).Add(new Dense(12)).Add(new ReLU()).Add(new Dense(4)).Add(new Softmax())
+            .Compile(LossKind.CrossEntropy, new Sgd(0.01f)))).SetName("batch norm, stride 2, softmax head");
+    }
+
+    [TestCaseSource(nameof(SharingCases))]
+    public void SharedInferenceBuffersGiveTheBitsOfOwnBuffers(Func<Sequential> build)
+    {
+        var model = build();
+        TestModels.Train(model, 2, 31); // batch statistics and weights away from their initial values
+        const int batch = 5;
+        var x = TestModels.Images(batch, model.InputShape, 32);
+        var own = new ExecutionPlan(model, batch, training: false, keepActivations: true);
+        var shared = new ExecutionPlan(model, batch, training: false);
+        Assert.That(shared.ArenaBytes, Is.LessThan(own.ArenaBytes), "the shared plan must be smaller, or nothing is shared");
+        foreach (var plan in new[] { own, shared })
+        {
+            plan.SetBatch(batch);
+            x.CopyTo(plan.Input);
+            plan.Forward();
+        }
+        Assert.That(shared.Output.ToArray(), Is.EqualTo(own.Output.ToArray()), "model output");
+        Assert.That(shared.ComputeLoss(false, out _), Is.EqualTo(own.ComputeLoss(false, out _)), "the loss reads the last buffers");
+        // Each layer's output, as LayerOutput (a forward through that layer) reads it from a shared plan.
+        var unfusedOwn = new ExecutionPlan(model, batch, training: false, fuse: false, keepActivations: true);
+        unfusedOwn.SetBatch(batch);
+        x.CopyTo(unfusedOwn.Input);
+        unfusedOwn.Forward();
+        for (int i = 0; i < model.Layers.Count; i++)
+        {
+            int size = model.Layers[i].OutputShape.Size;
+            Assert.That(model.LayerOutput(i, x), Is.EqualTo(unfusedOwn.Acts[i + 1].Slice(0, batch * size).ToArray()), $"layer {i}");
+        }
+    }
+
+    [Test]
+    public void ABottleneckNetworkAt256ImagesKeepsItsPlanWithinTheDefaultBudget()
+    {
+        // The zoo's bottleneck network: with a buffer per layer its 256-image plan took over 300 MiB, past the default
+        // budget, so every predict call planned (and allocated) anew.
+        var model = new Sequential(new Shape3(3, 32, 32), 42)
+            .Add(new Conv2D(64, 3, padding: Padding.Same)).Add(new ReLU()).Add(new MaxPool2D(2));
+        for (int block = 0; block < 2; block++)
+            model.Add(new Conv2D(256, 1)).Add(new ReLU()).Add(new Conv2D(64, 1)).Add(new ReLU())
+                .Add(new Conv2D(64, 3, padding: Padding.Same)).Add(new ReLU());
+        model.Add(new Conv2D(256, 1)).Add(new ReLU()).Add(new AvgPool2D(16)).Add(new Flatten()).Add(new Dense(10))
+            .Compile(LossKind.CrossEntropy, new Sgd(0.01f));
+        Assert.That(new ExecutionPlan(model, 256, training: false, keepActivations: true).ArenaBytes, Is.GreaterThan(model.InferenceCacheBytes),
+            "the case must be one that did not fit");
+        var x = new float[256 * model.InputShape.Size];
+        var probs = new float[256 * 10];
+        model.PredictInto(x, probs);
+        Assert.That(CacheOf(model).IdleCount, Is.EqualTo(1), "the 256-image plan is kept");
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        model.PredictInto(x, probs);
+        Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.Zero, "a second call reuses the plan and allocates nothing");
+    }
+
     [Test]
     public void ATrainingBatchGivesTheSameWeightsInALargerPlan()
     {
