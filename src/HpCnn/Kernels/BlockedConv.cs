@@ -405,16 +405,20 @@ internal sealed unsafe class BlockedConv
     /// <summary>
     /// Forward of one image into pixel-major rows: <c>pixels[p * PixelPitch + c]</c> for each output pixel p and channel c,
     /// bias and clamp applied (channels past OutC hold the clamp of zero). What a following 1x1 layer reads with
-    /// <see cref="ForwardFromPixels"/>: a chained pair's intermediate then goes through no transposes.
+    /// <see cref="ForwardFromPixels"/>: a chained pair's intermediate then goes through no transposes. Output rows
+    /// [<paramref name="rowFrom"/>, <paramref name="rowTo"/>) only (-1: to the last), padding only the input rows they
+    /// read: the parts of one image on several workers. Rows never change a result (each is the same chains).
     /// </summary>
-    public void ForwardToPixels(ReadOnlySpan<float> image, ReadOnlySpan<float> packed, float* pixels, in GemmEpilogue epilogue, Span<float> scratch)
+    public void ForwardToPixels(ReadOnlySpan<float> image, ReadOnlySpan<float> packed, float* pixels, in GemmEpilogue epilogue, Span<float> scratch,
+        int rowFrom = 0, int rowTo = -1)
     {
         var s = Shape;
+        if (rowTo < 0) rowTo = s.OutH;
         if (scratch.Length < ForwardScratch) throw new ArgumentException($"scratch holds {scratch.Length} floats, the blocked forward needs {ForwardScratch}");
         fixed (float* img = image, w = packed, sc = scratch)
         {
             float* x = img;
-            if (!_inPlace) PadPhases(img, x = sc);
+            if (!_inPlace) PadPhases(img, x = sc, rowFrom, rowTo + (s.KH - 1) / s.StrideH);
             float* bias = stackalloc float[16 * BlockedTiles.MaxBlocks];
             // Row by row when the terms are one cache block (the weights stay in L1 either way): the bias and clamp then
             // find the row's values in L1, where a pass over the whole intermediate afterwards read them back from L2.
@@ -423,9 +427,9 @@ internal sealed unsafe class BlockedConv
             {
                 var (c0, nb) = _forward.Groups[g];
                 if (epilogue.IsActive) GroupBias(g, in epilogue, bias);
-                for (int r0 = 0; r0 < s.OutH; r0 += band)
+                for (int r0 = rowFrom; r0 < rowTo; r0 += band)
                 {
-                    int r1 = Math.Min(s.OutH, r0 + band);
+                    int r1 = Math.Min(rowTo, r0 + band);
                     float* at = pixels + (nint)r0 * s.OutW * _ocPad + c0;
                     _forward.Run(x, w, g, r0, r1, at, prefetch: InPlaceOneByOne, pitch: _ocPad);
                     if (epilogue.IsActive) BlockedEpilogue.BiasClamp(at, (r1 - r0) * s.OutW, 16 * nb, bias, epilogue.Low, epilogue.High, _ocPad);
@@ -437,10 +441,13 @@ internal sealed unsafe class BlockedConv
     /// <summary>
     /// Forward of one image whose input is pixel-major, <c>input[p * pitch + c]</c> (<see cref="ForwardToPixels"/>'s
     /// output), into the output planes; only where <see cref="ReadsPixelMajor"/>. The same chains as a forward from the planes.
+    /// Output rows [<paramref name="rowFrom"/>, <paramref name="rowTo"/>) only (-1: to the last).
     /// </summary>
-    public void ForwardFromPixels(float* input, int pitch, ReadOnlySpan<float> packed, Span<float> output, in GemmEpilogue epilogue, Span<float> scratch)
+    public void ForwardFromPixels(float* input, int pitch, ReadOnlySpan<float> packed, Span<float> output, in GemmEpilogue epilogue, Span<float> scratch,
+        int rowFrom = 0, int rowTo = -1)
     {
         var s = Shape;
+        if (rowTo < 0) rowTo = s.OutH;
         if (!ReadsPixelMajor) throw new InvalidOperationException("a pixel-major input needs a 1x1 layer at stride 1 without padding");
         if (scratch.Length < ForwardScratch) throw new ArgumentException($"scratch holds {scratch.Length} floats, the blocked forward needs {ForwardScratch}");
         fixed (float* w = packed, outp = output, sc = scratch)
@@ -449,9 +456,9 @@ internal sealed unsafe class BlockedConv
             for (int g = 0; g < _forward.Groups.Length; g++)
             {
                 var (c0, nb) = _forward.Groups[g];
-                PrefetchPlanes(outp + (nint)c0 * s.OutPlane, Math.Min(16 * nb, s.OutC - c0), s.OutPlane, s.OutPlane);
-                _forward.RunPixelMajor(input, pitch, w, g, 0, s.OutH, staging);
-                Finish(staging, g, 0, s.OutH, outp, in epilogue, Tail.Planes, null);
+                PrefetchPlanes(outp + (nint)c0 * s.OutPlane + rowFrom * s.OutW, Math.Min(16 * nb, s.OutC - c0), s.OutPlane, (rowTo - rowFrom) * s.OutW);
+                _forward.RunPixelMajor(input, pitch, w, g, rowFrom, rowTo, staging);
+                Finish(staging, g, rowFrom, rowTo, outp, in epilogue, Tail.Planes, null);
             }
         }
     }

@@ -301,10 +301,14 @@ public sealed class Conv2D : Layer
         {
             var nextConv = (Conv2D)next.Layer;
             nextConv.PackForward(next);
-            if (f.Parts == 1 && f.Group == 1)
+            // Image by image through both layers, the intermediate in the worker's scratch (Fusion rule 7). A pixel-major
+            // intermediate (a 1x1 second layer) splits by output rows when the batch is smaller than the workers: both
+            // layers of a row band run on one worker, no halo between them.
+            var chain = jobs.Chain;
+            chain.Parts = f.Parts == 1 ? 1 : Math.Min(Shape.OutH, (threads + run.Batch - 1) / run.Batch);
+            if (f.Group == 1 && (chain.Parts == 1 || chain.PixelMajor))
             {
-                // Image by image through both layers, the intermediate in the worker's scratch (Fusion rule 7).
-                run.Parallel(jobs.Chain, run.Batch, Shape.ForwardFlops + nextConv.Shape.ForwardFlops);
+                run.Parallel(chain, run.Batch * chain.Parts, (Shape.ForwardFlops + nextConv.Shape.ForwardFlops) / chain.Parts);
                 return;
             }
             // A batch smaller than the workers splits images into parts: this layer's output goes through its buffer.
@@ -358,23 +362,41 @@ public sealed class Conv2D : Layer
     /// </summary>
     private sealed class ChainJob(Conv2D layer, LayerRun run) : ParallelJob
     {
-        public override unsafe void Execute(int n, int worker)
+        /// <summary>Row bands of one image (items are images x parts); more than one only where <see cref="PixelMajor"/>.</summary>
+        public int Parts = 1;
+
+        /// <summary>Both layers blocked and the second a 1x1 writing planes: the intermediate stays pixel-major.</summary>
+        public bool PixelMajor
         {
+            get
+            {
+                var next = run.Epilogue.Chain!;
+                return layer.Plan(run).Forward.Blocked is not null && ((Conv2D)next.Layer).Plan(next).Forward.Blocked is { ReadsPixelMajor: true }
+                    && next.Epilogue.Pool is null && next.Epilogue.Mean is null;
+            }
+        }
+
+        public override unsafe void Execute(int item, int worker)
+        {
+            int n = item / Parts, part = item % Parts;
             var next = run.Epilogue.Chain!;
             var nextConv = (Conv2D)next.Layer;
             var scratch = run.Scratch[worker].Span;
             var input = run.Input.Slice(n * layer.Shape.InSize, layer.Shape.InSize);
             var output = next.Output.Slice(n * nextConv.Shape.OutSize, nextConv.Shape.OutSize);
-            if (layer.Plan(run).Forward.Blocked is { } first && nextConv.Plan(next).Forward.Blocked is { } second && second.ReadsPixelMajor
-                && next.Epilogue.Pool is null && next.Epilogue.Mean is null)
+            if (PixelMajor)
             {
+                var first = layer.Plan(run).Forward.Blocked!;
+                var second = nextConv.Plan(next).Forward.Blocked!;
+                int h = layer.Shape.OutH, r0 = h * part / Parts, r1 = h * (part + 1) / Parts;
                 fixed (float* pixels = scratch.Slice((int)layer.ChainAt(run), layer.Shape.OutPlane * first.PixelPitch))
                 {
-                    first.ForwardToPixels(input, layer.PackedWeights(run).Span, pixels, layer.EpilogueOf(run), scratch);
-                    second.ForwardFromPixels(pixels, first.PixelPitch, nextConv.PackedWeights(next).Span, output, nextConv.EpilogueOf(next), scratch);
+                    first.ForwardToPixels(input, layer.PackedWeights(run).Span, pixels, layer.EpilogueOf(run), scratch, r0, r1);
+                    second.ForwardFromPixels(pixels, first.PixelPitch, nextConv.PackedWeights(next).Span, output, nextConv.EpilogueOf(next), scratch, r0, r1);
                 }
                 return;
             }
+            if (Parts != 1) throw new InvalidOperationException("only a pixel-major chain splits an image into parts");
             var mid = scratch.Slice((int)layer.ChainAt(run), layer.Shape.OutSize);
             layer.ForwardImages(run, input, mid, n, 1, scratch, 0, 1);
             nextConv.ForwardImages(next, mid, output, n, 1, scratch, 0, 1);

@@ -276,7 +276,8 @@ public class FusedMeanForwardTests
 /// <summary>
 /// Inference runs convolution (-> ReLU) -> convolution image by image, the first one's output in the worker's scratch
 /// (Fusion rule 7): every layer output the plan keeps, and the model's output, must be the unfused plan's bits, on one
-/// thread and on two (a batch of one then splits the first layer into parts and goes through its buffer instead).
+/// thread and on two (a batch of one then splits a pixel-major chain into row bands, and other chains' first layer into
+/// parts that go through its buffer).
 /// </summary>
 public class ChainedConvolutionTests
 {
@@ -291,6 +292,9 @@ public class ChainedConvolutionTests
         yield return new TestCaseData(12, 9, 7, 40, 3, 2, false, 24, 3, "dense", 2).SetName("strided 3x3 then 3x3, no ReLU, partial channel blocks");
         yield return new TestCaseData(8, 6, 10, 32, 1, 1, true, 20, 1, "mean", 1).SetName("pair ending in a global average pool, batch 1");
         yield return new TestCaseData(8, 6, 6, 32, 3, 1, true, 20, 1, "pool", 4).SetName("second layer pooled in its epilogue");
+        // A batch of one on two threads: a pixel-major chain splits the image into row bands, both layers per band.
+        yield return new TestCaseData(16, 9, 8, 64, 1, 1, true, 24, 1, "dense", 1).SetName("1x1 pair, batch 1: row bands");
+        yield return new TestCaseData(12, 11, 7, 40, 3, 2, true, 24, 1, "dense", 1).SetName("strided 3x3 then 1x1, batch 1: row bands pad their own rows");
     }
 
     [TestCaseSource(nameof(Cases))]
