@@ -765,7 +765,36 @@ internal sealed unsafe class BlockedConv
     /// Each gradient is the sum over the images' pixels in order (one FMA chain per weight).
     /// </summary>
     public void BackwardWeights(ReadOnlySpan<float> images, ReadOnlySpan<float> outGrads, int count, Span<float> weightGrad,
-        Span<float> biasGrad, bool accumulate, Span<float> scratch)
+        Span<float> biasGrad, bool accumulate, Span<float> scratch) =>
+        BackwardWeights(images, outGrads, count, weightGrad, biasGrad, accumulate, scratch, blocked: false);
+
+    /// <summary>Floats of a weight gradient in the tiles' own layout: <c>[k][c]</c>, K rows of the padded channels.</summary>
+    public int BlockedWeightGradFloats => Shape.K * _ocPad;
+
+    /// <summary>
+    /// <see cref="BackwardWeights(ReadOnlySpan{float}, ReadOnlySpan{float}, int, Span{float}, Span{float}, bool, Span{float})"/>
+    /// into <paramref name="blockedGrad"/> in the tiles' layout (<see cref="BlockedWeightGradFloats"/>: term k of channel c
+    /// at <c>k * 16 * blocks + c</c>, the padded channels' sums of zero too), not transposed into the weights' order: a
+    /// chunk's partial gradient, summed with the others elementwise and transposed once (<see cref="TransposeWeightGrad"/>).
+    /// </summary>
+    public void BackwardWeightsBlocked(ReadOnlySpan<float> images, ReadOnlySpan<float> outGrads, int count, Span<float> blockedGrad,
+        Span<float> biasGrad, Span<float> scratch)
+    {
+        if (blockedGrad.Length < BlockedWeightGradFloats) throw new ArgumentException($"the blocked gradient holds {blockedGrad.Length} floats, {BlockedWeightGradFloats} needed");
+        BackwardWeights(images, outGrads, count, blockedGrad, biasGrad, false, scratch, blocked: true);
+    }
+
+    /// <summary>Rows [k0, k1) of a gradient in the tiles' layout into the weights' order (OutC x K), rows [k0, k1) of each channel.</summary>
+    public void TransposeWeightGrad(ReadOnlySpan<float> blockedGrad, int k0, int k1, Span<float> weightGrad)
+    {
+        var s = Shape;
+        if (k0 >= k1) return;
+        fixed (float* src = blockedGrad, dst = weightGrad)
+            BlockedTiles.Transpose(src + (nint)k0 * _ocPad, _ocPad, k1 - k0, s.OutC, dst + k0, s.K);
+    }
+
+    private void BackwardWeights(ReadOnlySpan<float> images, ReadOnlySpan<float> outGrads, int count, Span<float> weightGrad,
+        Span<float> biasGrad, bool accumulate, Span<float> scratch, bool blocked)
     {
         var s = Shape;
         if (scratch.Length < BackwardWeightsScratch) throw new ArgumentException($"scratch holds {scratch.Length} floats, the blocked weight gradient needs {BackwardWeightsScratch}");
@@ -775,8 +804,9 @@ internal sealed unsafe class BlockedConv
         {
             float* x = sc;
             float* dyt = x + InputPhasesSize + Slack;
-            float* acc = dyt + (nint)pixels * ocp;
-            float* bsum = acc + (nint)s.K * ocp;
+            // In the tiles' layout the sums go straight to the caller's gradient: no transpose.
+            float* acc = blocked ? dw : dyt + (nint)pixels * ocp;
+            float* bsum = dyt + (nint)pixels * ocp + (nint)s.K * ocp;
             if (s.OutC < ocp)
                 for (int p = 0; p < pixels; p++) new Span<float>(dyt + (nint)p * ocp + s.OutC, ocp - s.OutC).Clear();
             new Span<float>(bsum, ocp).Clear();
@@ -793,7 +823,8 @@ internal sealed unsafe class BlockedConv
                         BlockedTiles.G(t, nb, x, off + j0, s.OutH, s.OutW, _wq, dyt + c0, ocp, acc + (nint)j0 * ocp + c0, ocp, n > 0);
                 }
             }
-            if (!accumulate)
+            if (blocked) { }
+            else if (!accumulate)
                 BlockedTiles.Transpose(acc, ocp, s.K, s.OutC, dw, s.K);
             else
                 for (int oc = 0; oc < s.OutC; oc++)

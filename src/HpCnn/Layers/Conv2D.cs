@@ -130,6 +130,20 @@ public sealed class Conv2D : Layer
     private int GradSize => Shape.WeightCount + (HasBias ? OutChannels : 0);
 
     /// <summary>
+    /// True when the chunks' partial weight gradients stay in the blocked weight gradient's own layout (term-major, the
+    /// channels padded to 16: <see cref="BlockedConv.BlockedWeightGradFloats"/>): the chunks are summed in it and the
+    /// reduction transposes the sum into the weights' order once, where each chunk's transpose and the sums read and wrote
+    /// every partial twice (a fifth of 128x8x8->128's weight gradient). Sums are elementwise, so the same bits.
+    /// </summary>
+    private static bool PartialsBlocked(LayerRun run, ConvolutionPlan plan) => run.Epilogue.PooledGradient is null && plan.Weights.Blocked is not null;
+
+    /// <summary>Floats of one chunk's partial gradient (its slot): the weights' part, then the bias's.</summary>
+    private int PartialFloats(ConvolutionPlan plan, bool blocked) =>
+        (blocked ? plan.Weights.Blocked!.BlockedWeightGradFloats : Shape.WeightCount) + (HasBias ? OutChannels : 0);
+
+    private int PartialFloats(LayerRun run) => PartialFloats(Plan(run), PartialsBlocked(run, Plan(run)));
+
+    /// <summary>
     /// The weight and bias gradients are sums over the batch's <see cref="GradientChunks"/>; on a batch split over processes,
     /// over this rank's chunks (the plan adds the ranks' sums in the rest of the chunk tree).
     /// </summary>
@@ -169,7 +183,7 @@ public sealed class Conv2D : Layer
         if (training)
         {
             n += conv.PackedWeightsTSize;
-            if (batch > 1) n += (long)GradientChunks.Count * GradSize;
+            if (batch > 1) n += (long)GradientChunks.Count * PartialFloats(conv, conv.Weights.Blocked is not null);
             n += Shape.WeightCount;
         }
         return n;
@@ -423,7 +437,7 @@ public sealed class Conv2D : Layer
         }
         run.Parallel(backward, backward.Count, 3 * Shape.ForwardFlops * run.Batch / backward.Count);
         if (run.NeedParamGrad && backward.Count > 1)
-            run.Parallel(jobs.Reduce, ReduceJob.Parts, (long)GradSize * backward.Count / ReduceJob.Parts);
+            run.Parallel(jobs.Reduce, ReduceJob.Parts, (long)PartialFloats(run) * backward.Count / ReduceJob.Parts);
     }
 
     private sealed class ForwardJob(Conv2D layer, LayerRun run) : ParallelJob
@@ -466,9 +480,10 @@ public sealed class Conv2D : Layer
                 else
                 {
                     var plan = layer.Plan(run);
-                    int baseOff = plan.PackedWeightsSize + plan.PackedWeightsTSize + chunk * layer.GradSize;
-                    dw = run.State.Slice(baseOff, s.WeightCount);
-                    db = layer.HasBias ? run.State.Slice(baseOff + s.WeightCount, s.OutC) : default;
+                    int size = layer.PartialFloats(run), weightPart = size - (layer.HasBias ? s.OutC : 0);
+                    int baseOff = plan.PackedWeightsSize + plan.PackedWeightsTSize + chunk * size;
+                    dw = run.State.Slice(baseOff, weightPart);
+                    db = layer.HasBias ? run.State.Slice(baseOff + weightPart, s.OutC) : default;
                 }
             }
             if (run.Epilogue.PooledGradient is { } src)
@@ -486,6 +501,12 @@ public sealed class Conv2D : Layer
                 }
             var weights = layer.Plan(run).Weights;
             if (!run.NeedParamGrad) return;
+            if (!direct && PartialsBlocked(run, layer.Plan(run)))
+            {
+                weights.Blocked!.BackwardWeightsBlocked(run.Input.Slice(n0 * s.InSize, (n1 - n0) * s.InSize),
+                    run.OutGrad.Slice(n0 * s.OutSize, (n1 - n0) * s.OutSize), n1 - n0, dw, db, scratch);
+                return;
+            }
             if (weights.WeightsTakeWholeChunk)
             {
                 weights.BackwardWeights(run.Input.Slice(n0 * s.InSize, (n1 - n0) * s.InSize), run.OutGrad.Slice(n0 * s.OutSize, (n1 - n0) * s.OutSize),
@@ -585,6 +606,22 @@ public sealed class Conv2D : Layer
         public override void Execute(int part, int worker)
         {
             int size = layer.GradSize, wCount = layer.Shape.WeightCount;
+            var plan = layer.Plan(run);
+            if (PartialsBlocked(run, plan))
+            {
+                // Whole terms per part: sum the chunks' rows of terms, then transpose them into each channel's row.
+                var blocked = plan.Weights.Blocked!;
+                int lanes = blocked.BlockedWeightGradFloats / layer.Shape.K;
+                var (k0, k1) = LayerRun.Range(layer.Shape.K, part, Parts);
+                if (k1 > k0)
+                {
+                    TreeSum(k0 * lanes, k1 * lanes); // the sums land in the first chunk's slot
+                    blocked.TransposeWeightGrad(FirstSlot(), k0, k1, layer._weight!.Grad);
+                }
+                if (part == Parts - 1 && layer._bias is not null)
+                    TreeSum(blocked.BlockedWeightGradFloats, blocked.BlockedWeightGradFloats + layer.OutChannels).CopyTo(layer._bias.Grad);
+                return;
+            }
             if (layer.PartialsChannelsLast(run))
             {
                 // Whole output channels per part: sum the chunks' channels-last blocks into the first chunk's block, then
@@ -612,7 +649,7 @@ public sealed class Conv2D : Layer
         /// <summary>Elements [from, to) of the chunks' partial gradients summed in the chunk tree: the sum, in the first chunk's slot.</summary>
         private Span<float> TreeSum(int from, int to)
         {
-            int size = layer.GradSize, chunks = run.Layout.Chunks;
+            int size = layer.PartialFloats(run), chunks = run.Layout.Chunks;
             var plan = layer.Plan(run);
             var slots = run.State.Slice(plan.PackedWeightsSize + plan.PackedWeightsTSize, chunks * size);
             var backward = ((Jobs)run.Jobs!).Backward;
@@ -620,6 +657,13 @@ public sealed class Conv2D : Layer
             for (int j = 0; j < backward.Count; j++) filled[backward.Chunks[j]] = true;
             GradientChunks.TreeSum(slots, size, chunks, from, to, filled);
             return slots.Slice(from, to - from);
+        }
+
+        /// <summary>The first chunk's slot, where <see cref="TreeSum"/> leaves the sums.</summary>
+        private Span<float> FirstSlot()
+        {
+            var plan = layer.Plan(run);
+            return run.State.Slice(plan.PackedWeightsSize + plan.PackedWeightsTSize, layer.PartialFloats(run));
         }
     }
 }
