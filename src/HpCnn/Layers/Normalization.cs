@@ -354,7 +354,7 @@ public sealed class BatchNorm2D : Layer
                         }
                     case Phase.GradientSums:
                         {
-                            var g = Gradient(n, ch, o, plane, scratch, cap, gradPool);
+                            var g = Gradient(n, ch, o, plane, scratch, cap, gradPool, scale[ch], shift[ch]);
                             var partials = Partials(run, c);
                             partials[PartialAt(c, run.Layout.Offset + n, 0, ch)] = LaneSum.Sum(g);
                             partials[PartialAt(c, run.Layout.Offset + n, 1, ch)] = LaneSum.Dot(g, x);
@@ -362,7 +362,7 @@ public sealed class BatchNorm2D : Layer
                         }
                     case Phase.InputGradient:
                         {
-                            var g = Gradient(n, ch, o, plane, scratch, cap, gradPool);
+                            var g = Gradient(n, ch, o, plane, scratch, cap, gradPool, scale[ch], shift[ch]);
                             NormKernels.BatchNormInputGradient(g, x, run.InGrad.Slice(o, plane), Coefficients[3 * ch], Coefficients[3 * ch + 1], Coefficients[3 * ch + 2]);
                             break;
                         }
@@ -370,8 +370,11 @@ public sealed class BatchNorm2D : Layer
             }
         }
 
-        /// <summary>The gradient at this layer's output for plane (n, ch): through the fused ReLU's mask, and from the fused pool's gradient.</summary>
-        private ReadOnlySpan<float> Gradient(int n, int ch, int o, int plane, Span<float> scratch, float cap, LayerRun? gradPool)
+        /// <summary>
+        /// The gradient at this layer's output for plane (n, ch): through the fused ReLU's mask (taken from the input
+        /// and the plane's scale and shift: the same mask as the output's, without reading it), and from the fused pool's gradient.
+        /// </summary>
+        private ReadOnlySpan<float> Gradient(int n, int ch, int o, int plane, Span<float> scratch, float cap, LayerRun? gradPool, float scale, float shift)
         {
             var g = scratch.Slice(0, plane);
             if (gradPool is not null)
@@ -381,7 +384,7 @@ public sealed class BatchNorm2D : Layer
                 return g;
             }
             if (float.IsNaN(cap)) return run.OutGrad.Slice(o, plane);
-            NormKernels.MaskedGradient(run.Output.Slice(o, plane), run.OutGrad.Slice(o, plane), g, cap);
+            NormKernels.MaskedGradientFromInput(run.Input.Slice(o, plane), run.OutGrad.Slice(o, plane), g, scale, shift, cap);
             return g;
         }
     }

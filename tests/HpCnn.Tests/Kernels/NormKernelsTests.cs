@@ -163,6 +163,34 @@ public class NormKernelsTests
         }
     }
 
+    [TestCase(float.PositiveInfinity)]
+    [TestCase(6f)]
+    public void TheMaskFromTheInputIsTheMaskOfTheClampedOutput(float cap)
+    {
+        // The batch norm's backward takes the ReLU's mask from x (0 < fma(x, scale, shift) < cap) instead of from the
+        // output the forward clamped: bit for bit the same gradient, including values that land exactly on 0 and on the
+        // cap, NaN, infinities and negative zero, on every length (the vector body and the scalar tail).
+        const float scale = 0.75f, shift = -1.5f;
+        float[] special = [2f, 2f + 1e-7f, 2f - 1e-7f, 10f, 10f - 1e-6f, float.NaN, float.PositiveInfinity, float.NegativeInfinity, -0f, 0f];
+        var rng = new Random(17);
+        foreach (int n in new[] { 1, 7, 8, 9, 16, 37, 64, 100 })
+        {
+            var x = new float[n];
+            for (int i = 0; i < n; i++) x[i] = i % 3 == 0 ? special[(i / 3) % special.Length] : (float)(rng.NextDouble() * 24 - 8);
+            var dy = TestData.Uniform(rng, n);
+            dy[0] = -0f;
+            var y = new float[n];
+            NormKernels.AffineClamp(x, y, scale, shift, 0f, cap);
+            var expected = new float[n];
+            NormKernels.MaskedGradient(y, dy, expected, cap);
+            var g = Sentinel.Buffer(n);
+            NormKernels.MaskedGradientFromInput(x, dy, g.AsSpan(0, n), scale, shift, cap);
+            for (int i = 0; i < n; i++)
+                Assert.That(BitConverter.SingleToInt32Bits(g[i]), Is.EqualTo(BitConverter.SingleToInt32Bits(expected[i])), $"n {n}, element {i}, x {x[i]}");
+            Sentinel.AssertTail(g, n, "mask from the input");
+        }
+    }
+
     [Test]
     public void PooledMaskedGradientSendsEachWindowsGradientToItsWinner()
     {
