@@ -109,16 +109,8 @@ public static partial class Conv2dKernels
                 var y01 = Clamp256.Apply(z1 - z2 - z3 + vb, vlo, vhi, mode);
                 var y10 = Clamp256.Apply(z4 + z5 + z6 + vb, vlo, vhi, mode);
                 var y11 = Clamp256.Apply(z5 - z6 - z7 + vb, vlo, vhi, mode);
-                var best = Clamp256.Max(Clamp256.Max(y00, y01, mode), Clamp256.Max(y10, y11, mode), mode);
-                Vector256<int> idx = default;
-                if (keep)
-                {
-                    var b = Vector256.Create(base0) + (ty * Vector256.Create(2 * wo)) + tx + tx;
-                    idx = b + Vector256.Create(wo + 1);
-                    idx = Vector256.ConditionalSelect(Vector256.Equals(y10, best).AsInt32(), b + Vector256.Create(wo), idx);
-                    idx = Vector256.ConditionalSelect(Vector256.Equals(y01, best).AsInt32(), b + Vector256<int>.One, idx);
-                    idx = Vector256.ConditionalSelect(Vector256.Equals(y00, best).AsInt32(), b, idx);
-                }
+                var best = PoolKernels.WindowMax(y00, y01, y10, y11, mode);
+                var idx = keep ? PoolKernels.WindowArgMax(y00, y01, y10, best, Vector256.Create(base0) + (ty * Vector256.Create(2 * wo)) + tx + tx, wo) : default;
                 if (n >= 8)
                 {
                     Avx.Store(pp + q, best);
@@ -376,13 +368,10 @@ public static partial class Conv2dKernels
         var t = Avx512F.PermuteVar16x32(Clamp256.Apply(top, lo, hi, mode), split);
         var b = Avx512F.PermuteVar16x32(Clamp256.Apply(bottom, lo, hi, mode), split);
         Vector256<float> tl = t.GetLower(), tr = t.GetUpper(), bl = b.GetLower(), br = b.GetUpper();
-        var best = Clamp256.Max(Clamp256.Max(tl, tr, mode), Clamp256.Max(bl, br, mode), mode);
+        var best = PoolKernels.WindowMax(tl, tr, bl, br, mode);
         Put(dst, keep.AsSingle(), n, best);
         if (idxDst == null) return;
-        var idx = baseIdx + Vector256.Create(wo + 1);
-        idx = Vector256.ConditionalSelect(Vector256.Equals(bl, best).AsInt32(), baseIdx + Vector256.Create(wo), idx);
-        idx = Vector256.ConditionalSelect(Vector256.Equals(tr, best).AsInt32(), baseIdx + Vector256<int>.One, idx);
-        idx = Vector256.ConditionalSelect(Vector256.Equals(tl, best).AsInt32(), baseIdx, idx);
+        var idx = PoolKernels.WindowArgMax(tl, tr, bl, best, baseIdx, wo);
         if (n == 8) Avx.Store(idxDst, idx);
         else Masked.Store(idxDst, keep, idx);
     }
@@ -395,14 +384,11 @@ public static partial class Conv2dKernels
         var t = Avx2.PermuteVar8x32(Clamp(top, lo, hi, mode), split);
         var b = Avx2.PermuteVar8x32(Clamp(bottom, lo, hi, mode), split);
         Vector128<float> tl = t.GetLower(), tr = t.GetUpper(), bl = b.GetLower(), br = b.GetUpper();
-        var best = Clamp256.Max(Clamp256.Max(tl, tr, mode), Clamp256.Max(bl, br, mode), mode);
+        var best = PoolKernels.WindowMax(tl, tr, bl, br, mode);
         if (n == 4) Sse.Store(dst, best);
         else Masked.Store(dst, Vector128.LessThan(Vector128.Create(0, 1, 2, 3), Vector128.Create(n)).AsSingle(), best);
         if (idxDst == null) return;
-        var idx = baseIdx + Vector128.Create(wo + 1);
-        idx = Vector128.ConditionalSelect(Vector128.Equals(bl, best).AsInt32(), baseIdx + Vector128.Create(wo), idx);
-        idx = Vector128.ConditionalSelect(Vector128.Equals(tr, best).AsInt32(), baseIdx + Vector128<int>.One, idx);
-        idx = Vector128.ConditionalSelect(Vector128.Equals(tl, best).AsInt32(), baseIdx, idx);
+        var idx = PoolKernels.WindowArgMax(tl, tr, bl, best, baseIdx, wo);
         if (n == 4) Sse2.Store(idxDst, idx);
         else Masked.Store(idxDst, Vector128.LessThan(Vector128.Create(0, 1, 2, 3), Vector128.Create(n)), idx);
     }

@@ -431,15 +431,10 @@ public static partial class Conv2dKernels
                         for (int pc = 0; pc < 2; pc++)
                         {
                             Vector256<float> tl = y[8 * pr + 2 * pc], tr = y[8 * pr + 2 * pc + 1], bl = y[8 * pr + 4 + 2 * pc], br = y[8 * pr + 5 + 2 * pc];
-                            var max = Clamp256.Max(Clamp256.Max(tl, tr, mode), Clamp256.Max(bl, br, mode), mode);
+                            var max = PoolKernels.WindowMax(tl, tr, bl, br, mode);
                             Vector256.Store(max, best + 8 * (2 * pr + pc));
                             if (!keep) continue;
-                            var i0 = win + Vector256.Create(2 * pr * wo + 2 * pc);
-                            var ix = i0 + Vector256.Create(wo + 1);
-                            ix = Vector256.ConditionalSelect(Vector256.Equals(bl, max).AsInt32(), i0 + Vector256.Create(wo), ix);
-                            ix = Vector256.ConditionalSelect(Vector256.Equals(tr, max).AsInt32(), i0 + Vector256<int>.One, ix);
-                            ix = Vector256.ConditionalSelect(Vector256.Equals(tl, max).AsInt32(), i0, ix);
-                            Vector256.Store(ix, idx + 8 * (2 * pr + pc));
+                            Vector256.Store(PoolKernels.WindowArgMax(tl, tr, bl, max, win + Vector256.Create(2 * pr * wo + 2 * pc), wo), idx + 8 * (2 * pr + pc));
                         }
                     int plane = c * channelStride;
                     if (whole)

@@ -41,6 +41,46 @@ public readonly record struct Pool2dShape(int C, int InH, int InW, int KH, int K
 /// </summary>
 public static class PoolKernels
 {
+    /// <summary>
+    /// Each lane's 2x2 window maximum as the scalar pool takes it: max(max(top left, top right), max(bottom left,
+    /// bottom right)), the first NaN winning (<see cref="Clamp256.Max(Vector256{float}, Vector256{float}, ClampMode)"/>).
+    /// Every vector pool and fused pooled forward takes its windows through here and <see cref="WindowArgMax(Vector256{float}, Vector256{float}, Vector256{float}, Vector256{float}, Vector256{int}, int)"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<float> WindowMax(Vector256<float> tl, Vector256<float> tr, Vector256<float> bl, Vector256<float> br, ClampMode mode) =>
+        Clamp256.Max(Clamp256.Max(tl, tr, mode), Clamp256.Max(bl, br, mode), mode);
+
+    /// <inheritdoc cref="WindowMax(Vector256{float}, Vector256{float}, Vector256{float}, Vector256{float}, ClampMode)"/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector128<float> WindowMax(Vector128<float> tl, Vector128<float> tr, Vector128<float> bl, Vector128<float> br, ClampMode mode) =>
+        Clamp256.Max(Clamp256.Max(tl, tr, mode), Clamp256.Max(bl, br, mode), mode);
+
+    /// <summary>
+    /// The index of each lane's window maximum <paramref name="best"/>: the first of top left, top right, bottom left
+    /// that equals it, else the bottom right (ties go to the first in window order, as in the scalar pool), from the
+    /// top-left pixel's index and the row width.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<int> WindowArgMax(Vector256<float> tl, Vector256<float> tr, Vector256<float> bl, Vector256<float> best,
+        Vector256<int> topLeft, int width)
+    {
+        var idx = topLeft + Vector256.Create(width + 1);
+        idx = Vector256.ConditionalSelect(Vector256.Equals(bl, best).AsInt32(), topLeft + Vector256.Create(width), idx);
+        idx = Vector256.ConditionalSelect(Vector256.Equals(tr, best).AsInt32(), topLeft + Vector256<int>.One, idx);
+        return Vector256.ConditionalSelect(Vector256.Equals(tl, best).AsInt32(), topLeft, idx);
+    }
+
+    /// <inheritdoc cref="WindowArgMax(Vector256{float}, Vector256{float}, Vector256{float}, Vector256{float}, Vector256{int}, int)"/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector128<int> WindowArgMax(Vector128<float> tl, Vector128<float> tr, Vector128<float> bl, Vector128<float> best,
+        Vector128<int> topLeft, int width)
+    {
+        var idx = topLeft + Vector128.Create(width + 1);
+        idx = Vector128.ConditionalSelect(Vector128.Equals(bl, best).AsInt32(), topLeft + Vector128.Create(width), idx);
+        idx = Vector128.ConditionalSelect(Vector128.Equals(tr, best).AsInt32(), topLeft + Vector128<int>.One, idx);
+        return Vector128.ConditionalSelect(Vector128.Equals(tl, best).AsInt32(), topLeft, idx);
+    }
+
     /// <summary>Max pooling of planes [c0, c1). <paramref name="argmax"/> may be empty (inference).</summary>
     public static void MaxForward(in Pool2dShape s, ReadOnlySpan<float> input, Span<float> output, Span<int> argmax, int c0, int c1)
     {
@@ -105,16 +145,8 @@ public static class PoolKernels
                     var tr = Deinterleave(a0, a1, even: false);
                     var bl = Deinterleave(b0, b1, even: true);
                     var br = Deinterleave(b0, b1, even: false);
-                    var m = Clamp256.Max(Clamp256.Max(tl, tr, ClampMode.None), Clamp256.Max(bl, br, ClampMode.None), ClampMode.None); // the first NaN wins
-                    Vector256<int> idx = default;
-                    if (keep)
-                    {
-                        var baseIdx = Vector256.Create(2 * oy * w + 2 * ox) + lane2;
-                        idx = baseIdx + Vector256.Create(w + 1);
-                        idx = Vector256.ConditionalSelect(Vector256.Equals(bl, m).AsInt32(), baseIdx + Vector256.Create(w), idx);
-                        idx = Vector256.ConditionalSelect(Vector256.Equals(tr, m).AsInt32(), baseIdx + Vector256<int>.One, idx);
-                        idx = Vector256.ConditionalSelect(Vector256.Equals(tl, m).AsInt32(), baseIdx, idx);
-                    }
+                    var m = WindowMax(tl, tr, bl, br, ClampMode.None);
+                    var idx = keep ? WindowArgMax(tl, tr, bl, m, Vector256.Create(2 * oy * w + 2 * ox) + lane2, w) : default;
                     float* o = op + oy * ow + ox;
                     if (n == 8)
                     {
