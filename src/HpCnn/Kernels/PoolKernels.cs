@@ -73,13 +73,10 @@ public static class PoolKernels
     /// <inheritdoc cref="WindowArgMax(Vector256{float}, Vector256{float}, Vector256{float}, Vector256{float}, Vector256{int}, int)"/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector128<int> WindowArgMax(Vector128<float> tl, Vector128<float> tr, Vector128<float> bl, Vector128<float> best,
-        Vector128<int> topLeft, int width)
-    {
-        var idx = topLeft + Vector128.Create(width + 1);
-        idx = Vector128.ConditionalSelect(Vector128.Equals(bl, best).AsInt32(), topLeft + Vector128.Create(width), idx);
-        idx = Vector128.ConditionalSelect(Vector128.Equals(tr, best).AsInt32(), topLeft + Vector128<int>.One, idx);
-        return Vector128.ConditionalSelect(Vector128.Equals(tl, best).AsInt32(), topLeft, idx);
-    }
+        Vector128<int> topLeft, int width) =>
+        // In the lower half of a 256-bit vector (the upper lanes are not looked at): one copy of the select chain.
+        WindowArgMax(tl.ToVector256Unsafe(), tr.ToVector256Unsafe(), bl.ToVector256Unsafe(), best.ToVector256Unsafe(),
+            topLeft.ToVector256Unsafe(), width).GetLower();
 
     /// <summary>Max pooling of planes [c0, c1). <paramref name="argmax"/> may be empty (inference).</summary>
     public static void MaxForward(in Pool2dShape s, ReadOnlySpan<float> input, Span<float> output, Span<int> argmax, int c0, int c1)
