@@ -145,10 +145,12 @@ hpcnn_status hpcnn_model_parameter_count(hpcnn_model* model, int64_t* out_count)
 /* Epochs trained so far (kept in the model file). */
 hpcnn_status hpcnn_model_epochs_trained(hpcnn_model* model, int32_t* out_epochs);
 
-/* Memory budget, in bytes, of the workspaces a model keeps between inference calls (default 256 MiB). Calls of any
-   batch size run in workspaces of a few capacity classes (powers of two up to the batch they run at); beyond the
-   budget the least recently used are freed. In use at once: at most the budget plus one workspace per call in flight.
-   0 keeps none (every call plans afresh). Added in ABI 2. Errors: INVALID_ARGUMENT (negative). */
+/* Memory budget, in bytes, of the workspaces a model keeps between inference calls. Calls of any batch size run in
+   workspaces of a few capacity classes (powers of two up to the batch they run at); beyond the budget the least
+   recently used are freed. Until set: 256 MiB, or the last workspace's size when larger (repeated calls on large
+   inputs keep theirs); once set, a hard bound (get returns the set or default value). In use at once: at most the
+   budget plus one workspace per call in flight. 0 keeps none (every call plans afresh). Added in ABI 2.
+   Errors: INVALID_ARGUMENT (negative). */
 hpcnn_status hpcnn_model_set_inference_cache(hpcnn_model* model, int64_t bytes);
 hpcnn_status hpcnn_model_get_inference_cache(hpcnn_model* model, int64_t* out_bytes);
 

@@ -272,9 +272,10 @@ public sealed class Sequential
     // ------------------------------------------------------------------ inference
 
     /// <summary>
-    /// Bytes of idle inference plans this model keeps for reuse (default 256 MiB). Calls for any batch size use plans of
-    /// a few capacity classes (powers of two up to the batch size they run at); the least recently used are dropped
-    /// beyond this. Memory in use is at most this plus one plan per call in flight. 0 keeps none.
+    /// Bytes of idle inference plans this model keeps for reuse. Calls for any batch size use plans of a few capacity
+    /// classes (powers of two up to the batch size they run at); the least recently used are dropped beyond this. Until
+    /// it is set, 256 MiB or the last plan's size when that is larger (repeated calls on large inputs keep their plan);
+    /// once set, a hard bound. Memory in use is at most this plus one plan per call in flight. 0 keeps none.
     /// </summary>
     public long InferenceCacheBytes
     {

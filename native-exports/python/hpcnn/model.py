@@ -499,8 +499,9 @@ class Sequential:
 
     @property
     def inference_cache_bytes(self):
-        """Memory budget (bytes) of the workspaces kept between predict/evaluate calls (default 256 MiB). Calls of any
-        batch size share a few capacity classes; beyond the budget the least recently used are freed. 0 keeps none."""
+        """Memory budget (bytes) of the workspaces kept between predict/evaluate calls. Calls of any batch size share a
+        few capacity classes; beyond the budget the least recently used are freed. Until set: 256 MiB, or the last
+        workspace's size when larger (repeated calls on large inputs keep theirs); once set, a hard bound. 0 keeps none."""
         n = c_int64()
         check(lib.hpcnn_model_get_inference_cache(self._h, byref(n)))
         return n.value

@@ -5,9 +5,12 @@ namespace HpCnn.Training;
 /// <summary>
 /// The inference plans of one model, kept for reuse within a memory budget. A call for <c>count</c> images gets a plan
 /// of the capacity class <c>min(batchSize, next power of two &gt;= count)</c>, so whatever batch sizes a caller uses, a
-/// model holds plans of at most a few classes; idle plans beyond <see cref="BudgetBytes"/> are dropped least recently
-/// used first. Concurrent callers each get their own plan (a plan runs one call at a time), so memory in use is at
-/// most the budget plus one plan per call in flight. Renting and returning a cached plan allocates nothing.
+/// model holds plans of at most a few classes; idle plans beyond the budget are dropped least recently used first.
+/// Until a caller sets <see cref="BudgetBytes"/>, the budget is the default or the size of the last plan returned,
+/// whichever is larger: repeated calls on large inputs keep their one plan instead of planning (and allocating it)
+/// anew each time; a budget the caller sets is a hard bound. Concurrent callers each get their own plan (a plan runs
+/// one call at a time), so memory in use is at most the budget plus one plan per call in flight. Renting and returning
+/// a cached plan allocates nothing.
 /// </summary>
 internal sealed class InferencePlanCache(Sequential model)
 {
@@ -25,8 +28,13 @@ internal sealed class InferencePlanCache(Sequential model)
     private long _clock;
     private long _idleBytes;
     private long _budget = DefaultBudgetBytes;
+    private bool _budgetSet;
+    private long _lastBytes;
 
-    /// <summary>Bytes of idle plans kept for reuse (plans in use are not counted; a plan larger than this is never kept).</summary>
+    /// <summary>
+    /// Bytes of idle plans kept for reuse (plans in use are not counted). Once set, a hard bound: a plan larger than it
+    /// is never kept. Until then <see cref="DefaultBudgetBytes"/>, raised to the last returned plan's size.
+    /// </summary>
     public long BudgetBytes
     {
         get => Volatile.Read(ref _budget);
@@ -37,11 +45,15 @@ internal sealed class InferencePlanCache(Sequential model)
             lock (_lock)
             {
                 _budget = value;
+                _budgetSet = true;
                 dropped = Trim();
             }
             if (dropped > 0) Dropped(dropped);
         }
     }
+
+    /// <summary>The bound in force (under the lock): the set budget, or the default raised to the last plan's size.</summary>
+    private long Limit => _budgetSet ? _budget : Math.Max(_budget, _lastBytes);
 
     /// <summary>Bytes held by idle cached plans now.</summary>
     public long IdleBytes { get { lock (_lock) return _idleBytes; } }
@@ -79,7 +91,8 @@ internal sealed class InferencePlanCache(Sequential model)
         else
             lock (_lock)
             {
-                if (plan.ArenaBytes > _budget) dropped = plan.ArenaBytes;
+                _lastBytes = plan.ArenaBytes;
+                if (plan.ArenaBytes > Limit) dropped = plan.ArenaBytes;
                 else
                 {
                     _idle.Add(new Entry { Plan = plan, LastUsed = ++_clock });
@@ -126,7 +139,7 @@ internal sealed class InferencePlanCache(Sequential model)
     private long Trim()
     {
         long dropped = 0;
-        while (_idleBytes > _budget && _idle.Count > 0)
+        while (_idleBytes > Limit && _idle.Count > 0)
         {
             int oldest = 0;
             for (int i = 1; i < _idle.Count; i++)

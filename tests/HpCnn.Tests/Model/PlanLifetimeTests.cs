@@ -149,6 +149,35 @@ public class PlanLifetimeTests
     }
 
     [Test]
+    public void APlanLargerThanTheDefaultBudgetIsKeptUntilABudgetIsSet()
+    {
+        // 64 filters over 512 x 512 images: a 4-image plan holds 256 MiB of convolution output alone, past the default
+        // budget. Until the caller sets a budget the last plan stays whatever its size (repeated calls do not plan and
+        // allocate it again); a budget set by the caller is a hard bound.
+        var model = new Sequential(new Shape3(1, 512, 512), 3).Add(new Conv2D(64, 3, padding: Padding.Same)).Add(new ReLU())
+            .Add(new AvgPool2D(512)).Add(new Flatten()).Add(new Dense(2)).Compile(LossKind.CrossEntropy, new Sgd(0.01f));
+        var x = TestModels.Images(3, model.InputShape, 41);
+        var probs = new float[3 * 2];
+        model.PredictInto(x, probs);
+        var cache = CacheOf(model);
+        Assert.That(cache.IdleCount, Is.EqualTo(1), "the plan is kept");
+        Assert.That(cache.IdleBytes, Is.GreaterThan(InferencePlanCache.DefaultBudgetBytes), "the case must be a plan past the default budget");
+        var bytes = new long[3];
+        for (int i = 0; i < bytes.Length; i++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            model.PredictInto(x, probs);
+            bytes[i] = GC.GetAllocatedBytesForCurrentThread() - before;
+        }
+        Assert.That(bytes.Count(b => b != 0), Is.LessThanOrEqualTo(1), $"bytes allocated per call: {string.Join(", ", bytes)}");
+        model.InferenceCacheBytes = InferencePlanCache.DefaultBudgetBytes;
+        Assert.That(cache.IdleCount, Is.Zero, "a budget the caller sets drops the larger plan");
+        model.PredictInto(x, probs);
+        Assert.That(cache.IdleCount, Is.Zero, "and does not keep it again");
+        Assert.That(model.InferenceCacheBytes, Is.EqualTo(InferencePlanCache.DefaultBudgetBytes));
+    }
+
+    [Test]
     public void ATrainingBatchGivesTheSameWeightsInALargerPlan()
     {
         var a = Small(8);
