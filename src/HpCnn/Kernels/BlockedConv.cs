@@ -784,13 +784,17 @@ internal sealed unsafe class BlockedConv
         BackwardWeights(images, outGrads, count, blockedGrad, biasGrad, false, scratch, blocked: true);
     }
 
-    /// <summary>Rows [k0, k1) of a gradient in the tiles' layout into the weights' order (OutC x K), rows [k0, k1) of each channel.</summary>
-    public void TransposeWeightGrad(ReadOnlySpan<float> blockedGrad, int k0, int k1, Span<float> weightGrad)
+    /// <summary>
+    /// Terms [k0, k1) of a gradient in the tiles' layout (<paramref name="rows"/>: those terms' rows, from term k0) into
+    /// the weights' order (OutC x K), terms [k0, k1) of each channel.
+    /// </summary>
+    public void TransposeWeightGrad(ReadOnlySpan<float> rows, int k0, int k1, Span<float> weightGrad)
     {
         var s = Shape;
         if (k0 >= k1) return;
-        fixed (float* src = blockedGrad, dst = weightGrad)
-            BlockedTiles.Transpose(src + (nint)k0 * _ocPad, _ocPad, k1 - k0, s.OutC, dst + k0, s.K);
+        if (rows.Length < (k1 - k0) * _ocPad) throw new ArgumentException($"terms {k0}-{k1} of the blocked gradient need {(k1 - k0) * _ocPad} floats, got {rows.Length}");
+        fixed (float* src = rows, dst = weightGrad)
+            BlockedTiles.Transpose(src, _ocPad, k1 - k0, s.OutC, dst + k0, s.K);
     }
 
     private void BackwardWeights(ReadOnlySpan<float> images, ReadOnlySpan<float> outGrads, int count, Span<float> weightGrad,
@@ -823,12 +827,15 @@ internal sealed unsafe class BlockedConv
                         BlockedTiles.G(t, nb, x, off + j0, s.OutH, s.OutW, _wq, dyt + c0, ocp, acc + (nint)j0 * ocp + c0, ocp, n > 0);
                 }
             }
-            if (blocked) { }
-            else if (!accumulate)
-                BlockedTiles.Transpose(acc, ocp, s.K, s.OutC, dw, s.K);
-            else
-                for (int oc = 0; oc < s.OutC; oc++)
-                    for (int k = 0; k < s.K; k++) dw[(nint)oc * s.K + k] += acc[(nint)k * ocp + oc];
+            // Into the weights' order (the tiles' layout is already the caller's gradient).
+            if (!blocked)
+            {
+                if (!accumulate)
+                    BlockedTiles.Transpose(acc, ocp, s.K, s.OutC, dw, s.K);
+                else
+                    for (int oc = 0; oc < s.OutC; oc++)
+                        for (int k = 0; k < s.K; k++) dw[(nint)oc * s.K + k] += acc[(nint)k * ocp + oc];
+            }
             if (!biasGrad.IsEmpty)
                 for (int oc = 0; oc < s.OutC; oc++) db[oc] = accumulate ? db[oc] + bsum[oc] : bsum[oc];
         }

@@ -62,17 +62,8 @@ public static class NormKernels
         ElementwiseKernels.Map(x, y, new AffineClampOp(scale, shift, low, high));
 
     /// <summary>
-    /// The gradient reaching a batch norm's output through a ReLU clamped to [0, cap] (from the ReLU's output y):
-    /// g[i] = dy[i] where 0 &lt; y[i] &lt; cap, else 0. Without a ReLU (cap NaN) g = dy.
-    /// </summary>
-    public static void MaskedGradient(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> g, float cap)
-    {
-        if (float.IsNaN(cap)) dy.CopyTo(g);
-        else ElementwiseKernels.Map(y, dy, g, new ReluGradOp(cap));
-    }
-
-    /// <summary>
-    /// <see cref="MaskedGradient"/> from the batch norm's input x instead of the ReLU's output: the output is
+    /// The gradient reaching a batch norm's output through a fused ReLU clamped to [0, cap], g = dy where 0 &lt; y &lt; cap
+    /// (<see cref="ActivationKernels.ReluBackward"/>), taken from the batch norm's input x instead of the output y: y is
     /// min(max(fma(x, scale, shift), 0), cap) (<see cref="AffineClampOp"/>), so 0 &lt; y &lt; cap exactly where
     /// 0 &lt; fma(x, scale, shift) &lt; cap, the same mask bit for bit. The backward reads x anyway, so the output is not read
     /// at all: a third less memory traffic in a pass that is all memory traffic.

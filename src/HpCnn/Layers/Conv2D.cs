@@ -613,11 +613,7 @@ public sealed class Conv2D : Layer
                 var blocked = plan.Weights.Blocked!;
                 int lanes = blocked.BlockedWeightGradFloats / layer.Shape.K;
                 var (k0, k1) = LayerRun.Range(layer.Shape.K, part, Parts);
-                if (k1 > k0)
-                {
-                    TreeSum(k0 * lanes, k1 * lanes); // the sums land in the first chunk's slot
-                    blocked.TransposeWeightGrad(FirstSlot(), k0, k1, layer._weight!.Grad);
-                }
+                if (k1 > k0) blocked.TransposeWeightGrad(TreeSum(k0 * lanes, k1 * lanes), k0, k1, layer._weight!.Grad);
                 if (part == Parts - 1 && layer._bias is not null)
                     TreeSum(blocked.BlockedWeightGradFloats, blocked.BlockedWeightGradFloats + layer.OutChannels).CopyTo(layer._bias.Grad);
                 return;
@@ -659,11 +655,5 @@ public sealed class Conv2D : Layer
             return slots.Slice(from, to - from);
         }
 
-        /// <summary>The first chunk's slot, where <see cref="TreeSum"/> leaves the sums.</summary>
-        private Span<float> FirstSlot()
-        {
-            var plan = layer.Plan(run);
-            return run.State.Slice(plan.PackedWeightsSize + plan.PackedWeightsTSize, layer.PartialFloats(run));
-        }
     }
 }

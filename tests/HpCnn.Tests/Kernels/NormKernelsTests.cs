@@ -182,7 +182,7 @@ public class NormKernelsTests
             var y = new float[n];
             NormKernels.AffineClamp(x, y, scale, shift, 0f, cap);
             var expected = new float[n];
-            NormKernels.MaskedGradient(y, dy, expected, cap);
+            ActivationKernels.ReluBackward(y, dy, expected, cap);
             var g = Sentinel.Buffer(n);
             NormKernels.MaskedGradientFromInput(x, dy, g.AsSpan(0, n), scale, shift, cap);
             for (int i = 0; i < n; i++)

@@ -36,7 +36,7 @@ public class AllocationTests
     }
 
     /// <summary>Bytes the current thread allocated in each window of calls.</summary>
-    private static long[] Measure(Action call)
+    internal static long[] Measure(Action call)
     {
         var bytes = new long[Windows];
         for (int w = 0; w < Windows; w++)
@@ -48,7 +48,7 @@ public class AllocationTests
         return bytes;
     }
 
-    private static void AssertNoSteadyAllocation(long[] bytes, string what) =>
+    internal static void AssertNoSteadyAllocation(long[] bytes, string what) =>
         Assert.That(bytes.Count(b => b != 0), Is.LessThanOrEqualTo(1),
             $"{what}: bytes allocated per window of {CallsPerWindow} calls: {string.Join(", ", bytes)}");
 

@@ -137,15 +137,8 @@ public class PlanLifetimeTests
         var probs = new float[256 * 10];
         model.PredictInto(x, probs);
         Assert.That(CacheOf(model).IdleCount, Is.EqualTo(1), "the 256-image plan is kept");
-        // Later calls reuse the plan and allocate nothing (one call may see a few KB the runtime charges: AllocationTests).
-        var bytes = new long[3];
-        for (int i = 0; i < bytes.Length; i++)
-        {
-            long before = GC.GetAllocatedBytesForCurrentThread();
-            model.PredictInto(x, probs);
-            bytes[i] = GC.GetAllocatedBytesForCurrentThread() - before;
-        }
-        Assert.That(bytes.Count(b => b != 0), Is.LessThanOrEqualTo(1), $"bytes allocated per call: {string.Join(", ", bytes)}");
+        // Later calls reuse the plan and allocate nothing.
+        AllocationTests.AssertNoSteadyAllocation(AllocationTests.Measure(() => model.PredictInto(x, probs)), "PredictInto at 256 images");
     }
 
     [Test]
@@ -162,14 +155,7 @@ public class PlanLifetimeTests
         var cache = CacheOf(model);
         Assert.That(cache.IdleCount, Is.EqualTo(1), "the plan is kept");
         Assert.That(cache.IdleBytes, Is.GreaterThan(InferencePlanCache.DefaultBudgetBytes), "the case must be a plan past the default budget");
-        var bytes = new long[3];
-        for (int i = 0; i < bytes.Length; i++)
-        {
-            long before = GC.GetAllocatedBytesForCurrentThread();
-            model.PredictInto(x, probs);
-            bytes[i] = GC.GetAllocatedBytesForCurrentThread() - before;
-        }
-        Assert.That(bytes.Count(b => b != 0), Is.LessThanOrEqualTo(1), $"bytes allocated per call: {string.Join(", ", bytes)}");
+        AllocationTests.AssertNoSteadyAllocation(AllocationTests.Measure(() => model.PredictInto(x, probs)), "PredictInto past the default budget");
         model.InferenceCacheBytes = InferencePlanCache.DefaultBudgetBytes;
         Assert.That(cache.IdleCount, Is.Zero, "a budget the caller sets drops the larger plan");
         model.PredictInto(x, probs);
