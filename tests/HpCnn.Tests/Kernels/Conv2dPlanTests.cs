@@ -34,6 +34,9 @@ public class Conv2dPlanTests
         // 1x1 without padding: the blocked input gradient reads the output gradient in place (at stride 2 only the
         // even phase has a tap; the other phases' inputs get zero gradient).
         yield return Case("20x6x7->35 1x1", new Conv2dShape(20, 6, 7, 35, 1, 1));
+        // 1x1, stride 1, unpadded, deep: im2col's GEMMs read the image in place in two tiles of 208 pixels (the second
+        // partial) and write the input gradient in place.
+        yield return Case("300x15x17->24 1x1", new Conv2dShape(300, 15, 17, 24, 1, 1));
         yield return Case("18x9x11->17 1x1 stride 2", new Conv2dShape(18, 9, 11, 17, 1, 1, 2, 2, 0, 0, 0, 0));
         yield return Case("1x5x5->1 5x5", new Conv2dShape(1, 5, 5, 1, 5, 5));
         // Deep enough that the im2col path needs several tiles, the last one partial.

@@ -30,7 +30,12 @@ public class ConvolutionPlanRuleTests
         yield return new TestCaseData(S(16, 14, 4, 3, 1, 1), B, B, I).SetName("four filters at stride 1: implicit weight gradient");
         yield return new TestCaseData(S(8, 16, 6, 3, 2, 1), B, B, B).SetName("six filters at stride 2: blocked");
         yield return new TestCaseData(S(3, 32, 64, 3, 2, 1), B, C, B).SetName("three channels at stride 2: im2col input gradient");
-        yield return new TestCaseData(S(64, 16, 256, 1, 1, 0), B, B, B).SetName("1x1: blocked");
+        yield return new TestCaseData(S(64, 16, 256, 1, 1, 0), B, C, B).SetName("1x1 on 16 x 16, 64 -> 256: in-place GEMM input gradient");
+        yield return new TestCaseData(S(256, 16, 64, 1, 1, 0), B, C, B).SetName("1x1 on 16 x 16, 256 -> 64: in-place GEMM input gradient");
+        yield return new TestCaseData(S(128, 8, 256, 1, 1, 0), B, B, B).SetName("1x1 on 8 x 8: blocked");
+        yield return new TestCaseData(S(32, 32, 64, 1, 1, 0), B, B, B).SetName("1x1 from 32 channels: blocked");
+        yield return new TestCaseData(S(64, 16, 256, 1, 1, 1), B, B, B).SetName("1x1 padded: blocked");
+        yield return new TestCaseData(S(64, 16, 256, 1, 2, 0), B, B, B).SetName("1x1 at stride 2: blocked");
     }
 
     [TestCase(64, 8, 1, false, false)]
