@@ -489,6 +489,7 @@ public sealed class Conv2D : Layer
             if (run.Epilogue.PooledGradient is { } src)
             {
                 layer.SparseBackward(run, src, n0, n1, dw, db, scratch, partial: !direct);
+                MaskInputGradient(n0, n1);
                 return;
             }
             var data = layer.Plan(run).Data;
@@ -498,6 +499,7 @@ public sealed class Conv2D : Layer
                     int count = Math.Min(group, n1 - n);
                     data.BackwardData(run.OutGrad.Slice(n * s.OutSize, count * s.OutSize), count, layer._weight!.Value, layer.PackedWeightsT(run).Span,
                         run.InGrad.Slice(n * s.InSize, count * s.InSize), scratch);
+                    MaskInputGradient(n, n + count);
                 }
             var weights = layer.Plan(run).Weights;
             if (!run.NeedParamGrad) return;
@@ -519,6 +521,16 @@ public sealed class Conv2D : Layer
                 weights.BackwardWeights(run.Input.Slice(n * s.InSize, count * s.InSize), run.OutGrad.Slice(n * s.OutSize, count * s.OutSize),
                     count, dw, db, n > n0, scratch);
             }
+        }
+
+        /// <summary>Fusion rule 9: the ReLU before this layer masks images [n0, n1) of the input gradient, just written.</summary>
+        private void MaskInputGradient(int n0, int n1)
+        {
+            float cap = run.Epilogue.ReluMaskCap;
+            if (float.IsNaN(cap) || !run.NeedInputGrad || n1 <= n0) return;
+            int size = layer.Shape.InSize;
+            var dx = run.InGrad.Slice(n0 * size, (n1 - n0) * size);
+            ActivationKernels.ReluBackward(run.Input.Slice(n0 * size, (n1 - n0) * size), dx, dx, cap);
         }
     }
 

@@ -51,7 +51,10 @@ internal sealed class Epilogue
     /// <summary>True when the forward writes <paramref name="run"/>'s output (a layer it does) rather than sharing its own.</summary>
     public bool WritesOutputOf(LayerRun run) => Pool == run || Mean == run || Chain == run;
 
-    /// <summary>For a pool: its backward also applies the mask of the ReLU before it, capped here (NaN: no ReLU).</summary>
+    /// <summary>
+    /// For a pool or a convolution: its backward also applies the mask of the (fused) ReLU before it, capped here (NaN: no
+    /// ReLU); a convolution to its input gradient (rule 9).
+    /// </summary>
     public float ReluMaskCap = float.NaN;
 }
 
@@ -177,6 +180,19 @@ internal static class Fusion
                 {
                     runs[i].Epilogue.Moments = runs[i + 1];
                     runs[i + 1].MomentsBy = runs[i];
+                }
+
+        // 9. Fused ReLU -> convolution (training): the convolution's backward applies the ReLU's mask to each chunk's input
+        //    gradient while it is in cache (the mask reads the convolution's input, which is the ReLU's output, and the
+        //    ReLU's gradient buffer is its input's); the ReLU's own backward, a pass over the gradient and the activation
+        //    in memory, does not run. The bottleneck network's 256-channel ReLUs took 2.3-2.4 ms each a batch of 64.
+        if (training)
+            for (int i = 1; i + 1 < n; i++)
+                if (L(i) is ReLU relu && runs[i].ForwardBy is not null && runs[i].BackwardBy is null
+                    && L(i + 1) is Conv2D && runs[i + 1].NeedInputGrad && float.IsNaN(runs[i + 1].Epilogue.ReluMaskCap))
+                {
+                    runs[i].BackwardBy = runs[i + 1];
+                    runs[i + 1].Epilogue.ReluMaskCap = relu.CapValue;
                 }
     }
 

@@ -101,6 +101,36 @@ public class FusedBackwardTests
     }
 
     /// <summary>
+    /// Fusion rule 9: a ReLU fused into the layer before it, followed by a convolution that passes a gradient to its
+    /// input, is masked by that convolution's backward chunk by chunk; the ReLU's backward does not run. The gradients
+    /// must be the unfused plan's bit for bit (the same elementwise mask on the same values).
+    /// </summary>
+    [TestCase(64, 16, 16, 256, 1, null, 5)]   // 1x1 on 16 x 16, 64 channels: the in-place GEMM input gradient
+    [TestCase(16, 9, 7, 24, 3, 6f, 3)]       // 3x3 Winograd / blocked, capped ReLU
+    [TestCase(8, 6, 11, 12, 1, null, 19)]    // 1x1 blocked, a batch of more than 16 images (several chunks)
+    [TestCase(3, 8, 8, 5, 3, 1f, 1)]         // few channels, one image, a cap that most values reach
+    public void ReluBeforeAConvolutionIsMaskedInItsBackward(int channels, int h, int w, int filters, int kernel, float? cap, int batch)
+    {
+        var model = new Sequential(new Shape3(3, h, w), seed: 6)
+            .Add(new Conv2D(channels, 3, padding: Padding.Same)).Add(new ReLU(cap))
+            .Add(new Conv2D(filters, kernel, padding: kernel == 3 ? Padding.Same : null)).Add(new ReLU())
+            .Add(new Flatten()).Add(new Dense(3));
+        var rng = new Random(channels * 5 + h);
+        var x = new float[batch * 3 * h * w];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 4 - 2);
+        var r = new float[batch * 3];
+        for (int i = 0; i < r.Length; i++) r[i] = (float)(rng.NextDouble() * 2 - 1);
+        (float[] Input, float[][] Params) Gradients(bool fuse) => TrainingStep(model, batch, x, r, fuse, inputGradient: true,
+            plan => Assert.That(plan.Runs[1].BackwardBy, fuse ? Is.SameAs(plan.Runs[2]) : Is.Null, "the ReLU's backward is the convolution's"));
+        var (fx, fp) = Gradients(true);
+        var (px, pp) = Gradients(false);
+        Assert.That(fx, Is.EqualTo(px), "input gradient");
+        for (int i = 0; i < pp.Length; i++) Assert.That(fp[i], Is.EqualTo(pp[i]), $"parameter gradient {i}");
+        // The mask must matter: the first layer's weight gradient differs from one through an unmasked gradient.
+        Assert.That(pp[0].Any(v => v != 0), "the first layer's weight gradient must not be all zero");
+    }
+
+    /// <summary>
     /// One training step of <paramref name="model"/> in a plan fused or not (<paramref name="check"/> looks at the plan
     /// first): inputs <paramref name="x"/>, loss gradient <paramref name="r"/> at the output. Returns the input gradient
     /// (empty without <paramref name="inputGradient"/>) and the trainable parameters' gradients.
