@@ -19,6 +19,13 @@ internal static class GradientChunks
     public static (int Start, int End) Images(int batch, int chunk) => LayerRun.Range(batch, chunk, Count);
 
     /// <summary>
+    /// The most images one chunk can hold in a plan of <paramref name="capacity"/> images on each of <paramref name="ranks"/>
+    /// processes: a rank holds at least global / ranks images (rounded down), so the global batch is below ranks x
+    /// (capacity + 1), and a chunk holds at most a 16th of it (rounded up), never more than the rank's capacity.
+    /// </summary>
+    public static int MaxImages(int capacity, int ranks) => Math.Min(capacity, (ranks * (capacity + 1) + Count - 1) / Count);
+
+    /// <summary>
     /// Sums elements [<paramref name="from"/>, <paramref name="to"/>) of the <paramref name="leaves"/> slots (slot i at
     /// i * <paramref name="stride"/> in <paramref name="slots"/>) in the pairwise tree, skipping empty slots, into slot 0.
     /// <paramref name="nonEmpty"/> is the caller's copy: it is changed. Returns false when every slot was empty.

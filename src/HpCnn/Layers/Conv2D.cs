@@ -200,11 +200,18 @@ public sealed class Conv2D : Layer
 
     internal override long ScratchFloats(LayerRun run)
     {
-        long n = ScratchFloats(run.Capacity, run.Training);
+        long n = ScratchFloats(run.Capacity, run.Training) + ChunkGradientFloats(run);
         if (run.Epilogue.PooledGradient is { } src) n = Math.Max(n, SparseLayout.Of(this, src).Total);
         if (run.Epilogue.Chain is not null) n = Math.Max(n, ChainAt(run) + (long)Shape.OutPlane * Sgemm.RoundUp(OutChannels, 16));
         return n;
     }
+
+    /// <summary>
+    /// Floats of a gradient chunk's output gradient (Fusion rule 10 keeps it at the start of the worker's scratch; 0 where
+    /// the rule does not apply): the most images a chunk can hold, <see cref="GradientChunks.MaxImages"/>.
+    /// </summary>
+    private long ChunkGradientFloats(LayerRun run) =>
+        run.Epilogue.PoolBackward is null ? 0 : (long)GradientChunks.MaxImages(run.Capacity, run.Layout.Ranks) * OutputShape.Size;
 
     /// <summary>
     /// Scratch of the pooled-gradient backward of one image: input work area (channels-last input, or padded planes and
@@ -469,6 +476,17 @@ public sealed class Conv2D : Layer
             bool direct = Count == 1;
             var (n0, n1) = ChunkImages(run, chunk);
             var scratch = run.Scratch[worker].Span;
+            // Fusion rule 10: the pool after this layer writes the chunk's output gradient into the worker's scratch.
+            // dy holds the output gradient from image dyFirst on: the whole batch's, or the chunk's in scratch.
+            Span<float> dy = run.OutGrad.Span;
+            int dyFirst = 0;
+            if (run.Epilogue.PoolBackward is { } pool)
+            {
+                dy = scratch.Slice(0, (n1 - n0) * s.OutSize);
+                dyFirst = n0;
+                scratch = scratch.Slice((int)layer.ChunkGradientFloats(run));
+                ((Pool2D)pool.Layer).BackwardImages(pool, n0, n1, dy);
+            }
             Span<float> dw = default, db = default;
             if (run.NeedParamGrad)
             {
@@ -497,7 +515,7 @@ public sealed class Conv2D : Layer
                 for (int n = n0, group = data.ImagesPerCall; n < n1; n += group)
                 {
                     int count = Math.Min(group, n1 - n);
-                    data.BackwardData(run.OutGrad.Slice(n * s.OutSize, count * s.OutSize), count, layer._weight!.Value, layer.PackedWeightsT(run).Span,
+                    data.BackwardData(dy.Slice((n - dyFirst) * s.OutSize, count * s.OutSize), count, layer._weight!.Value, layer.PackedWeightsT(run).Span,
                         run.InGrad.Slice(n * s.InSize, count * s.InSize), scratch);
                     MaskInputGradient(n, n + count);
                 }
@@ -506,19 +524,19 @@ public sealed class Conv2D : Layer
             if (!direct && PartialsBlocked(run, layer.Plan(run)))
             {
                 weights.Blocked!.BackwardWeightsBlocked(run.Input.Slice(n0 * s.InSize, (n1 - n0) * s.InSize),
-                    run.OutGrad.Slice(n0 * s.OutSize, (n1 - n0) * s.OutSize), n1 - n0, dw, db, scratch);
+                    dy.Slice((n0 - dyFirst) * s.OutSize, (n1 - n0) * s.OutSize), n1 - n0, dw, db, scratch);
                 return;
             }
             if (weights.WeightsTakeWholeChunk)
             {
-                weights.BackwardWeights(run.Input.Slice(n0 * s.InSize, (n1 - n0) * s.InSize), run.OutGrad.Slice(n0 * s.OutSize, (n1 - n0) * s.OutSize),
+                weights.BackwardWeights(run.Input.Slice(n0 * s.InSize, (n1 - n0) * s.InSize), dy.Slice((n0 - dyFirst) * s.OutSize, (n1 - n0) * s.OutSize),
                     n1 - n0, dw, db, false, scratch);
                 return;
             }
             for (int n = n0, group = weights.ImagesPerCall; n < n1; n += group)
             {
                 int count = Math.Min(group, n1 - n);
-                weights.BackwardWeights(run.Input.Slice(n * s.InSize, count * s.InSize), run.OutGrad.Slice(n * s.OutSize, count * s.OutSize),
+                weights.BackwardWeights(run.Input.Slice(n * s.InSize, count * s.InSize), dy.Slice((n - dyFirst) * s.OutSize, count * s.OutSize),
                     count, dw, db, n > n0, scratch);
             }
         }

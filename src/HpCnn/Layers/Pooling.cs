@@ -76,6 +76,28 @@ public abstract class Pool2D : Layer
     /// <summary>Channel groups per image a job splits the work into.</summary>
     private protected int Groups(LayerRun run) => run.Batch >= 2 * run.Pool.ThreadCount ? 1 : Math.Min(Shape.C, 2 * run.Pool.ThreadCount);
 
+    /// <summary>
+    /// The backward of image <paramref name="n"/>, planes [c0, c1), into <paramref name="inGrad"/> (that image's input
+    /// gradient, overwritten), applying the mask of a fused ReLU before the pool (<see cref="HpCnn.Training.Epilogue.ReluMaskCap"/>).
+    /// </summary>
+    private protected abstract void BackwardImage(LayerRun run, int n, int c0, int c1, Span<float> inGrad);
+
+    /// <summary>
+    /// Fusion rule 10: the backward of images [n0, n1) into <paramref name="inGrad"/> (their input gradients, image n0
+    /// first), run by the convolution before the pool on a chunk of its images; the same values as the pool's own pass.
+    /// </summary>
+    internal void BackwardImages(LayerRun run, int n0, int n1, Span<float> inGrad)
+    {
+        int inS = InputShape.Size;
+        for (int n = n0; n < n1; n++) BackwardImage(run, n, 0, Shape.C, inGrad.Slice((n - n0) * inS, inS));
+    }
+
+    private protected sealed class Bwd(Pool2D layer, LayerRun run) : PoolJob(layer, run)
+    {
+        protected override void Run1(int n, int c0, int c1) =>
+            Layer.BackwardImage(Run, n, c0, c1, Run.InGrad.Slice(n * Layer.InputShape.Size, Layer.InputShape.Size));
+    }
+
     private protected abstract class PoolJob(Pool2D layer, LayerRun run) : ParallelJob
     {
         public int Groups = 1;
@@ -133,16 +155,13 @@ public sealed class MaxPool2D : Pool2D
         }
     }
 
-    private sealed class Bwd(MaxPool2D l, LayerRun r) : PoolJob(l, r)
+    private protected override void BackwardImage(LayerRun run, int n, int c0, int c1, Span<float> inGrad)
     {
-        protected override void Run1(int n, int c0, int c1)
-        {
-            int inS = Layer.InputShape.Size, outS = Layer.OutputShape.Size;
-            var shape = Layer.Shape;
-            bool relu = !float.IsNaN(Run.Epilogue.ReluMaskCap);
-            PoolKernels.MaxBackward(in shape, Run.OutGrad.Slice(n * outS, outS), Run.State.AsInts().Slice(n * outS, outS),
-                Run.InGrad.Slice(n * inS, inS), c0, c1, relu ? Run.Output.Slice(n * outS, outS) : default, relu ? Run.Epilogue.ReluMaskCap : float.PositiveInfinity);
-        }
+        int outS = OutputShape.Size;
+        var shape = Shape;
+        bool relu = !float.IsNaN(run.Epilogue.ReluMaskCap);
+        PoolKernels.MaxBackward(in shape, run.OutGrad.Slice(n * outS, outS), run.State.AsInts().Slice(n * outS, outS),
+            inGrad, c0, c1, relu ? run.Output.Slice(n * outS, outS) : default, relu ? run.Epilogue.ReluMaskCap : float.PositiveInfinity);
     }
 }
 
@@ -183,15 +202,12 @@ public sealed class AvgPool2D : Pool2D
         }
     }
 
-    private sealed class Bwd(AvgPool2D l, LayerRun r) : PoolJob(l, r)
+    private protected override void BackwardImage(LayerRun run, int n, int c0, int c1, Span<float> inGrad)
     {
-        protected override void Run1(int n, int c0, int c1)
-        {
-            int inS = Layer.InputShape.Size, outS = Layer.OutputShape.Size;
-            var shape = Layer.Shape;
-            bool relu = !float.IsNaN(Run.Epilogue.ReluMaskCap);
-            PoolKernels.AvgBackward(in shape, Run.OutGrad.Slice(n * outS, outS), Run.InGrad.Slice(n * inS, inS), c0, c1,
-                relu ? Run.Input.Slice(n * inS, inS) : default, relu ? Run.Epilogue.ReluMaskCap : float.PositiveInfinity);
-        }
+        int inS = InputShape.Size, outS = OutputShape.Size;
+        var shape = Shape;
+        bool relu = !float.IsNaN(run.Epilogue.ReluMaskCap);
+        PoolKernels.AvgBackward(in shape, run.OutGrad.Slice(n * outS, outS), inGrad, c0, c1,
+            relu ? run.Input.Slice(n * inS, inS) : default, relu ? run.Epilogue.ReluMaskCap : float.PositiveInfinity);
     }
 }

@@ -131,6 +131,54 @@ public class FusedBackwardTests
     }
 
     /// <summary>
+    /// Fusion rule 10: a pool after a convolution (and its fused ReLU, or none) whose backward the convolution does not
+    /// take over through the pooled gradient runs inside the convolution's backward, chunk by chunk into scratch. The
+    /// gradients must be the unfused plan's bit for bit.
+    /// </summary>
+    [TestCase("max", true, null, 19)]    // a first layer from three channels: dense backward after the pool's (several chunks)
+    [TestCase("global", true, 6f, 5)]   // a global average pool after a capped ReLU
+    [TestCase("avg", false, null, 33)]  // a 2x2 average pool straight after the convolution
+    [TestCase("max", false, null, 1)]   // one image
+    public void APoolAfterAConvolutionRunsInsideItsBackward(string pool, bool relu, float? cap, int batch)
+    {
+        const int h = 10, w = 12;
+        var model = new Sequential(new Shape3(3, h, w), seed: 4).Add(new Conv2D(20, 3, padding: Padding.Same));
+        if (relu) model.Add(new ReLU(cap));
+        model.Add(pool switch { "max" => new MaxPool2D(2), "avg" => new AvgPool2D(2), _ => new AvgPool2D((h, w)) })
+            .Add(new Flatten()).Add(new Dense(3));
+        var rng = new Random(batch);
+        var x = new float[batch * 3 * h * w];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 4 - 2);
+        var r = new float[batch * 3];
+        for (int i = 0; i < r.Length; i++) r[i] = (float)(rng.NextDouble() * 2 - 1);
+        int p = relu ? 2 : 1;
+        // A max-pool's convolution that passes a gradient to its input reads the pooled gradient itself (rule 4).
+        bool inputGradient = pool != "max";
+        (float[] Input, float[][] Params) Gradients(bool fuse) => TrainingStep(model, batch, x, r, fuse, inputGradient, plan =>
+        {
+            Assert.That(plan.Runs[0].Epilogue.PooledGradient, Is.Null, "not the pooled-gradient backward");
+            Assert.That(plan.Runs[0].Epilogue.PoolBackward, fuse ? Is.SameAs(plan.Runs[p]) : Is.Null, "the pool's backward is the convolution's");
+        });
+        var (fx, fp) = Gradients(true);
+        var (px, pp) = Gradients(false);
+        Assert.That(fx, Is.EqualTo(px), "input gradient");
+        if (inputGradient) Assert.That(px.Any(v => v != 0), "the input gradient must not be all zero");
+        for (int i = 0; i < pp.Length; i++) Assert.That(fp[i], Is.EqualTo(pp[i]), $"parameter gradient {i}");
+        Assert.That(pp[0].Any(v => v != 0), "the convolution's weight gradient must not be all zero");
+    }
+
+    /// <summary>Rule 10 keeps a chunk's output gradient in scratch only where it fits (2 MiB): not a large image's.</summary>
+    [TestCase(16, 64, true)]
+    [TestCase(128, 64, false)]
+    public void APoolRunsInsideTheBackwardOnlyWhereItsChunkFits(int size, int batch, bool expected)
+    {
+        var model = new Sequential(new Shape3(3, size, size), seed: 4).Add(new Conv2D(64, 3, padding: Padding.Same)).Add(new ReLU())
+            .Add(new MaxPool2D(2)).Add(new Flatten()).Add(new Dense(3));
+        var plan = new ExecutionPlan(model, batch, training: true);
+        Assert.That(plan.Runs[0].Epilogue.PoolBackward is not null, Is.EqualTo(expected));
+    }
+
+    /// <summary>
     /// One training step of <paramref name="model"/> in a plan fused or not (<paramref name="check"/> looks at the plan
     /// first): inputs <paramref name="x"/>, loss gradient <paramref name="r"/> at the output. Returns the input gradient
     /// (empty without <paramref name="inputGradient"/>) and the trainable parameters' gradients.
