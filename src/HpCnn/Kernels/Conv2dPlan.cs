@@ -299,7 +299,16 @@ public sealed class Conv2dPlan
         if (_blocked is not null) { _blocked.PackWeightsTransposed(weights, packed); return; }
         if (Algorithm == Conv2dAlgorithm.Winograd2x2) { Conv2dKernels.WinogradWeights(weights, Shape.OutC, Shape.InC, true, packed); return; }
         if (Algorithm == Conv2dAlgorithm.Winograd4x4) { Conv2dKernels.Winograd4Weights(weights, Shape.OutC, Shape.InC, true, packed); return; }
-        if (_pointwise) { Transpose(weights, Shape.OutC, Shape.InC, packed); return; }
+        if (_pointwise)
+        {
+            if (weights.Length < Shape.OutC * Shape.InC || packed.Length < Shape.InC * Shape.OutC)
+                throw new ArgumentException($"weights ({weights.Length}) or packed ({packed.Length}) hold fewer than {Shape.OutC * Shape.InC} floats");
+            unsafe
+            {
+                fixed (float* w = weights, t = packed) BlockedTiles.Transpose(w, Shape.InC, Shape.OutC, Shape.InC, t, Shape.OutC);
+            }
+            return;
+        }
         if (Algorithm is not (Conv2dAlgorithm.ImplicitPadded or Conv2dAlgorithm.DirectSmall)) return;
         var s = Shape;
         int kk = s.OutC * s.KH * s.KW;
@@ -803,14 +812,6 @@ public sealed class Conv2dPlan
                     weightGrad, s.K, accumulate || t > 0, ws);
             }
         }
-    }
-
-    /// <summary>dst (cols x rows) := src (rows x cols) transposed.</summary>
-    private static void Transpose(ReadOnlySpan<float> src, int rows, int cols, Span<float> dst)
-    {
-        for (int r = 0; r < rows; r++)
-            for (int c = 0; c < cols; c++)
-                dst[c * rows + r] = src[r * cols + c];
     }
 
     private static (int, int) Split(int total, int part, int parts)

@@ -197,7 +197,7 @@ internal static class Fusion
         if (training)
             for (int i = 1; i + 1 < n; i++)
                 if (L(i) is ReLU relu && runs[i].ForwardBy is not null && runs[i].BackwardBy is null
-                    && L(i + 1) is Conv2D && runs[i + 1].NeedInputGrad && float.IsNaN(runs[i + 1].Epilogue.ReluMaskCap))
+                    && L(i + 1) is Conv2D && runs[i + 1].NeedInputGrad)
                 {
                     runs[i].BackwardBy = runs[i + 1];
                     runs[i + 1].Epilogue.ReluMaskCap = relu.CapValue;
