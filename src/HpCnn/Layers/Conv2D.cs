@@ -207,11 +207,11 @@ public sealed class Conv2D : Layer
     }
 
     /// <summary>
-    /// Floats of a gradient chunk's output gradient (Fusion rule 10 keeps it at the start of the worker's scratch; 0 where
+    /// Floats of a gradient chunk's output gradient (Fusion rules 10 and 11 keep it at the start of the worker's scratch; 0 where
     /// the rule does not apply): the most images a chunk can hold, <see cref="GradientChunks.MaxImages"/>.
     /// </summary>
     private long ChunkGradientFloats(LayerRun run) =>
-        run.Epilogue.PoolBackward is null ? 0 : (long)GradientChunks.MaxImages(run.Capacity, run.Layout.Ranks) * OutputShape.Size;
+        !run.Epilogue.ChunkGradient ? 0 : (long)GradientChunks.MaxImages(run.Capacity, run.Layout.Ranks) * OutputShape.Size;
 
     /// <summary>
     /// Scratch of the pooled-gradient backward of one image: input work area (channels-last input, or padded planes and
@@ -476,16 +476,21 @@ public sealed class Conv2D : Layer
             bool direct = Count == 1;
             var (n0, n1) = ChunkImages(run, chunk);
             var scratch = run.Scratch[worker].Span;
-            // Fusion rule 10: the pool after this layer writes the chunk's output gradient into the worker's scratch.
-            // dy holds the output gradient from image dyFirst on: the whole batch's, or the chunk's in scratch.
+            // Fusion rules 10 and 11: the pool or batch norm after this layer writes the chunk's output gradient into the
+            // worker's scratch. dy holds the output gradient from image dyFirst on: the whole batch's, or the chunk's in scratch.
             Span<float> dy = run.OutGrad.Span;
             int dyFirst = 0;
-            if (run.Epilogue.PoolBackward is { } pool)
+            if (run.Epilogue.ChunkGradient)
             {
                 dy = scratch.Slice(0, (n1 - n0) * s.OutSize);
                 dyFirst = n0;
                 scratch = scratch.Slice((int)layer.ChunkGradientFloats(run));
-                ((Pool2D)pool.Layer).BackwardImages(pool, n0, n1, dy);
+                if (run.Epilogue.PoolBackward is { } pool) ((Pool2D)pool.Layer).BackwardImages(pool, n0, n1, dy);
+                else
+                {
+                    var bn = run.Epilogue.NormBackward!;
+                    ((BatchNorm2D)bn.Layer).InputGradientImages(bn, n0, n1, dy);
+                }
             }
             Span<float> dw = default, db = default;
             if (run.NeedParamGrad)

@@ -44,6 +44,8 @@ public sealed class LayerRun
     internal LayerRun? BackwardBy;
     /// <summary>The earlier layer whose forward takes this batch norm's per-plane moments (Fusion rule 8), or null.</summary>
     internal LayerRun? MomentsBy;
+    /// <summary>The earlier layer whose backward forms this batch norm's input gradient, chunk by chunk (Fusion rule 11), or null.</summary>
+    internal LayerRun? InputGradientBy;
 
     /// <summary>True when the plan calls this layer's forward itself (not done by a neighbour, not a view).</summary>
     internal bool RunsOwnForward => ForwardBy is null && !Layer.IsView(Training);

@@ -56,6 +56,16 @@ internal sealed class Epilogue
     /// </summary>
     public LayerRun? PoolBackward;
 
+    /// <summary>
+    /// Training: the following batch norm whose input gradient (this layer's output gradient) this convolution's backward
+    /// forms for each gradient chunk's images, into the worker's scratch, just before its own (Fusion rule 11); the batch
+    /// norm's backward takes only its sums.
+    /// </summary>
+    public LayerRun? NormBackward;
+
+    /// <summary>True when the backward reads a chunk's output gradient from its scratch (rules 10 and 11).</summary>
+    public bool ChunkGradient => PoolBackward is not null || NormBackward is not null;
+
     /// <summary>True when the forward writes <paramref name="run"/>'s output (a layer it does) rather than sharing its own.</summary>
     public bool WritesOutputOf(LayerRun run) => Pool == run || Mean == run || Chain == run;
 
@@ -221,9 +231,25 @@ internal static class Fusion
                     runs[j].BackwardBy = runs[i];
                 }
             }
+
+        // 11. Convolution -> batch norm (training): the batch norm's backward takes its per-channel sums (its parameters'
+        //     gradients and the coefficients of its input gradient) and the convolution forms the batch norm's input
+        //     gradient for each gradient chunk's images into its worker's scratch (through the ReLU's mask and the pool's
+        //     gradient of rule 5, by the batch norm's own per-plane code), then reads that chunk's output gradient from
+        //     cache. The full-resolution gradient between them is neither written to memory nor read back. Under the
+        //     same bound as rule 10.
+        if (training)
+            for (int i = 0; i + 1 < n; i++)
+                if (L(i) is Conv2D conv && L(i + 1) is BatchNorm2D && runs[i].RunBackward && runs[i + 1].RunsOwnBackward
+                    && runs[i].Epilogue.PooledGradient is null && runs[i].Epilogue.PoolBackward is null
+                    && (long)GradientChunks.MaxImages(runs[i].Capacity, runs[i].Layout.Ranks) * conv.OutputShape.Size <= ChunkGradientFloats)
+                {
+                    runs[i].Epilogue.NormBackward = runs[i + 1];
+                    runs[i + 1].InputGradientBy = runs[i];
+                }
     }
 
-    /// <summary>The largest chunk output gradient (floats) rule 10 keeps in a worker's scratch: 2 MiB.</summary>
+    /// <summary>The largest chunk output gradient (floats) rules 10 and 11 keep in a worker's scratch: 2 MiB.</summary>
     public const int ChunkGradientFloats = 512 * 1024;
 
     /// <summary>The largest intermediate (floats, one image) a chain holds in a worker's scratch: 512 KiB.</summary>

@@ -179,6 +179,58 @@ public class FusedBackwardTests
     }
 
     /// <summary>
+    /// Fusion rule 11: a batch norm after a convolution has its input gradient formed inside the convolution's backward,
+    /// chunk by chunk into scratch (through its fused ReLU's mask and pool's gradient, rule 5); its own backward takes
+    /// only the sums. The gradients must be the unfused plan's bit for bit.
+    /// </summary>
+    [TestCase("relu-max", null, 19, true)]   // batch norm -> ReLU -> 2x2 max-pool, several chunks
+    [TestCase("relu-max", 6f, 3, false)]     // a capped ReLU, the first layer's weight gradient only
+    [TestCase("none", null, 5, true)]        // batch norm straight into the dense layer
+    [TestCase("relu-conv", null, 1, true)]   // batch norm -> ReLU -> convolution, one image
+    [TestCase("relu-conv", 1f, 17, true)]    // a cap most values reach, two convolutions' batch norms
+    public void ABatchNormsInputGradientIsFormedInTheConvolutionsBackward(string after, float? cap, int batch, bool inputGradient)
+    {
+        const int h = 10, w = 12;
+        var model = new Sequential(new Shape3(3, h, w), seed: 5).Add(new Conv2D(20, 3, padding: Padding.Same, bias: false)).Add(new BatchNorm2D());
+        if (after != "none") model.Add(new ReLU(cap));
+        if (after == "relu-max") model.Add(new MaxPool2D(2));
+        if (after == "relu-conv") model.Add(new Conv2D(16, 3, padding: Padding.Same)).Add(new BatchNorm2D()).Add(new ReLU(cap));
+        model.Add(new Flatten()).Add(new Dense(3));
+        var rng = new Random(batch);
+        var x = new float[batch * 3 * h * w];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 4 - 2);
+        var r = new float[batch * 3];
+        for (int i = 0; i < r.Length; i++) r[i] = (float)(rng.NextDouble() * 2 - 1);
+        var convs = model.Layers.Select((l, i) => (l, i)).Where(p => p.l is Conv2D).Select(p => p.i).ToArray();
+        (float[] Input, float[][] Params) Gradients(bool fuse) => TrainingStep(model, batch, x, r, fuse, inputGradient, plan =>
+        {
+            foreach (int i in convs)
+                Assert.That(plan.Runs[i].Epilogue.NormBackward, fuse ? Is.SameAs(plan.Runs[i + 1]) : Is.Null, $"layer {i + 1}'s input gradient is layer {i}'s");
+        });
+        var (fx, fp) = Gradients(true);
+        var (px, pp) = Gradients(false);
+        Assert.That(fx, Is.EqualTo(px), "input gradient");
+        if (inputGradient) Assert.That(px.Any(v => v != 0), "the input gradient must not be all zero");
+        for (int i = 0; i < pp.Length; i++)
+        {
+            Assert.That(fp[i], Is.EqualTo(pp[i]), $"parameter gradient {i}");
+            Assert.That(pp[i].Any(v => v != 0), $"parameter gradient {i} must not be all zero");
+        }
+    }
+
+    /// <summary>Rule 11 keeps a chunk's output gradient in scratch only where it fits (2 MiB), as rule 10 does.</summary>
+    [TestCase(16, 64, true)]
+    [TestCase(128, 64, false)]
+    public void ABatchNormsInputGradientMovesOnlyWhereItsChunkFits(int size, int batch, bool expected)
+    {
+        var model = new Sequential(new Shape3(3, size, size), seed: 4).Add(new Conv2D(64, 3, padding: Padding.Same)).Add(new BatchNorm2D())
+            .Add(new ReLU()).Add(new Flatten()).Add(new Dense(3));
+        var plan = new ExecutionPlan(model, batch, training: true);
+        Assert.That(plan.Runs[0].Epilogue.NormBackward is not null, Is.EqualTo(expected));
+        Assert.That(plan.Runs[1].InputGradientBy is not null, Is.EqualTo(expected));
+    }
+
+    /// <summary>
     /// One training step of <paramref name="model"/> in a plan fused or not (<paramref name="check"/> looks at the plan
     /// first): inputs <paramref name="x"/>, loss gradient <paramref name="r"/> at the output. Returns the input gradient
     /// (empty without <paramref name="inputGradient"/>) and the trainable parameters' gradients.
