@@ -136,6 +136,15 @@ public static partial class Conv2dKernels
             for (; i < m; i++)
             {
                 int j = 0;
+                if (Engine.UseAvx512)
+                    for (; j + 9 <= n; j += 9)
+                    {
+                        bool rowsOfThree = offsets[j + 6] + (long)len + 16 <= src.Length;
+                        for (int r = 0; r < 9; r += 3)
+                            rowsOfThree &= offsets[j + r + 1] == offsets[j + r] + 1 && offsets[j + r + 2] == offsets[j + r] + 2;
+                        ShiftedDot1x9Avx512(len, ref Unsafe.Add(ref ar, i * lda), ref sr, ref Unsafe.Add(ref off, j), ref Unsafe.Add(ref dr, i * lddw + j),
+                            accumulate, rowsOfThree);
+                    }
                 for (; j + 3 <= n; j += 3)
                     ShiftedDot1x3Avx2(len, ref Unsafe.Add(ref ar, i * lda), ref sr, ref Unsafe.Add(ref off, j), ref Unsafe.Add(ref dr, i * lddw + j), accumulate);
                 for (; j < n; j++)
