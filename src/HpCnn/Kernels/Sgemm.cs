@@ -637,9 +637,31 @@ public static partial class Sgemm
         }
         else if (wide) Kernel12x32Avx512(kc, ref a, ref a6, rowStride, kStep, ref bp, NR * kc, ref cc, ldc, accumulate);
         else Kernel12x16Avx512(kc, ref a, ref a6, rowStride, kStep, ref bp, ref cc, ldc, accumulate);
-        if (applyEpilogue)
-            for (int r = 0; r < 2 * MR; r++)
-                epilogue.Apply(c.Slice(cIndex + r * ldc, width), row0 + ir + r, col0 + jr);
+        if (applyEpilogue) TileEpilogue(ref cc, ldc, width, in epilogue, row0 + ir, col0 + jr);
+    }
+
+    /// <summary>
+    /// <see cref="GemmEpilogue.Apply"/> on the 12 rows of a 16- or 32-column tile just stored, in zmm: each value plus its
+    /// bias, then the clamp (the same operations, so the same bits). Row by row through Apply, its per-call setup cost a
+    /// third of the product's time on short depths (a 1x1 layer's 64 input channels).
+    /// </summary>
+    private static void TileEpilogue(ref float c, int ldc, int width, in GemmEpilogue e, int row0, int col0)
+    {
+        var lo = Vector512.Create(e.Low);
+        var hi = Vector512.Create(e.High);
+        var mode = Clamp256.ModeOf(e.Low, e.High);
+        bool perColumn = e.Bias == BiasMode.PerColumn;
+        var b0 = perColumn ? Vector512.Create(new ReadOnlySpan<float>(e.BiasValues, e.BiasOffset + col0, 16)) : default;
+        var b1 = perColumn && width > NR ? Vector512.Create(new ReadOnlySpan<float>(e.BiasValues, e.BiasOffset + col0 + NR, 16)) : default;
+        for (int r = 0; r < 2 * MR; r++)
+        {
+            ref float row = ref Unsafe.Add(ref c, (nint)r * ldc);
+            // A bias of +0 where there is none: Apply adds it too.
+            var rb = Vector512.Create(e.Bias == BiasMode.PerRow ? e.BiasValues![e.BiasOffset + row0 + r] : 0f);
+            Clamp256.Apply(Vector512.LoadUnsafe(ref row) + (perColumn ? b0 : rb), lo, hi, mode).StoreUnsafe(ref row);
+            if (width > NR)
+                Clamp256.Apply(Vector512.LoadUnsafe(ref row, NR) + (perColumn ? b1 : rb), lo, hi, mode).StoreUnsafe(ref row, NR);
+        }
     }
 
     /// <summary>
