@@ -595,8 +595,12 @@ public static partial class Sgemm
             }
         }
         if (applyEpilogue)
-            for (int r = 0; r < mr; r++)
-                epilogue.Apply(c.Slice(cIndex + r * ldc, nr), row0 + ir + r, col0 + jr);
+        {
+            if (nr == NR) TileEpilogue(ref c[cIndex], ldc, mr, NR, in epilogue, row0 + ir, col0 + jr);
+            else
+                for (int r = 0; r < mr; r++)
+                    epilogue.Apply(c.Slice(cIndex + r * ldc, nr), row0 + ir + r, col0 + jr);
+        }
     }
 
     /// <summary>
@@ -637,26 +641,43 @@ public static partial class Sgemm
         }
         else if (wide) Kernel12x32Avx512(kc, ref a, ref a6, rowStride, kStep, ref bp, NR * kc, ref cc, ldc, accumulate);
         else Kernel12x16Avx512(kc, ref a, ref a6, rowStride, kStep, ref bp, ref cc, ldc, accumulate);
-        if (applyEpilogue) TileEpilogue(ref cc, ldc, width, in epilogue, row0 + ir, col0 + jr);
+        if (applyEpilogue) TileEpilogue(ref cc, ldc, 2 * MR, width, in epilogue, row0 + ir, col0 + jr);
     }
 
     /// <summary>
-    /// <see cref="GemmEpilogue.Apply"/> on the 12 rows of a 16- or 32-column tile just stored, in zmm: each value plus its
-    /// bias, then the clamp (the same operations, so the same bits). Row by row through Apply, its per-call setup cost a
-    /// third of the product's time on short depths (a 1x1 layer's 64 input channels).
+    /// <see cref="GemmEpilogue.Apply"/> on <paramref name="rows"/> rows of a tile just stored, <paramref name="width"/> (16 or
+    /// 32) columns, once for the tile, in zmm (ymm without AVX-512): each value plus its bias, then the clamp (the same
+    /// operations, so the same bits). Row by row through Apply, its per-call setup cost a third of the product's time on
+    /// short depths (a 1x1 layer's 64 input channels).
     /// </summary>
-    private static void TileEpilogue(ref float c, int ldc, int width, in GemmEpilogue e, int row0, int col0)
+    private static void TileEpilogue(ref float c, int ldc, int rows, int width, in GemmEpilogue e, int row0, int col0)
     {
-        var lo = Vector512.Create(e.Low);
-        var hi = Vector512.Create(e.High);
         var mode = Clamp256.ModeOf(e.Low, e.High);
         bool perColumn = e.Bias == BiasMode.PerColumn;
+        if (!Engine.UseAvx512)
+        {
+            var lo8 = Vector256.Create(e.Low);
+            var hi8 = Vector256.Create(e.High);
+            for (int r = 0; r < rows; r++)
+            {
+                ref float row = ref Unsafe.Add(ref c, (nint)r * ldc);
+                // A bias of +0 where there is none: Apply adds it too.
+                var rb = Vector256.Create(e.Bias == BiasMode.PerRow ? e.BiasValues![e.BiasOffset + row0 + r] : 0f);
+                for (int j = 0; j < width; j += 8)
+                {
+                    var b = perColumn ? Vector256.Create(new ReadOnlySpan<float>(e.BiasValues, e.BiasOffset + col0 + j, 8)) : rb;
+                    Clamp256.Apply(Vector256.LoadUnsafe(ref row, (nuint)j) + b, lo8, hi8, mode).StoreUnsafe(ref row, (nuint)j);
+                }
+            }
+            return;
+        }
+        var lo = Vector512.Create(e.Low);
+        var hi = Vector512.Create(e.High);
         var b0 = perColumn ? Vector512.Create(new ReadOnlySpan<float>(e.BiasValues, e.BiasOffset + col0, 16)) : default;
         var b1 = perColumn && width > NR ? Vector512.Create(new ReadOnlySpan<float>(e.BiasValues, e.BiasOffset + col0 + NR, 16)) : default;
-        for (int r = 0; r < 2 * MR; r++)
+        for (int r = 0; r < rows; r++)
         {
             ref float row = ref Unsafe.Add(ref c, (nint)r * ldc);
-            // A bias of +0 where there is none: Apply adds it too.
             var rb = Vector512.Create(e.Bias == BiasMode.PerRow ? e.BiasValues![e.BiasOffset + row0 + r] : 0f);
             Clamp256.Apply(Vector512.LoadUnsafe(ref row) + (perColumn ? b0 : rb), lo, hi, mode).StoreUnsafe(ref row);
             if (width > NR)
