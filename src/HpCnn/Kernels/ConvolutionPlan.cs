@@ -55,7 +55,13 @@ public sealed class ConvolutionPlan
     /// training plan (its capacity / 16, the same on every rank), so training at batch 64 takes F(4x4) on 8 x 8 too. The
     /// direct small-channel kernel for
     /// at most 4 input channels at stride 1 (the blocked kernel has too few terms per result to hide its epilogue); the
-    /// blocked direct convolution for everything else.</item>
+    /// blocked direct convolution for everything else. In training, where AVX-512 runs and a call gets 2+ images, a 1x1,
+    /// stride-1, unpadded layer that widens 64+ channels on planes of 256+ pixels forwards by the in-place GEMM (the
+    /// image's planes as they lie, no tiles, no transposes): the bottleneck network's 64->256 layers on 16 x 16 took
+    /// 4.8-5.0 ms a batch of 64 against 5.9-6.8 blocked (1 thread, alternated). The narrowing 256->64 layers did not gain,
+    /// nor did the widening ones without AVX-512; inference keeps the blocked forward, which chains into the next 1x1
+    /// layer (Fusion rule 7) and takes the mean epilogue (rule 6); and one image a call keeps it too, since the blocked
+    /// kernel splits an image's rows over the threads where the GEMM has one tile.</item>
     /// <item>Input gradient (its results are the input channels): Winograd on the same condition; with fewer than 8 input
     /// channels, the implicit GEMM at stride 1 or im2col otherwise (16-channel blocks would be mostly padding); a 1x1,
     /// stride-1, unpadded layer with 64+ channels each way and planes of 256+ pixels, im2col (there one GEMM per image
@@ -69,7 +75,8 @@ public sealed class ConvolutionPlan
     /// </list>
     /// A fixed rule, not a timing at run time: the same machine gives the same bits on every run.
     /// </summary>
-    public static (Conv2dAlgorithm Forward, Conv2dAlgorithm Data, Conv2dAlgorithm Weights) Choose(in Conv2dShape s, int imagesPerCall = 1)
+    public static (Conv2dAlgorithm Forward, Conv2dAlgorithm Data, Conv2dAlgorithm Weights) Choose(in Conv2dShape s, int imagesPerCall = 1,
+        bool training = false)
     {
         if (!Engine.UseAvx2)
         {
@@ -88,12 +95,14 @@ public sealed class ConvolutionPlan
         // The forward also with fewer tiles once 128+ input channels make the GEMMs outweigh the transforms (Sgemm.FewColumns
         // runs a call's few tile columns).
         var forwardWino = exact && (manyTiles || s.InC >= 128) ? Conv2dAlgorithm.Winograd4x4 : Conv2dAlgorithm.Winograd2x2;
+        bool pointwiseWide = Conv2dPlan.IsPointwise(s) && s.InC >= 64 && s.OutC >= 64 && s.OutPlane >= 256;
         var forward = winograd ? forwardWino
             : strideOne && s.InC <= 4 && s.KW <= 7 ? Conv2dAlgorithm.DirectSmall
+            : training && Engine.UseAvx512 && imagesPerCall > 1 && pointwiseWide && s.OutC > s.InC ? Conv2dAlgorithm.Im2colTiled
             : Conv2dAlgorithm.Blocked;
         var data = winograd ? wino
             : s.InC < 8 ? (strideOne ? Conv2dAlgorithm.ImplicitPadded : Conv2dAlgorithm.Im2colTiled)
-            : Conv2dPlan.IsPointwise(s) && s.InC >= 64 && s.OutC >= 64 && s.OutPlane >= 256 ? Conv2dAlgorithm.Im2colTiled
+            : pointwiseWide ? Conv2dAlgorithm.Im2colTiled
             : Conv2dAlgorithm.Blocked;
         var weights = strideOne && s.OutC < 16 ? Conv2dAlgorithm.ImplicitPadded : Conv2dAlgorithm.Blocked;
         return (forward, data, weights);

@@ -164,7 +164,7 @@ public sealed class Conv2D : Layer
     /// </summary>
     private ConvolutionPlan PlanFor(int capacity, bool training)
     {
-        var chosen = ConvolutionPlan.Choose(Shape, training ? Math.Max(1, capacity / GradientChunks.Count) : 1);
+        var chosen = ConvolutionPlan.Choose(Shape, training ? Math.Max(1, capacity / GradientChunks.Count) : 1, training);
         if (chosen == _conv!.Algorithms) return _conv;
         return _convLargeBatch ??= new ConvolutionPlan(Shape, chosen);
     }

@@ -55,6 +55,23 @@ public class ConvolutionPlanRuleTests
         Assert.That(ConvolutionPlan.Choose(S(channels, h, channels, 3, 1, 1), imagesPerCall), Is.EqualTo((W(forwardF4), W(dataF4), Conv2dAlgorithm.Blocked)));
     }
 
+    /// <summary>In training with AVX-512 and 2+ images a call, a widening 1x1 layer forwards by the in-place GEMM; nothing else changes.</summary>
+    [TestCase(64, 16, 256, 4, true, true)]    // the bottleneck network's 64 -> 256 at batch 64
+    [TestCase(64, 16, 256, 4, false, false)]  // inference: blocked (chains, mean epilogue)
+    [TestCase(64, 16, 256, 1, true, false)]   // one image a call: blocked (splits rows over threads)
+    [TestCase(256, 16, 64, 4, true, false)]   // narrowing: blocked
+    [TestCase(64, 8, 256, 4, true, false)]    // 8 x 8 planes: blocked
+    [TestCase(32, 16, 256, 4, true, false)]   // from 32 channels: blocked
+    public void AWideningPointwiseLayerTrainsByTheInPlaceGemm(int inC, int h, int outC, int imagesPerCall, bool training, bool gemm)
+    {
+        if (!Engine.UseAvx2) Assert.Ignore("without AVX2 every pass keeps the GEMM-based algorithm of Conv2dPlan.Choose");
+        var s = S(inC, h, outC, 1, 1, 0);
+        var expected = gemm && Engine.UseAvx512 ? Conv2dAlgorithm.Im2colTiled : Conv2dAlgorithm.Blocked;
+        Assert.That(ConvolutionPlan.Choose(s, imagesPerCall, training).Forward, Is.EqualTo(expected));
+        Assert.That(ConvolutionPlan.Choose(s, imagesPerCall, training) with { Forward = Conv2dAlgorithm.Blocked },
+            Is.EqualTo(ConvolutionPlan.Choose(s) with { Forward = Conv2dAlgorithm.Blocked }), "the other passes as in inference");
+    }
+
     [TestCaseSource(nameof(Cases))]
     public void EachPassGetsTheRulesAlgorithm(Conv2dShape shape, Conv2dAlgorithm forward, Conv2dAlgorithm data, Conv2dAlgorithm weights)
     {
