@@ -136,15 +136,10 @@ public static partial class Conv2dKernels
             for (; i < m; i++)
             {
                 int j = 0;
+                // A 3x3 kernel's nine taps (three rows of three consecutive offsets) in one zmm pass.
                 if (Engine.UseAvx512)
-                    for (; j + 9 <= n; j += 9)
-                    {
-                        bool rowsOfThree = offsets[j + 6] + (long)len + 16 <= src.Length;
-                        for (int r = 0; r < 9; r += 3)
-                            rowsOfThree &= offsets[j + r + 1] == offsets[j + r] + 1 && offsets[j + r + 2] == offsets[j + r] + 2;
-                        ShiftedDot1x9Avx512(len, ref Unsafe.Add(ref ar, i * lda), ref sr, ref Unsafe.Add(ref off, j), ref Unsafe.Add(ref dr, i * lddw + j),
-                            accumulate, rowsOfThree);
-                    }
+                    for (; j + 9 <= n && RowsOfThree(offsets.Slice(j, 9)) && offsets[j + 6] + (long)len + 16 <= src.Length; j += 9)
+                        ShiftedDot1x9Avx512(len, ref Unsafe.Add(ref ar, i * lda), ref sr, ref Unsafe.Add(ref off, j), ref Unsafe.Add(ref dr, i * lddw + j), accumulate);
                 for (; j + 3 <= n; j += 3)
                     ShiftedDot1x3Avx2(len, ref Unsafe.Add(ref ar, i * lda), ref sr, ref Unsafe.Add(ref off, j), ref Unsafe.Add(ref dr, i * lddw + j), accumulate);
                 for (; j < n; j++)
@@ -166,4 +161,8 @@ public static partial class Conv2dKernels
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store(ref float d, float v, bool accumulate) => d = accumulate ? d + v : v;
+
+    /// <summary>Nine offsets in three runs of three consecutive values.</summary>
+    private static bool RowsOfThree(ReadOnlySpan<int> o) =>
+        o[1] == o[0] + 1 && o[2] == o[0] + 2 && o[4] == o[3] + 1 && o[5] == o[3] + 2 && o[7] == o[6] + 1 && o[8] == o[6] + 2;
 }
