@@ -312,8 +312,9 @@ public static partial class Conv2dKernels
     /// <see cref="DirectRowsOneAvx2"/> in zmm (two 16-column blocks) for one input plane and a 3x3 kernel (the seed
     /// tutorial's layer): each input row is loaded once per block and shifted in registers (valignd) for the kernel's
     /// three columns, where loading every tap's values (across cache lines) bound a plain zmm loop: 542 -> 311 ns for
-    /// the loads, 239 with the shifts (28 x 28, one image). Input row i feeds output rows i - 2 .. i with
-    /// kernel row i - r, so each output still takes the bias, then the taps in order: the same chains, the same bits.
+    /// the loads, 239 with the shifts (28 x 28, one image). Input row i feeds output rows r = i - 2 .. i, output row r
+    /// with kernel row i - r, so each output still takes the bias, then the taps in order: the same chains, the same
+    /// bits. Reads up to 14 floats past the band's last input row (DirectForward's 16 floats of slack).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void DirectRowsOne3x3Avx512(float* band, float* w, nint wp, int rows, int xa, int xb,

@@ -138,7 +138,8 @@ public static partial class Conv2dKernels
                 int j = 0;
                 // A 3x3 kernel's nine taps (three rows of three consecutive offsets) in one zmm pass.
                 if (Engine.UseAvx512)
-                    for (; j + 9 <= n && RowsOfThree(offsets.Slice(j, 9)) && offsets[j + 6] + (long)len + 16 <= src.Length; j += 9)
+                    for (; j + 9 <= n && RowsOfThree(offsets.Slice(j, 9))
+                           && Math.Max(offsets[j], Math.Max(offsets[j + 3], offsets[j + 6])) + (long)len + 16 <= src.Length; j += 9)
                         ShiftedDot1x9Avx512(len, ref Unsafe.Add(ref ar, i * lda), ref sr, ref Unsafe.Add(ref off, j), ref Unsafe.Add(ref dr, i * lddw + j), accumulate);
                 for (; j + 3 <= n; j += 3)
                     ShiftedDot1x3Avx2(len, ref Unsafe.Add(ref ar, i * lda), ref sr, ref Unsafe.Add(ref off, j), ref Unsafe.Add(ref dr, i * lddw + j), accumulate);

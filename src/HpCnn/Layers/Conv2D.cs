@@ -115,11 +115,14 @@ public sealed class Conv2D : Layer
 
     internal override bool CanFuseClamp => true;
 
-    // The three below answer for the shape's plan; a large training batch's plan differs from it only in the Winograd tile
-    // size (ConvolutionPlan.Choose), where the answers are the same.
+    // The two after CanPoolInEpilogue answer for the shape's (inference) plan: the fusions that ask them (rules 6 and 7)
+    // are inference's.
 
-    /// <summary>True when this layer's forward can end with a 2x2 max-pool in registers (see <see cref="Conv2dPlan.CanPool2x2"/>).</summary>
-    internal bool CanPoolInEpilogue => _conv!.Forward.CanPool2x2;
+    /// <summary>
+    /// True when <paramref name="run"/>'s forward can end with a 2x2 max-pool in registers (see <see cref="Conv2dPlan.CanPool2x2"/>):
+    /// its own plan's, since a training plan may forward by another algorithm (ConvolutionPlan.Choose).
+    /// </summary>
+    internal bool CanPoolInEpilogue(LayerRun run) => Plan(run).Forward.CanPool2x2;
 
     /// <summary>True when this layer's forward can end with each channel's mean over the plane (see <see cref="Conv2dPlan.CanMeanInEpilogue"/>).</summary>
     internal bool CanMeanInEpilogue => _conv!.Forward.CanMeanInEpilogue;

@@ -125,7 +125,7 @@ internal static class Fusion
         // 3. Convolution -> fused ReLU -> 2x2 max-pool the convolution can pool in registers: the forward writes the pooled
         //    values and arg-max; the full-resolution output is never stored.
         for (int i = 0; i + 2 < n; i++)
-            if (L(i) is Conv2D conv && conv.CanPoolInEpilogue && runs[i + 1].ForwardBy == runs[i]
+            if (L(i) is Conv2D conv && conv.CanPoolInEpilogue(runs[i]) && runs[i + 1].ForwardBy == runs[i]
                 && L(i + 2) is MaxPool2D maxPool && maxPool.Shape.IsTwoByTwo)
                 TakePool(runs, i, forward: true, backward: false);
 

@@ -183,14 +183,15 @@ public class FusedBackwardTests
     /// chunk by chunk into scratch (through its fused ReLU's mask and pool's gradient, rule 5); its own backward takes
     /// only the sums. The gradients must be the unfused plan's bit for bit.
     /// </summary>
-    [TestCase("relu-max", null, 19, true)]   // batch norm -> ReLU -> 2x2 max-pool, several chunks
-    [TestCase("relu-max", 6f, 3, false)]     // a capped ReLU, the first layer's weight gradient only
-    [TestCase("none", null, 5, true)]        // batch norm straight into the dense layer
-    [TestCase("relu-conv", null, 1, true)]   // batch norm -> ReLU -> convolution, one image
-    [TestCase("relu-conv", 1f, 17, true)]    // a cap most values reach, two convolutions' batch norms
-    public void ABatchNormsInputGradientIsFormedInTheConvolutionsBackward(string after, float? cap, int batch, bool inputGradient)
+    [TestCase("relu-max", null, 19, true, 12)]   // batch norm -> ReLU -> 2x2 max-pool, several chunks
+    [TestCase("relu-max", null, 5, true, 16)]    // pooled rows of 8: the pool's vectorised backward
+    [TestCase("relu-max", 6f, 3, false, 12)]     // a capped ReLU, the first layer's weight gradient only
+    [TestCase("none", null, 5, true, 12)]        // batch norm straight into the dense layer
+    [TestCase("relu-conv", null, 1, true, 12)]   // batch norm -> ReLU -> convolution, one image
+    [TestCase("relu-conv", 1f, 17, true, 12)]    // a cap most values reach, two convolutions' batch norms
+    public void ABatchNormsInputGradientIsFormedInTheConvolutionsBackward(string after, float? cap, int batch, bool inputGradient, int w)
     {
-        const int h = 10, w = 12;
+        const int h = 10;
         var model = new Sequential(new Shape3(3, h, w), seed: 5).Add(new Conv2D(20, 3, padding: Padding.Same, bias: false)).Add(new BatchNorm2D());
         if (after != "none") model.Add(new ReLU(cap));
         if (after == "relu-max") model.Add(new MaxPool2D(2));
@@ -216,6 +217,42 @@ public class FusedBackwardTests
             Assert.That(fp[i], Is.EqualTo(pp[i]), $"parameter gradient {i}");
             Assert.That(pp[i].Any(v => v != 0), $"parameter gradient {i} must not be all zero");
         }
+    }
+
+    /// <summary>
+    /// A widening 1x1 layer that trains by the in-place GEMM (ConvolutionPlan.Choose, with AVX-512) cannot pool in its
+    /// epilogue: rule 3 asks the run's own plan, and the step runs with the pool's own forward. Without an input gradient
+    /// (rule 10) the gradients are the unfused plan's bit for bit; with one, rule 4's sparse backward sums in another
+    /// order, so within the sums' rounding. (The step threw when rule 3 asked the inference plan, which pools.)
+    /// </summary>
+    [TestCase(false)]
+    [TestCase(true)]
+    public void AWideningPointwiseLayerBeforeAPoolTrains(bool inputGradient)
+    {
+        const int batch = 32;
+        var model = new Sequential(new Shape3(64, 16, 16), seed: 6).Add(new Conv2D(128, 1)).Add(new ReLU()).Add(new MaxPool2D(2))
+            .Add(new Flatten()).Add(new Dense(3));
+        var rng = new Random(3);
+        var x = new float[batch * 64 * 16 * 16];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+        var r = new float[batch * 3];
+        for (int i = 0; i < r.Length; i++) r[i] = (float)(rng.NextDouble() * 2 - 1);
+        bool gemm = false;
+        var (fx, fp) = TrainingStep(model, batch, x, r, true, inputGradient, plan =>
+        {
+            gemm = ((Conv2D)model.Layers[0]).AlgorithmsOf(plan.Runs[0]).Forward == Conv2dAlgorithm.Im2colTiled;
+            if (gemm) Assert.That(plan.Runs[0].Epilogue.Pool, Is.Null, "the GEMM forward does not pool");
+        });
+        var (px, pp) = TrainingStep(model, batch, x, r, false, inputGradient, _ => { });
+        Assert.That(gemm, Is.EqualTo(Engine.UseAvx512), "the training forward is the in-place GEMM where AVX-512 runs");
+        Assert.That(pp[0].Any(v => v != 0), "the convolution's weight gradient must not be all zero");
+        if (inputGradient)
+        {
+            AssertClose(fx, px, "input gradient");
+            for (int i = 0; i < pp.Length; i++) AssertClose(fp[i], pp[i], $"parameter gradient {i}");
+            return;
+        }
+        for (int i = 0; i < pp.Length; i++) Assert.That(fp[i], Is.EqualTo(pp[i]), $"parameter gradient {i}");
     }
 
     /// <summary>Rule 11 keeps a chunk's output gradient in scratch only where it fits (2 MiB), as rule 10 does.</summary>
