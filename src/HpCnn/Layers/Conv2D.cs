@@ -211,10 +211,12 @@ public sealed class Conv2D : Layer
 
     /// <summary>
     /// Floats of a gradient chunk's output gradient (Fusion rules 10 and 11 keep it at the start of the worker's scratch; 0 where
-    /// the rule does not apply): the most images a chunk can hold, <see cref="GradientChunks.MaxImages"/>.
+    /// the rule does not apply).
     /// </summary>
-    private long ChunkGradientFloats(LayerRun run) =>
-        !run.Epilogue.ChunkGradient ? 0 : (long)GradientChunks.MaxImages(run.Capacity, run.Layout.Ranks) * OutputShape.Size;
+    private long ChunkGradientFloats(LayerRun run) => !run.Epilogue.ChunkGradient ? 0 : LargestChunkGradient(run);
+
+    /// <summary>Floats of the output gradient of <paramref name="run"/>'s largest gradient chunk (<see cref="GradientChunks.MaxImages"/> images).</summary>
+    internal long LargestChunkGradient(LayerRun run) => (long)GradientChunks.MaxImages(run.Capacity, run.Layout.Ranks) * OutputShape.Size;
 
     /// <summary>
     /// Scratch of the pooled-gradient backward of one image: input work area (channels-last input, or padded planes and

@@ -1,4 +1,3 @@
-using HpCnn.Distributed;
 using HpCnn.Layers;
 
 namespace HpCnn.Training;
@@ -225,7 +224,7 @@ internal static class Fusion
                 if (L(i) is not Conv2D conv || !runs[i].RunBackward || runs[i].Epilogue.PooledGradient is not null) continue;
                 int j = PastFusedRelu(i);
                 if (j < n && L(j) is Pool2D && runs[j].BackwardBy is null && runs[j].RunBackward
-                    && (long)GradientChunks.MaxImages(runs[i].Capacity, runs[i].Layout.Ranks) * conv.OutputShape.Size <= ChunkGradientFloats)
+                    && conv.LargestChunkGradient(runs[i]) <= ChunkGradientFloats)
                 {
                     runs[i].Epilogue.PoolBackward = runs[j];
                     runs[j].BackwardBy = runs[i];
@@ -242,7 +241,7 @@ internal static class Fusion
             for (int i = 0; i + 1 < n; i++)
                 if (L(i) is Conv2D conv && L(i + 1) is BatchNorm2D && runs[i].RunBackward && runs[i + 1].RunsOwnBackward
                     && runs[i].Epilogue.PooledGradient is null && runs[i].Epilogue.PoolBackward is null
-                    && (long)GradientChunks.MaxImages(runs[i].Capacity, runs[i].Layout.Ranks) * conv.OutputShape.Size <= ChunkGradientFloats)
+                    && conv.LargestChunkGradient(runs[i]) <= ChunkGradientFloats)
                 {
                     runs[i].Epilogue.NormBackward = runs[i + 1];
                     runs[i + 1].InputGradientBy = runs[i];
